@@ -1,0 +1,200 @@
+// Package api serves Dealroom's public contract over HTTP with Echo: the
+// REST routes under /api/v1, health, readiness and metrics. Handlers only
+// translate: they read the request, call room.Service, and write JSON; the
+// rules live in the domain. Errors are mapped to statuses and the
+// contract's error body in one place (errors.go).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+
+	"dealroom"
+	"dealroom/jwtauth"
+	"dealroom/room"
+)
+
+// Config is what the API needs besides the service.
+type Config struct {
+	// PublicURL is the address people use to reach the server, for invite
+	// links ("https://deals.example.com"). Empty: derived from each request.
+	PublicURL string
+	// MaxUploadBytes bounds an attachment (default 25 MiB).
+	MaxUploadBytes int64
+	// MaxBodyBytes bounds a JSON request body (default 1 MiB).
+	MaxBodyBytes int64
+	// CustomerTokenTTL is how long a token issued on invite acceptance lasts
+	// (default 30 days).
+	CustomerTokenTTL time.Duration
+	// RateLimit is the sustained requests per second allowed per user (or
+	// per address before sign-in), with bursts of RateBurst. Zero: 50/s, burst 100.
+	RateLimit float64
+	RateBurst int
+}
+
+func (c *Config) defaults() {
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = 25 << 20
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.CustomerTokenTTL <= 0 {
+		c.CustomerTokenTTL = 30 * 24 * time.Hour
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = 50
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 100
+	}
+}
+
+// Pinger is a backend whose reachability /readyz reports.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server is the HTTP face of Dealroom.
+type Server struct {
+	cfg     Config
+	svc     *room.Service
+	keys    *jwtauth.Keys
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *Metrics
+	ready   map[string]Pinger
+}
+
+// New builds the server's routes. ready names the backends /readyz checks.
+func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, metrics *Metrics, ready map[string]Pinger) *Server {
+	cfg.defaults()
+	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "err", err, "path", c.Path(), "stack", string(stack))
+			return err
+		}}))
+	e.Use(middleware.RequestID())
+	e.Use(s.observe)
+	e.Use(securityHeaders)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
+
+	v1 := e.Group("/api/v1")
+	v1.GET("/openapi.yaml", serveOpenAPI)
+	limiter := s.rateLimiter()
+	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
+
+	a := v1.Group("", s.authenticate, limiter)
+	a.GET("/me", s.me)
+	a.GET("/me/tasks", s.myTasks)
+	a.GET("/me/inbox", s.inbox)
+	a.POST("/me/inbox/:item/read", s.markRead)
+	a.GET("/templates", s.templates)
+
+	a.GET("/rooms", s.listRooms)
+	a.POST("/rooms", s.createRoom)
+	a.GET("/rooms/:room", s.getRoom)
+	a.PATCH("/rooms/:room", s.updateRoom)
+	a.GET("/rooms/:room/events", s.events)
+
+	a.GET("/rooms/:room/members", s.listMembers)
+	a.POST("/rooms/:room/members", s.addMember)
+	a.PATCH("/rooms/:room/members/:user", s.updateMember)
+	a.DELETE("/rooms/:room/members/:user", s.removeMember)
+
+	a.GET("/rooms/:room/tasks", s.listTasks)
+	a.POST("/rooms/:room/tasks", s.createTask)
+	a.GET("/rooms/:room/tasks/:task", s.getTask)
+	a.PATCH("/rooms/:room/tasks/:task", s.updateTask)
+	a.DELETE("/rooms/:room/tasks/:task", s.deleteTask)
+
+	a.GET("/rooms/:room/messages", s.listMessages)
+	a.POST("/rooms/:room/messages", s.postMessage)
+	a.GET("/rooms/:room/messages/:msg", s.getMessage)
+	a.PATCH("/rooms/:room/messages/:msg", s.editMessage)
+	a.DELETE("/rooms/:room/messages/:msg", s.deleteMessage)
+
+	a.GET("/rooms/:room/attachments", s.listAttachments)
+	a.POST("/rooms/:room/attachments", s.upload)
+	a.GET("/rooms/:room/attachments/:id", s.download)
+
+	a.GET("/rooms/:room/invites", s.listInvites)
+	a.POST("/rooms/:room/invites", s.createInvite)
+	a.DELETE("/rooms/:room/invites/:id", s.revokeInvite)
+
+	v1.Any("/*", func(c echo.Context) error {
+		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", c.Request().Method, c.Request().URL.Path)
+	})
+	return s
+}
+
+// Echo returns the router, so that more routes (the websocket, the web
+// page) can be added beside the API.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// ServeHTTP lets the server be used as an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	status, code := map[string]string{}, http.StatusOK
+	for name, p := range s.ready {
+		if err := p.Ping(ctx); err != nil {
+			status[name] = "unavailable"
+			code = http.StatusServiceUnavailable
+			s.log.Warn("readiness check failed", "backend", name, "err", err)
+		} else {
+			status[name] = "ok"
+		}
+	}
+	return c.JSON(code, status)
+}
+
+// rateLimiter limits requests per user, or per address for requests that
+// carry no identity yet.
+func (s *Server) rateLimiter() echo.MiddlewareFunc {
+	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(s.cfg.RateLimit), Burst: s.cfg.RateBurst, ExpiresIn: 3 * time.Minute})
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: store,
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			if a, ok := c.Get(actorKey).(dealroom.Actor); ok {
+				return "user:" + a.ID, nil
+			}
+			return "addr:" + c.RealIP(), nil
+		},
+		DenyHandler: func(c echo.Context, id string, err error) error {
+			c.Response().Header().Set("Retry-After", "1")
+			return dealroom.Errorf(dealroom.ERATELIMITED, "too many requests; slow down and retry in a moment")
+		},
+	})
+}
+
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		// Invite codes travel in URLs: never leak them to other sites.
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		return next(c)
+	}
+}

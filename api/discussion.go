@@ -1,0 +1,331 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"dealroom"
+	"dealroom/room"
+)
+
+func (s *Server) listMessages(c echo.Context) error {
+	f := room.MessageFilter{Room: c.Param("room"), ParentID: c.QueryParam("parent_id"), TaskID: c.QueryParam("task_id")}
+	var err error
+	if f.Limit, err = limitParam(c, 100, 500); err != nil {
+		return err
+	}
+	if f.After, err = decodeCursor(c); err != nil {
+		return err
+	}
+	msgs, err := s.svc.Messages(c.Request().Context(), actor(c), f)
+	if err != nil {
+		return err
+	}
+	out := list[room.Message]{Items: msgs}
+	if msgs == nil {
+		out.Items = []room.Message{}
+	}
+	if len(msgs) == f.Limit {
+		out.NextCursor = encodeCursor(msgs[len(msgs)-1].ID)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getMessage(c echo.Context) error {
+	m, err := s.svc.Message(c.Request().Context(), actor(c), c.Param("room"), c.Param("msg"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) postMessage(c echo.Context) error {
+	var d room.MessageDraft
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &d); err != nil {
+		return err
+	}
+	m, err := s.svc.PostMessage(c.Request().Context(), actor(c), c.Param("room"), d, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, m)
+}
+
+func (s *Server) editMessage(c echo.Context) error {
+	var e room.MessageEdit
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &e); err != nil {
+		return err
+	}
+	m, err := s.svc.EditMessage(c.Request().Context(), actor(c), c.Param("room"), c.Param("msg"), e, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) deleteMessage(c echo.Context) error {
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.DeleteMessage(c.Request().Context(), actor(c), c.Param("room"), c.Param("msg"), key); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) listAttachments(c echo.Context) error {
+	as, err := s.svc.Attachments(c.Request().Context(), actor(c), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(c, as, func(a room.Attachment) string { return a.ID }, 200, 1000)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// upload streams a multipart upload (field "file", optional fields
+// "visibility" and "task_id", also accepted as query parameters) into the
+// blob store, then records the attachment. Permission is checked first, so
+// that nobody can fill the disk of a room they cannot write to.
+func (s *Server) upload(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, roomID := actor(c), c.Param("room")
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.CanWrite(ctx, a, roomID); err != nil {
+		return err
+	}
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxUploadBytes+64<<10 {
+		return dealroom.Errorf(dealroom.ETOOLARGE, "the file is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxUploadBytes+64<<10)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return dealroom.Errorf(dealroom.EBADREQUEST, "send the file as multipart/form-data in a field named \"file\"")
+	}
+	up := room.Upload{Visibility: dealroom.Visibility(c.QueryParam("visibility")), TaskID: c.QueryParam("task_id")}
+	var got bool
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return uploadError(err)
+		}
+		switch part.FormName() {
+		case "file":
+			if got {
+				return dealroom.Errorf(dealroom.EBADREQUEST, "send one file per upload")
+			}
+			got = true
+			up.Name = part.FileName()
+			br := bufio.NewReaderSize(part, 512)
+			up.ContentType = contentType(part.Header.Get("Content-Type"), br)
+			if up.Blob, err = s.svc.Blobs.Put(ctx, br, s.cfg.MaxUploadBytes); err != nil {
+				return uploadError(err)
+			}
+		case "visibility", "task_id":
+			v, err := io.ReadAll(io.LimitReader(part, 200))
+			if err != nil {
+				return uploadError(err)
+			}
+			if part.FormName() == "visibility" {
+				up.Visibility = dealroom.Visibility(strings.TrimSpace(string(v)))
+			} else {
+				up.TaskID = strings.TrimSpace(string(v))
+			}
+		default:
+			return dealroom.Invalid(part.FormName(), "unknown form field %q", dealroom.Clip(part.FormName()))
+		}
+		part.Close()
+	}
+	if !got {
+		return dealroom.Invalid("file", "the upload has no field named \"file\"")
+	}
+	at, err := s.svc.AddAttachment(ctx, a, roomID, up, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, at)
+}
+
+func uploadError(err error) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case dealroom.ErrorCode(err) != dealroom.EINTERNAL:
+		return err
+	case errors.As(err, &mbe):
+		return dealroom.Errorf(dealroom.ETOOLARGE, "the upload is larger than the limit")
+	}
+	return dealroom.Errorf(dealroom.EBADREQUEST, "the upload could not be read as multipart/form-data")
+}
+
+// contentType trusts a declared media type unless it is missing or
+// generic, and then sniffs the first bytes.
+func contentType(declared string, br *bufio.Reader) string {
+	if mt, _, err := mime.ParseMediaType(declared); err == nil && mt != "application/octet-stream" {
+		return declared
+	}
+	head, _ := br.Peek(512)
+	return http.DetectContentType(head)
+}
+
+// download serves an attachment so that it can never run in our origin: as
+// a download, with the declared type not sniffed, in a sandbox.
+func (s *Server) download(c echo.Context) error {
+	at, rc, err := s.svc.OpenAttachment(c.Request().Context(), actor(c), c.Param("room"), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := c.Response().Header()
+	h.Set("Content-Type", at.ContentType)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": at.Name}))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("ETag", `"`+at.SHA256+`"`)
+	http.ServeContent(c.Response(), c.Request(), "", at.CreatedAt, rc)
+	return nil
+}
+
+func (s *Server) listInvites(c echo.Context) error {
+	invs, err := s.svc.Invites(c.Request().Context(), actor(c), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	type shown struct {
+		room.Invite
+		Status string `json:"status"`
+	}
+	out := make([]shown, len(invs))
+	for i, inv := range invs {
+		out[i] = shown{inv, inv.Status(now)}
+	}
+	page, err := pageOf(c, out, func(i shown) string { return i.ID }, 200, 1000)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) createInvite(c echo.Context) error {
+	var d room.InviteDraft
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &d); err != nil {
+		return err
+	}
+	inv, err := s.svc.CreateInvite(c.Request().Context(), actor(c), c.Param("room"), d, key)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"id": inv.ID, "room_id": inv.RoomID, "email": inv.Email, "access": inv.Access,
+		"expires_at": inv.ExpiresAt, "created_at": inv.CreatedAt, "created_by": inv.CreatedBy}
+	if inv.Code != "" {
+		out["code"] = inv.Code
+		out["url"] = s.publicURL(c) + "/invite/" + inv.Code
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) revokeInvite(c echo.Context) error {
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.RevokeInvite(c.Request().Context(), actor(c), c.Param("room"), c.Param("id"), key); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// acceptInvite needs no token: the code is the credential. It answers with
+// a customer token for the invited person.
+func (s *Server) acceptInvite(c echo.Context) error {
+	var acc room.Acceptance
+	if err := s.bind(c, &acc); err != nil {
+		return err
+	}
+	r, m, err := s.svc.AcceptInvite(c.Request().Context(), c.Param("code"), acc)
+	if err != nil {
+		return err
+	}
+	email := strings.TrimSpace(acc.Email)
+	token, err := s.keys.Issue(dealroom.Actor{ID: m.UserID, Name: m.Name, Email: email, Kind: dealroom.Customer}, s.cfg.CustomerTokenTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"token": token, "room": r.ForCustomer(), "member": m,
+		"expires_at": time.Now().Add(s.cfg.CustomerTokenTTL).UTC().Truncate(time.Second)})
+}
+
+// publicURL is the configured public address, or the one this request
+// came to.
+func (s *Server) publicURL(c echo.Context) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+func (s *Server) inbox(c echo.Context) error {
+	limit, err := limitParam(c, 50, 200)
+	if err != nil {
+		return err
+	}
+	before, err := decodeCursor(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.svc.Inbox(c.Request().Context(), actor(c), before, limit)
+	if err != nil {
+		return err
+	}
+	out := list[room.InboxItem]{Items: items, NextCursor: encodeCursor(next)}
+	if items == nil {
+		out.Items = []room.InboxItem{}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) markRead(c echo.Context) error {
+	if err := s.svc.MarkRead(c.Request().Context(), actor(c), c.Param("item")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

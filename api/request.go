@@ -1,0 +1,218 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"dealroom"
+)
+
+const actorKey = "dealroom.actor"
+
+// authenticate reads the bearer token and puts the actor in the context.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, ok := bearer(c.Request())
+		if !ok {
+			return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
+		}
+		a, err := s.keys.Verify(token)
+		if err != nil {
+			return err
+		}
+		c.Set(actorKey, a)
+		return next(c)
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
+}
+
+func actor(c echo.Context) dealroom.Actor {
+	a, _ := c.Get(actorKey).(dealroom.Actor)
+	return a
+}
+
+// idemKey returns the request's Idempotency-Key, checked.
+func idemKey(c echo.Context) (string, error) {
+	k := c.Request().Header.Get("Idempotency-Key")
+	if len(k) > 200 {
+		return "", dealroom.Errorf(dealroom.EBADREQUEST, "Idempotency-Key must have at most 200 characters")
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return "", dealroom.Errorf(dealroom.EBADREQUEST, "Idempotency-Key must be printable ASCII without spaces")
+		}
+	}
+	return k, nil
+}
+
+// bind reads a JSON object into v strictly: unknown fields, wrong types,
+// trailing data and oversized bodies are refused with a clear message.
+func (s *Server) bind(c echo.Context, v any) error {
+	r := c.Request()
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "the body must be JSON (Content-Type: application/json)")
+		}
+	}
+	body := http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes)
+	return decodeJSON(body, v)
+}
+
+// decodeJSON is the strict decoder behind bind, also used for websocket
+// command data.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err)
+		}
+		return dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError explains a decoding failure.
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+		de  *dealroom.Error
+	)
+	switch {
+	case errors.As(err, &de):
+		return de
+	case errors.As(err, &mbe):
+		return dealroom.Errorf(dealroom.ETOOLARGE, "the request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return dealroom.Errorf(dealroom.EBADREQUEST, "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return dealroom.Errorf(dealroom.EBADREQUEST, "malformed JSON: the body ends too early")
+	case errors.As(err, &syn):
+		return dealroom.Errorf(dealroom.EBADREQUEST, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "the body must be a JSON object")
+		}
+		return dealroom.Invalid(typ.Field, "%s must be %s, not a JSON %s", typ.Field, kindOf(typ.Type.String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return dealroom.Invalid(name, "unknown field %q", name)
+	}
+	return dealroom.Errorf(dealroom.EBADREQUEST, "the body could not be read as JSON")
+}
+
+// kindOf names a Go type the way a JSON user thinks of it.
+func kindOf(t string) string {
+	switch {
+	case t == "string" || strings.HasSuffix(t, "Status") || strings.HasSuffix(t, "Visibility") ||
+		strings.HasSuffix(t, "Stage") || strings.HasSuffix(t, "Window") || strings.HasSuffix(t, "Access") ||
+		strings.HasSuffix(t, "Kind") || strings.HasSuffix(t, "RoleInRoom"):
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "float") || strings.HasPrefix(t, "uint"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	}
+	return "a " + t
+}
+
+// limitParam reads ?limit=, def when absent.
+func limitParam(c echo.Context, def, max int) (int, error) {
+	raw := c.QueryParam("limit")
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return 0, dealroom.Invalid("limit", "limit must be a whole number of 1 or more")
+	}
+	if n > max {
+		n = max
+	}
+	return n, nil
+}
+
+// list is the contract's paginated list.
+type list[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// encodeCursor and decodeCursor keep cursors opaque to clients.
+func encodeCursor(s string) string {
+	if s == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+func decodeCursor(c echo.Context) (string, error) {
+	raw := c.QueryParam("cursor")
+	if raw == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) > 200 {
+		return "", dealroom.Invalid("cursor", "cursor is not one this server gave out")
+	}
+	return string(b), nil
+}
+
+// pageOf returns one page of an ordered in-memory list: the items after
+// the one whose id is the cursor.
+func pageOf[T any](c echo.Context, items []T, id func(T) string, def, max int) (list[T], error) {
+	limit, err := limitParam(c, def, max)
+	if err != nil {
+		return list[T]{}, err
+	}
+	after, err := decodeCursor(c)
+	if err != nil {
+		return list[T]{}, err
+	}
+	start := 0
+	if after != "" {
+		start = -1
+		for i, it := range items {
+			if id(it) == after {
+				start = i + 1
+				break
+			}
+		}
+		if start < 0 {
+			return list[T]{}, dealroom.Invalid("cursor", "the item this cursor points at is gone; list again from the start")
+		}
+	}
+	out := list[T]{Items: items[start:]}
+	if len(out.Items) > limit {
+		out.Items = out.Items[:limit]
+		out.NextCursor = encodeCursor(id(out.Items[limit-1]))
+	}
+	if out.Items == nil {
+		out.Items = []T{}
+	}
+	return out, nil
+}

@@ -1,0 +1,279 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"dealroom"
+	"dealroom/room"
+	"dealroom/task"
+)
+
+func (s *Server) me(c echo.Context) error {
+	a := actor(c)
+	return c.JSON(http.StatusOK, map[string]any{"user_id": a.ID, "name": a.Name, "email": a.Email,
+		"kind": a.Kind, "role": a.Role})
+}
+
+func (s *Server) templates(c echo.Context) error {
+	if actor(c).IsCustomer() {
+		return dealroom.Errorf(dealroom.EFORBIDDEN, "templates are for staff")
+	}
+	return c.JSON(http.StatusOK, list[room.Template]{Items: room.Templates})
+}
+
+func (s *Server) createRoom(c echo.Context) error {
+	var d room.Draft
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &d); err != nil {
+		return err
+	}
+	r, err := s.svc.CreateRoom(c.Request().Context(), actor(c), d, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, r)
+}
+
+func (s *Server) listRooms(c echo.Context) error {
+	a := actor(c)
+	f := room.RoomFilter{Stage: room.Stage(c.QueryParam("stage")), Owner: c.QueryParam("owner"),
+		CloseWindow: room.CloseWindow(c.QueryParam("close_window"))}
+	var err error
+	if f.Limit, err = limitParam(c, 50, 200); err != nil {
+		return err
+	}
+	if f.Before, err = decodeCursor(c); err != nil {
+		return err
+	}
+	want := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	rooms, err := s.svc.Rooms(c.Request().Context(), a, f)
+	if err != nil {
+		return err
+	}
+	out := list[any]{Items: []any{}}
+	for i := range rooms {
+		if i == want {
+			out.NextCursor = encodeCursor(rooms[i-1].ID)
+			break
+		}
+		if a.IsCustomer() {
+			out.Items = append(out.Items, rooms[i].ForCustomer())
+		} else {
+			out.Items = append(out.Items, &rooms[i])
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getRoom(c echo.Context) error {
+	r, p, err := s.svc.Room(c.Request().Context(), actor(c), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p.Present(r))
+}
+
+func (s *Server) updateRoom(c echo.Context) error {
+	var p room.Patch
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &p); err != nil {
+		return err
+	}
+	r, perm, err := s.svc.UpdateRoom(c.Request().Context(), actor(c), c.Param("room"), p, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, perm.Present(r))
+}
+
+func (s *Server) events(c echo.Context) error {
+	after := int64(0)
+	raw := c.QueryParam("after")
+	if raw == "" {
+		var err error
+		if raw, err = decodeCursor(c); err != nil {
+			return err
+		}
+	}
+	if raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			return dealroom.Invalid("after", "after must be a seq: a whole number, 0 or more")
+		}
+		after = n
+	}
+	limit, err := limitParam(c, 100, room.MaxEventPage)
+	if err != nil {
+		return err
+	}
+	evs, err := s.svc.Events(c.Request().Context(), actor(c), c.Param("room"), after, limit)
+	if err != nil {
+		return err
+	}
+	out := list[room.Event]{Items: evs}
+	if evs == nil {
+		out.Items = []room.Event{}
+	}
+	if len(evs) == limit {
+		out.NextCursor = encodeCursor(strconv.FormatInt(evs[len(evs)-1].Seq, 10))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) listMembers(c echo.Context) error {
+	ms, err := s.svc.Members(c.Request().Context(), actor(c), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(c, ms, func(m room.Member) string { return m.UserID }, room.MaxMembers, room.MaxMembers)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) addMember(c echo.Context) error {
+	var d room.MemberDraft
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &d); err != nil {
+		return err
+	}
+	m, err := s.svc.AddMember(c.Request().Context(), actor(c), c.Param("room"), d, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, m)
+}
+
+func (s *Server) updateMember(c echo.Context) error {
+	var p room.MemberPatch
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &p); err != nil {
+		return err
+	}
+	m, err := s.svc.UpdateMember(c.Request().Context(), actor(c), c.Param("room"), c.Param("user"), p, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) removeMember(c echo.Context) error {
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.RemoveMember(c.Request().Context(), actor(c), c.Param("room"), c.Param("user"), key); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) listTasks(c echo.Context) error {
+	ts, err := s.svc.Tasks(c.Request().Context(), actor(c), c.Param("room"))
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(c, ts, func(t task.Task) string { return t.ID }, room.MaxTasks, room.MaxTasks)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) getTask(c echo.Context) error {
+	t, err := s.svc.Task(c.Request().Context(), actor(c), c.Param("room"), c.Param("task"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) createTask(c echo.Context) error {
+	var d task.Draft
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &d); err != nil {
+		return err
+	}
+	t, err := s.svc.CreateTask(c.Request().Context(), actor(c), c.Param("room"), d, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, t)
+}
+
+func (s *Server) updateTask(c echo.Context) error {
+	var p task.Patch
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.bind(c, &p); err != nil {
+		return err
+	}
+	t, err := s.svc.UpdateTask(c.Request().Context(), actor(c), c.Param("room"), c.Param("task"), p, key)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) deleteTask(c echo.Context) error {
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.DeleteTask(c.Request().Context(), actor(c), c.Param("room"), c.Param("task"), key); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) myTasks(c echo.Context) error {
+	var f room.MyTaskFilter
+	if raw := c.QueryParam("status"); raw != "" {
+		for _, st := range splitList(raw) {
+			v, err := task.ParseStatus(task.Status(st))
+			if err != nil {
+				return err
+			}
+			f.Statuses = append(f.Statuses, v)
+		}
+	}
+	if raw := c.QueryParam("due_before"); raw != "" {
+		d, err := task.ParseDate("due_before", raw)
+		if err != nil {
+			return err
+		}
+		f.DueBefore = &d
+	}
+	f.Room = c.QueryParam("room")
+	ts, err := s.svc.MyTasks(c.Request().Context(), actor(c), f)
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(c, ts, func(t task.Task) string { return t.ID }, 100, 500)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}

@@ -1,0 +1,472 @@
+// Package boltstore is the embedded store: the event log and read models of
+// every room in one bbolt file in the data directory. bbolt is pure Go,
+// keeps one writer and many readers with consistent snapshots, and makes
+// every committed transaction durable with fsync, so an acknowledged write
+// survives kill -9 and power loss.
+//
+// Writes go through one goroutine that commits them in groups: every
+// command that arrives while a commit is being synced joins the next one,
+// so many writers share one fsync without any of them being acknowledged
+// before its event is on disk.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"dealroom"
+	"dealroom/room"
+)
+
+// Buckets. Keys join ids with a 0 byte; seqs are 8-byte big-endian so that
+// they sort.
+var (
+	bMeta        = []byte("meta")
+	bRooms       = []byte("rooms")        // room → Room
+	bEvents      = []byte("events")       // room 0 seq → Event
+	bIdem        = []byte("idempotency")  // room 0 actor 0 key → idemRecord
+	bMembers     = []byte("members")      // room 0 user → Member
+	bUserRooms   = []byte("user_rooms")   // user 0 room → ""
+	bTasks       = []byte("tasks")        // room 0 task → Task
+	bAssigned    = []byte("assigned")     // user 0 room 0 task → ""
+	bMessages    = []byte("messages")     // room 0 message → Message
+	bReplies     = []byte("replies")      // room 0 parent 0 message → ""
+	bAttachments = []byte("attachments")  // room 0 attachment → Attachment
+	bInvites     = []byte("invites")      // invite → Invite
+	bRoomInvites = []byte("room_invites") // room 0 invite → ""
+	bInbox       = []byte("inbox")        // user 0 item → InboxItem
+
+	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bMembers, bUserRooms, bTasks, bAssigned,
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bInbox}
+)
+
+const schemaVersion = "1"
+
+// maxBatch bounds how many commands share one transaction.
+const maxBatch = 256
+
+var _ room.Store = (*Store)(nil)
+
+// Store is the embedded room.Store.
+type Store struct {
+	db       *bolt.DB
+	requests chan *request
+	done     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+type request struct {
+	ctx    context.Context
+	cmd    room.Command
+	result chan result
+}
+
+type result struct {
+	ev       room.Event
+	replayed bool
+	err      error
+}
+
+type idemRecord struct {
+	Seq         int64  `json:"seq"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("boltstore: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "dealroom.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: open %s: %w (is another dealroom running on this data directory?)", dir, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		switch v := meta.Get([]byte("schema")); {
+		case v == nil:
+			return meta.Put([]byte("schema"), []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("data directory has schema %s, this binary knows %s", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: %w", err)
+	}
+	s := &Store{db: db, requests: make(chan *request, maxBatch), done: make(chan struct{})}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer after the commands it holds and closes the file.
+// Calling it twice is safe.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// Ping reports whether the store is open.
+func (s *Store) Ping(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return dealroom.Unavailable(errors.New("store closed"))
+	default:
+		return nil
+	}
+}
+
+// Execute implements room.Store.
+func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+	req := &request{ctx: ctx, cmd: cmd, result: make(chan result, 1)}
+	select {
+	case s.requests <- req:
+	case <-s.done:
+		return room.Event{}, false, dealroom.Unavailable(errors.New("store closed"))
+	case <-ctx.Done():
+		return room.Event{}, false, ctx.Err()
+	}
+	// Once queued, the command is carried out even if ctx ends: the caller
+	// learns nothing about it then, and a retry with its key is safe.
+	select {
+	case r := <-req.result:
+		return r.ev, r.replayed, r.err
+	case <-ctx.Done():
+		return room.Event{}, false, ctx.Err()
+	}
+}
+
+// writer commits queued commands in groups until the store closes.
+func (s *Store) writer() {
+	defer s.wg.Done()
+	batch := make([]*request, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.requests:
+			batch = append(batch, r)
+		case <-s.done:
+			// Answer whatever is still queued.
+			for {
+				select {
+				case r := <-s.requests:
+					r.result <- result{err: dealroom.Unavailable(errors.New("store closed"))}
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.requests:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit carries out a group of commands in one transaction. A command
+// whose decision fails only fails itself; a storage failure fails them all,
+// and then nothing of any of them is written.
+func (s *Store) commit(batch []*request) {
+	results := make([]result, len(batch))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i, r := range batch {
+			if r.ctx.Err() != nil {
+				results[i] = result{err: r.ctx.Err()}
+				continue
+			}
+			res, err := s.executeTx(tx, r.cmd)
+			if err != nil {
+				return err
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			results[i] = result{err: dealroom.Unavailable(err)}
+		}
+		r.result <- results[i]
+	}
+}
+
+// executeTx runs one command inside the write transaction. Its returned
+// error is a storage failure; a refused command is reported in the result.
+func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error) {
+	var idemKey []byte
+	if cmd.Key != "" {
+		idemKey = key(cmd.Room, cmd.Actor, cmd.Key)
+		if raw := tx.Bucket(bIdem).Get(idemKey); raw != nil {
+			var rec idemRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return res, err
+			}
+			if rec.Fingerprint != cmd.Fingerprint {
+				return result{err: room.ErrKeyReused}, nil
+			}
+			ev, err := getEvent(tx, cmd.Room, rec.Seq)
+			if err != nil {
+				return res, err
+			}
+			return result{ev: ev, replayed: true}, nil
+		}
+	}
+	v := &view{tx: tx, room: cmd.Room}
+	ev, derr := decide(cmd, v)
+	if v.err != nil {
+		return res, v.err
+	}
+	if derr != nil || ev.Type == "" {
+		return result{err: derr}, nil
+	}
+	head, err := roomHead(tx, cmd.Room)
+	if err != nil {
+		return res, err
+	}
+	ev.Seq = head + 1
+	ev.RoomID = cmd.Room
+	if err := appendEvent(tx, ev); err != nil {
+		return res, err
+	}
+	if idemKey != nil {
+		raw, _ := json.Marshal(idemRecord{Seq: ev.Seq, Fingerprint: cmd.Fingerprint})
+		if err := tx.Bucket(bIdem).Put(idemKey, raw); err != nil {
+			return res, err
+		}
+	}
+	return result{ev: ev}, nil
+}
+
+// decide runs the command's decision, turning a panic into an error so
+// that one bad command cannot take the writer down.
+func decide(cmd room.Command, v room.View) (ev room.Event, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("boltstore: decision panicked: %v", p)
+		}
+	}()
+	return cmd.Decide(v)
+}
+
+func roomHead(tx *bolt.Tx, roomID string) (int64, error) {
+	r, err := getJSON[room.Room](tx.Bucket(bRooms), []byte(roomID))
+	if err != nil || r == nil {
+		return 0, err
+	}
+	return r.Head, nil
+}
+
+// appendEvent writes the event and applies its effects to the read models.
+func appendEvent(tx *bolt.Tx, ev room.Event) error {
+	fx, err := room.Project(ev)
+	if err != nil {
+		return err
+	}
+	if err := putJSON(tx.Bucket(bEvents), seqKey(ev.RoomID, ev.Seq), ev); err != nil {
+		return err
+	}
+	return applyEffects(tx, ev, fx)
+}
+
+func applyEffects(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	rooms := tx.Bucket(bRooms)
+	current, err := getJSON[room.Room](rooms, []byte(ev.RoomID))
+	if err != nil {
+		return err
+	}
+	r := fx.Room
+	if r == nil {
+		r = current
+	} else if current != nil {
+		r.Head, r.LastActivityAt, r.LastCustomerActivityAt = current.Head, current.LastActivityAt, current.LastCustomerActivityAt
+	}
+	if r == nil {
+		return fmt.Errorf("boltstore: event %d of unknown room %s", ev.Seq, ev.RoomID)
+	}
+	r.Head = ev.Seq
+	r.LastActivityAt = ev.At
+	if ev.Actor.Kind == dealroom.Customer {
+		at := ev.At
+		r.LastCustomerActivityAt = &at
+	}
+	if err := putJSON(rooms, []byte(r.ID), r); err != nil {
+		return err
+	}
+
+	members, userRooms := tx.Bucket(bMembers), tx.Bucket(bUserRooms)
+	for _, m := range fx.Members {
+		if err := putJSON(members, key(ev.RoomID, m.UserID), m); err != nil {
+			return err
+		}
+		if err := userRooms.Put(key(m.UserID, ev.RoomID), nil); err != nil {
+			return err
+		}
+	}
+	for _, u := range fx.RemovedMembers {
+		if err := members.Delete(key(ev.RoomID, u)); err != nil {
+			return err
+		}
+		if err := userRooms.Delete(key(u, ev.RoomID)); err != nil {
+			return err
+		}
+	}
+
+	tasks, assigned := tx.Bucket(bTasks), tx.Bucket(bAssigned)
+	unassign := func(id string) error {
+		old, err := getJSON[taskDoc](tasks, key(ev.RoomID, id))
+		if err != nil || old == nil {
+			return err
+		}
+		for _, u := range old.Assignees {
+			if err := assigned.Delete(key(u, ev.RoomID, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, t := range fx.Tasks {
+		if err := unassign(t.ID); err != nil {
+			return err
+		}
+		if err := putJSON(tasks, key(ev.RoomID, t.ID), t); err != nil {
+			return err
+		}
+		for _, u := range t.Assignees {
+			if err := assigned.Put(key(u, ev.RoomID, t.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, id := range fx.DeletedTasks {
+		if err := unassign(id); err != nil {
+			return err
+		}
+		if err := tasks.Delete(key(ev.RoomID, id)); err != nil {
+			return err
+		}
+	}
+
+	for _, m := range fx.Messages {
+		if err := putJSON(tx.Bucket(bMessages), key(ev.RoomID, m.ID), m); err != nil {
+			return err
+		}
+		if m.ParentID != "" {
+			if err := tx.Bucket(bReplies).Put(key(ev.RoomID, m.ParentID, m.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range fx.Attachments {
+		if err := putJSON(tx.Bucket(bAttachments), key(ev.RoomID, a.ID), a); err != nil {
+			return err
+		}
+	}
+	for _, inv := range fx.Invites {
+		if err := putJSON(tx.Bucket(bInvites), []byte(inv.ID), inv); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bRoomInvites).Put(key(ev.RoomID, inv.ID), nil); err != nil {
+			return err
+		}
+	}
+	inbox := tx.Bucket(bInbox)
+	for _, it := range fx.Inbox {
+		k := key(it.UserID, it.ID)
+		if inbox.Get(k) != nil {
+			continue // keep its read mark
+		}
+		if err := putJSON(inbox, k, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// taskDoc reads only what the index upkeep needs of a stored task.
+type taskDoc struct {
+	Assignees []string `json:"assignees"`
+}
+
+func getEvent(tx *bolt.Tx, roomID string, seq int64) (room.Event, error) {
+	ev, err := getJSON[room.Event](tx.Bucket(bEvents), seqKey(roomID, seq))
+	if err != nil {
+		return room.Event{}, err
+	}
+	if ev == nil {
+		return room.Event{}, fmt.Errorf("boltstore: event %d of room %s is missing", seq, roomID)
+	}
+	return *ev, nil
+}
+
+// key joins parts with 0 bytes.
+func key(parts ...string) []byte {
+	n := len(parts)
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// prefix returns key(parts...) followed by a 0 byte: every key under it.
+func prefix(parts ...string) []byte { return append(key(parts...), 0) }
+
+func seqKey(roomID string, seq int64) []byte {
+	b := prefix(roomID)
+	return binary.BigEndian.AppendUint64(b, uint64(seq))
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, raw)
+}
+
+// getJSON decodes the value under k, nil when there is none.
+func getJSON[T any](b *bolt.Bucket, k []byte) (*T, error) {
+	raw := b.Get(k)
+	if raw == nil {
+		return nil, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("boltstore: corrupt record %q: %w", k, err)
+	}
+	return &v, nil
+}

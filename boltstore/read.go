@@ -1,0 +1,445 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"dealroom"
+	"dealroom/room"
+	"dealroom/task"
+)
+
+// view reads one room's state inside a transaction. The first storage
+// error sticks, so that the write transaction is abandoned even if the
+// decision ignores the error.
+type view struct {
+	tx   *bolt.Tx
+	room string
+	err  error
+}
+
+var _ room.View = (*view)(nil)
+
+func (v *view) note(err error) error {
+	if err != nil && v.err == nil {
+		v.err = err
+	}
+	return err
+}
+
+func (v *view) Room() (*room.Room, error) {
+	r, err := getJSON[room.Room](v.tx.Bucket(bRooms), []byte(v.room))
+	return r, v.note(err)
+}
+
+func (v *view) Member(user string) (*room.Member, error) {
+	m, err := getJSON[room.Member](v.tx.Bucket(bMembers), key(v.room, user))
+	return m, v.note(err)
+}
+
+func (v *view) Members() ([]room.Member, error) {
+	ms, err := members(v.tx, v.room)
+	return ms, v.note(err)
+}
+
+func (v *view) Task(id string) (*task.Task, error) {
+	t, err := getJSON[task.Task](v.tx.Bucket(bTasks), key(v.room, id))
+	return t, v.note(err)
+}
+
+func (v *view) TaskStats() (int, float64, error) {
+	ts, err := tasks(v.tx, v.room)
+	if v.note(err) != nil {
+		return 0, 0, err
+	}
+	var max float64
+	for i, t := range ts {
+		if i == 0 || t.Position > max {
+			max = t.Position
+		}
+	}
+	return len(ts), max, nil
+}
+
+func (v *view) Message(id string) (*room.Message, error) {
+	m, err := getJSON[room.Message](v.tx.Bucket(bMessages), key(v.room, id))
+	return m, v.note(err)
+}
+
+func (v *view) Attachment(id string) (*room.Attachment, error) {
+	a, err := getJSON[room.Attachment](v.tx.Bucket(bAttachments), key(v.room, id))
+	return a, v.note(err)
+}
+
+func (v *view) Invite(id string) (*room.Invite, error) {
+	i, err := getJSON[room.Invite](v.tx.Bucket(bInvites), []byte(id))
+	return i, v.note(err)
+}
+
+// read runs fn in a read transaction, turning storage failures into
+// EUNAVAILABLE.
+func (s *Store) read(fn func(tx *bolt.Tx) error) error {
+	err := s.db.View(fn)
+	if err != nil && dealroom.ErrorCode(err) == dealroom.EINTERNAL {
+		return dealroom.Unavailable(err)
+	}
+	return err
+}
+
+// Events implements room.Store.
+func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
+	var out []room.Event
+	err := s.read(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bEvents).Cursor()
+		p := prefix(roomID)
+		for k, raw := c.Seek(seqKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
+			var ev room.Event
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return err
+			}
+			if sharedOnly && ev.Visibility != dealroom.Shared {
+				continue
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Room implements room.Store.
+func (s *Store) Room(ctx context.Context, id string) (*room.Room, error) {
+	var r *room.Room
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		r, err = getJSON[room.Room](tx.Bucket(bRooms), []byte(id))
+		return err
+	})
+	if err == nil && r == nil {
+		err = dealroom.NotFound("room", id)
+	}
+	return r, err
+}
+
+// Rooms implements room.Store.
+func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, error) {
+	var all []room.Room
+	err := s.read(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bRooms)
+		add := func(raw []byte) error {
+			var r room.Room
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return err
+			}
+			if (f.Stage == "" || r.Stage == f.Stage) && (f.Owner == "" || r.OwnerID == f.Owner) &&
+				(f.CloseWindow == "" || r.CloseWindow == f.CloseWindow) {
+				all = append(all, r)
+			}
+			return nil
+		}
+		if f.Member == "" {
+			return rooms.ForEach(func(_, raw []byte) error { return add(raw) })
+		}
+		c := tx.Bucket(bUserRooms).Cursor()
+		p := prefix(f.Member)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			if raw := rooms.Get(k[len(p):]); raw != nil {
+				if err := add(raw); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
+			return all[i].CreatedAt.After(all[j].CreatedAt)
+		}
+		return all[i].ID > all[j].ID
+	})
+	if f.Before != "" {
+		i := slices.IndexFunc(all, func(r room.Room) bool { return r.ID == f.Before })
+		all = all[i+1:] // an unknown cursor (i = -1) starts from the top
+	}
+	if f.Limit > 0 && len(all) > f.Limit {
+		all = all[:f.Limit]
+	}
+	return all, nil
+}
+
+// Member implements room.Store.
+func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, error) {
+	var m *room.Member
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		m, err = getJSON[room.Member](tx.Bucket(bMembers), key(roomID, user))
+		return err
+	})
+	return m, err
+}
+
+// Members implements room.Store.
+func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
+	var out []room.Member
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		out, err = members(tx, roomID)
+		return err
+	})
+	return out, err
+}
+
+func members(tx *bolt.Tx, roomID string) ([]room.Member, error) {
+	out, err := scan[room.Member](tx.Bucket(bMembers), prefix(roomID))
+	sort.SliceStable(out, func(i, j int) bool { return out[i].AddedAt.Before(out[j].AddedAt) })
+	return out, err
+}
+
+// Tasks implements room.Store.
+func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
+	var out []task.Task
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		out, err = tasks(tx, roomID)
+		return err
+	})
+	return out, err
+}
+
+func tasks(tx *bolt.Tx, roomID string) ([]task.Task, error) {
+	out, err := scan[task.Task](tx.Bucket(bTasks), prefix(roomID))
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Position != out[j].Position {
+			return out[i].Position < out[j].Position
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
+}
+
+// Task implements room.Store.
+func (s *Store) Task(ctx context.Context, roomID, id string) (*task.Task, error) {
+	var t *task.Task
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		t, err = getJSON[task.Task](tx.Bucket(bTasks), key(roomID, id))
+		return err
+	})
+	return t, err
+}
+
+// AssignedTasks implements room.Store.
+func (s *Store) AssignedTasks(ctx context.Context, user string) ([]task.Task, error) {
+	var out []task.Task
+	err := s.read(func(tx *bolt.Tx) error {
+		tasks := tx.Bucket(bTasks)
+		c := tx.Bucket(bAssigned).Cursor()
+		p := prefix(user)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			t, err := getJSON[task.Task](tasks, k[len(p):]) // room 0 task
+			if err != nil {
+				return err
+			}
+			if t != nil {
+				out = append(out, *t)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Messages implements room.Store.
+func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Message, error) {
+	var out []room.Message
+	err := s.read(func(tx *bolt.Tx) error {
+		msgs, replies := tx.Bucket(bMessages), tx.Bucket(bReplies)
+		keep := func(m *room.Message) bool {
+			return m != nil && (!f.SharedOnly || m.Visibility == dealroom.Shared) &&
+				(f.ParentID != "" || (m.ParentID == "" && (f.TaskID == "" || m.TaskID == f.TaskID)))
+		}
+		if f.ParentID != "" {
+			c := replies.Cursor()
+			p := prefix(f.Room, f.ParentID)
+			start := p
+			if f.After != "" {
+				start = append(key(f.Room, f.ParentID, f.After), 1)
+			}
+			for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
+				m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+				if err != nil {
+					return err
+				}
+				if keep(m) {
+					out = append(out, *m)
+				}
+			}
+			return nil
+		}
+		c := msgs.Cursor()
+		p := prefix(f.Room)
+		start := p
+		if f.After != "" {
+			start = append(key(f.Room, f.After), 1)
+		}
+		for k, raw := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, raw = c.Next() {
+			var m room.Message
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			if !keep(&m) {
+				continue
+			}
+			// Replies share their root's visibility, so whoever sees the
+			// root sees all of them.
+			m.ReplyCount = countReplies(tx, f.Room, m.ID)
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func countReplies(tx *bolt.Tx, roomID, parent string) int {
+	n := 0
+	c := tx.Bucket(bReplies).Cursor()
+	p := prefix(roomID, parent)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Message implements room.Store.
+func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
+	var m *room.Message
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		m, err = getJSON[room.Message](tx.Bucket(bMessages), key(roomID, id))
+		return err
+	})
+	return m, err
+}
+
+// Attachment implements room.Store.
+func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
+	var a *room.Attachment
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		a, err = getJSON[room.Attachment](tx.Bucket(bAttachments), key(roomID, id))
+		return err
+	})
+	return a, err
+}
+
+// Attachments implements room.Store.
+func (s *Store) Attachments(ctx context.Context, roomID string) ([]room.Attachment, error) {
+	var out []room.Attachment
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		out, err = scan[room.Attachment](tx.Bucket(bAttachments), prefix(roomID))
+		return err
+	})
+	return out, err
+}
+
+// Invite implements room.Store.
+func (s *Store) Invite(ctx context.Context, id string) (*room.Invite, error) {
+	var inv *room.Invite
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		inv, err = getJSON[room.Invite](tx.Bucket(bInvites), []byte(id))
+		return err
+	})
+	return inv, err
+}
+
+// Invites implements room.Store.
+func (s *Store) Invites(ctx context.Context, roomID string) ([]room.Invite, error) {
+	var out []room.Invite
+	err := s.read(func(tx *bolt.Tx) error {
+		invites := tx.Bucket(bInvites)
+		c := tx.Bucket(bRoomInvites).Cursor()
+		p := prefix(roomID)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			inv, err := getJSON[room.Invite](invites, k[len(p):])
+			if err != nil {
+				return err
+			}
+			if inv != nil {
+				out = append(out, *inv)
+			}
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, err
+}
+
+// Inbox implements room.Store.
+func (s *Store) Inbox(ctx context.Context, user, before string, limit int) ([]room.InboxItem, error) {
+	var out []room.InboxItem
+	err := s.read(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bInbox).Cursor()
+		p := prefix(user)
+		var k, raw []byte
+		if before == "" {
+			// Position after the user's last key, then step back.
+			k, raw = c.Seek(append(key(user), 1))
+		} else {
+			k, raw = c.Seek(key(user, before))
+		}
+		if k == nil {
+			k, raw = c.Last()
+		} else {
+			k, raw = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Prev() {
+			var it room.InboxItem
+			if err := json.Unmarshal(raw, &it); err != nil {
+				return err
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkRead implements room.Store. It is not an event: read marks are one
+// person's bookkeeping, not a change to a room.
+func (s *Store) MarkRead(ctx context.Context, user, item string, at time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bInbox)
+		it, err := getJSON[room.InboxItem](b, key(user, item))
+		if err != nil {
+			return err
+		}
+		if it == nil {
+			return dealroom.NotFound("inbox item", item)
+		}
+		if it.ReadAt != nil {
+			return nil
+		}
+		it.ReadAt = &at
+		return putJSON(b, key(user, item), it)
+	})
+	if err != nil && dealroom.ErrorCode(err) == dealroom.EINTERNAL {
+		return dealroom.Unavailable(err)
+	}
+	return err
+}
+
+// scan decodes every value whose key starts with p.
+func scan[T any](b *bolt.Bucket, p []byte) ([]T, error) {
+	var out []T
+	c := b.Cursor()
+	for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

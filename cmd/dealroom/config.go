@@ -1,0 +1,199 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the server reads at start, from flags and
+// DEALROOM_* environment variables (a flag wins over the environment).
+type Config struct {
+	Addr           string
+	DataDir        string
+	JWTSecret      string
+	JWTPublicKey   string // path to a PEM file
+	JWTIssuer      string
+	JWTAudience    string
+	MongoURI       string
+	RedisURL       string
+	PublicURL      string
+	MaxUploadBytes int64
+	RateLimit      float64
+	CustomerTTL    time.Duration
+	LogFormat      string // text or json
+	LogLevel       string
+}
+
+// setting is one configuration value: its flag, its variable and its help.
+type setting struct {
+	flag, env, def, help string
+	secret               bool
+	set                  func(string) error
+}
+
+func (c *Config) settings() []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	return []setting{
+		{"addr", "DEALROOM_ADDR", ":8080", "listen address", false, str(&c.Addr)},
+		{"data-dir", "DEALROOM_DATA_DIR", "dealroom-data", "directory of the embedded store, attachments and the generated JWT secret", false, str(&c.DataDir)},
+		{"jwt-secret", "DEALROOM_JWT_SECRET", "", "HS256 secret of at least 32 bytes (default: generated once and kept in the data directory)", true, str(&c.JWTSecret)},
+		{"jwt-public-key", "DEALROOM_JWT_PUBLIC_KEY", "", "PEM file of an RSA or ECDSA P-256 public key: also accept RS256/ES256 tokens of an identity provider", false, str(&c.JWTPublicKey)},
+		{"jwt-issuer", "DEALROOM_JWT_ISSUER", "", "required iss of tokens, written into issued tokens", false, str(&c.JWTIssuer)},
+		{"jwt-audience", "DEALROOM_JWT_AUDIENCE", "", "required aud of tokens, written into issued tokens", false, str(&c.JWTAudience)},
+		{"mongo-uri", "DEALROOM_MONGO_URI", "", "MongoDB URI (with DEALROOM_REDIS_URL: the multi-instance deployment)", true, str(&c.MongoURI)},
+		{"redis-url", "DEALROOM_REDIS_URL", "", "Redis URL for fan-out and presence across instances", true, str(&c.RedisURL)},
+		{"public-url", "DEALROOM_PUBLIC_URL", "", "address people use to reach the server, for invite links (default: from each request)", false, str(&c.PublicURL)},
+		{"max-upload-bytes", "DEALROOM_MAX_UPLOAD_BYTES", "26214400", "largest attachment accepted", false, func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return errors.New("must be a positive number of bytes")
+			}
+			c.MaxUploadBytes = n
+			return nil
+		}},
+		{"rate-limit", "DEALROOM_RATE_LIMIT", "50", "sustained requests per second per user (bursts of twice that)", false, func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f <= 0 {
+				return errors.New("must be a positive number")
+			}
+			c.RateLimit = f
+			return nil
+		}},
+		{"customer-token-ttl", "DEALROOM_CUSTOMER_TOKEN_TTL", "720h", "lifetime of the token a customer gets on accepting an invite", false, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute {
+				return errors.New("must be a duration of a minute or more, like 720h")
+			}
+			c.CustomerTTL = d
+			return nil
+		}},
+		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
+			if v != "text" && v != "json" {
+				return errors.New(`must be "text" or "json"`)
+			}
+			c.LogFormat = v
+			return nil
+		}},
+		{"log-level", "DEALROOM_LOG_LEVEL", "info", "log level: debug, info, warn or error", false, func(v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return errors.New("must be debug, info, warn or error")
+		}},
+	}
+}
+
+// parseConfig reads flags from args over the environment over defaults.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := map[string]*string{}
+	for _, s := range c.settings() {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		values[s.flag] = fs.String(s.flag, def, s.help+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range c.settings() {
+		if err := s.set(*values[s.flag]); err != nil {
+			return c, fmt.Errorf("-%s / %s: %w", s.flag, s.env, err)
+		}
+	}
+	if (c.MongoURI == "") != (c.RedisURL == "") {
+		return c, errors.New("set both DEALROOM_MONGO_URI and DEALROOM_REDIS_URL for the multi-instance deployment, or neither for the embedded one")
+	}
+	return c, nil
+}
+
+// Masked returns the configuration as safe to log: secrets replaced.
+func (c Config) Masked() []any {
+	var out []any
+	vals := map[string]string{
+		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
+		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
+		"public-url": c.PublicURL,
+	}
+	for _, s := range c.settings() {
+		v, ok := vals[s.flag]
+		if !ok {
+			continue
+		}
+		if s.secret && v != "" {
+			v = mask(v)
+		}
+		out = append(out, s.flag, v)
+	}
+	return out
+}
+
+// mask hides a secret; for a URL it keeps the scheme and host, which help
+// to debug, and hides the credentials.
+func mask(v string) string {
+	if i := strings.Index(v, "://"); i >= 0 {
+		rest := v[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = "***@" + rest[at+1:]
+		}
+		return v[:i+3] + rest
+	}
+	return "***"
+}
+
+// jwtSecret returns the configured secret, or the one kept in the data
+// directory, made on first use.
+func (c Config) jwtSecret() ([]byte, error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), nil
+	}
+	path := filepath.Join(c.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if c.MongoURI != "" {
+		return nil, errors.New("several instances must share one JWT secret: set DEALROOM_JWT_SECRET")
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return c.jwtSecret() // another process made it first
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.WriteString(secret + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return []byte(secret), err
+}

@@ -1,0 +1,296 @@
+// Command dealroom is the Dealroom server: deal rooms where a seller's team
+// and the customer's people work on one opportunity, live.
+//
+//	dealroom [serve] [flags]   start the server (the embedded default needs nothing else)
+//	dealroom token [flags]     mint a development token with the configured secret
+//
+// Every flag has a DEALROOM_* environment variable; see dealroom serve -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"dealroom"
+	"dealroom/api"
+	"dealroom/boltstore"
+	"dealroom/diskblob"
+	"dealroom/frontend"
+	"dealroom/jwtauth"
+	"dealroom/room"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dealroom:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run dispatches the subcommand.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return token(args, getenv, stdout, stderr)
+	case "help":
+		fmt.Fprintln(stdout, "usage: dealroom [serve] [flags] | dealroom token [flags]; add -h for the flags")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (want serve or token)", cmd)
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("dealroom serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	app := &App{Config: cfg, Log: log}
+	if err := app.Open(ctx); err != nil {
+		return err
+	}
+	defer app.Close()
+	url := "http://" + displayAddr(app.Addr())
+	fmt.Fprintf(stdout, "Dealroom is listening on %s (%s)\n", url, app.Mode())
+	fmt.Fprintf(stdout, "Open %s in a browser. To sign in, make a token:\n", url)
+	fmt.Fprintf(stdout, "  dealroom token --sub you --name \"Your Name\" --kind staff --role manager")
+	if cfg.DataDir != "dealroom-data" {
+		fmt.Fprintf(stdout, " --data-dir %s", cfg.DataDir)
+	}
+	fmt.Fprintln(stdout)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-app.Done():
+		return err
+	}
+}
+
+// token mints a token with the configured secret, for development and for
+// scripts: dealroom token --sub alice --name Alice --kind staff --role manager
+func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dealroom token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sub := fs.String("sub", "", "user id (required)")
+	name := fs.String("name", "", "display name")
+	email := fs.String("email", "", "email address")
+	kind := fs.String("kind", "staff", "staff or customer")
+	role := fs.String("role", "rep", "for staff: rep, manager or admin")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
+	dataDir := fs.String("data-dir", envOr(getenv, "DEALROOM_DATA_DIR", "dealroom-data"), "data directory holding the generated secret ($DEALROOM_DATA_DIR)")
+	secret := fs.String("jwt-secret", getenv("DEALROOM_JWT_SECRET"), "HS256 secret ($DEALROOM_JWT_SECRET)")
+	issuer := fs.String("jwt-issuer", getenv("DEALROOM_JWT_ISSUER"), "iss ($DEALROOM_JWT_ISSUER)")
+	audience := fs.String("jwt-audience", getenv("DEALROOM_JWT_AUDIENCE"), "aud ($DEALROOM_JWT_AUDIENCE)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a := dealroom.Actor{ID: *sub, Name: *name, Email: *email, Kind: dealroom.Kind(*kind), Role: dealroom.Role(*role)}
+	switch {
+	case a.ID == "":
+		return errors.New("token: --sub is required")
+	case !a.Kind.Valid():
+		return errors.New("token: --kind must be staff or customer")
+	case a.Kind == dealroom.Staff && !a.Role.Valid():
+		return errors.New("token: --role must be rep, manager or admin")
+	case *ttl <= 0:
+		return errors.New("token: --ttl must be positive")
+	}
+	if a.Kind == dealroom.Customer {
+		a.Role = ""
+	}
+	cfg := Config{DataDir: *dataDir, JWTSecret: *secret}
+	key, err := cfg.jwtSecret()
+	if err != nil {
+		return err
+	}
+	keys, err := jwtauth.New(jwtauth.Config{Secret: key, Issuer: *issuer, Audience: *audience})
+	if err != nil {
+		return err
+	}
+	tok, err := keys.Issue(a, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// displayAddr turns a listen address into one to type in a browser.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// App is one running server: its store, its HTTP listener and the parts in
+// between, wired by hand. Tests run the same App on port 0.
+type App struct {
+	Config Config
+	Log    *slog.Logger
+
+	store    room.Store
+	listener net.Listener
+	http     *http.Server
+	done     chan error
+	closers  []func() error
+	mode     string
+}
+
+// Open wires the parts and starts serving in the background.
+func (a *App) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	cfg := a.Config
+	if a.Log == nil {
+		a.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a.Log.Info("starting", cfg.Masked()...)
+	secret, err := cfg.jwtSecret()
+	if err != nil {
+		return fmt.Errorf("jwt secret: %w", err)
+	}
+	jcfg := jwtauth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	if cfg.JWTPublicKey != "" {
+		pem, err := os.ReadFile(cfg.JWTPublicKey)
+		if err != nil {
+			return fmt.Errorf("jwt public key: %w", err)
+		}
+		if jcfg.PublicKey, err = jwtauth.ParsePublicKey(pem); err != nil {
+			return err
+		}
+	}
+	keys, err := jwtauth.New(jcfg)
+	if err != nil {
+		return err
+	}
+
+	var blobs room.Blobs
+	ready := map[string]api.Pinger{}
+	if cfg.MongoURI != "" {
+		return errors.New("the MongoDB and Redis deployment is not available in this build yet; unset DEALROOM_MONGO_URI and DEALROOM_REDIS_URL to run on the embedded store")
+	}
+	a.mode = "embedded store in " + cfg.DataDir
+	bs, err := boltstore.Open(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.store = bs
+	a.closers = append(a.closers, bs.Close)
+	ready["store"] = bs
+	if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
+		return err
+	}
+
+	metrics := api.NewMetrics()
+	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
+	svc := &room.Service{Store: a.store, Blobs: blobs, Committed: func(room.Event) { appended.Add(1) }}
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, MaxUploadBytes: cfg.MaxUploadBytes,
+		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit)},
+		svc, keys, a.Log, metrics, ready)
+	frontend.Register(srv.Echo())
+
+	a.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	a.http = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	a.done = make(chan error, 1)
+	go func() {
+		if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
+			a.done <- err
+		}
+		close(a.done)
+	}()
+	a.Log.Info("listening", "addr", a.Addr(), "mode", a.mode)
+	return nil
+}
+
+// Addr is the address the server listens on (with the real port when the
+// configured one was 0).
+func (a *App) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Mode says which deployment runs.
+func (a *App) Mode() string { return a.mode }
+
+// Done delivers an error if serving stops on its own.
+func (a *App) Done() <-chan error { return a.done }
+
+// Close stops accepting requests, lets running ones finish for a few
+// seconds, and closes the store. Calling it twice is safe.
+func (a *App) Close() error {
+	var errs []error
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		a.http = nil
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,156 @@
+// Package dealroom holds the vocabulary shared by every part of the server:
+// who acts (Actor), what they may see (Visibility), and the one coded Error
+// type. It imports nothing of the project; the domain lives in the room and
+// task packages, the adapters beside them.
+package dealroom
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Kind tells staff of the selling company from the customer's people.
+type Kind string
+
+// The kinds of users.
+const (
+	Staff    Kind = "staff"
+	Customer Kind = "customer"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == Staff || k == Customer }
+
+// Role is a staff member's role in the selling company.
+type Role string
+
+// The staff roles. Managers and admins act in every room as writers.
+const (
+	Rep     Role = "rep"
+	Manager Role = "manager"
+	Admin   Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == Rep || r == Manager || r == Admin }
+
+// Actor is the authenticated user behind a request, as the token says.
+type Actor struct {
+	ID    string
+	Name  string
+	Email string
+	Kind  Kind
+	Role  Role // staff only
+}
+
+// IsCustomer reports whether the actor is one of the customer's people.
+func (a Actor) IsCustomer() bool { return a.Kind != Staff }
+
+// Oversees reports whether the actor sees and writes in every room: staff
+// managers and admins.
+func (a Actor) Oversees() bool {
+	return a.Kind == Staff && (a.Role == Manager || a.Role == Admin)
+}
+
+// Visibility says who may see an item and the events about it.
+type Visibility string
+
+// Shared items are seen by every member; internal ones by staff only.
+const (
+	Shared   Visibility = "shared"
+	Internal Visibility = "internal"
+)
+
+// ParseVisibility checks v, with def standing in for an empty value.
+func ParseVisibility(field string, v, def Visibility) (Visibility, error) {
+	switch v {
+	case "":
+		return def, nil
+	case Shared, Internal:
+		return v, nil
+	}
+	return "", Invalid(field, "%s must be %q or %q, not %q", field, Shared, Internal, Clip(string(v)))
+}
+
+// Now returns the current time as the server records it: UTC, millisecond
+// precision (what every store keeps exactly).
+func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// Text trims s and checks it against a length range in characters. A string
+// that is not valid UTF-8 or holds control characters other than newlines
+// and tabs is refused.
+func Text(field, s string, min, max int) (string, error) {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) {
+		return "", Invalid(field, "%s is not valid UTF-8", field)
+	}
+	n := utf8.RuneCountInString(s)
+	if n < min {
+		if min == 1 {
+			return "", Invalid(field, "%s must not be empty", field)
+		}
+		return "", Invalid(field, "%s must have at least %d characters", field, min)
+	}
+	if n > max {
+		return "", Invalid(field, "%s must have at most %d characters (it has %d)", field, max, n)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
+			return "", Invalid(field, "%s contains a control character", field)
+		}
+	}
+	return s, nil
+}
+
+// Line is Text for single-line values such as names and titles.
+func Line(field, s string, min, max int) (string, error) {
+	s, err := Text(field, s, min, max)
+	if err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return "", Invalid(field, "%s must be a single line", field)
+	}
+	return s, nil
+}
+
+// Clip shortens s for quoting in an error message.
+func Clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// Opt is an optional field of a partial update (PATCH): Set tells whether
+// the field was present at all, Null whether it was present as null.
+type Opt[T any] struct {
+	Set  bool
+	Null bool
+	V    T
+}
+
+// Some returns a set, non-null Opt.
+func Some[T any](v T) Opt[T] { return Opt[T]{Set: true, V: v} }
+
+// UnmarshalJSON records presence, null, and the value.
+func (o *Opt[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.V)
+}
+
+// MarshalJSON writes the value, or null.
+func (o Opt[T]) MarshalJSON() ([]byte, error) {
+	if !o.Set || o.Null {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.V)
+}

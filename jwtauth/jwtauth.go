@@ -1,0 +1,215 @@
+// Package jwtauth verifies and issues the bearer tokens of Dealroom with
+// github.com/golang-jwt/jwt/v5. Tokens are accepted when signed with HS256
+// and the configured secret, or with RS256/ES256 and the configured public
+// key of a company's identity provider. Each algorithm is tied to its own
+// key, so a token cannot pick the key it is checked with ("alg": "none",
+// or an HS256 token "signed" with the public key, is refused).
+package jwtauth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"dealroom"
+)
+
+// Config says which tokens to accept.
+type Config struct {
+	// Secret is the HS256 key; tokens this server issues (development
+	// tokens, customers' tokens after an invite) are signed with it. It
+	// must be at least 32 bytes.
+	Secret []byte
+	// PublicKey, when set, accepts RS256 (an *rsa.PublicKey) or ES256 (an
+	// *ecdsa.PublicKey on P-256) tokens from an identity provider.
+	PublicKey crypto.PublicKey
+	// Issuer and Audience, when set, must appear in every token (iss, aud),
+	// and are written into the tokens this server issues.
+	Issuer   string
+	Audience string
+	// Now is the clock; it defaults to time.Now.
+	Now func() time.Time
+}
+
+// Keys verifies and issues tokens.
+type Keys struct {
+	cfg     Config
+	methods []string
+	opts    []jwt.ParserOption
+}
+
+// MinSecret is the shortest HS256 secret accepted.
+const MinSecret = 32
+
+// New checks cfg and returns Keys for it.
+func New(cfg Config) (*Keys, error) {
+	if len(cfg.Secret) < MinSecret {
+		return nil, fmt.Errorf("jwtauth: the HS256 secret must have at least %d bytes", MinSecret)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	k := &Keys{cfg: cfg, methods: []string{"HS256"}}
+	switch pk := cfg.PublicKey.(type) {
+	case nil:
+	case *rsa.PublicKey:
+		if pk.N.BitLen() < 2048 {
+			return nil, errors.New("jwtauth: an RSA public key needs at least 2048 bits")
+		}
+		k.methods = append(k.methods, "RS256")
+	case *ecdsa.PublicKey:
+		if pk.Curve != elliptic.P256() {
+			return nil, errors.New("jwtauth: an ECDSA public key must be on P-256 (ES256)")
+		}
+		k.methods = append(k.methods, "ES256")
+	default:
+		return nil, fmt.Errorf("jwtauth: unsupported public key type %T (want RSA or ECDSA P-256)", pk)
+	}
+	k.opts = []jwt.ParserOption{
+		jwt.WithValidMethods(k.methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(30 * time.Second),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.Issuer != "" {
+		k.opts = append(k.opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		k.opts = append(k.opts, jwt.WithAudience(cfg.Audience))
+	}
+	return k, nil
+}
+
+// ParsePublicKey reads a PEM-encoded RSA or ECDSA public key (PKIX "PUBLIC
+// KEY", PKCS#1 "RSA PUBLIC KEY", or a certificate).
+func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("jwtauth: no PEM block in the public key")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		return x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		return x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return cert.PublicKey, nil
+	}
+	return nil, fmt.Errorf("jwtauth: unsupported PEM block %q", block.Type)
+}
+
+// claims are the token's contents.
+type claims struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Kind  string `json:"kind"`
+	Role  string `json:"role,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Verify checks a token and returns who it speaks for. Every failure is an
+// EUNAUTH error whose message says what is wrong without echoing the token.
+func (k *Keys) Verify(token string) (dealroom.Actor, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, k.key, k.opts...)
+	if err != nil {
+		return dealroom.Actor{}, unauth(reason(err))
+	}
+	a := dealroom.Actor{ID: c.Subject, Name: c.Name, Email: c.Email, Kind: dealroom.Kind(c.Kind), Role: dealroom.Role(c.Role)}
+	if a.ID == "" || len(a.ID) > 128 || strings.IndexFunc(a.ID, unicode.IsControl) >= 0 {
+		return dealroom.Actor{}, unauth("the token's sub must be a user id of 1 to 128 characters")
+	}
+	if !a.Kind.Valid() {
+		return dealroom.Actor{}, unauth(`the token's kind must be "staff" or "customer"`)
+	}
+	switch {
+	case a.Kind == dealroom.Customer:
+		a.Role = ""
+	case a.Role == "":
+		a.Role = dealroom.Rep
+	case !a.Role.Valid():
+		return dealroom.Actor{}, unauth(`the token's role must be "rep", "manager" or "admin"`)
+	}
+	if a.Name == "" {
+		a.Name = a.ID
+	}
+	if len(a.Name) > 200 || strings.IndexFunc(a.Name, unicode.IsControl) >= 0 {
+		return dealroom.Actor{}, unauth("the token's name is not a usable display name")
+	}
+	return a, nil
+}
+
+// key picks the verification key by algorithm: each algorithm has its own
+// key, never the token's choice of key.
+func (k *Keys) key(t *jwt.Token) (any, error) {
+	switch t.Method.Alg() {
+	case "HS256":
+		return k.cfg.Secret, nil
+	case "RS256":
+		if pk, ok := k.cfg.PublicKey.(*rsa.PublicKey); ok {
+			return pk, nil
+		}
+	case "ES256":
+		if pk, ok := k.cfg.PublicKey.(*ecdsa.PublicKey); ok {
+			return pk, nil
+		}
+	}
+	return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
+}
+
+// Issue signs an HS256 token for a with the given lifetime.
+func (k *Keys) Issue(a dealroom.Actor, ttl time.Duration) (string, error) {
+	now := k.cfg.Now()
+	c := claims{Name: a.Name, Email: a.Email, Kind: string(a.Kind), Role: string(a.Role),
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   a.ID,
+			Issuer:    k.cfg.Issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		}}
+	if k.cfg.Audience != "" {
+		c.Audience = jwt.ClaimStrings{k.cfg.Audience}
+	}
+	if a.Kind == dealroom.Customer {
+		c.Role = ""
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(k.cfg.Secret)
+}
+
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "the token has expired"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "the token lacks a required claim (exp)"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "the token's issuer is not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "the token's audience is not accepted"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "the token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "the token's signature or algorithm is not accepted"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "the token is malformed"
+	}
+	return "the token is not valid"
+}
+
+func unauth(msg string) *dealroom.Error {
+	return &dealroom.Error{Code: dealroom.EUNAUTH, Message: msg}
+}

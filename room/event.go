@@ -1,0 +1,176 @@
+package room
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"dealroom"
+	"dealroom/task"
+)
+
+// Event types. Every change to a room is exactly one event.
+const (
+	RoomCreated     = "room.created"
+	RoomUpdated     = "room.updated"
+	MemberAdded     = "member.added"
+	MemberUpdated   = "member.updated"
+	MemberRemoved   = "member.removed"
+	TaskCreated     = "task.created"
+	TaskUpdated     = "task.updated"
+	TaskDeleted     = "task.deleted"
+	MessagePosted   = "message.posted"
+	MessageEdited   = "message.edited"
+	MessageDeleted  = "message.deleted"
+	AttachmentAdded = "attachment.added"
+	InviteCreated   = "invite.created"
+	InviteRevoked   = "invite.revoked"
+	InviteAccepted  = "invite.accepted"
+)
+
+// EventActor is who caused an event.
+type EventActor struct {
+	ID   string        `json:"id"`
+	Kind dealroom.Kind `json:"kind"`
+	Name string        `json:"name,omitempty"`
+}
+
+// Change is a field's value before and after an update.
+type Change struct {
+	From json.RawMessage `json:"from"`
+	To   json.RawMessage `json:"to"`
+}
+
+// Event is one change to a room. Events of a room form the gap-free
+// sequence Seq = 1, 2, 3, ...; Data carries the new state of the thing
+// changed, Changes (on updates) what it was before.
+type Event struct {
+	Seq        int64               `json:"seq"`
+	ID         string              `json:"id"`
+	RoomID     string              `json:"room_id"`
+	Type       string              `json:"type"`
+	Actor      EventActor          `json:"actor"`
+	At         time.Time           `json:"at"`
+	Visibility dealroom.Visibility `json:"visibility"`
+	Data       json.RawMessage     `json:"data"`
+	Changes    map[string]Change   `json:"changes,omitempty"`
+}
+
+// RoomCreatedData is the data of room.created: the room with its first
+// members and the tasks of the template it was made from.
+type RoomCreatedData struct {
+	Room
+	Members []Member    `json:"members"`
+	Tasks   []task.Task `json:"tasks"`
+}
+
+// MemberRemovedData is the data of member.removed.
+type MemberRemovedData struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+// TaskDeletedData is the data of task.deleted.
+type TaskDeletedData struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+}
+
+// InviteAcceptedData is the data of invite.accepted.
+type InviteAcceptedData struct {
+	Invite Invite `json:"invite"`
+	Member Member `json:"member"`
+}
+
+func newEvent(typ string, roomID string, a dealroom.Actor, now time.Time, v dealroom.Visibility, data any) (Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{
+		ID: NewID("e", now), RoomID: roomID, Type: typ, At: now, Visibility: v, Data: raw,
+		Actor: EventActor{ID: a.ID, Kind: a.Kind, Name: a.Name},
+	}, nil
+}
+
+// diff records the changed fields' JSON values before and after.
+func diff(before, after any, fields []string) (map[string]Change, error) {
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	b, err := fieldMap(before)
+	if err != nil {
+		return nil, err
+	}
+	a, err := fieldMap(after)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Change, len(fields))
+	for _, f := range fields {
+		out[f] = Change{From: b[f], To: a[f]}
+	}
+	return out, nil
+}
+
+func fieldMap(v any) (map[string]json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	return m, json.Unmarshal(raw, &m)
+}
+
+// ForCustomer returns the event as a customer sees it, and false when a
+// customer must not see it at all. Only room events need reshaping: the
+// deal's value, forecast and tags are not the customer's business, and
+// internal tasks of a template never leave the staff side.
+func (e Event) ForCustomer() (Event, bool) {
+	if e.Visibility != dealroom.Shared {
+		return Event{}, false
+	}
+	switch e.Type {
+	case RoomCreated:
+		var d RoomCreatedData
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return Event{}, false
+		}
+		d.Tasks = slices.DeleteFunc(d.Tasks, func(t task.Task) bool { return t.Visibility != dealroom.Shared })
+		e.Data = mustJSON(struct {
+			CustomerRoom
+			Members []Member    `json:"members"`
+			Tasks   []task.Task `json:"tasks"`
+		}{d.Room.ForCustomer(), d.Members, d.Tasks})
+	case RoomUpdated:
+		var r Room
+		if err := json.Unmarshal(e.Data, &r); err != nil {
+			return Event{}, false
+		}
+		e.Data = mustJSON(r.ForCustomer())
+		ch := make(map[string]Change)
+		for f, c := range e.Changes {
+			if slices.Contains(customerFields, f) {
+				ch[f] = c
+			}
+		}
+		e.Changes = ch
+	case InviteAccepted:
+		var d InviteAcceptedData
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return Event{}, false
+		}
+		e.Data = mustJSON(struct {
+			Member Member `json:"member"`
+		}{d.Member})
+	}
+	return e, true
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("room: cannot encode " + err.Error())
+	}
+	return b
+}

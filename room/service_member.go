@@ -1,0 +1,148 @@
+package room
+
+import (
+	"context"
+	"time"
+
+	"dealroom"
+)
+
+// Members lists a room's members. Every member sees them all; there is no
+// user directory beyond this.
+func (s *Service) Members(ctx context.Context, a dealroom.Actor, room string) ([]Member, error) {
+	if _, err := s.perm(ctx, a, room); err != nil {
+		return nil, err
+	}
+	return s.Store.Members(ctx, room)
+}
+
+// AddMember adds a person to the room. Owners, managers and admins only.
+func (s *Service) AddMember(ctx context.Context, a dealroom.Actor, room string, d MemberDraft, key string) (Member, error) {
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "member.add", input: d,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Manage {
+				return Event{}, forbidden("only the room's owners, managers and admins change its membership")
+			}
+			m, err := newMember(d, a.ID, now)
+			if err != nil {
+				return Event{}, err
+			}
+			members, err := v.Members()
+			if err != nil {
+				return Event{}, err
+			}
+			for _, o := range members {
+				if o.UserID == m.UserID {
+					return Event{}, conflict("%s is a member already; change their access with PATCH", m.UserID)
+				}
+			}
+			if len(members) >= MaxMembers {
+				return Event{}, conflict("a room has at most %d members", MaxMembers)
+			}
+			return newEvent(MemberAdded, room, a, now, dealroom.Shared, m)
+		}})
+	if err != nil {
+		return Member{}, err
+	}
+	return decodeData[Member](ev)
+}
+
+// UpdateMember changes a member's name, access or role in the room. Owners,
+// managers and admins only; a room keeps at least one owner.
+func (s *Service) UpdateMember(ctx context.Context, a dealroom.Actor, room, user string, pt MemberPatch, key string) (Member, error) {
+	var current Member
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "member.update", input: []any{user, pt},
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Manage {
+				return Event{}, forbidden("only the room's owners, managers and admins change its membership")
+			}
+			old, err := v.Member(user)
+			if err != nil || old == nil {
+				if err == nil {
+					err = dealroom.NotFound("member", user)
+				}
+				return Event{}, err
+			}
+			current = *old
+			n := *old
+			if pt.Name.Set {
+				if n.Name, err = dealroom.Line("name", pt.Name.V, 1, 100); err != nil {
+					return Event{}, err
+				}
+			}
+			if pt.Access.Set {
+				if pt.Access.Null || pt.Access.V == "" {
+					return Event{}, dealroom.Invalid("access", "access must be \"read\" or \"write\"")
+				}
+				if n.Access, err = checkAccess(pt.Access.V); err != nil {
+					return Event{}, err
+				}
+			}
+			if pt.RoleInRoom.Set {
+				if pt.RoleInRoom.Null || pt.RoleInRoom.V == "" {
+					return Event{}, dealroom.Invalid("role_in_room", "role_in_room must be \"owner\" or \"member\"")
+				}
+				if n.RoleInRoom, err = checkRole(pt.RoleInRoom.V, n.Kind); err != nil {
+					return Event{}, err
+				}
+			}
+			if n.RoleInRoom == Owner && n.Access != Write {
+				return Event{}, dealroom.Invalid("access", "an owner needs write access")
+			}
+			if n == *old {
+				return noChange, nil
+			}
+			if old.RoleInRoom == Owner && n.RoleInRoom != Owner {
+				if err := lastOwnerGuard(v, user); err != nil {
+					return Event{}, err
+				}
+			}
+			return newEvent(MemberUpdated, room, a, now, dealroom.Shared, n)
+		}})
+	if err != nil {
+		return Member{}, err
+	}
+	if ev.Type == "" {
+		return current, nil
+	}
+	return decodeData[Member](ev)
+}
+
+// RemoveMember takes a person out of the room. Owners, managers and admins
+// remove anyone; anyone may leave; the last owner cannot go.
+func (s *Service) RemoveMember(ctx context.Context, a dealroom.Actor, room, user, key string) error {
+	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "member.remove", input: user,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Manage && user != a.ID {
+				return Event{}, forbidden("only the room's owners, managers and admins change its membership")
+			}
+			m, err := v.Member(user)
+			if err != nil || m == nil {
+				if err == nil {
+					err = dealroom.NotFound("member", user)
+				}
+				return Event{}, err
+			}
+			if m.RoleInRoom == Owner {
+				if err := lastOwnerGuard(v, user); err != nil {
+					return Event{}, err
+				}
+			}
+			return newEvent(MemberRemoved, room, a, now, dealroom.Shared, MemberRemovedData{UserID: m.UserID, Name: m.Name})
+		}})
+	return err
+}
+
+// lastOwnerGuard refuses to take away the room's only owner.
+func lastOwnerGuard(v View, leaving string) error {
+	members, err := v.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.RoleInRoom == Owner && m.UserID != leaving {
+			return nil
+		}
+	}
+	return conflict("a room needs an owner: make someone else owner first")
+}

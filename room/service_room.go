@@ -1,0 +1,119 @@
+package room
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"dealroom"
+	"dealroom/task"
+)
+
+// CreateRoom opens a room for a new opportunity with the actor as its
+// owner, laying out the action plan of the template when one is named.
+// Only staff create rooms.
+func (s *Service) CreateRoom(ctx context.Context, a dealroom.Actor, d Draft, key string) (*Room, error) {
+	if a.IsCustomer() {
+		return nil, forbidden("only staff can create rooms")
+	}
+	now := s.now()
+	id := NewID("r", now)
+	if key != "" {
+		// A retry must land on the same room, so its id comes from the key.
+		id = derivedID("r", a.ID, key)
+	}
+	plan, err := s.templateTasks(ctx, a, d.Template)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := fingerprint("room.create", "", d)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := s.execute(ctx, Command{Room: id, Actor: a.ID, Key: key, Fingerprint: fp,
+		Decide: func(v View) (Event, error) {
+			if r, err := v.Room(); err != nil || r != nil {
+				if err == nil {
+					err = conflict("room %s exists already", id)
+				}
+				return Event{}, err
+			}
+			now := s.now()
+			r, err := newRoom(d, id, a, now)
+			if err != nil {
+				return Event{}, err
+			}
+			owner := Member{UserID: a.ID, Name: a.Name, Kind: dealroom.Staff, Access: Write,
+				RoleInRoom: Owner, AddedBy: a.ID, AddedAt: now}
+			tasks := make([]task.Task, 0, len(plan))
+			for i, pt := range plan {
+				t, err := task.New(pt, NewID("t", now), id, a.ID, now, float64(i+1))
+				if err != nil {
+					return Event{}, err
+				}
+				tasks = append(tasks, t)
+			}
+			return newEvent(RoomCreated, id, a, now, dealroom.Shared,
+				RoomCreatedData{Room: r, Members: []Member{owner}, Tasks: tasks})
+		}})
+	if err != nil {
+		return nil, err
+	}
+	d2, err := decodeData[RoomCreatedData](ev)
+	return &d2.Room, err
+}
+
+// Room returns a room the actor may see, with the actor's permissions in it.
+func (s *Service) Room(ctx context.Context, a dealroom.Actor, id string) (*Room, Perm, error) {
+	return s.visibleRoom(ctx, a, id)
+}
+
+// Rooms lists the rooms the actor is a member of, newest first; managers and
+// admins see every room. The filter's Member field is set here.
+func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]Room, error) {
+	f.Member = a.ID
+	if a.Oversees() {
+		f.Member = ""
+	}
+	return s.Store.Rooms(ctx, f)
+}
+
+// UpdateRoom changes a room's settings: name, company, stage, value,
+// currency, forecast and tags. Staff with write access only.
+func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p Patch, key string) (*Room, Perm, error) {
+	_, err := s.run(ctx, change{actor: a, room: id, key: key, op: "room.update", input: p,
+		decide: func(v View, pm Perm, r *Room, now time.Time) (Event, error) {
+			if !pm.Settings {
+				return Event{}, forbidden("you cannot change this room's settings")
+			}
+			n, changed, err := r.apply(p, now)
+			if err != nil || len(changed) == 0 {
+				return noChange, err
+			}
+			vis := dealroom.Internal
+			for _, f := range changed {
+				if slices.Contains(customerFields, f) {
+					vis = dealroom.Shared
+				}
+			}
+			n.Head, n.LastActivityAt, n.LastCustomerActivityAt = 0, time.Time{}, nil
+			ev, err := newEvent(RoomUpdated, id, a, now, vis, n)
+			if err == nil {
+				ev.Changes, err = diff(r, &n, changed)
+			}
+			return ev, err
+		}})
+	if err != nil {
+		return nil, Perm{}, err
+	}
+	return s.visibleRoom(ctx, a, id)
+}
+
+// Present returns what p's holder may see of r: the whole room for staff,
+// CustomerRoom for customers.
+func (p Perm) Present(r *Room) any {
+	if p.Internal {
+		return r
+	}
+	return r.ForCustomer()
+}

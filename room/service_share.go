@@ -1,0 +1,261 @@
+package room
+
+import (
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"dealroom"
+)
+
+// CanWrite tells whether the actor may change the room's content: nil, or
+// the error a change would get (ENOTFOUND, EFORBIDDEN). Uploads check it
+// before storing any bytes.
+func (s *Service) CanWrite(ctx context.Context, a dealroom.Actor, room string) error {
+	p, err := s.perm(ctx, a, room)
+	if err == nil && !p.Write {
+		err = forbidden("you have read access to this room")
+	}
+	return err
+}
+
+// Attachments lists the files of a room the actor may see.
+func (s *Service) Attachments(ctx context.Context, a dealroom.Actor, room string) ([]Attachment, error) {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.Store.Attachments(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(at Attachment) bool { return !p.Sees(at.Visibility) }), nil
+}
+
+// AddAttachment records a file whose bytes are already in Blobs. Writers
+// only; customers upload shared files only.
+func (s *Service) AddAttachment(ctx context.Context, a dealroom.Actor, room string, up Upload, key string) (Attachment, error) {
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "attachment.add", input: up,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Write {
+				return Event{}, forbidden("you have read access to this room")
+			}
+			at := Attachment{ID: NewID("a", now), RoomID: room, Name: CleanFileName(up.Name), Size: up.Blob.Size,
+				ContentType: CleanContentType(up.ContentType), SHA256: up.Blob.SHA256, TaskID: up.TaskID,
+				UploadedBy: a.ID, CreatedAt: now}
+			var err error
+			if at.Visibility, err = dealroom.ParseVisibility("visibility", up.Visibility, dealroom.Shared); err != nil {
+				return Event{}, err
+			}
+			if at.Visibility == dealroom.Internal && !p.Internal {
+				return Event{}, forbidden("customers can only upload shared files")
+			}
+			if up.TaskID != "" {
+				t, err := v.Task(up.TaskID)
+				if err != nil {
+					return Event{}, err
+				}
+				if t == nil || !p.Sees(t.Visibility) {
+					return Event{}, dealroom.Invalid("task_id", "task %s does not exist in this room", dealroom.Clip(up.TaskID))
+				}
+				if t.Visibility == dealroom.Internal && at.Visibility == dealroom.Shared {
+					return Event{}, dealroom.Invalid("visibility", "a file under an internal task is internal")
+				}
+			}
+			return newEvent(AttachmentAdded, room, a, now, at.Visibility, at)
+		}})
+	if err != nil {
+		return Attachment{}, err
+	}
+	return decodeData[Attachment](ev)
+}
+
+// OpenAttachment returns an attachment the actor may see and its bytes; the
+// caller closes the reader.
+func (s *Service) OpenAttachment(ctx context.Context, a dealroom.Actor, room, id string) (*Attachment, io.ReadSeekCloser, error) {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return nil, nil, err
+	}
+	at, err := s.Store.Attachment(ctx, room, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if at == nil || !p.Sees(at.Visibility) {
+		return nil, nil, dealroom.NotFound("attachment", id)
+	}
+	rc, err := s.Blobs.Open(ctx, at.SHA256)
+	if err != nil {
+		return nil, nil, err
+	}
+	return at, rc, nil
+}
+
+// NewInvite is a created invite with its code, which is shown only once.
+type NewInvite struct {
+	Invite
+	Code string `json:"code"`
+}
+
+// CreateInvite makes an invite link for one customer. Staff with write
+// access only.
+func (s *Service) CreateInvite(ctx context.Context, a dealroom.Actor, room string, d InviteDraft, key string) (NewInvite, error) {
+	code := NewInviteCode()
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "invite.create", input: d,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Invite {
+				return Event{}, forbidden("only staff with write access can invite")
+			}
+			inv := Invite{ID: InviteID(code), RoomID: room, CreatedBy: a.ID, CreatedAt: now}
+			var err error
+			if inv.Email, err = checkEmail("email", d.Email); err != nil {
+				return Event{}, err
+			}
+			if inv.Access, err = checkAccess(d.Access); err != nil {
+				return Event{}, err
+			}
+			days := d.ExpiresInDays
+			if days == 0 {
+				days = DefaultInviteDays
+			}
+			if days < 1 || days > MaxInviteDays {
+				return Event{}, dealroom.Invalid("expires_in_days", "expires_in_days must be between 1 and %d", MaxInviteDays)
+			}
+			inv.ExpiresAt = now.Add(time.Duration(days) * 24 * time.Hour)
+			return newEvent(InviteCreated, room, a, now, dealroom.Internal, inv)
+		}})
+	if err != nil {
+		return NewInvite{}, err
+	}
+	inv, err := decodeData[Invite](ev)
+	if err != nil {
+		return NewInvite{}, err
+	}
+	if inv.ID != InviteID(code) {
+		// An idempotent retry: the code was shown with the first answer and
+		// is not kept anywhere, so it cannot be shown again.
+		return NewInvite{Invite: inv}, nil
+	}
+	return NewInvite{Invite: inv, Code: code}, nil
+}
+
+// Invites lists a room's invites for staff with write access.
+func (s *Service) Invites(ctx context.Context, a dealroom.Actor, room string) ([]Invite, error) {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Invite {
+		return nil, forbidden("only staff with write access see invites")
+	}
+	return s.Store.Invites(ctx, room)
+}
+
+// RevokeInvite stops an invite from working.
+func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, key string) error {
+	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "invite.revoke", input: id,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Invite {
+				return Event{}, forbidden("only staff with write access can revoke invites")
+			}
+			inv, err := v.Invite(id)
+			if err != nil {
+				return Event{}, err
+			}
+			if inv == nil || inv.RoomID != room {
+				return Event{}, dealroom.NotFound("invite", id)
+			}
+			switch inv.Status(now) {
+			case "accepted":
+				return Event{}, conflict("the invite was accepted already; remove the member instead")
+			case "revoked":
+				return noChange, nil
+			}
+			n := *inv
+			n.RevokedAt = &now
+			return newEvent(InviteRevoked, room, a, now, dealroom.Internal, n)
+		}})
+	return err
+}
+
+// AcceptInvite lets the customer holding an invite code into its room. The
+// email must be the one invited. Accepting again as the same person while
+// the invite is valid changes nothing and succeeds (a lost answer can be
+// retried); anyone else finds the invite used.
+func (s *Service) AcceptInvite(ctx context.Context, code string, acc Acceptance) (*Room, Member, error) {
+	if len(code) > 100 || code == "" {
+		return nil, Member{}, dealroom.NotFound("invite", dealroom.Clip(code))
+	}
+	id := InviteID(code)
+	inv, err := s.Store.Invite(ctx, id)
+	if err != nil {
+		return nil, Member{}, err
+	}
+	if inv == nil {
+		return nil, Member{}, dealroom.Errorf(dealroom.ENOTFOUND, "this invite link is not valid")
+	}
+	name, err := dealroom.Line("name", acc.Name, 1, 100)
+	if err != nil {
+		return nil, Member{}, err
+	}
+	email, err := checkEmail("email", acc.Email)
+	if err != nil {
+		return nil, Member{}, err
+	}
+	user := CustomerID(email)
+	actor := dealroom.Actor{ID: user, Name: name, Email: email, Kind: dealroom.Customer}
+	var member Member
+	_, err = s.execute(ctx, Command{Room: inv.RoomID, Decide: func(v View) (Event, error) {
+		now := s.now()
+		inv, err := v.Invite(id)
+		if err != nil || inv == nil {
+			if err == nil {
+				err = dealroom.Errorf(dealroom.ENOTFOUND, "this invite link is not valid")
+			}
+			return Event{}, err
+		}
+		if !strings.EqualFold(inv.Email, email) {
+			return Event{}, dealroom.Invalid("email", "this invite is for another email address")
+		}
+		old, err := v.Member(user)
+		if err != nil {
+			return Event{}, err
+		}
+		switch inv.Status(now) {
+		case "revoked":
+			return Event{}, conflict("this invite was revoked; ask for a new one")
+		case "expired":
+			return Event{}, conflict("this invite expired; ask for a new one")
+		case "accepted":
+			if inv.AcceptedBy != user || old == nil {
+				return Event{}, conflict("this invite was used already; ask for a new one")
+			}
+			if now.After(inv.ExpiresAt) {
+				return Event{}, conflict("this invite expired; ask for a new one")
+			}
+			member = *old
+			return noChange, nil
+		}
+		if old != nil && old.Kind == dealroom.Staff {
+			return Event{}, conflict("this email belongs to a staff member of the room")
+		}
+		n := *inv
+		n.AcceptedAt, n.AcceptedBy = &now, user
+		member = Member{UserID: user, Name: name, Kind: dealroom.Customer, Access: inv.Access,
+			RoleInRoom: PlainMember, AddedBy: inv.CreatedBy, AddedAt: now}
+		if old != nil {
+			member.AddedBy, member.AddedAt = old.AddedBy, old.AddedAt
+			if old.Access == Write {
+				member.Access = Write
+			}
+		}
+		return newEvent(InviteAccepted, inv.RoomID, actor, now, dealroom.Shared, InviteAcceptedData{Invite: n, Member: member})
+	}})
+	if err != nil {
+		return nil, Member{}, err
+	}
+	r, err := s.Store.Room(ctx, inv.RoomID)
+	return r, member, err
+}

@@ -1,0 +1,248 @@
+package room
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+
+	"dealroom"
+	"dealroom/task"
+)
+
+// TaskResult is a task after a change, with the @-mentions of its
+// description that reached no one.
+type TaskResult struct {
+	task.Task
+	UnresolvedMentions []string `json:"unresolved_mentions"`
+}
+
+// Tasks lists the room's action plan as the actor may see it, in order.
+func (s *Service) Tasks(ctx context.Context, a dealroom.Actor, room string) ([]task.Task, error) {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.Store.Tasks(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(t task.Task) bool { return !p.Sees(t.Visibility) }), nil
+}
+
+// Task returns one task the actor may see.
+func (s *Service) Task(ctx context.Context, a dealroom.Actor, room, id string) (*task.Task, error) {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.Store.Task(ctx, room, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || !p.Sees(t.Visibility) {
+		return nil, dealroom.NotFound("task", id)
+	}
+	return t, nil
+}
+
+// CreateTask adds a step to the action plan. Writers only; customers create
+// shared tasks only. Assignees must be members, and customers can only be
+// assigned shared tasks.
+func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string, d task.Draft, key string) (TaskResult, error) {
+	var unresolved []string
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.create", input: d,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			if !p.Write {
+				return Event{}, forbidden("you have read access to this room")
+			}
+			if d.Visibility == dealroom.Internal && !p.Internal {
+				return Event{}, forbidden("customers can only create shared tasks")
+			}
+			count, maxPos, err := v.TaskStats()
+			if err != nil {
+				return Event{}, err
+			}
+			if count >= MaxTasks {
+				return Event{}, conflict("a room holds at most %d tasks", MaxTasks)
+			}
+			t, err := task.New(d, NewID("t", now), room, a.ID, now, float64(int64(maxPos))+1)
+			if err != nil {
+				return Event{}, err
+			}
+			members, err := v.Members()
+			if err != nil {
+				return Event{}, err
+			}
+			if err := checkAssignees(t, members); err != nil {
+				return Event{}, err
+			}
+			mt := ResolveMentions(t.Description, members, t.Visibility)
+			t.Mentions, unresolved = orEmpty(mt.Users), orEmpty(mt.Unresolved)
+			return newEvent(TaskCreated, room, a, now, t.Visibility, t)
+		}})
+	if err != nil {
+		return TaskResult{}, err
+	}
+	t, err := decodeData[task.Task](ev)
+	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, err
+}
+
+// UpdateTask changes a task the actor can see. Writers only.
+func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id string, pt task.Patch, key string) (TaskResult, error) {
+	var unresolved []string
+	var current task.Task
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt},
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			old, err := visibleTask(v, p, id)
+			if err != nil {
+				return Event{}, err
+			}
+			current = *old
+			if !p.Write {
+				return Event{}, forbidden("you have read access to this room")
+			}
+			n, changed, err := old.Apply(pt, now)
+			if err != nil {
+				return Event{}, err
+			}
+			members, err := v.Members()
+			if err != nil {
+				return Event{}, err
+			}
+			if slices.Contains(changed, "assignees") || slices.Contains(changed, "visibility") {
+				if err := checkAssignees(n, members); err != nil {
+					return Event{}, err
+				}
+			}
+			if slices.Contains(changed, "description") || slices.Contains(changed, "visibility") {
+				mt := ResolveMentions(n.Description, members, n.Visibility)
+				n.Mentions, unresolved = orEmpty(mt.Users), mt.Unresolved
+				if !slices.Equal(n.Mentions, orEmpty(old.Mentions)) {
+					changed = append(changed, "mentions")
+				}
+			}
+			if len(changed) == 0 {
+				return noChange, nil
+			}
+			ev, err := newEvent(TaskUpdated, room, a, now, n.Visibility, n)
+			if err == nil {
+				ev.Changes, err = diff(old, &n, changed)
+			}
+			return ev, err
+		}})
+	if err != nil {
+		return TaskResult{}, err
+	}
+	t := current
+	if ev.Type != "" {
+		if t, err = decodeData[task.Task](ev); err != nil {
+			return TaskResult{}, err
+		}
+	}
+	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, nil
+}
+
+// DeleteTask removes a task from the plan. Staff writers delete any task
+// they can see; customers only the tasks they created.
+func (s *Service) DeleteTask(ctx context.Context, a dealroom.Actor, room, id, key string) error {
+	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.delete", input: id,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+			t, err := visibleTask(v, p, id)
+			if err != nil {
+				return Event{}, err
+			}
+			if !p.Write {
+				return Event{}, forbidden("you have read access to this room")
+			}
+			if !p.Internal && t.CreatedBy != a.ID {
+				return Event{}, forbidden("customers can delete only the tasks they created")
+			}
+			return newEvent(TaskDeleted, room, a, now, t.Visibility, TaskDeletedData{ID: t.ID, Title: t.Title})
+		}})
+	return err
+}
+
+// MyTaskFilter narrows the tasks assigned to the actor.
+type MyTaskFilter struct {
+	Statuses  []task.Status
+	DueBefore *task.Date // due strictly before this day
+	Room      string
+}
+
+// MyTasks returns the tasks assigned to the actor in every room they can
+// still see, soonest due first (undated last).
+func (s *Service) MyTasks(ctx context.Context, a dealroom.Actor, f MyTaskFilter) ([]task.Task, error) {
+	all, err := s.Store.AssignedTasks(ctx, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	perms := map[string]Perm{}
+	out := all[:0]
+	for _, t := range all {
+		if f.Room != "" && t.RoomID != f.Room {
+			continue
+		}
+		if len(f.Statuses) > 0 && !slices.Contains(f.Statuses, t.Status) {
+			continue
+		}
+		if f.DueBefore != nil && (t.Due == nil || !t.Due.Before(*f.DueBefore)) {
+			continue
+		}
+		p, ok := perms[t.RoomID]
+		if !ok {
+			p, err = s.perm(ctx, a, t.RoomID)
+			if err != nil && dealroom.ErrorCode(err) != dealroom.ENOTFOUND {
+				return nil, err
+			}
+			perms[t.RoomID] = p
+		}
+		if p.Sees(t.Visibility) {
+			out = append(out, t)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		di, dj := out[i].Due, out[j].Due
+		switch {
+		case di == nil || dj == nil:
+			return di != nil && dj == nil
+		case *di != *dj:
+			return di.Before(*dj)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// visibleTask returns the task or ENOTFOUND when it does not exist for p.
+func visibleTask(v View, p Perm, id string) (*task.Task, error) {
+	t, err := v.Task(id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || !p.Sees(t.Visibility) {
+		return nil, dealroom.NotFound("task", id)
+	}
+	return t, nil
+}
+
+// checkAssignees makes sure every assignee is a member who may see t.
+func checkAssignees(t task.Task, members []Member) error {
+	for _, u := range t.Assignees {
+		i := slices.IndexFunc(members, func(m Member) bool { return m.UserID == u })
+		if i < 0 {
+			return dealroom.Invalid("assignees", "%s is not a member of this room", dealroom.Clip(u))
+		}
+		if t.Visibility == dealroom.Internal && members[i].Kind != dealroom.Staff {
+			return dealroom.Invalid("assignees", "%s is a customer and cannot be assigned an internal task", members[i].Name)
+		}
+	}
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

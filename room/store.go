@@ -1,0 +1,120 @@
+package room
+
+import (
+	"context"
+	"time"
+
+	"dealroom"
+	"dealroom/task"
+)
+
+// View is a consistent reading of one room's state, given to a command's
+// decision. Methods return (nil, nil) for things that do not exist and an
+// error only when the store fails.
+type View interface {
+	// Room returns the room, nil when it does not exist yet.
+	Room() (*Room, error)
+	Member(userID string) (*Member, error)
+	Members() ([]Member, error)
+	Task(id string) (*task.Task, error)
+	// TaskStats returns how many tasks the room has and the highest
+	// position among them (0 when there are none).
+	TaskStats() (count int, maxPosition float64, err error)
+	Message(id string) (*Message, error)
+	Attachment(id string) (*Attachment, error)
+	Invite(id string) (*Invite, error)
+}
+
+// Command is one change to a room, to be decided against its state and
+// recorded as one event.
+type Command struct {
+	Room string
+	// Actor and Key make the idempotency key: the same actor retrying with
+	// the same key in the same room gets the first event back. Key may be
+	// empty (no idempotency).
+	Actor string
+	Key   string
+	// Fingerprint identifies the request; a key reused with another
+	// fingerprint is a conflict, not a retry.
+	Fingerprint string
+	// Decide turns the room's state into the event to append (its Seq is
+	// set by the store). It must have no side effects: a store may call it
+	// again after a concurrent append.
+	Decide func(View) (Event, error)
+}
+
+// Store is the source of truth: the events of every room and the read
+// models they imply.
+type Store interface {
+	// Execute runs cmd.Decide against the room's current state and appends
+	// the event it returns as the room's next seq, atomically with the
+	// idempotency key and the read models' update. When the key was used
+	// before by the same actor in the room, it returns that first event and
+	// replayed = true without deciding anything. Errors: those of Decide;
+	// ECONFLICT when the key was used for another request; EUNAVAILABLE
+	// when the backend fails (nothing is written then).
+	Execute(ctx context.Context, cmd Command) (ev Event, replayed bool, err error)
+
+	// Events returns up to limit events of the room with seq > after, in
+	// order; with sharedOnly, internal events are left out (and the limit
+	// counts only those returned).
+	Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]Event, error)
+
+	// Room returns a room, ENOTFOUND when there is none.
+	Room(ctx context.Context, id string) (*Room, error)
+	// Rooms lists rooms newest first, by the filter.
+	Rooms(ctx context.Context, f RoomFilter) ([]Room, error)
+	// Member returns a user's membership, nil when they are not a member.
+	Member(ctx context.Context, room, user string) (*Member, error)
+	// Members returns the room's members in the order they joined.
+	Members(ctx context.Context, room string) ([]Member, error)
+	// Tasks returns the room's tasks ordered by position, then id.
+	Tasks(ctx context.Context, room string) ([]task.Task, error)
+	// Task returns a task, nil when there is none.
+	Task(ctx context.Context, room, id string) (*task.Task, error)
+	// AssignedTasks returns the tasks assigned to a user across all rooms.
+	AssignedTasks(ctx context.Context, user string) ([]task.Task, error)
+	// Messages lists messages oldest first by the filter, with ReplyCount
+	// filled for thread roots.
+	Messages(ctx context.Context, f MessageFilter) ([]Message, error)
+	// Message returns a message, nil when there is none.
+	Message(ctx context.Context, room, id string) (*Message, error)
+	// Attachment returns an attachment's metadata, nil when there is none.
+	Attachment(ctx context.Context, room, id string) (*Attachment, error)
+	// Attachments returns the room's attachments, oldest first.
+	Attachments(ctx context.Context, room string) ([]Attachment, error)
+	// Invite returns an invite by id, nil when there is none.
+	Invite(ctx context.Context, id string) (*Invite, error)
+	// Invites returns the room's invites, newest first.
+	Invites(ctx context.Context, room string) ([]Invite, error)
+
+	// Inbox returns a user's inbox items newest first, starting after the
+	// item with id before (empty: from the newest).
+	Inbox(ctx context.Context, user, before string, limit int) ([]InboxItem, error)
+	// MarkRead sets the read time of an inbox item unless it is set
+	// already; ENOTFOUND when the user has no such item.
+	MarkRead(ctx context.Context, user, item string, at time.Time) error
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store; calling it twice is safe.
+	Close() error
+}
+
+// RoomFilter selects rooms to list.
+type RoomFilter struct {
+	// Member limits the list to rooms this user is a member of; empty
+	// lists every room.
+	Member      string
+	Stage       Stage
+	Owner       string
+	CloseWindow CloseWindow
+	// Before continues a listing after the room with this id.
+	Before string
+	Limit  int
+}
+
+// ErrKeyReused is returned for an idempotency key reused with another
+// request.
+var ErrKeyReused = &dealroom.Error{Code: dealroom.ECONFLICT,
+	Message: "this Idempotency-Key was already used for a different request"}
