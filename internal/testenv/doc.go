@@ -1,0 +1,49 @@
+// Package testenv starts the real services that Dealroom's tests talk to:
+// a redis-server and a MongoDB-compatible server (mongo-java-server with its
+// in-memory backend, or a real MongoDB named by DEALROOM_TEST_MONGO_URI).
+//
+// It is meant to be imported by _test.go files only.
+//
+// # Shared and per-test servers
+//
+// [Redis] and [MongoURI] return the address of a server shared by all tests
+// of the calling test binary. It is started lazily by the first test that
+// asks for it and lives until the binary exits. Tests sharing it must keep
+// their data apart: [MongoDatabase] gives each test its own database; with
+// Redis use keys prefixed by the test's name, or a server of the test's own.
+//
+// [StartRedis] starts a redis-server that belongs to one test only and is
+// stopped by the test's cleanup. Its Stop, Kill and Start methods let fault
+// tests simulate outages; Start brings it back on the same port.
+//
+// # Missing services
+//
+// If a service cannot be had (redis-server, java or mvn not installed, the
+// build or the start failing), the calling test is skipped with a message
+// saying what to install, unless the environment variable CI is "true" (or
+// "1"), in which case the test fails instead. scripts/test installs
+// everything that is missing.
+//
+// # Lifetime of the processes
+//
+// Every server runs in its own process group and, on Linux, gets SIGKILL
+// from the kernel as soon as the test binary dies (PR_SET_PDEATHSIG), so
+// nothing is left running even if the binary panics or is killed by
+// go test's timeout. mongo-java-server also exits when its stdin, a pipe
+// from the test binary, is closed. For an orderly stop at the end of the
+// run, use [Main] in TestMain (or call [Shutdown] from one):
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// # Environment
+//
+//   - CI=true: missing services fail tests instead of skipping them.
+//   - DEALROOM_TEST_MONGO_URI: use this MongoDB instead of mongo-java-server.
+//   - DEALROOM_TEST_MONGO_ARGS: extra arguments for the mongo-java-server
+//     launcher, e.g. "--oplog" (change streams) or "--version 4.0"; see
+//     testenv/mongo-java-server.
+//   - DEALROOM_TEST_REDIS_ADDR: use this host:port for [Redis] instead of
+//     starting a redis-server ([StartRedis] always starts its own).
+//   - DEALROOM_ROOT: the repository root (found from the working directory
+//     otherwise), where testenv/mongo-java-server lives.
+package testenv
