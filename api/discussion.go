@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"os"
 	"mime"
 	"net/http"
 	"strings"
@@ -126,6 +127,7 @@ func (s *Server) upload(c echo.Context) error {
 	}
 	up := room.Upload{Visibility: dealroom.Visibility(c.QueryParam("visibility")), TaskID: c.QueryParam("task_id")}
 	var got bool
+	var spool *spooled
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -143,9 +145,10 @@ func (s *Server) upload(c echo.Context) error {
 			up.Name = part.FileName()
 			br := bufio.NewReaderSize(part, 512)
 			up.ContentType = contentType(part.Header.Get("Content-Type"), br)
-			if up.Blob, err = s.svc.Blobs.Put(ctx, br, s.cfg.MaxUploadBytes); err != nil {
+			if spool, err = spoolUpload(br, s.cfg.MaxUploadBytes); err != nil {
 				return uploadError(err)
 			}
+			defer spool.Close()
 		case "visibility", "task_id":
 			v, err := io.ReadAll(io.LimitReader(part, 200))
 			if err != nil {
@@ -164,11 +167,50 @@ func (s *Server) upload(c echo.Context) error {
 	if !got {
 		return dealroom.Invalid("file", "the upload has no field named \"file\"")
 	}
+	// Only a file the room would accept reaches the blob store: nobody
+	// fills it with refused uploads.
+	if err := s.svc.CheckUpload(ctx, a, roomID, up); err != nil {
+		return err
+	}
+	if up.Blob, err = s.svc.Blobs.Put(ctx, spool, s.cfg.MaxUploadBytes); err != nil {
+		return uploadError(err)
+	}
 	at, err := s.svc.AddAttachment(ctx, a, roomID, up, key)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, at)
+}
+
+// spooled is an upload's bytes held in a temporary file until the upload
+// is known to be acceptable; Close removes the file.
+type spooled struct{ *os.File }
+
+func (f *spooled) Close() error {
+	f.File.Close()
+	return os.Remove(f.Name())
+}
+
+// spoolUpload copies r into a temporary file, failing with ETOOLARGE past
+// max bytes, and leaves the file open at its start.
+func spoolUpload(r io.Reader, max int64) (*spooled, error) {
+	f, err := os.CreateTemp("", "dealroom-upload-*")
+	if err != nil {
+		return nil, dealroom.Unavailable(err)
+	}
+	sp := &spooled{f}
+	n, err := io.Copy(f, io.LimitReader(r, max+1))
+	if err == nil && n > max {
+		err = dealroom.Errorf(dealroom.ETOOLARGE, "the file is larger than the limit of %d bytes", max)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		sp.Close()
+		return nil, err
+	}
+	return sp, nil
 }
 
 func uploadError(err error) error {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -77,7 +78,22 @@ func (s *Server) bind(c echo.Context, v any) error {
 // decodeJSON is the strict decoder behind bind, also used for websocket
 // command data.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	br := bufio.NewReader(r)
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return jsonError(err)
+		}
+		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+			continue
+		}
+		br.UnreadByte()
+		if b != '{' {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "the request body must be a JSON object")
+		}
+		break
+	}
+	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)

@@ -130,6 +130,11 @@ func (e Event) ForCustomer() (Event, bool) {
 	if e.Visibility != dealroom.Shared {
 		return Event{}, false
 	}
+	if c, ok := e.Changes["visibility"]; ok && string(c.From) == `"internal"` {
+		// The thing was internal until now: what it said before is not the
+		// customer's to read. For them it simply appears, as data shows it.
+		e.Changes = map[string]Change{"visibility": c}
+	}
 	switch e.Type {
 	case RoomCreated:
 		var d RoomCreatedData

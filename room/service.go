@@ -42,6 +42,9 @@ type change struct {
 	// decide returns the event to append, or an event with an empty Type
 	// when there is nothing to change.
 	decide func(v View, p Perm, r *Room, now time.Time) (Event, error)
+	// replayed, when set, learns whether the answer is the replay of an
+	// earlier request with the same key (decide did not run then).
+	replayed *bool
 }
 
 // run executes c against the room's state. The room must exist and be
@@ -71,18 +74,38 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 			}
 			return c.decide(v, p, r, s.now())
 		}}
-	return s.execute(ctx, cmd)
+	ev, replayed, err := s.executeReplay(ctx, cmd)
+	if c.replayed != nil {
+		*c.replayed = replayed
+	}
+	return ev, err
 }
 
 func (s *Service) execute(ctx context.Context, cmd Command) (Event, error) {
+	ev, _, err := s.executeReplay(ctx, cmd)
+	return ev, err
+}
+
+func (s *Service) executeReplay(ctx context.Context, cmd Command) (Event, bool, error) {
 	ev, replayed, err := s.Store.Execute(ctx, cmd)
 	if err != nil {
-		return Event{}, err
+		return Event{}, false, err
 	}
 	if !replayed && ev.Type != "" && s.Committed != nil {
 		s.Committed(ev)
 	}
-	return ev, nil
+	return ev, replayed, nil
+}
+
+// unresolvedAgain recomputes, for the replay of a request, the mentions
+// that reached no one: the first answer's list was not stored, and the
+// text and the members give it back (unless membership changed since).
+func (s *Service) unresolvedAgain(ctx context.Context, room, text string, vis dealroom.Visibility) []string {
+	members, err := s.Store.Members(ctx, room)
+	if err != nil {
+		return nil
+	}
+	return ResolveMentions(text, members, vis).Unresolved
 }
 
 // fingerprint identifies a request for idempotency: the same operation on

@@ -64,7 +64,8 @@ func (s *Service) Message(ctx context.Context, a dealroom.Actor, room, id string
 // and its task: under anything internal it is internal.
 func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string, d MessageDraft, key string) (MessageResult, error) {
 	var unresolved []string
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.post", input: d,
+	var replayed bool
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.post", input: d, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			if !p.Write {
 				return Event{}, forbidden("you have read access to this room")
@@ -117,6 +118,11 @@ func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string
 			if m.Visibility == dealroom.Shared && inherited == dealroom.Internal {
 				return Event{}, dealroom.Invalid("visibility", "a message in an internal thread or under an internal task is internal")
 			}
+			if d.ParentID != "" && m.Visibility != inherited {
+				// A thread is read as one conversation: an internal aside in
+				// a customer's thread would leave them answering half of it.
+				return Event{}, dealroom.Invalid("visibility", "a reply has the visibility of its thread (%s); start an internal thread for internal notes", inherited)
+			}
 			if m.Attachments, err = checkAttachments(v, p, d.Attachments, m.Visibility); err != nil {
 				return Event{}, err
 			}
@@ -132,6 +138,9 @@ func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string
 		return MessageResult{}, err
 	}
 	m, err := decodeData[Message](ev)
+	if replayed {
+		unresolved = s.unresolvedAgain(ctx, room, m.Body, m.Visibility)
+	}
 	return MessageResult{Message: m, UnresolvedMentions: orEmpty(unresolved)}, err
 }
 
@@ -139,7 +148,8 @@ func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string
 func (s *Service) EditMessage(ctx context.Context, a dealroom.Actor, room, id string, e MessageEdit, key string) (MessageResult, error) {
 	var unresolved []string
 	var current Message
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.edit", input: []any{id, e},
+	var replayed bool
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.edit", input: []any{id, e}, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			old, err := visibleMessage(v, p, id)
 			if err != nil {
@@ -182,6 +192,9 @@ func (s *Service) EditMessage(ctx context.Context, a dealroom.Actor, room, id st
 	if ev.Type != "" {
 		if m, err = decodeData[Message](ev); err != nil {
 			return MessageResult{}, err
+		}
+		if replayed {
+			unresolved = s.unresolvedAgain(ctx, room, m.Body, m.Visibility)
 		}
 	}
 	return MessageResult{Message: m, UnresolvedMentions: orEmpty(unresolved)}, nil

@@ -75,6 +75,18 @@ func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]
 	if a.Oversees() {
 		f.Member = ""
 	}
+	if f.CloseWindow != "" && !slices.Contains(CloseWindows, f.CloseWindow) {
+		return nil, dealroom.Invalid("close_window", "close_window is one of %v", CloseWindows)
+	}
+	if f.Before != "" {
+		// A cursor is a room of an earlier page: one this actor sees.
+		if _, _, err := s.visibleRoom(ctx, a, f.Before); err != nil {
+			if dealroom.ErrorCode(err) == dealroom.ENOTFOUND {
+				return nil, dealroom.Invalid("cursor", "cursor is not one this server gave out")
+			}
+			return nil, err
+		}
+	}
 	return s.Store.Rooms(ctx, f)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dealroom"
+	"dealroom/task"
 )
 
 // CanWrite tells whether the actor may change the room's content: nil, or
@@ -34,35 +35,61 @@ func (s *Service) Attachments(ctx context.Context, a dealroom.Actor, room string
 	return slices.DeleteFunc(all, func(at Attachment) bool { return !p.Sees(at.Visibility) }), nil
 }
 
+// CheckUpload answers, before any byte is stored, whether AddAttachment
+// would accept a file with these fields from the actor (the bytes aside).
+// It reads the room's current state, so a concurrent change can still make
+// AddAttachment refuse what CheckUpload let through.
+func (s *Service) CheckUpload(ctx context.Context, a dealroom.Actor, room string, up Upload) error {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return err
+	}
+	_, err = attachmentOf(p, a, room, up, dealroom.Now(), func(id string) (*task.Task, error) {
+		return s.Store.Task(ctx, room, id)
+	})
+	return err
+}
+
+// attachmentOf applies the rules of a new attachment: writers only,
+// customers upload shared files only, a file under a task is as visible as
+// the task at most.
+func attachmentOf(p Perm, a dealroom.Actor, room string, up Upload, now time.Time, taskOf func(string) (*task.Task, error)) (Attachment, error) {
+	if !p.Write {
+		return Attachment{}, forbidden("you have read access to this room")
+	}
+	at := Attachment{ID: NewID("a", now), RoomID: room, Name: CleanFileName(up.Name), Size: up.Blob.Size,
+		ContentType: CleanContentType(up.ContentType), SHA256: up.Blob.SHA256, TaskID: up.TaskID,
+		UploadedBy: a.ID, CreatedAt: now}
+	var err error
+	if at.Visibility, err = dealroom.ParseVisibility("visibility", up.Visibility, dealroom.Shared); err != nil {
+		return Attachment{}, err
+	}
+	if at.Visibility == dealroom.Internal && !p.Internal {
+		return Attachment{}, forbidden("customers can only upload shared files")
+	}
+	if up.TaskID != "" {
+		t, err := taskOf(up.TaskID)
+		if err != nil {
+			return Attachment{}, err
+		}
+		if t == nil || !p.Sees(t.Visibility) {
+			return Attachment{}, dealroom.Invalid("task_id", "task %s does not exist in this room", dealroom.Clip(up.TaskID))
+		}
+		if t.Visibility == dealroom.Internal && at.Visibility == dealroom.Shared {
+			return Attachment{}, dealroom.Invalid("visibility", "a file under an internal task is internal")
+		}
+	}
+	return at, nil
+}
+
 // AddAttachment records a file whose bytes are already in Blobs. Writers
 // only; customers upload shared files only.
 func (s *Service) AddAttachment(ctx context.Context, a dealroom.Actor, room string, up Upload, key string) (Attachment, error) {
 	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "attachment.add", input: up,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
-			if !p.Write {
-				return Event{}, forbidden("you have read access to this room")
-			}
-			at := Attachment{ID: NewID("a", now), RoomID: room, Name: CleanFileName(up.Name), Size: up.Blob.Size,
-				ContentType: CleanContentType(up.ContentType), SHA256: up.Blob.SHA256, TaskID: up.TaskID,
-				UploadedBy: a.ID, CreatedAt: now}
-			var err error
-			if at.Visibility, err = dealroom.ParseVisibility("visibility", up.Visibility, dealroom.Shared); err != nil {
+			at, err := attachmentOf(p, a, room, up, now, v.Task)
+			if err != nil {
 				return Event{}, err
-			}
-			if at.Visibility == dealroom.Internal && !p.Internal {
-				return Event{}, forbidden("customers can only upload shared files")
-			}
-			if up.TaskID != "" {
-				t, err := v.Task(up.TaskID)
-				if err != nil {
-					return Event{}, err
-				}
-				if t == nil || !p.Sees(t.Visibility) {
-					return Event{}, dealroom.Invalid("task_id", "task %s does not exist in this room", dealroom.Clip(up.TaskID))
-				}
-				if t.Visibility == dealroom.Internal && at.Visibility == dealroom.Shared {
-					return Event{}, dealroom.Invalid("visibility", "a file under an internal task is internal")
-				}
 			}
 			return newEvent(AttachmentAdded, room, a, now, at.Visibility, at)
 		}})

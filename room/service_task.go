@@ -51,7 +51,8 @@ func (s *Service) Task(ctx context.Context, a dealroom.Actor, room, id string) (
 // assigned shared tasks.
 func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string, d task.Draft, key string) (TaskResult, error) {
 	var unresolved []string
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.create", input: d,
+	var replayed bool
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.create", input: d, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			if !p.Write {
 				return Event{}, forbidden("you have read access to this room")
@@ -85,6 +86,9 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 		return TaskResult{}, err
 	}
 	t, err := decodeData[task.Task](ev)
+	if replayed {
+		unresolved = s.unresolvedAgain(ctx, room, t.Description, t.Visibility)
+	}
 	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, err
 }
 
@@ -92,7 +96,8 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id string, pt task.Patch, key string) (TaskResult, error) {
 	var unresolved []string
 	var current task.Task
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt},
+	var replayed bool
+	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt}, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			old, err := visibleTask(v, p, id)
 			if err != nil {
@@ -138,6 +143,9 @@ func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id str
 	if ev.Type != "" {
 		if t, err = decodeData[task.Task](ev); err != nil {
 			return TaskResult{}, err
+		}
+		if replayed && pt.Description.Set {
+			unresolved = s.unresolvedAgain(ctx, room, t.Description, t.Visibility)
 		}
 	}
 	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, nil
