@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"os"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
