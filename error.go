@@ -87,3 +87,12 @@ func ErrorMessage(err error) string {
 		return "internal error"
 	}
 }
+
+// WireCode returns the code the public contract uses for an error code:
+// the same word, except "invalid_field" for EINVALID.
+func WireCode(code string) string {
+	if code == EINVALID {
+		return "invalid_field"
+	}
+	return code
+}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"dealroom"
+	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// per address before sign-in), with bursts of RateBurst. Zero: 50/s, burst 100.
 	RateLimit float64
 	RateBurst int
+	// Hub serves /api/v1/ws; without one the route answers 503.
+	Hub *hub.Hub
+	// Realtime tunes the websocket endpoint.
+	Realtime RealtimeConfig
 }
 
 func (c *Config) defaults() {
@@ -54,6 +59,7 @@ func (c *Config) defaults() {
 	if c.RateBurst <= 0 {
 		c.RateBurst = 100
 	}
+	c.Realtime.defaults()
 }
 
 // Pinger is a backend whose reachability /readyz reports.
@@ -96,6 +102,8 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	v1.GET("/openapi.yaml", serveOpenAPI)
 	limiter := s.rateLimiter()
 	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
+
+	v1.GET("/ws", s.serveWS)
 
 	a := v1.Group("", s.authenticate, limiter)
 	a.GET("/me", s.me)

@@ -21,6 +21,10 @@ const actorKey = "dealroom.actor"
 // authenticate reads the bearer token and puts the actor in the context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if a, ok := preauthenticated(c.Request()); ok { // a websocket command
+			c.Set(actorKey, a)
+			return next(c)
+		}
 		token, ok := bearer(c.Request())
 		if !ok {
 			return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")

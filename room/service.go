@@ -94,6 +94,7 @@ func (s *Service) executeReplay(ctx context.Context, cmd Command) (Event, bool, 
 	if !replayed && ev.Type != "" && s.Committed != nil {
 		s.Committed(ev)
 	}
+	recordOutcome(ctx, ev, replayed)
 	return ev, replayed, nil
 }
 

@@ -31,6 +31,9 @@ type Config struct {
 	CustomerTTL    time.Duration
 	LogFormat      string // text or json
 	LogLevel       string
+	AllowedOrigins []string
+	WSPing         time.Duration
+	PresenceTTL    time.Duration
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -74,6 +77,31 @@ func (c *Config) settings() []setting {
 				return errors.New("must be a duration of a minute or more, like 720h")
 			}
 			c.CustomerTTL = d
+			return nil
+		}},
+		{"allowed-origins", "DEALROOM_ALLOWED_ORIGINS", "", "comma-separated host patterns (like app.example.com or *.example.com) of other sites whose pages may open the websocket; the server's own origin always may", false, func(v string) error {
+			c.AllowedOrigins = nil
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.AllowedOrigins = append(c.AllowedOrigins, o)
+				}
+			}
+			return nil
+		}},
+		{"ws-ping", "DEALROOM_WS_PING", "15s", "websocket keep-alive interval; a device that misses a ping's answer for as long is disconnected and leaves the room's presence", false, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+				return errors.New("must be a duration between 100ms and 10m, like 15s")
+			}
+			c.WSPing = d
+			return nil
+		}},
+		{"presence-ttl", "DEALROOM_PRESENCE_TTL", "30s", "how long an instance's presence announcement holds without renewal: the people of an instance that dies leave within it", false, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 10*time.Minute {
+				return errors.New("must be a duration between 1s and 10m, like 30s")
+			}
+			c.PresenceTTL = d
 			return nil
 		}},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {

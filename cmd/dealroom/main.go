@@ -21,13 +21,16 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"sync/atomic"
 	"time"
 
 	"dealroom"
 	"dealroom/api"
 	"dealroom/boltstore"
+	"dealroom/broker"
 	"dealroom/diskblob"
 	"dealroom/frontend"
+	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
 )
@@ -231,9 +234,19 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	metrics := api.NewMetrics()
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
-	svc := &room.Service{Store: a.store, Blobs: blobs, Committed: func(room.Event) { appended.Add(1) }}
+	svc := &room.Service{Store: a.store, Blobs: blobs}
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, a.store, svc, a.Log)
+	var b broker.Broker = broker.NewLocal(h)
+	h.Start(b)
+	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
+	svc.Committed = func(ev room.Event) {
+		appended.Add(1)
+		h.Committed(ev)
+	}
+	registerHubMetrics(metrics, h)
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, MaxUploadBytes: cfg.MaxUploadBytes,
-		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit)},
+		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
+		Hub: h, Realtime: api.RealtimeConfig{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing}},
 		svc, keys, a.Log, metrics, ready)
 	frontend.Register(srv.Echo())
 
@@ -293,4 +306,25 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// registerHubMetrics exposes the realtime hub's counters.
+func registerHubMetrics(m *api.Metrics, h *hub.Hub) {
+	st := &h.Stats
+	for _, g := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"dealroom_ws_sessions", "Connected websocket sessions.", &st.Sessions},
+		{"dealroom_ws_subscriptions", "Room subscriptions of connected sessions.", &st.Subscriptions},
+		{"dealroom_hub_rooms", "Rooms followed by this instance.", &st.Rooms},
+		{"dealroom_hub_delivered_total", "Event frames queued to sessions.", &st.Delivered},
+		{"dealroom_hub_resyncs_total", "Subscriptions ended with resync because the device fell behind.", &st.Resyncs},
+		{"dealroom_hub_store_reads_total", "Event reads from the store for catch-up and repair.", &st.StoreReads},
+		{"dealroom_hub_gaps_repaired_total", "Gaps in the broker feed repaired from the store.", &st.GapsRepaired},
+		{"dealroom_hub_presence_dropped_total", "Presence frames dropped for slow devices.", &st.Dropped},
+	} {
+		v := g.v
+		m.Gauge(g.name, g.help, func() float64 { return float64(v.Load()) })
+	}
 }

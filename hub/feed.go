@@ -1,0 +1,298 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"dealroom"
+	"dealroom/presence"
+	"dealroom/room"
+)
+
+// entry is one event as sessions receive it: its frame for staff and its
+// frame for customers (nil when customers do not see it), encoded once.
+type entry struct {
+	seq      int64
+	staff    []byte
+	customer []byte
+	// removed is the user an event of type member.removed took out.
+	removed string
+}
+
+func newEntry(ev room.Event, raw []byte) *entry {
+	if raw == nil {
+		raw, _ = json.Marshal(ev)
+	}
+	e := &entry{seq: ev.Seq, staff: eventFrame(ev.RoomID, raw)}
+	if c, ok := ev.ForCustomer(); ok {
+		cb, err := json.Marshal(c)
+		if err == nil {
+			e.customer = eventFrame(ev.RoomID, cb)
+		}
+	}
+	if ev.Type == room.MemberRemoved {
+		var d room.MemberRemovedData
+		if json.Unmarshal(ev.Data, &d) == nil {
+			e.removed = d.UserID
+		}
+	}
+	return e
+}
+
+// frameFor returns what sub's session receives of the entry, nil when
+// nothing.
+func (e *entry) frameFor(s *sub) []byte {
+	if s.customer {
+		return e.customer
+	}
+	return e.staff
+}
+
+// feed follows one room for the local sessions.
+type feed struct {
+	h    *Hub
+	room string
+
+	// Set by start before ready is closed.
+	ready chan struct{}
+	err   error
+
+	// Guarded by h.mu.
+	users  int
+	linger *time.Timer
+
+	mu      sync.Mutex
+	head    int64    // every event up to head was delivered
+	recent  []*entry // the latest events, recent[i].seq == head-len(recent)+1+i
+	pending map[int64]*entry
+	filling bool
+	// staleHead is a head the store showed beyond ours (head check).
+	staleHead int64
+	live      map[*sub]struct{}
+	// presence broadcast pacing
+	presenceDirty bool
+	presenceTimer *time.Timer
+	lastPresence  time.Time
+	localDirty    bool
+}
+
+func newFeed(h *Hub, id string) *feed {
+	return &feed{h: h, room: id, ready: make(chan struct{}), head: -1,
+		pending: map[int64]*entry{}, live: map[*sub]struct{}{}}
+}
+
+// start subscribes to the room's messages, then loads the latest events
+// from the store: whatever is committed after the load arrives through the
+// broker or is found as a gap.
+func (f *feed) start() {
+	defer close(f.ready)
+	ctx, cancel := context.WithTimeout(f.h.ctx, 10*time.Second)
+	defer cancel()
+	if err := f.h.broker.Subscribe(ctx, f.room); err != nil {
+		f.err = dealroom.Unavailable(err)
+		return
+	}
+	r, err := f.h.store.Room(ctx, f.room)
+	if err != nil {
+		f.h.broker.Unsubscribe(f.room)
+		f.err = err
+		return
+	}
+	after := max(r.Head-int64(f.h.cfg.Recent), 0)
+	f.h.Stats.StoreReads.Add(1)
+	evs, err := f.h.store.Events(ctx, f.room, after, f.h.cfg.Recent+f.h.cfg.PageSize, false)
+	if err != nil {
+		f.h.broker.Unsubscribe(f.room)
+		f.err = err
+		return
+	}
+	f.mu.Lock()
+	f.head = after
+	for _, ev := range evs {
+		if ev.Seq == f.head+1 {
+			f.push(newEntry(ev, nil))
+		}
+	}
+	f.drainPending()
+	f.mu.Unlock()
+	// Learn who is here from the other instances.
+	f.h.publishPresence(f.room, presence.Announcement{Devices: []presence.Device{}, Query: true})
+}
+
+// offer takes an event from the broker.
+func (f *feed) offer(e *entry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.head < 0 { // still starting: keep it for after the load
+		f.park(e)
+		return
+	}
+	if e.seq <= f.head {
+		return // known already
+	}
+	if e.seq == f.head+1 {
+		f.push(e)
+		f.drainPending()
+		return
+	}
+	f.park(e)
+	f.fillGap(f.h.cfg.GapWait)
+}
+
+func (f *feed) park(e *entry) {
+	if len(f.pending) < f.h.cfg.Recent {
+		f.pending[e.seq] = e
+	}
+	// Past that, the store has it: the gap fill reads it.
+}
+
+// drainPending delivers parked events that are next; f.mu is held.
+func (f *feed) drainPending() {
+	for {
+		e, ok := f.pending[f.head+1]
+		if !ok {
+			break
+		}
+		delete(f.pending, e.seq)
+		f.push(e)
+	}
+	for seq := range f.pending {
+		if seq <= f.head {
+			delete(f.pending, seq)
+		}
+	}
+}
+
+// push appends the next event and delivers it to the live sessions; f.mu
+// is held.
+func (f *feed) push(e *entry) {
+	f.head = e.seq
+	if len(f.recent) >= f.h.cfg.Recent {
+		n := copy(f.recent, f.recent[len(f.recent)/4:])
+		clear(f.recent[n:])
+		f.recent = f.recent[:n]
+	}
+	f.recent = append(f.recent, e)
+	for s := range f.live {
+		f.deliver(s, e)
+	}
+}
+
+// deliver queues an event for a live subscription; f.mu is held.
+func (f *feed) deliver(s *sub, e *entry) {
+	if e.seq <= s.sent {
+		return
+	}
+	if fr := e.frameFor(s); fr != nil {
+		if err := s.sess.q.pushEvent(f.room, fr); err != nil {
+			f.endLive(s, err)
+			return
+		}
+		f.h.Stats.Delivered.Add(1)
+	}
+	s.sent = e.seq
+	if e.removed != "" && e.removed == s.sess.actor.ID && !s.oversees {
+		f.endLive(s, errRemoved)
+	}
+}
+
+// endLive takes a subscription out of live delivery; f.mu is held.
+func (f *feed) endLive(s *sub, why error) {
+	delete(f.live, s)
+	s.sess.ended(s, why)
+}
+
+// firstRecent returns the seq of the oldest event in memory; f.mu is held.
+func (f *feed) firstRecent() int64 {
+	return f.head - int64(len(f.recent)) + 1
+}
+
+// fillGap reads missing events from the store after a wait, unless a fill
+// runs already; f.mu is held.
+func (f *feed) fillGap(wait time.Duration) {
+	if f.filling {
+		return
+	}
+	f.filling = true
+	go f.fill(wait)
+}
+
+func (f *feed) fill(wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-f.h.ctx.Done():
+			t.Stop()
+		}
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		f.mu.Lock()
+		if len(f.pending) == 0 && !f.stale() || f.h.ctx.Err() != nil {
+			f.filling = false
+			f.mu.Unlock()
+			return
+		}
+		after := f.head
+		f.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(f.h.ctx, 10*time.Second)
+		f.h.Stats.StoreReads.Add(1)
+		evs, err := f.h.store.Events(ctx, f.room, after, f.h.cfg.PageSize, false)
+		cancel()
+		f.mu.Lock()
+		progress := false
+		for _, ev := range evs {
+			if ev.Seq == f.head+1 {
+				f.push(newEntry(ev, nil))
+				progress = true
+			}
+		}
+		f.drainPending()
+		if progress {
+			f.h.Stats.GapsRepaired.Add(1)
+			f.staleHead = 0
+		}
+		f.mu.Unlock()
+		if err != nil || !progress {
+			// The store failed, or does not show yet what the broker
+			// announced: try again a little later.
+			select {
+			case <-time.After(backoff):
+			case <-f.h.ctx.Done():
+			}
+			backoff = min(backoff*2, 2*time.Second)
+		}
+	}
+}
+
+// stale tells whether the store showed more than the feed has; f.mu is
+// held.
+func (f *feed) stale() bool { return f.staleHead > f.head }
+
+// checkHead compares the feed's head with the store's and fills the
+// difference: the repair of broker messages lost without a later event to
+// show the gap.
+func (f *feed) checkHead() {
+	f.mu.Lock()
+	started := f.head >= 0
+	f.mu.Unlock()
+	if !started {
+		return
+	}
+	ctx, cancel := context.WithTimeout(f.h.ctx, 5*time.Second)
+	r, err := f.h.store.Room(ctx, f.room)
+	cancel()
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	if r.Head > f.head {
+		f.staleHead = r.Head
+		f.fillGap(0)
+	}
+	f.mu.Unlock()
+}

@@ -1,0 +1,370 @@
+// Package hub delivers the rooms' events to the connected sessions of one
+// instance: live, in order, exactly once, and filtered for each session by
+// what its person may see.
+//
+// Each room followed by a local session has a feed. The feed learns of
+// events from the broker (which may lose, reorder or repeat them) and
+// repairs that from the store by seq: it moves its head forward only by
+// one, parks early arrivals and reads a gap from the store when it does
+// not close by itself. It keeps the room's recent events, encoded once per
+// visibility, so that a returning session catches up from memory.
+//
+// A session subscribes by catching up from the seq it last processed: it
+// reads the store (through a cache of fixed pages of events shared by every
+// session) and the feed's memory, at its own pace, until it reaches the
+// feed's head; then, under the feed's lock, it joins live delivery and gets
+// "subscribed". Nothing is buffered for it meanwhile, so nothing can be
+// doubled or skipped at the seam: both parts come from one ordered list.
+//
+// Every session has a bounded send queue. Live delivery never waits: when
+// a session's queue is full its presence frames go first, and if that is
+// not enough it is told to resync and leaves live delivery of that room.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"dealroom"
+	"dealroom/broker"
+	"dealroom/presence"
+	"dealroom/room"
+)
+
+// Store is what the hub reads: events for catch-up and repair, and the
+// room's head.
+type Store interface {
+	Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]room.Event, error)
+	Room(ctx context.Context, id string) (*room.Room, error)
+}
+
+// Access tells what an actor may do in a room (room.Service does).
+type Access interface {
+	Access(ctx context.Context, a dealroom.Actor, room string) (room.Perm, error)
+	// TaskVisibility returns the visibility of a task the actor may see,
+	// ENOTFOUND otherwise.
+	TaskVisibility(ctx context.Context, a dealroom.Actor, room, task string) (dealroom.Visibility, error)
+}
+
+// Config tunes a hub. Zero values take the defaults.
+type Config struct {
+	// Instance names this instance in broker messages (random by default).
+	Instance string
+	// QueueFrames and QueueBytes bound a session's send queue (512 frames,
+	// 1 MiB).
+	QueueFrames int
+	QueueBytes  int
+	// Recent is how many of a room's latest events the feed keeps (1024).
+	Recent int
+	// PageSize is the number of events of a shared catch-up page (256).
+	PageSize int
+	// CachedPages bounds the shared page cache (256 pages).
+	CachedPages int
+	// GapWait is how long an early event waits for the missing ones before
+	// the gap is read from the store (30ms).
+	GapWait time.Duration
+	// HeadCheck is how often each followed room's head is compared with the
+	// store's, to find events whose broker message was lost (5s).
+	HeadCheck time.Duration
+	// Linger keeps a room followed this long after its last session left,
+	// so that reconnecting devices find its recent events in memory (30s).
+	Linger time.Duration
+	// PresenceTTL is how long another instance's presence announcement
+	// holds without renewal (30s); announcements are renewed every third
+	// of it.
+	PresenceTTL time.Duration
+	// PresenceEvery is the shortest time between two presence frames of
+	// one room (100ms; longer in big rooms).
+	PresenceEvery time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Instance == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		c.Instance = hex.EncodeToString(b[:])
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.QueueFrames, 512)
+	def(&c.QueueBytes, 1<<20)
+	def(&c.Recent, 1024)
+	def(&c.PageSize, 256)
+	def(&c.CachedPages, 256)
+	defd(&c.GapWait, 30*time.Millisecond)
+	defd(&c.HeadCheck, 5*time.Second)
+	defd(&c.Linger, 30*time.Second)
+	defd(&c.PresenceTTL, 30*time.Second)
+	defd(&c.PresenceEvery, 100*time.Millisecond)
+}
+
+// Stats are the hub's counters.
+type Stats struct {
+	Sessions      atomic.Int64
+	Subscriptions atomic.Int64
+	Rooms         atomic.Int64
+	Delivered     atomic.Int64 // event frames queued to sessions
+	Resyncs       atomic.Int64
+	StoreReads    atomic.Int64 // Events calls (catch-up pages, gaps, tails)
+	GapsRepaired  atomic.Int64
+	Dropped       atomic.Int64 // presence frames dropped under pressure
+}
+
+// Hub holds an instance's sessions and room feeds.
+type Hub struct {
+	cfg      Config
+	store    Store
+	access   Access
+	log      *slog.Logger
+	broker   broker.Broker
+	presence *presence.Tracker
+	pages    *pageCache
+	Stats    Stats
+
+	mu       sync.Mutex
+	feeds    map[string]*feed
+	sessions map[*Session]struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a hub; Start connects it to its broker.
+func New(cfg Config, store Store, access Access, log *slog.Logger) *Hub {
+	cfg.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{cfg: cfg, store: store, access: access, log: log, presence: presence.NewTracker(),
+		feeds: map[string]*feed{}, sessions: map[*Session]struct{}{}, ctx: ctx, cancel: cancel}
+	h.pages = newPageCache(h, cfg.CachedPages)
+	return h
+}
+
+// Context is cancelled when the hub closes: connections end with it.
+func (h *Hub) Context() context.Context { return h.ctx }
+
+// Instance returns the hub's instance name.
+func (h *Hub) Instance() string { return h.cfg.Instance }
+
+// Start sets the broker (which delivers to h) and starts the hub's timers.
+func (h *Hub) Start(b broker.Broker) {
+	h.broker = b
+	h.wg.Add(1)
+	go h.tick()
+}
+
+// Backlog returns the frames and bytes waiting in every session's send
+// queue: what slow devices cost the server right now.
+func (h *Hub) Backlog() (frames, bytes int) {
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		f, b := s.q.len()
+		frames, bytes = frames+f, bytes+b
+	}
+	return frames, bytes
+}
+
+// Close stops the hub. Sessions are not closed: their transports do that.
+func (h *Hub) Close() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// Committed publishes a newly committed event; it is the room.Service's
+// Committed hook.
+func (h *Hub) Committed(ev room.Event) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		h.log.Error("cannot encode an event", "room", ev.RoomID, "seq", ev.Seq, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+	defer cancel()
+	if err := h.broker.Publish(ctx, broker.Message{Room: ev.RoomID, Kind: broker.Event, Origin: h.cfg.Instance, Data: data}); err != nil {
+		// Not lost: followers find it by seq (the next event, or the
+		// periodic head check).
+		h.log.Warn("cannot publish an event; followers will read it from the store",
+			"room", ev.RoomID, "seq", ev.Seq, "err", err)
+	}
+}
+
+// Receive implements broker.Handler.
+func (h *Hub) Receive(m broker.Message) {
+	switch m.Kind {
+	case broker.Event:
+		f := h.lookup(m.Room)
+		if f == nil {
+			return
+		}
+		var ev room.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Seq <= 0 || ev.RoomID != m.Room {
+			h.log.Warn("ignoring a malformed event message", "room", m.Room, "origin", m.Origin)
+			return
+		}
+		f.offer(newEntry(ev, m.Data))
+	case broker.Presence:
+		if m.Origin == h.cfg.Instance {
+			return
+		}
+		a, err := presence.DecodeAnnouncement(m.Data)
+		if err != nil {
+			h.log.Warn("ignoring a malformed presence message", "room", m.Room, "origin", m.Origin)
+			return
+		}
+		f := h.lookup(m.Room)
+		if f == nil {
+			return
+		}
+		if a.Query {
+			f.announce(false)
+		}
+		if h.presence.Merge(m.Room, m.Origin, a, time.Now()) {
+			f.presenceChanged(false)
+		}
+	}
+}
+
+// FeedLost implements broker.Handler: messages may be missing.
+func (h *Hub) FeedLost() {
+	h.log.Warn("broker feed lost; rooms will be repaired from the store")
+}
+
+// FeedRestored implements broker.Handler: every followed room compares its
+// head with the store's, and presence is announced again.
+func (h *Hub) FeedRestored() {
+	for _, f := range h.allFeeds() {
+		f.checkHead()
+		f.announce(true)
+	}
+}
+
+func (h *Hub) lookup(room string) *feed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.feeds[room]
+}
+
+func (h *Hub) allFeeds() []*feed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*feed, 0, len(h.feeds))
+	for _, f := range h.feeds {
+		out = append(out, f)
+	}
+	return out
+}
+
+// follow returns the room's feed, creating it, with one more user counted;
+// it waits until the feed knows its head.
+func (h *Hub) follow(ctx context.Context, roomID string) (*feed, error) {
+	h.mu.Lock()
+	f := h.feeds[roomID]
+	if f == nil {
+		f = newFeed(h, roomID)
+		h.feeds[roomID] = f
+		h.Stats.Rooms.Add(1)
+		go f.start()
+	}
+	f.users++
+	if f.linger != nil {
+		f.linger.Stop()
+		f.linger = nil
+	}
+	h.mu.Unlock()
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		h.unfollow(f)
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		h.unfollow(f)
+		return nil, f.err
+	}
+	return f, nil
+}
+
+// unfollow counts one user of the feed less; a feed nobody uses lingers,
+// then stops.
+func (h *Hub) unfollow(f *feed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f.users--
+	if f.users > 0 {
+		return
+	}
+	if f.err != nil { // a feed that failed to start is dropped at once
+		h.drop(f)
+		return
+	}
+	f.linger = time.AfterFunc(h.cfg.Linger, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if f.users == 0 && h.feeds[f.room] == f {
+			h.drop(f)
+		}
+	})
+}
+
+// drop removes a feed; h.mu is held.
+func (h *Hub) drop(f *feed) {
+	if h.feeds[f.room] != f {
+		return
+	}
+	delete(h.feeds, f.room)
+	h.Stats.Rooms.Add(-1)
+	if f.err == nil {
+		h.broker.Unsubscribe(f.room)
+	}
+	h.pages.forget(f.room)
+}
+
+// tick runs the periodic work: head checks, presence renewal and expiry.
+func (h *Hub) tick() {
+	defer h.wg.Done()
+	heads := time.NewTicker(h.cfg.HeadCheck)
+	defer heads.Stop()
+	renew := time.NewTicker(h.cfg.PresenceTTL / 3)
+	defer renew.Stop()
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-heads.C:
+			for _, f := range h.allFeeds() {
+				f.checkHead()
+			}
+		case <-renew.C:
+			for _, f := range h.allFeeds() {
+				f.announce(true)
+			}
+		case now := <-expire.C:
+			for _, r := range h.presence.Expire(now) {
+				if f := h.lookup(r); f != nil {
+					f.presenceChanged(false)
+				}
+			}
+		}
+	}
+}
