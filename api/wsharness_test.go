@@ -186,10 +186,10 @@ type wsClient struct {
 	// presence frames go apart, so that tests of events need not skip them
 	presence chan frame
 	stash    []frame
-	done   chan struct{}
-	err    error
-	ctx    context.Context
-	cancel context.CancelFunc
+	done     chan struct{}
+	err      error
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 func (c *cluster) dial(n *node, a dealroom.Actor) *wsClient {
