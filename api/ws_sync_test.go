@@ -1,0 +1,479 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"dealroom"
+	"dealroom/hub"
+	"dealroom/room"
+)
+
+// device is a test client that keeps, per room, what it processed, and
+// resubscribes with its last seq after every reconnect, as a real client
+// does.
+type device struct {
+	name  string
+	actor dealroom.Actor
+	rooms []string
+
+	mu     sync.Mutex
+	last   map[string]int64
+	events map[string][]json.RawMessage
+	heads  map[string]int64 // head of the latest "subscribed"
+	errs   []string
+}
+
+func newDevice(name string, a dealroom.Actor, rooms ...string) *device {
+	return &device{name: name, actor: a, rooms: rooms, last: map[string]int64{},
+		events: map[string][]json.RawMessage{}, heads: map[string]int64{}}
+}
+
+func (d *device) fail(format string, args ...any) {
+	d.mu.Lock()
+	d.errs = append(d.errs, fmt.Sprintf(format, args...))
+	d.mu.Unlock()
+}
+
+// handle processes one server frame; it returns the room to resubscribe
+// when the frame asks for it.
+func (d *device) handle(data []byte) (resync string) {
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		d.fail("not JSON: %q", data)
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch f.Type {
+	case "event":
+		var ev struct {
+			Seq    int64  `json:"seq"`
+			RoomID string `json:"room_id"`
+		}
+		if err := json.Unmarshal(f.Event, &ev); err != nil || ev.RoomID != f.Room {
+			d.errs = append(d.errs, fmt.Sprintf("bad event frame %s", data))
+			return ""
+		}
+		if ev.Seq <= d.last[f.Room] {
+			d.errs = append(d.errs, fmt.Sprintf("%s: seq %d after %d (doubled or out of order)", f.Room, ev.Seq, d.last[f.Room]))
+			return ""
+		}
+		d.last[f.Room] = ev.Seq
+		d.events[f.Room] = append(d.events[f.Room], f.Event)
+	case "subscribed":
+		d.heads[f.Room] = f.Head
+	case "resync":
+		return f.Room
+	case "error":
+		d.errs = append(d.errs, fmt.Sprintf("error frame: %s", data))
+	}
+	return ""
+}
+
+func (d *device) subscribeAll(ctx context.Context, conn *websocket.Conn) error {
+	for _, r := range d.rooms {
+		if err := d.subscribe(ctx, conn, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *device) subscribe(ctx context.Context, conn *websocket.Conn, r string) error {
+	d.mu.Lock()
+	after := d.last[r]
+	d.mu.Unlock()
+	b, _ := json.Marshal(map[string]any{"type": "subscribe", "room": r, "after": after})
+	return conn.Write(ctx, websocket.MessageText, b)
+}
+
+// session connects once and processes frames until ctx ends or the
+// connection drops.
+func (d *device) session(ctx context.Context, c *cluster, n *node) error {
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws?token=" + c.token(d.actor)
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 22)
+	if err := d.subscribeAll(ctx, conn); err != nil {
+		return err
+	}
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if r := d.handle(data); r != "" {
+			if err := d.subscribe(ctx, conn, r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// caughtUp tells whether the device has processed everything it may see,
+// as want (the REST timeline of its actor) gives it.
+func (d *device) caughtUp(want map[string][]json.RawMessage) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.rooms {
+		w := want[r]
+		if len(w) > 0 && d.last[r] < seqOfRaw(w[len(w)-1]) {
+			return false
+		}
+	}
+	return true
+}
+
+func seqOfRaw(ev json.RawMessage) int64 {
+	var e struct {
+		Seq int64 `json:"seq"`
+	}
+	json.Unmarshal(ev, &e)
+	return e.Seq
+}
+
+// check compares what the device processed with its actor's timeline.
+func (d *device) check(t *testing.T, want map[string][]json.RawMessage) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range d.errs {
+		t.Errorf("%s: %s", d.name, e)
+	}
+	for _, r := range d.rooms {
+		got := d.events[r]
+		w := want[r]
+		if !assert.Equal(t, len(w), len(got), "%s in %s: number of events", d.name, r) {
+			continue
+		}
+		for i := range w {
+			if !assert.JSONEq(t, string(w[i]), string(got[i]), "%s in %s: event %d", d.name, r, i) {
+				break
+			}
+		}
+	}
+}
+
+// TestWSExactlyOnceUnderChurn: many devices of staff and customers in many
+// rooms, on two instances, drop their connections at random and
+// resubscribe with their last seq while writers change the rooms over REST
+// and over the socket. Every device ends with exactly the events its
+// person may see, each once, in order: the events the timeline returns.
+func TestWSExactlyOnceUnderChurn(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2)
+	var rooms []string
+	for i := range 4 {
+		rooms = append(rooms, c.wsRoom(fmt.Sprintf("Churn %d", i)))
+	}
+	actors := []dealroom.Actor{owner, staffW, custW, custR}
+	var devices []*device
+	for i := range 16 {
+		a := actors[i%len(actors)]
+		rs := []string{rooms[i%len(rooms)]}
+		if i%3 == 0 {
+			rs = append(rs, rooms[(i+1)%len(rooms)])
+		}
+		devices = append(devices, newDevice(fmt.Sprintf("device %d (%s)", i, a.ID), a, rs...))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	stopChurn := make(chan struct{})
+	for i, d := range devices {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for {
+				select {
+				case <-stopChurn:
+					return
+				default:
+				}
+				n := c.Nodes[rng.IntN(len(c.Nodes))]
+				life := time.Duration(20+rng.IntN(250)) * time.Millisecond
+				sctx, scancel := context.WithTimeout(ctx, life)
+				d.session(sctx, c, n)
+				scancel()
+				time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+			}
+		})
+	}
+
+	// Writers: REST on both instances, and commands over a socket.
+	var writes atomic.Int64
+	writeUntil := time.Now().Add(2500 * time.Millisecond)
+	var ww sync.WaitGroup
+	for w := range 4 {
+		ww.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			authors := []dealroom.Actor{owner, staffW, custW}
+			for k := 0; time.Now().Before(writeUntil); k++ {
+				r := rooms[rng.IntN(len(rooms))]
+				a := authors[rng.IntN(len(authors))]
+				n := c.Nodes[rng.IntN(len(c.Nodes))]
+				body := map[string]any{"body": fmt.Sprintf("w%d-%d", w, k)}
+				if a.Kind == dealroom.Staff && rng.IntN(3) == 0 {
+					body["visibility"] = "internal"
+				}
+				path := "/rooms/" + r + "/messages"
+				if rng.IntN(4) == 0 {
+					path = "/rooms/" + r + "/tasks"
+					body = map[string]any{"title": fmt.Sprintf("task w%d-%d", w, k)}
+				}
+				if st := c.rest(n, a, "POST", path, body, nil); st != 201 {
+					t.Errorf("write answered %d", st)
+					return
+				}
+				writes.Add(1)
+			}
+		})
+	}
+	ww.Go(func() {
+		url := "ws" + strings.TrimPrefix(c.Nodes[1].URL, "http") + "/api/v1/ws?token=" + c.token(staffW)
+		conn, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.CloseNow()
+		for k := 0; time.Now().Before(writeUntil); k++ {
+			vis := "shared"
+			if k%2 == 0 {
+				vis = "internal"
+			}
+			cmd, _ := json.Marshal(map[string]any{"type": "command", "id": fmt.Sprintf("cmd-%d", k), "room": rooms[k%len(rooms)],
+				"op": "message.post", "data": map[string]any{"body": fmt.Sprintf("over the socket %d", k), "visibility": vis}})
+			if err := conn.Write(ctx, websocket.MessageText, cmd); err != nil {
+				t.Error(err)
+				return
+			}
+			for {
+				_, data, err := conn.Read(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var f frame
+				json.Unmarshal(data, &f)
+				if f.Type == "error" {
+					t.Errorf("command refused: %s", data)
+					return
+				}
+				if f.Type == "ack" {
+					break
+				}
+			}
+			writes.Add(1)
+		}
+	})
+	ww.Wait()
+	close(stopChurn)
+	wg.Wait()
+	require.False(t, t.Failed())
+	t.Logf("%d writes", writes.Load())
+
+	// Every device connects once more and catches up.
+	want := map[string]map[string][]json.RawMessage{}
+	for _, a := range actors {
+		want[a.ID] = map[string][]json.RawMessage{}
+		for _, r := range rooms {
+			want[a.ID][r] = c.visibleEvents(c.Nodes[0], a, r)
+		}
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer fcancel()
+	var fw sync.WaitGroup
+	for i, d := range devices {
+		fw.Go(func() {
+			sctx, scancel := context.WithCancel(fctx)
+			defer scancel()
+			go func() {
+				for !d.caughtUp(want[d.actor.ID]) && sctx.Err() == nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(100 * time.Millisecond) // anything extra would show now
+				scancel()
+			}()
+			d.session(sctx, c, c.Nodes[i%2])
+		})
+	}
+	fw.Wait()
+	require.NoError(t, fctx.Err(), "devices did not catch up within 30s")
+	for _, d := range devices {
+		d.check(t, want[d.actor.ID])
+	}
+}
+
+// TestWSSlowDeviceIsCutOff: a device that stops reading gets, once its
+// send queue is full, a resync and leaves live delivery, while the other
+// devices keep their pace; the server holds at most the queue's bound for
+// it. When it reads again and resubscribes it ends exactly right.
+func TestWSSlowDeviceIsCutOff(t *testing.T) {
+	t.Parallel()
+	const queueBytes = 64 << 10
+	c := newCluster(t, 1, func(cc *clusterConfig) {
+		cc.hub = hub.Config{QueueFrames: 64, QueueBytes: queueBytes}
+		// A paused reader is not a vanished one here.
+		cc.rt.PingEvery, cc.rt.WriteTimeout = 5*time.Minute, 5*time.Minute
+	})
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Slow")
+
+	fast := newDevice("fast", staffW, roomID)
+	slow := newDevice("slow", owner, roomID)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go fast.session(ctx, c, n)
+
+	// The slow device subscribes, then stops reading: its socket's buffers
+	// fill, then its queue on the server.
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws?token=" + c.token(owner)
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 22)
+	require.NoError(t, slow.subscribeAll(ctx, conn))
+	for {
+		_, data, err := conn.Read(ctx)
+		require.NoError(t, err)
+		slow.handle(data)
+		if strings.Contains(string(data), `"subscribed"`) {
+			break
+		}
+	}
+
+	// Big messages fill kernel buffers quickly.
+	body := strings.Repeat("x", 9000)
+	var maxBacklog atomic.Int64
+	var ww sync.WaitGroup
+	for w := range 8 {
+		ww.Go(func() {
+			for k := range 100 {
+				if st := c.rest(n, custW, "POST", "/rooms/"+roomID+"/messages", map[string]any{"body": fmt.Sprintf("%d/%d %s", w, k, body)}, nil); st != 201 {
+					t.Errorf("post answered %d", st)
+					return
+				}
+				if k%10 == 0 {
+					_, b := n.Hub.Backlog()
+					if int64(b) > maxBacklog.Load() {
+						maxBacklog.Store(int64(b))
+					}
+				}
+			}
+		})
+	}
+	ww.Wait()
+	want := map[string][]json.RawMessage{roomID: c.visibleEvents(n, owner, roomID)}
+	deadline := time.Now().Add(10 * time.Second)
+	for !fast.caughtUp(want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.True(t, fast.caughtUp(want), "the fast device keeps up while the slow one sleeps")
+	assert.GreaterOrEqual(t, n.Hub.Stats.Resyncs.Load(), int64(1), "the slow device was told to resync")
+	_, b := n.Hub.Backlog()
+	peak := max(maxBacklog.Load(), int64(b))
+	assert.LessOrEqual(t, peak, int64(2*queueBytes), "the server holds a bounded backlog for the slow device")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("backlog peak %d bytes; heap %d MiB", peak, ms.HeapAlloc>>20)
+
+	// The slow device wakes up: it reads what was queued, meets the resync,
+	// resubscribes with its last seq and catches up exactly.
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	sawResync := false
+	for !slow.caughtUp(want) {
+		_, data, err := conn.Read(rctx)
+		require.NoError(t, err)
+		if r := slow.handle(data); r != "" {
+			sawResync = true
+			require.NoError(t, slow.subscribe(rctx, conn, r))
+		}
+	}
+	assert.True(t, sawResync)
+	slow.check(t, want)
+	fast.check(t, want)
+}
+
+// TestWSReconnectStorm: hundreds of devices of one room come back at once
+// to an instance that has just started, each from another seq; they all
+// end exactly right, and the store is read far fewer times than there are
+// devices.
+func TestWSReconnectStorm(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	roomID := c.wsRoom("Storm")
+	// A long history, written concurrently so that group commit batches it.
+	svc := c.Nodes[0].Svc
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for k := range 100 {
+				_, err := svc.PostMessage(context.Background(), owner, roomID, roomMessage(fmt.Sprintf("history %d/%d", w, k)), "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string][]json.RawMessage{roomID: c.visibleEvents(c.Nodes[0], owner, roomID)}
+	head := seqOfRaw(want[roomID][len(want[roomID])-1])
+	require.EqualValues(t, 804, head)
+
+	// A fresh instance: nothing of the room in memory. It keeps few recent
+	// events, so that most catch-up goes through the store's pages.
+	fresh := c.AddNode(clusterConfig{hub: hub.Config{Recent: 128, PageSize: 64}})
+	const sessions = 300
+	devices := make([]*device, sessions)
+	froms := make([]int64, sessions)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var sw sync.WaitGroup
+	for i := range sessions {
+		d := newDevice(fmt.Sprint("storm ", i), owner, roomID)
+		from := int64(rand.IntN(int(head)))
+		d.last[roomID], froms[i] = from, from
+		d.events[roomID] = nil
+		devices[i] = d
+		sw.Go(func() {
+			sctx, scancel := context.WithCancel(ctx)
+			defer scancel()
+			go func() {
+				for !d.caughtUp(want) && sctx.Err() == nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+				scancel()
+			}()
+			d.session(sctx, c, fresh)
+		})
+	}
+	sw.Wait()
+	require.NoError(t, ctx.Err(), "the storm did not settle within 120s")
+	for i, d := range devices {
+		d.check(t, map[string][]json.RawMessage{roomID: want[roomID][froms[i]:]})
+	}
+	reads := fresh.Hub.Stats.StoreReads.Load()
+	t.Logf("%d sessions caught up with %d store reads", sessions, reads)
+	assert.Less(t, reads, int64(sessions/10), "catch-up reads are shared")
+}
+
+func roomMessage(body string) room.MessageDraft { return room.MessageDraft{Body: body} }

@@ -1,0 +1,118 @@
+// Package mongostore is the production store: room.Store on MongoDB (3.6
+// or later; standalone, replica set or sharded cluster), and room.Blobs on
+// GridFS in the same database. It needs no multi-document transactions.
+// Any number of server instances may share one database.
+//
+// # Use
+//
+//	s, err := mongostore.Open(ctx, "mongodb://db1,db2/dealroom?replicaSet=rs0")
+//	defer s.Close()
+//	blobs, err := s.Blobs(ctx)
+//	svc := &room.Service{Store: s, Blobs: blobs}
+//
+// The database is the one named in the URI's path ("dealroom" when none is
+// named; WithDatabase overrides it). Open creates the indexes (creating
+// them again is a no-op, so every instance does it at start), then repairs
+// any room whose read models lag behind its events (see Repair). Reads go
+// to the primary. Unless the URI sets a write concern, writes use
+// w:"majority", so that an acknowledged event survives a failover. Every
+// backend failure (server unreachable, connection lost, server error) is
+// returned as a dealroom EUNAVAILABLE error; a closed Store answers
+// EUNAVAILABLE too. Times are kept with millisecond precision, as
+// dealroom.Now makes them.
+//
+// # Collections
+//
+// The documents use the JSON field names of the domain types.
+//
+//   - events: one document per event: _id (ObjectId), id, room_id, seq,
+//     type, actor {id, kind, name}, at, visibility, data and changes (the
+//     exact JSON of the event's data and changes, as strings), idem and
+//     fingerprint (the idempotency key, see below).
+//     Indexes: {room_id, seq} unique; {room_id, idem} unique.
+//   - rooms: _id = room id; the room's settings (name, stage, ... as in
+//     room.Room), settings_seq, last_activity_at, last_customer_activity_at
+//     with customer_seq, and applied_seq, the room's high-water mark, which
+//     is also its head (room.Room.Head).
+//     Index: {created_at: -1, _id: -1}.
+//   - members: room_id + room.Member + _seq (+ _del for a removed member).
+//     Indexes: {room_id, user_id} unique; {user_id, room_id}.
+//   - tasks: task.Task (room_id, id, ...) + _seq (+ _del for a deleted task).
+//     Indexes: {room_id, id} unique; {assignees, room_id, id}.
+//   - messages: room.Message + _seq. Deleted messages are the domain's
+//     tombstones (deleted: true). Indexes: {room_id, id} unique;
+//     {room_id, parent_id, id}.
+//   - attachments: room.Attachment + _seq. Index: {room_id, id} unique.
+//   - invites: _id = invite id (a hash of the code) + room.Invite + _seq.
+//     Index: {room_id, created_at: -1}.
+//   - inbox: room.InboxItem (one per event and user). Index:
+//     {user_id, id} unique.
+//   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
+//     blobs.uploads, the uploads in progress.
+//
+// room_id leads every index, so the room-scoped collections (events,
+// members, tasks, messages, attachments) can be sharded by {room_id: 1},
+// and rooms by _id. The exceptions are the lookups that are global by
+// nature: every room newest first (rooms {created_at, _id}, for managers),
+// the rooms of a user (members {user_id, room_id}), the tasks assigned to
+// a user (tasks {assignees, ...}), an invite by its id without knowing the
+// room (invites _id; shard it by {_id: "hashed"} if at all), and a user's
+// inbox (inbox {user_id, id}; shard it by {user_id: 1}). Those queries
+// are answered by every shard on a sharded cluster.
+//
+// # Appending an event
+//
+// Execute(cmd), with the command's room locked within the process (writers
+// in other processes are kept apart by the database alone):
+//
+//  1. With a key, look for an event of the room whose idem is the key:
+//     found with the same fingerprint, catch the room up (step 2) and
+//     return that event with replayed = true; with another fingerprint,
+//     return room.ErrKeyReused.
+//  2. Catch up: read the room's head H (its highest seq in events) and its
+//     applied_seq A; if A < H, apply events A+1..H to the read models
+//     (see below).
+//  3. Run cmd.Decide against a View that reads the read models, which now
+//     reflect every event up to H.
+//  4. Insert the event with seq = H+1. The insert is the commit: the event
+//     document holds the idempotency key (idem: the actor and key, encoded
+//     without ambiguity, hashed when long; an event without a key gets
+//     "e:" + its ObjectId, so that the unique index needs no partial
+//     filter) and the request's fingerprint, so key and event are recorded
+//     by one single-document write.
+//  5. On a duplicate key error another writer took seq H+1 (or, with the
+//     same key, the same request): go back to step 1, after a short
+//     random pause; after WithMaxAttempts attempts, fail with EUNAVAILABLE.
+//     Decide is run again then, against the new state, so decisions are
+//     serialized: every event was decided against all the events before it.
+//  6. Apply the event to the read models and return it. If that fails, the
+//     event stands (it is the truth) and Execute returns EUNAVAILABLE; the
+//     read models are repaired by the next use of the room. When the answer
+//     to the insert itself is lost, Execute looks the event up by its _id to
+//     learn whether it was written.
+//
+// # Read models and repair
+//
+// Applying an event writes what room.Project derives from it, and every
+// write is idempotent by seq: each read-model document records in _seq the
+// seq of the event that last wrote it, and is replaced only by a later one
+// (an upsert filtered on _seq < seq; a duplicate key error then means a
+// newer version is there). Removed members and deleted tasks are kept as
+// tombstones with the seq of their removal, so that replaying an older
+// event cannot bring them back. Inbox items are inserted once and keep
+// their read marks. Last comes the room's high-water mark: applied_seq and
+// last_activity_at are set to the event's, if higher. Applying an event
+// twice, or two instances applying the same events at once, is harmless.
+//
+// A process that dies between the insert and the read-model update leaves
+// a room whose applied_seq is below its head. Such a room is repaired by
+// replaying the events after applied_seq through room.Project: by the next
+// Execute on it (always, before deciding), by reads of it (Room, Member,
+// Members, Tasks, Task, Messages, Message, Attachment(s), Invite(s); a room
+// found up to date is trusted for WithRepairCheckInterval, 1s by default,
+// before reads check again), by a retry with the same idempotency key, and
+// by Repair, which Open runs for every room whose head is beyond its
+// applied_seq. Events are read from the log directly and are never stale.
+// Listings across rooms (Rooms, AssignedTasks, Inbox) do not check each
+// room.
+package mongostore

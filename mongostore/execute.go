@@ -1,0 +1,582 @@
+package mongostore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"dealroom"
+	"dealroom/room"
+	"dealroom/task"
+)
+
+// eventDoc is an event as stored. Data and Changes keep the exact JSON
+// the domain produced, so that every reader of the log gets the same
+// bytes; the idempotency key and the request's fingerprint are part of
+// the event document, so they are recorded by the same single-document
+// insert that takes the seq.
+type eventDoc struct {
+	OID         primitive.ObjectID  `bson:"_id"`
+	ID          string              `bson:"id"`
+	RoomID      string              `bson:"room_id"`
+	Seq         int64               `bson:"seq"`
+	Type        string              `bson:"type"`
+	Actor       room.EventActor     `bson:"actor"`
+	At          time.Time           `bson:"at"`
+	Visibility  dealroom.Visibility `bson:"visibility"`
+	Data        string              `bson:"data"`
+	Changes     string              `bson:"changes,omitempty"`
+	Idem        string              `bson:"idem"`
+	Fingerprint string              `bson:"fingerprint,omitempty"`
+}
+
+func newEventDoc(ev room.Event, idem, fingerprint string) (eventDoc, error) {
+	d := eventDoc{OID: primitive.NewObjectID(), ID: ev.ID, RoomID: ev.RoomID, Seq: ev.Seq, Type: ev.Type,
+		Actor: ev.Actor, At: ev.At, Visibility: ev.Visibility, Data: string(ev.Data), Fingerprint: fingerprint}
+	if len(ev.Data) == 0 {
+		d.Data = "null"
+	}
+	if len(ev.Changes) > 0 {
+		raw, err := json.Marshal(ev.Changes)
+		if err != nil {
+			return eventDoc{}, err
+		}
+		d.Changes = string(raw)
+	}
+	d.Idem = idem
+	if d.Idem == "" {
+		// No key: a value of its own, so that the unique index on
+		// (room_id, idem) holds only real keys apart. (A partial index
+		// would do the same on MongoDB, but not on every server that
+		// speaks its protocol.)
+		d.Idem = "e:" + d.OID.Hex()
+	}
+	return d, nil
+}
+
+func (d *eventDoc) event() (room.Event, error) {
+	ev := room.Event{Seq: d.Seq, ID: d.ID, RoomID: d.RoomID, Type: d.Type, Actor: d.Actor, At: d.At,
+		Visibility: d.Visibility, Data: json.RawMessage(d.Data)}
+	if d.Changes != "" {
+		if err := json.Unmarshal([]byte(d.Changes), &ev.Changes); err != nil {
+			return room.Event{}, fmt.Errorf("mongostore: event %d of room %s has bad changes: %w", d.Seq, d.RoomID, err)
+		}
+	}
+	return ev, nil
+}
+
+// keyIdem encodes an actor's idempotency key without ambiguity (user ids
+// may hold any separator); long ones are hashed to keep index entries
+// small.
+func keyIdem(actor, key string) string {
+	k := "k:" + strconv.Itoa(len(actor)) + ":" + actor + ":" + key
+	if len(k) > 400 {
+		sum := sha256.Sum256([]byte(k))
+		return "h:" + hex.EncodeToString(sum[:])
+	}
+	return k
+}
+
+// Execute implements room.Store. See the package documentation for the
+// algorithm.
+func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+	if err := s.begin(); err != nil {
+		return room.Event{}, false, err
+	}
+	unlock, err := s.locks.lock(ctx, cmd.Room)
+	if err != nil {
+		return room.Event{}, false, err
+	}
+	defer unlock()
+
+	var idem string
+	if cmd.Key != "" {
+		idem = keyIdem(cmd.Actor, cmd.Key)
+	}
+	checkKey := cmd.Key != ""
+	for attempt := 1; ; attempt++ {
+		if checkKey {
+			ev, found, err := s.replay(ctx, cmd, idem)
+			if err != nil {
+				return room.Event{}, false, err
+			}
+			if found {
+				return ev, true, nil
+			}
+			checkKey = false
+		}
+		head, exists, err := s.catchUp(ctx, cmd.Room)
+		if err != nil {
+			return room.Event{}, false, s.fail(ctx, err)
+		}
+		v := &view{s: s, ctx: ctx, room: cmd.Room}
+		ev, derr := decide(cmd, v)
+		if v.err != nil {
+			return room.Event{}, false, s.fail(ctx, v.err)
+		}
+		if derr != nil || ev.Type == "" {
+			return room.Event{}, false, derr
+		}
+		ev.Seq = head + 1
+		ev.RoomID = cmd.Room
+		fx, err := room.Project(ev)
+		if err != nil {
+			return room.Event{}, false, fmt.Errorf("mongostore: %w", err)
+		}
+		if fx.Room == nil && !exists {
+			return room.Event{}, false, fmt.Errorf("mongostore: event %s (%s) of unknown room %s", ev.ID, ev.Type, ev.RoomID)
+		}
+		doc, err := newEventDoc(ev, idem, cmd.Fingerprint)
+		if err != nil {
+			return room.Event{}, false, fmt.Errorf("mongostore: %w", err)
+		}
+		_, err = s.events.InsertOne(ctx, doc)
+		if mongo.IsDuplicateKeyError(err) {
+			// Another writer took this seq (or, with the same key, this
+			// request): look again.
+			s.clashes.Add(1)
+			checkKey = cmd.Key != ""
+			if attempt >= s.cfg.maxAttempts {
+				return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+					"mongostore: room %s: no free seq after %d attempts", cmd.Room, attempt))
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return room.Event{}, false, err
+			}
+			continue
+		}
+		if err != nil && !s.landed(ctx, doc.OID) {
+			return room.Event{}, false, s.fail(ctx, err)
+		}
+		// The event is committed: from here on it is the truth, and the
+		// read models are brought up to it even if the caller gives up.
+		if s.afterInsert != nil {
+			if err := s.afterInsert(ev); err != nil {
+				return room.Event{}, false, err
+			}
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
+		err = s.apply(actx, ev, fx)
+		cancel()
+		if err != nil {
+			s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
+				"room", ev.RoomID, "seq", ev.Seq, "err", err)
+			return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+				"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
+		}
+		s.fresh.mark(cmd.Room, s.cfg.freshFor)
+		return ev, false, nil
+	}
+}
+
+// decide runs the command's decision, turning a panic into an error.
+func decide(cmd room.Command, v room.View) (ev room.Event, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mongostore: decision panicked: %v", p)
+		}
+	}()
+	return cmd.Decide(v)
+}
+
+// backoff waits a little, more after more failed attempts.
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// landed tells whether an insert whose answer was lost did happen.
+func (s *Store) landed(ctx context.Context, oid primitive.ObjectID) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, err := s.events.CountDocuments(cctx, bson.D{{Key: "_id", Value: oid}})
+	return err == nil && n == 1
+}
+
+// replay looks up an earlier event under the command's key.
+func (s *Store) replay(ctx context.Context, cmd room.Command, idem string) (room.Event, bool, error) {
+	doc, err := findOne[eventDoc](ctx, s.events, bson.D{{Key: "room_id", Value: cmd.Room}, {Key: "idem", Value: idem}})
+	if err != nil {
+		return room.Event{}, false, s.fail(ctx, err)
+	}
+	if doc == nil {
+		return room.Event{}, false, nil
+	}
+	if doc.Fingerprint != cmd.Fingerprint {
+		return room.Event{}, false, room.ErrKeyReused
+	}
+	ev, err := doc.event()
+	if err != nil {
+		return room.Event{}, false, s.fail(ctx, err)
+	}
+	// The first attempt may have died before updating the read models.
+	if _, _, err := s.catchUp(ctx, cmd.Room); err != nil {
+		return room.Event{}, false, s.fail(ctx, err)
+	}
+	return ev, true, nil
+}
+
+// head returns the room's last seq in the event log, 0 when it has none.
+func (s *Store) head(ctx context.Context, roomID string) (int64, error) {
+	var d struct {
+		Seq int64 `bson:"seq"`
+	}
+	err := s.events.FindOne(ctx, bson.D{{Key: "room_id", Value: roomID}},
+		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}}).
+			SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "_id", Value: 0}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	return d.Seq, err
+}
+
+// roomMeta is the bookkeeping part of a room document.
+type roomMeta struct {
+	AppliedSeq int64 `bson:"applied_seq"`
+}
+
+// catchUp brings the room's read models up to its event log: it replays
+// the events after the room's high-water mark (applied_seq). It returns the
+// log's head and whether the room exists.
+func (s *Store) catchUp(ctx context.Context, roomID string) (head int64, exists bool, err error) {
+	if head, err = s.head(ctx, roomID); err != nil {
+		return 0, false, err
+	}
+	meta, err := findOne[roomMeta](ctx, s.rooms, bson.D{{Key: "_id", Value: roomID}},
+		options.FindOne().SetProjection(bson.D{{Key: "applied_seq", Value: 1}}))
+	if err != nil {
+		return 0, false, err
+	}
+	exists = meta != nil
+	var applied int64
+	if meta != nil {
+		applied = meta.AppliedSeq
+	}
+	if applied < head {
+		if err := s.replayEvents(ctx, roomID, applied, head); err != nil {
+			return 0, false, err
+		}
+		exists = true
+	}
+	s.fresh.mark(roomID, s.cfg.freshFor)
+	return head, exists, nil
+}
+
+// replayEvents applies the room's events after seq `after` up to `upTo`.
+func (s *Store) replayEvents(ctx context.Context, roomID string, after, upTo int64) error {
+	cur, err := s.events.Find(ctx, bson.D{{Key: "room_id", Value: roomID},
+		{Key: "seq", Value: bson.D{{Key: "$gt", Value: after}, {Key: "$lte", Value: upTo}}}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	want := after + 1
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		if d.Seq != want {
+			return fmt.Errorf("mongostore: room %s: event %d is missing from the log", roomID, want)
+		}
+		ev, err := d.event()
+		if err != nil {
+			return err
+		}
+		fx, err := room.Project(ev)
+		if err != nil {
+			return fmt.Errorf("mongostore: room %s, seq %d: %w", roomID, ev.Seq, err)
+		}
+		if err := s.apply(ctx, ev, fx); err != nil {
+			return err
+		}
+		s.log.Info("mongostore: repaired read models", "room", roomID, "seq", ev.Seq, "type", ev.Type)
+		want++
+	}
+	if err := cur.Err(); err != nil {
+		return err
+	}
+	if want <= upTo {
+		return fmt.Errorf("mongostore: room %s: event %d is missing from the log", roomID, want)
+	}
+	return nil
+}
+
+// Repair brings the read models of every room up to its events. Open runs
+// it (see WithRepairOnOpen); it is safe to run at any time, from any
+// number of processes.
+func (s *Store) Repair(ctx context.Context) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	// The head of every room's log, from the (room_id, seq) index.
+	cur, err := s.events.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$sort", Value: bson.D{{Key: "room_id", Value: 1}, {Key: "seq", Value: -1}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$room_id"}, {Key: "head", Value: bson.D{{Key: "$first", Value: "$seq"}}}}}},
+	})
+	if err != nil {
+		return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
+	}
+	defer cur.Close(ctx)
+	type head struct {
+		Room string `bson:"_id"`
+		Head int64  `bson:"head"`
+	}
+	var batch []head
+	flush := func() error {
+		ids := make([]string, len(batch))
+		for i, h := range batch {
+			ids[i] = h.Room
+		}
+		metas, err := findAll[struct {
+			ID         string `bson:"_id"`
+			AppliedSeq int64  `bson:"applied_seq"`
+		}](ctx, s.rooms, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+			options.Find().SetProjection(bson.D{{Key: "applied_seq", Value: 1}}))
+		if err != nil {
+			return err
+		}
+		applied := make(map[string]int64, len(metas))
+		for _, m := range metas {
+			applied[m.ID] = m.AppliedSeq
+		}
+		for _, h := range batch {
+			if applied[h.Room] >= h.Head {
+				continue
+			}
+			unlock, err := s.locks.lock(ctx, h.Room)
+			if err != nil {
+				return err
+			}
+			_, _, err = s.catchUp(ctx, h.Room)
+			unlock()
+			if err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for cur.Next(ctx) {
+		var h head
+		if err := cur.Decode(&h); err != nil {
+			return s.fail(ctx, err)
+		}
+		batch = append(batch, h)
+		if len(batch) == 500 {
+			if err := flush(); err != nil {
+				return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
+	}
+	if len(batch) > 0 {
+		if err := flush(); err != nil {
+			return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
+		}
+	}
+	return nil
+}
+
+// Read-model documents. Each carries _seq, the seq of the event that last
+// wrote it; a write happens only over an older version, so that replaying
+// an event, or applying two events out of order, cannot go back in time.
+// Removed members and deleted tasks stay as tombstones (_del) holding the
+// seq of their removal, for the same reason.
+type (
+	memberDoc struct {
+		RoomID      string `bson:"room_id"`
+		room.Member `bson:",inline"`
+		Seq         int64 `bson:"_seq"`
+	}
+	taskDoc struct {
+		task.Task `bson:",inline"`
+		Seq       int64 `bson:"_seq"`
+	}
+	messageDoc struct {
+		room.Message `bson:",inline"`
+		Seq          int64 `bson:"_seq"`
+	}
+	attachmentDoc struct {
+		room.Attachment `bson:",inline"`
+		Seq             int64 `bson:"_seq"`
+	}
+	inviteDoc struct {
+		Key         string `bson:"_id"`
+		room.Invite `bson:",inline"`
+		Seq         int64 `bson:"_seq"`
+	}
+	tombstone struct {
+		RoomID  string `bson:"room_id"`
+		UserID  string `bson:"user_id,omitempty"`
+		ID      string `bson:"id,omitempty"`
+		Seq     int64  `bson:"_seq"`
+		Deleted bool   `bson:"_del"`
+	}
+)
+
+// notDeleted leaves tombstones out of a query.
+var notDeleted = bson.E{Key: "_del", Value: bson.D{{Key: "$ne", Value: true}}}
+
+// derived are the room fields kept from every event rather than from the
+// room's settings.
+var derived = []string{"head", "last_activity_at", "last_customer_activity_at"}
+
+// apply writes the effects of ev to the read models and then moves the
+// room's high-water mark to ev.Seq. Every write is idempotent by seq. The
+// caller has made sure that every event before ev is applied.
+func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error {
+	n := ev.Seq
+	if fx.Room != nil {
+		set, err := marshalD(fx.Room, derived...)
+		if err != nil {
+			return err
+		}
+		set = append(set, bson.E{Key: "settings_seq", Value: n})
+		update := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
+			{Key: "applied_seq", Value: int64(0)}, {Key: "customer_seq", Value: int64(0)},
+			{Key: "last_activity_at", Value: ev.At}}}}
+		err = s.condWrite(ctx, s.rooms, bson.D{{Key: "_id", Value: ev.RoomID}}, "settings_seq", n, func(filter bson.D) error {
+			_, err := s.rooms.UpdateOne(ctx, filter, update, options.Update().SetUpsert(true))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	key := func(field, id string) bson.D {
+		return bson.D{{Key: "room_id", Value: ev.RoomID}, {Key: field, Value: id}}
+	}
+	for _, m := range fx.Members {
+		if err := s.condReplace(ctx, s.members, key("user_id", m.UserID), n, memberDoc{RoomID: ev.RoomID, Member: m, Seq: n}); err != nil {
+			return err
+		}
+	}
+	for _, u := range fx.RemovedMembers {
+		if err := s.condReplace(ctx, s.members, key("user_id", u), n, tombstone{RoomID: ev.RoomID, UserID: u, Seq: n, Deleted: true}); err != nil {
+			return err
+		}
+	}
+	for _, t := range fx.Tasks {
+		t.RoomID = ev.RoomID
+		if err := s.condReplace(ctx, s.tasks, key("id", t.ID), n, taskDoc{Task: t, Seq: n}); err != nil {
+			return err
+		}
+	}
+	for _, id := range fx.DeletedTasks {
+		if err := s.condReplace(ctx, s.tasks, key("id", id), n, tombstone{RoomID: ev.RoomID, ID: id, Seq: n, Deleted: true}); err != nil {
+			return err
+		}
+	}
+	for _, m := range fx.Messages {
+		m.RoomID = ev.RoomID
+		if err := s.condReplace(ctx, s.messages, key("id", m.ID), n, messageDoc{Message: m, Seq: n}); err != nil {
+			return err
+		}
+	}
+	for _, a := range fx.Attachments {
+		a.RoomID = ev.RoomID
+		if err := s.condReplace(ctx, s.attachments, key("id", a.ID), n, attachmentDoc{Attachment: a, Seq: n}); err != nil {
+			return err
+		}
+	}
+	for _, inv := range fx.Invites {
+		inv.RoomID = ev.RoomID
+		if err := s.condReplace(ctx, s.invites, bson.D{{Key: "_id", Value: inv.ID}}, n, inviteDoc{Key: inv.ID, Invite: inv, Seq: n}); err != nil {
+			return err
+		}
+	}
+	for _, it := range fx.Inbox {
+		// One item per event and user: an item that is there already
+		// keeps its read mark.
+		if _, err := s.inbox.InsertOne(ctx, it); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+	}
+	return s.advance(ctx, ev)
+}
+
+// advance moves the room's high-water mark and activity times to ev.
+func (s *Store) advance(ctx context.Context, ev room.Event) error {
+	res, err := s.rooms.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: ev.RoomID}, {Key: "applied_seq", Value: bson.D{{Key: "$lt", Value: ev.Seq}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "applied_seq", Value: ev.Seq}, {Key: "last_activity_at", Value: ev.At}}}})
+	if err != nil {
+		return err
+	}
+	if ev.Actor.Kind == dealroom.Customer {
+		_, err := s.rooms.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: ev.RoomID}, {Key: "customer_seq", Value: bson.D{{Key: "$lt", Value: ev.Seq}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "customer_seq", Value: ev.Seq}, {Key: "last_customer_activity_at", Value: ev.At}}}})
+		if err != nil {
+			return err
+		}
+	}
+	if res.MatchedCount == 0 {
+		n, err := s.rooms.CountDocuments(ctx, bson.D{{Key: "_id", Value: ev.RoomID}})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("mongostore: event %d (%s) of unknown room %s", ev.Seq, ev.Type, ev.RoomID)
+		}
+	}
+	return nil
+}
+
+// condReplace replaces the document under key with doc unless it holds a
+// version at least as new as seq.
+func (s *Store) condReplace(ctx context.Context, coll *mongo.Collection, key bson.D, seq int64, doc any) error {
+	return s.condWrite(ctx, coll, key, "_seq", seq, func(filter bson.D) error {
+		_, err := coll.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+		return err
+	})
+}
+
+// condWrite runs an upserting write filtered on key and seqField < seq. A
+// duplicate key error means that the document exists with a version at
+// least as new (nothing to do), or that another writer inserted it between
+// the write's match and its insert (try again).
+func (s *Store) condWrite(ctx context.Context, coll *mongo.Collection, key bson.D, seqField string, seq int64, write func(filter bson.D) error) error {
+	with := func(op string) bson.D {
+		f := make(bson.D, len(key), len(key)+1)
+		copy(f, key)
+		return append(f, bson.E{Key: seqField, Value: bson.D{{Key: op, Value: seq}}})
+	}
+	older, newer := with("$lt"), with("$gte")
+	for range 5 {
+		err := write(older)
+		if err == nil || !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+		n, err := coll.CountDocuments(ctx, newer)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("mongostore: cannot write %s %v at seq %d", coll.Name(), key, seq)
+}
