@@ -231,3 +231,36 @@ func TestWSCommands(t *testing.T) {
 	assert.Equal(t, "not_found", a.Error.Code)
 	assert.Len(t, c.visibleEvents(n, owner, roomID), int(seq), "refused commands wrote nothing")
 }
+
+// TestWSDeletedMessageTextIsGone: once a message is deleted, a device that
+// catches up (from the feed's memory or from the store) receives its
+// tombstone in place of what it said.
+func TestWSDeletedMessageTextIsGone(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Deletion")
+	var m struct {
+		ID string `json:"id"`
+	}
+	require.Equal(t, 201, c.rest(n, custW, "POST", "/rooms/"+roomID+"/messages", map[string]any{"body": "oops my password is hunter2"}, &m))
+	require.Equal(t, 200, c.rest(n, custW, "PATCH", "/rooms/"+roomID+"/messages/"+m.ID, map[string]any{"body": "still hunter2"}, nil))
+	// A device follows the room now: the feed keeps the events in memory.
+	live := c.dial(n, owner)
+	live.subscribe(roomID, 0)
+	live.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+	require.Equal(t, 204, c.rest(n, custW, "DELETE", "/rooms/"+roomID+"/messages/"+m.ID, nil, nil))
+	live.until(5*time.Second, "the deletion", func(f frame) bool { return f.Type == "event" && eventType(t, f.Event) == "message.deleted" })
+
+	for _, node := range []*node{n, c.AddNode(clusterConfig{})} { // memory, then a fresh instance reading the store
+		cl := c.dial(node, custR)
+		cl.subscribe(roomID, 0)
+		fs := cl.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+		for _, f := range fs {
+			assert.NotContains(t, string(f.raw), "hunter2")
+		}
+	}
+	for _, ev := range c.visibleEvents(n, custR, roomID) {
+		assert.NotContains(t, string(ev), "hunter2", "the timeline forgets a deleted message's text")
+	}
+}

@@ -43,6 +43,9 @@ type node struct {
 	Hub *hub.Hub
 	Svc *room.Service
 	srv *httptest.Server
+	// Broker is the node's connection to the bus: closing it cuts the
+	// node off from the others without a word (a silent death).
+	Broker *broker.Local
 }
 
 type clusterConfig struct {
@@ -77,13 +80,13 @@ func (c *cluster) AddNode(cc clusterConfig) *node {
 	svc := &room.Service{Store: c.Store, Blobs: c.blobs}
 	hcfg := cc.hub
 	hcfg.Instance = fmt.Sprintf("node%d", len(c.Nodes))
-	h := hub.New(hcfg, c.Store, svc, log)
+	h := hub.New(hcfg, room.Redactor{Store: c.Store}, svc, log)
 	b := c.bus.Connect(h)
 	h.Start(b)
 	svc.Committed = h.Committed
 	srv := api.New(api.Config{RateLimit: 1e6, RateBurst: 1e6, Hub: h, Realtime: cc.rt}, svc, c.Keys, log, api.NewMetrics(), nil)
 	hs := httptest.NewServer(srv)
-	n := &node{URL: hs.URL, Hub: h, Svc: svc, srv: hs}
+	n := &node{URL: hs.URL, Hub: h, Svc: svc, srv: hs, Broker: b}
 	c.t.Cleanup(func() {
 		h.Close()
 		hs.CloseClientConnections()
@@ -340,4 +343,120 @@ func (l *syncLog) add(ev json.RawMessage) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
 	l.mu.Unlock()
+}
+
+// withRealtime sets the websocket endpoint's configuration of every node.
+func withRealtime(rc api.RealtimeConfig) func(*clusterConfig) {
+	return func(cc *clusterConfig) { cc.rt = rc }
+}
+
+// withHub sets the hub configuration of every node.
+func withHub(hc hub.Config) func(*clusterConfig) {
+	return func(cc *clusterConfig) { cc.hub = hc }
+}
+
+// wsURL is the node's websocket address with the given query ("" or
+// "?token=...").
+func (n *node) wsURL(query string) string {
+	return "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws" + query
+}
+
+// newWSClient makes a test client of a connection dialed by the test.
+func newWSClient(t testing.TB, conn *websocket.Conn) *wsClient {
+	ctx, cancel := context.WithCancel(context.Background())
+	conn.SetReadLimit(1 << 22)
+	cl := &wsClient{t: t, conn: conn, frames: make(chan frame, 1<<16), presence: make(chan frame, 1<<12), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	go cl.read()
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// subscribed subscribes to a room from after and waits for "subscribed";
+// the frames before it are returned.
+func (cl *wsClient) subscribed(roomID string, after int64) []frame {
+	cl.t.Helper()
+	cl.subscribe(roomID, after)
+	fs := cl.until(10*time.Second, "subscribed to "+roomID, func(f frame) bool { return f.Type == "subscribed" && f.Room == roomID })
+	return fs[:len(fs)-1]
+}
+
+// presenceMember is one person of a presence frame.
+type presenceMember struct {
+	UserID, Name, Kind, State, TaskID string
+	Devices                           int
+}
+
+// members returns the people of a presence frame by user id.
+func (f frame) members() map[string]presenceMember {
+	out := map[string]presenceMember{}
+	for _, m := range f.Members {
+		out[m.UserID] = presenceMember{UserID: m.UserID, Name: m.Name, Kind: m.Kind, State: m.State, TaskID: m.TaskID, Devices: m.Devices}
+	}
+	return out
+}
+
+// waitPresence returns the presence frames of the room received until
+// one matches (the last), failing the test after d. Presence is paced and
+// coalesced: tests wait for the state they expect, not for the next frame.
+func (cl *wsClient) waitPresence(d time.Duration, roomID, what string, match func(frame) bool) []frame {
+	cl.t.Helper()
+	deadline := time.After(d)
+	var got []frame
+	for {
+		select {
+		case f := <-cl.presence:
+			got = append(got, f)
+			if f.Room == roomID && match(f) {
+				return got
+			}
+		case <-cl.done:
+			// Frames read before the end are still in the channel.
+			select {
+			case f := <-cl.presence:
+				got = append(got, f)
+				if f.Room == roomID && match(f) {
+					return got
+				}
+				continue
+			default:
+			}
+			cl.t.Fatalf("connection ended while waiting for presence: %s: %v", what, cl.err)
+		case <-deadline:
+			last := "none"
+			if len(got) > 0 {
+				last = string(got[len(got)-1].raw)
+			}
+			cl.t.Fatalf("no presence frame with %s within %s (last: %s)", what, d, last)
+		}
+	}
+}
+
+// drain returns every frame received so far and not yet read, presence
+// frames included.
+func (cl *wsClient) drain() []frame {
+	out := append([]frame(nil), cl.stash...)
+	cl.stash = nil
+	for {
+		select {
+		case f, ok := <-cl.frames:
+			if !ok {
+				return out
+			}
+			out = append(out, f)
+		case f := <-cl.presence:
+			out = append(out, f)
+		default:
+			return out
+		}
+	}
+}
+
+// barrier sends a ping and returns the frames received before its pong:
+// once it returns, every frame the server queued for this client before it
+// read the ping has been received.
+func (cl *wsClient) barrier() []frame {
+	cl.t.Helper()
+	cl.send(map[string]any{"type": "ping"})
+	fs := cl.until(10*time.Second, "pong", func(f frame) bool { return f.Type == "pong" })
+	return fs[:len(fs)-1]
 }

@@ -19,6 +19,11 @@ type entry struct {
 	customer []byte
 	// removed is the user an event of type member.removed took out.
 	removed string
+	// message is the event itself when it says what a message reads
+	// (posted, edited), for redaction once the message is deleted;
+	// tombstone is the deleted message of a message.deleted event.
+	message   *room.Event
+	tombstone *room.Message
 }
 
 func newEntry(ev room.Event, raw []byte) *entry {
@@ -30,6 +35,15 @@ func newEntry(ev room.Event, raw []byte) *entry {
 		cb, err := json.Marshal(c)
 		if err == nil {
 			e.customer = eventFrame(ev.RoomID, cb)
+		}
+	}
+	switch ev.Type {
+	case room.MessagePosted, room.MessageEdited:
+		e.message = &ev
+	case room.MessageDeleted:
+		var m room.Message
+		if json.Unmarshal(ev.Data, &m) == nil {
+			e.tombstone = &m
 		}
 	}
 	if ev.Type == room.MemberRemoved {
@@ -178,6 +192,20 @@ func (f *feed) push(e *entry) {
 	for s := range f.live {
 		f.deliver(s, e)
 	}
+	if e.tombstone != nil {
+		f.redact(e.tombstone)
+	}
+}
+
+// redact replaces what the feed remembers of a deleted message by its
+// tombstone, so that catch-up no longer shows its text; f.mu is held.
+func (f *feed) redact(m *room.Message) {
+	for i, r := range f.recent {
+		if r.message != nil && r.message.MessageOf() == m.ID {
+			f.recent[i] = newEntry(r.message.Redacted(*m), nil)
+		}
+	}
+	f.h.pages.forget(f.room)
 }
 
 // deliver queues an event for a live subscription; f.mu is held.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"dealroom"
 )
@@ -65,11 +66,22 @@ func CleanFileName(name string) string {
 		}
 		return r
 	}, name)
-	name = strings.TrimSpace(strings.Trim(name, "."))
-	for len(name) > 255 {
-		rs := []rune(name)
-		name = string(rs[:len(rs)-1])
+	// Bidirectional overrides make "invoice\u202efdp.exe" look like a PDF.
+	name = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, name)
+	if len(name) > 255 {
+		cut := 255
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
 	}
+	// Dots and spaces go together, so that no "." or ".." is left.
+	name = strings.TrimFunc(name, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
 	if name == "" {
 		return "file"
 	}

@@ -1,6 +1,7 @@
 package room
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"time"
@@ -178,4 +179,73 @@ func mustJSON(v any) json.RawMessage {
 		panic("room: cannot encode " + err.Error())
 	}
 	return b
+}
+
+// MessageOf returns the id of the message an event of type message.* is
+// about, "" for other events.
+func (e Event) MessageOf() string {
+	switch e.Type {
+	case MessagePosted, MessageEdited, MessageDeleted:
+		var m struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(e.Data, &m) == nil {
+			return m.ID
+		}
+	}
+	return ""
+}
+
+// Redacted returns an event about a message (posted or edited) as it reads
+// once the message was deleted: its data is the tombstone, what the
+// message said is gone from the timeline too.
+func (e Event) Redacted(tombstone Message) Event {
+	tombstone.ReplyCount = 0
+	e.Data = mustJSON(tombstone)
+	e.Changes = nil
+	return e
+}
+
+// Redactor gives back events with the text of deleted messages removed.
+type Redactor struct {
+	Store Store
+}
+
+// Events reads events like Store.Events, with deleted messages redacted.
+func (r Redactor) Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]Event, error) {
+	evs, err := r.Store.Events(ctx, room, after, limit, sharedOnly)
+	if err != nil {
+		return nil, err
+	}
+	return r.Redact(ctx, room, evs)
+}
+
+// Room reads a room (so that a Redactor can stand in for the store).
+func (r Redactor) Room(ctx context.Context, id string) (*Room, error) { return r.Store.Room(ctx, id) }
+
+// Redact replaces, in place, the events about messages that were deleted
+// since.
+func (r Redactor) Redact(ctx context.Context, room string, evs []Event) ([]Event, error) {
+	deleted := map[string]*Message{}
+	checked := map[string]bool{}
+	for i, e := range evs {
+		if e.Type != MessagePosted && e.Type != MessageEdited {
+			continue
+		}
+		id := e.MessageOf()
+		if !checked[id] {
+			checked[id] = true
+			m, err := r.Store.Message(ctx, room, id)
+			if err != nil {
+				return nil, err
+			}
+			if m != nil && m.Deleted {
+				deleted[id] = m
+			}
+		}
+		if m := deleted[id]; m != nil {
+			evs[i] = e.Redacted(*m)
+		}
+	}
+	return evs, nil
 }

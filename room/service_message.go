@@ -102,10 +102,12 @@ func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string
 				if err != nil {
 					return Event{}, err
 				}
-				if t == nil || !p.Sees(t.Visibility) {
+				switch {
+				case t == nil && d.ParentID != "":
+					// The thread's task was deleted; its discussion lives on.
+				case t == nil || !p.Sees(t.Visibility):
 					return Event{}, dealroom.Invalid("task_id", "task %s does not exist in this room", dealroom.Clip(m.TaskID))
-				}
-				if t.Visibility == dealroom.Internal {
+				case t.Visibility == dealroom.Internal:
 					inherited = dealroom.Internal
 				}
 			}

@@ -67,7 +67,7 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			if count >= MaxTasks {
 				return Event{}, conflict("a room holds at most %d tasks", MaxTasks)
 			}
-			t, err := task.New(d, NewID("t", now), room, a.ID, now, float64(int64(maxPos))+1)
+			t, err := task.New(d, NewID("t", now), room, a.ID, now, min(float64(int64(maxPos))+1, task.MaxPosition))
 			if err != nil {
 				return Event{}, err
 			}

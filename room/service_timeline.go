@@ -22,7 +22,7 @@ func (s *Service) Events(ctx context.Context, a dealroom.Actor, room string, aft
 		return nil, dealroom.Invalid("after", "after must be a seq, 0 or more")
 	}
 	limit = clampLimit(limit, 100, MaxEventPage)
-	evs, err := s.Store.Events(ctx, room, after, limit, !p.Internal)
+	evs, err := Redactor{s.Store}.Events(ctx, room, after, limit, !p.Internal)
 	if err != nil || p.Internal {
 		return evs, err
 	}

@@ -99,7 +99,8 @@ func (p Patch) Empty() bool {
 // identity, the author, the clock reading and the position to use when the
 // draft names none.
 func New(d Draft, id, roomID, author string, now time.Time, nextPosition float64) (Task, error) {
-	t := Task{ID: id, RoomID: roomID, CreatedBy: author, CreatedAt: now, UpdatedAt: now, Position: nextPosition}
+	t := Task{ID: id, RoomID: roomID, CreatedBy: author, CreatedAt: now, UpdatedAt: now, Position: nextPosition,
+		Mentions: []string{}}
 	var err error
 	if t.Title, err = dealroom.Line("title", d.Title, 1, MaxTitle); err != nil {
 		return Task{}, err
@@ -226,8 +227,11 @@ func (t Task) Apply(p Patch, now time.Time) (Task, []string, error) {
 	return n, changed, nil
 }
 
+// MaxPosition bounds a task's position (and -MaxPosition from below).
+const MaxPosition = 1e15
+
 func checkPosition(p float64) error {
-	if p != p || p > 1e15 || p < -1e15 { // NaN cannot come from JSON, but be sure
+	if p != p || p > MaxPosition || p < -MaxPosition { // NaN cannot come from JSON, but be sure
 		return dealroom.Invalid("position", "position must be a number between -1e15 and 1e15")
 	}
 	return nil

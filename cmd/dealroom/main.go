@@ -20,8 +20,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"dealroom"
@@ -235,7 +235,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	metrics := api.NewMetrics()
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
 	svc := &room.Service{Store: a.store, Blobs: blobs}
-	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, a.store, svc, a.Log)
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, room.Redactor{Store: a.store}, svc, a.Log)
 	var b broker.Broker = broker.NewLocal(h)
 	h.Start(b)
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
