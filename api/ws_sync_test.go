@@ -18,157 +18,9 @@ import (
 
 	"dealroom"
 	"dealroom/hub"
+	"dealroom/internal/wstest"
 	"dealroom/room"
 )
-
-// device is a test client that keeps, per room, what it processed, and
-// resubscribes with its last seq after every reconnect, as a real client
-// does.
-type device struct {
-	name  string
-	actor dealroom.Actor
-	rooms []string
-
-	mu     sync.Mutex
-	last   map[string]int64
-	events map[string][]json.RawMessage
-	heads  map[string]int64 // head of the latest "subscribed"
-	errs   []string
-}
-
-func newDevice(name string, a dealroom.Actor, rooms ...string) *device {
-	return &device{name: name, actor: a, rooms: rooms, last: map[string]int64{},
-		events: map[string][]json.RawMessage{}, heads: map[string]int64{}}
-}
-
-func (d *device) fail(format string, args ...any) {
-	d.mu.Lock()
-	d.errs = append(d.errs, fmt.Sprintf(format, args...))
-	d.mu.Unlock()
-}
-
-// handle processes one server frame; it returns the room to resubscribe
-// when the frame asks for it.
-func (d *device) handle(data []byte) (resync string) {
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		d.fail("not JSON: %q", data)
-		return ""
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch f.Type {
-	case "event":
-		var ev struct {
-			Seq    int64  `json:"seq"`
-			RoomID string `json:"room_id"`
-		}
-		if err := json.Unmarshal(f.Event, &ev); err != nil || ev.RoomID != f.Room {
-			d.errs = append(d.errs, fmt.Sprintf("bad event frame %s", data))
-			return ""
-		}
-		if ev.Seq <= d.last[f.Room] {
-			d.errs = append(d.errs, fmt.Sprintf("%s: seq %d after %d (doubled or out of order)", f.Room, ev.Seq, d.last[f.Room]))
-			return ""
-		}
-		d.last[f.Room] = ev.Seq
-		d.events[f.Room] = append(d.events[f.Room], f.Event)
-	case "subscribed":
-		d.heads[f.Room] = f.Head
-	case "resync":
-		return f.Room
-	case "error":
-		d.errs = append(d.errs, fmt.Sprintf("error frame: %s", data))
-	}
-	return ""
-}
-
-func (d *device) subscribeAll(ctx context.Context, conn *websocket.Conn) error {
-	for _, r := range d.rooms {
-		if err := d.subscribe(ctx, conn, r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d *device) subscribe(ctx context.Context, conn *websocket.Conn, r string) error {
-	d.mu.Lock()
-	after := d.last[r]
-	d.mu.Unlock()
-	b, _ := json.Marshal(map[string]any{"type": "subscribe", "room": r, "after": after})
-	return conn.Write(ctx, websocket.MessageText, b)
-}
-
-// session connects once and processes frames until ctx ends or the
-// connection drops.
-func (d *device) session(ctx context.Context, c *cluster, n *node) error {
-	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws?token=" + c.token(d.actor)
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		return err
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(1 << 22)
-	if err := d.subscribeAll(ctx, conn); err != nil {
-		return err
-	}
-	for {
-		_, data, err := conn.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if r := d.handle(data); r != "" {
-			if err := d.subscribe(ctx, conn, r); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// caughtUp tells whether the device has processed everything it may see,
-// as want (the REST timeline of its actor) gives it.
-func (d *device) caughtUp(want map[string][]json.RawMessage) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, r := range d.rooms {
-		w := want[r]
-		if len(w) > 0 && d.last[r] < seqOfRaw(w[len(w)-1]) {
-			return false
-		}
-	}
-	return true
-}
-
-func seqOfRaw(ev json.RawMessage) int64 {
-	var e struct {
-		Seq int64 `json:"seq"`
-	}
-	json.Unmarshal(ev, &e)
-	return e.Seq
-}
-
-// check compares what the device processed with its actor's timeline.
-func (d *device) check(t *testing.T, want map[string][]json.RawMessage) {
-	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, e := range d.errs {
-		t.Errorf("%s: %s", d.name, e)
-	}
-	for _, r := range d.rooms {
-		got := d.events[r]
-		w := want[r]
-		if !assert.Equal(t, len(w), len(got), "%s in %s: number of events", d.name, r) {
-			continue
-		}
-		for i := range w {
-			if !assert.JSONEq(t, string(w[i]), string(got[i]), "%s in %s: event %d", d.name, r, i) {
-				break
-			}
-		}
-	}
-}
 
 // TestWSExactlyOnceUnderChurn: many devices of staff and customers in many
 // rooms, on two instances, drop their connections at random and
@@ -183,14 +35,17 @@ func TestWSExactlyOnceUnderChurn(t *testing.T) {
 		rooms = append(rooms, c.wsRoom(fmt.Sprintf("Churn %d", i)))
 	}
 	actors := []dealroom.Actor{owner, staffW, custW, custR}
-	var devices []*device
+	var devices []*wstest.Device
+	actorOf := map[*wstest.Device]dealroom.Actor{}
 	for i := range 16 {
 		a := actors[i%len(actors)]
 		rs := []string{rooms[i%len(rooms)]}
 		if i%3 == 0 {
 			rs = append(rs, rooms[(i+1)%len(rooms)])
 		}
-		devices = append(devices, newDevice(fmt.Sprintf("device %d (%s)", i, a.ID), a, rs...))
+		d := wstest.NewDevice(fmt.Sprintf("device %d (%s)", i, a.ID), c.token(a), rs...)
+		devices = append(devices, d)
+		actorOf[d] = a
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -209,7 +64,7 @@ func TestWSExactlyOnceUnderChurn(t *testing.T) {
 				n := c.Nodes[rng.IntN(len(c.Nodes))]
 				life := time.Duration(20+rng.IntN(250)) * time.Millisecond
 				sctx, scancel := context.WithTimeout(ctx, life)
-				d.session(sctx, c, n)
+				d.Session(sctx, n.URL)
 				scancel()
 				time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 			}
@@ -305,19 +160,19 @@ func TestWSExactlyOnceUnderChurn(t *testing.T) {
 			sctx, scancel := context.WithCancel(fctx)
 			defer scancel()
 			go func() {
-				for !d.caughtUp(want[d.actor.ID]) && sctx.Err() == nil {
+				for !d.CaughtUp(want[actorOf[d].ID]) && sctx.Err() == nil {
 					time.Sleep(20 * time.Millisecond)
 				}
 				time.Sleep(100 * time.Millisecond) // anything extra would show now
 				scancel()
 			}()
-			d.session(sctx, c, c.Nodes[i%2])
+			d.Session(sctx, c.Nodes[i%2].URL)
 		})
 	}
 	fw.Wait()
 	require.NoError(t, fctx.Err(), "devices did not catch up within 30s")
 	for _, d := range devices {
-		d.check(t, want[d.actor.ID])
+		d.Check(t, want[actorOf[d].ID])
 	}
 }
 
@@ -336,11 +191,11 @@ func TestWSSlowDeviceIsCutOff(t *testing.T) {
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Slow")
 
-	fast := newDevice("fast", staffW, roomID)
-	slow := newDevice("slow", owner, roomID)
+	fast := wstest.NewDevice("fast", c.token(staffW), roomID)
+	slow := wstest.NewDevice("slow", c.token(owner), roomID)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go fast.session(ctx, c, n)
+	go fast.Session(ctx, n.URL)
 
 	// The slow device subscribes, then stops reading: its socket's buffers
 	// fill, then its queue on the server.
@@ -349,11 +204,11 @@ func TestWSSlowDeviceIsCutOff(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.CloseNow()
 	conn.SetReadLimit(1 << 22)
-	require.NoError(t, slow.subscribeAll(ctx, conn))
+	require.NoError(t, slow.SubscribeAll(ctx, conn))
 	for {
 		_, data, err := conn.Read(ctx)
 		require.NoError(t, err)
-		slow.handle(data)
+		slow.Handle(data)
 		if strings.Contains(string(data), `"subscribed"`) {
 			break
 		}
@@ -382,10 +237,10 @@ func TestWSSlowDeviceIsCutOff(t *testing.T) {
 	ww.Wait()
 	want := map[string][]json.RawMessage{roomID: c.visibleEvents(n, owner, roomID)}
 	deadline := time.Now().Add(10 * time.Second)
-	for !fast.caughtUp(want) && time.Now().Before(deadline) {
+	for !fast.CaughtUp(want) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	require.True(t, fast.caughtUp(want), "the fast device keeps up while the slow one sleeps")
+	require.True(t, fast.CaughtUp(want), "the fast device keeps up while the slow one sleeps")
 	assert.GreaterOrEqual(t, n.Hub.Stats.Resyncs.Load(), int64(1), "the slow device was told to resync")
 	_, b := n.Hub.Backlog()
 	peak := max(maxBacklog.Load(), int64(b))
@@ -399,17 +254,17 @@ func TestWSSlowDeviceIsCutOff(t *testing.T) {
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
 	sawResync := false
-	for !slow.caughtUp(want) {
+	for !slow.CaughtUp(want) {
 		_, data, err := conn.Read(rctx)
 		require.NoError(t, err)
-		if r := slow.handle(data); r != "" {
+		if r := slow.Handle(data); r != "" {
 			sawResync = true
-			require.NoError(t, slow.subscribe(rctx, conn, r))
+			require.NoError(t, slow.Subscribe(rctx, conn, r))
 		}
 	}
 	assert.True(t, sawResync)
-	slow.check(t, want)
-	fast.check(t, want)
+	slow.Check(t, want)
+	fast.Check(t, want)
 }
 
 // TestWSReconnectStorm: hundreds of devices of one room come back at once
@@ -436,40 +291,40 @@ func TestWSReconnectStorm(t *testing.T) {
 	}
 	wg.Wait()
 	want := map[string][]json.RawMessage{roomID: c.visibleEvents(c.Nodes[0], owner, roomID)}
-	head := seqOfRaw(want[roomID][len(want[roomID])-1])
+	head := wstest.SeqOf(want[roomID][len(want[roomID])-1])
 	require.EqualValues(t, 804, head)
 
 	// A fresh instance: nothing of the room in memory. It keeps few recent
 	// events, so that most catch-up goes through the store's pages.
 	fresh := c.AddNode(clusterConfig{hub: hub.Config{Recent: 128, PageSize: 64}})
 	const sessions = 300
-	devices := make([]*device, sessions)
+	devices := make([]*wstest.Device, sessions)
 	froms := make([]int64, sessions)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var sw sync.WaitGroup
 	for i := range sessions {
-		d := newDevice(fmt.Sprint("storm ", i), owner, roomID)
+		d := wstest.NewDevice(fmt.Sprint("storm ", i), c.token(owner), roomID)
 		from := int64(rand.IntN(int(head)))
-		d.last[roomID], froms[i] = from, from
-		d.events[roomID] = nil
+		d.SetLast(roomID, from)
+		froms[i] = from
 		devices[i] = d
 		sw.Go(func() {
 			sctx, scancel := context.WithCancel(ctx)
 			defer scancel()
 			go func() {
-				for !d.caughtUp(want) && sctx.Err() == nil {
+				for !d.CaughtUp(want) && sctx.Err() == nil {
 					time.Sleep(20 * time.Millisecond)
 				}
 				scancel()
 			}()
-			d.session(sctx, c, fresh)
+			d.Session(sctx, fresh.URL)
 		})
 	}
 	sw.Wait()
 	require.NoError(t, ctx.Err(), "the storm did not settle within 120s")
 	for i, d := range devices {
-		d.check(t, map[string][]json.RawMessage{roomID: want[roomID][froms[i]:]})
+		d.Check(t, map[string][]json.RawMessage{roomID: want[roomID][froms[i]:]})
 	}
 	reads := fresh.Hub.Stats.StoreReads.Load()
 	t.Logf("%d sessions caught up with %d store reads", sessions, reads)
