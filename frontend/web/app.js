@@ -1,0 +1,293 @@
+// app.js: Dealroom's web app. It signs people in (a token for staff, an
+// invite link for customers), routes between the views by URL (history
+// routing: the server answers every app path with index.html), and shows
+// the live connection's state. No framework and no build step: plain ES
+// modules, DOM APIs only.
+
+import { Api } from './api.js';
+import { Sync } from './sync.js';
+import { h, icon, toast, fill } from './dom.js';
+import { setViewer } from './components.js';
+import { signInView, inviteView } from './views/auth.js';
+import { roomsView } from './views/rooms.js';
+import { pipelineView } from './views/pipeline.js';
+import { myTasksView, inboxView } from './views/me.js';
+import { roomView } from './views/room.js';
+
+const TOKEN_KEY = 'dealroom.token';
+
+const ctx = {
+  api: new Api({ onUnauthorized: () => sessionExpired() }),
+  sync: null,
+  me: null,
+  navigate,
+  setTitle: (t) => { document.title = t ? `${t} · Dealroom` : 'Dealroom'; },
+  signedIn,
+  signOut,
+  refreshInbox: () => refreshInbox(true),
+};
+
+let view = null; // {el, destroy?, route?}
+let firstRoute = true;
+
+const ROUTES = [
+  [/^\/invite\/([^/]+)\/?$/, (m) => ({ name: 'invite', code: decodeURIComponent(m[1]) }), true],
+  [/^\/sign-in\/?$/, () => ({ name: 'signin' }), true],
+  [/^\/$/, () => ({ name: 'rooms' })],
+  [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
+  [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
+  [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
+  [/^\/room\/([^/]+)\/task\/([^/]+)\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), taskId: decodeURIComponent(m[2]) })],
+  [/^\/room\/([^/]+)(?:\/(plan|discussion|files|people|timeline))?\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), tab: m[2] || 'plan' })],
+];
+
+function match(path) {
+  for (const [re, make, open] of ROUTES) {
+    const m = re.exec(path);
+    if (m) return { ...make(m), open: !!open };
+  }
+  return { name: 'notfound' };
+}
+
+/** navigate goes to an app path without reloading the page. */
+export function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  route();
+}
+
+function route() {
+  const path = location.pathname;
+  const r = match(path);
+  const main = document.getElementById('main');
+  if (!ctx.me && !r.open) {
+    mount(signInView(ctx, { next: path + location.search }));
+    return;
+  }
+  // The room view follows tab and step changes itself, keeping its session.
+  if (r.name === 'room' && view && view.route && view.route(r)) {
+    updateNav(r);
+    return;
+  }
+  let v;
+  switch (r.name) {
+    case 'invite': v = inviteView(ctx, r.code); break;
+    case 'signin': v = ctx.me ? null : signInView(ctx, { next: '/' }); break;
+    case 'rooms': v = roomsView(ctx); break;
+    case 'pipeline': v = pipelineView(ctx); break;
+    case 'mytasks': v = myTasksView(ctx); break;
+    case 'inbox': v = inboxView(ctx); break;
+    case 'room': v = roomView(ctx, r); break;
+    default:
+      v = { el: h('div', { class: 'panel center' }, h('h1', { text: 'Page not found' }), h('p', {}, h('a', { href: '/', class: 'button', text: 'Go to your rooms' }))) };
+  }
+  if (!v) {
+    navigate('/', { replace: true });
+    return;
+  }
+  mount(v);
+  updateNav(r);
+  if (!firstRoute) main.focus({ preventScroll: true });
+  firstRoute = false;
+  refreshInbox(false);
+}
+
+function mount(v) {
+  view?.destroy?.();
+  view = v;
+  const main = document.getElementById('main');
+  fill(main, v.el);
+  window.scrollTo(0, 0);
+  document.body.classList.toggle('signed-in', !!ctx.me);
+}
+
+// ---------------------------------------------------------------------------
+// Signing in and out.
+
+function signedIn(token, me) {
+  localStorage.setItem(TOKEN_KEY, token);
+  ctx.api.token = token;
+  ctx.me = me;
+  setViewer(me.kind);
+  ctx.sync?.destroy();
+  ctx.sync = new Sync(token);
+  ctx.sync.onStatus(showConnection);
+  buildShell();
+}
+
+function signOut() {
+  localStorage.removeItem(TOKEN_KEY);
+  ctx.api.token = '';
+  ctx.me = null;
+  view?.destroy?.();
+  view = null;
+  ctx.sync?.destroy();
+  ctx.sync = null;
+  buildShell();
+  showConnection('idle');
+  navigate('/sign-in');
+}
+
+let expiredShown = false;
+function sessionExpired() {
+  if (!ctx.me || expiredShown) return;
+  expiredShown = true;
+  const next = location.pathname;
+  signOut();
+  history.replaceState(null, '', next);
+  route();
+  toast('Your sign-in has expired or was not accepted. Sign in again.', { kind: 'error', timeout: 10000 });
+  setTimeout(() => { expiredShown = false; }, 2000);
+}
+
+// ---------------------------------------------------------------------------
+// The shell: navigation, connection banner, inbox badge.
+
+const NAV = [
+  ['rooms', '/', 'Rooms', 'home'],
+  ['pipeline', '/pipeline', 'Pipeline', 'chart'],
+  ['mytasks', '/me/tasks', 'My tasks', 'check'],
+  ['inbox', '/inbox', 'Inbox', 'at'],
+];
+const navLinks = [];
+const badges = [];
+
+function buildShell() {
+  const top = document.getElementById('topbar');
+  const bottom = document.getElementById('bottomnav');
+  navLinks.length = 0;
+  badges.length = 0;
+  if (!ctx.me) {
+    fill(top, h('a', { href: '/', class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true', text: 'D' }), 'Dealroom'));
+    bottom.replaceChildren();
+    bottom.hidden = true;
+    return;
+  }
+  const me = ctx.me;
+  const oversees = me.kind === 'staff' && (me.role === 'manager' || me.role === 'admin');
+  const items = NAV.filter(([k]) => k !== 'pipeline' || oversees);
+  const link = (k, href, label, glyph, where) => {
+    const badge = k === 'inbox' ? h('span', { class: 'nav-badge', hidden: true }) : null;
+    if (badge) badges.push(badge);
+    const a = h('a', { href, class: 'nav-link', dataset: { nav: k } }, where === 'bottom' ? icon(glyph) : null, h('span', { text: label }), badge);
+    navLinks.push(a);
+    return a;
+  };
+  const who = h('span', { class: 'who' },
+    h('span', { class: 'who-name', text: me.name || me.user_id }),
+    h('span', { class: 'who-role', text: me.kind === 'customer' ? 'Customer' : (me.role || 'staff') }));
+  const conn = h('span', { class: 'conn-dot', id: 'conn-dot', role: 'status', 'aria-live': 'polite' });
+  fill(top, 
+    h('a', { href: '/', class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true', text: 'D' }), 'Dealroom'),
+    h('nav', { class: 'topnav', 'aria-label': 'Main' }, items.map(([k, href, label, g]) => link(k, href, label, g, 'top'))),
+    h('span', { class: 'spacer' }), conn, who,
+    h('button', { type: 'button', class: 'ghost small', text: 'Sign out', on: { click: () => { if (confirm('Sign out of Dealroom on this device?')) signOut(); } } }));
+  fill(bottom, ...items.map(([k, href, label, g]) => link(k, href, label, g, 'bottom')));
+  bottom.setAttribute('aria-label', 'Main');
+  bottom.hidden = false;
+}
+
+function updateNav(r) {
+  const key = r.name === 'room' ? 'rooms' : r.name;
+  for (const a of navLinks) {
+    if (a.dataset.nav === key) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+let inboxAt = 0;
+async function refreshInbox(force) {
+  if (!ctx.me) return;
+  if (!force && Date.now() - inboxAt < 15000) return;
+  inboxAt = Date.now();
+  try {
+    const page = await ctx.api.get('/me/inbox', { limit: 100 });
+    const unread = page.items.filter((i) => !i.read_at).length;
+    for (const b of badges) {
+      b.hidden = unread === 0;
+      b.textContent = unread > 99 ? '99+' : String(unread);
+      b.setAttribute('aria-label', `${unread} unread`);
+    }
+  } catch {
+    // the badge waits for the next try
+  }
+}
+setInterval(() => refreshInbox(true), 60000);
+
+// The connection banner: shown when the live connection is down for more
+// than a moment, with when it retries and a button to retry now.
+let bannerTimer = 0;
+let countdown = 0;
+function showConnection(status, sync) {
+  const banner = document.getElementById('conn-banner');
+  const dot = document.getElementById('conn-dot');
+  document.body.dataset.conn = status;
+  if (dot) {
+    dot.className = `conn-dot conn-${status}`;
+    dot.textContent = status === 'live' ? 'Live' : status === 'idle' ? '' : status === 'connecting' ? 'Connecting…' : 'Offline';
+  }
+  clearTimeout(bannerTimer);
+  clearInterval(countdown);
+  if (status === 'live' || status === 'idle') {
+    banner.hidden = true;
+    banner.dataset.state = status;
+    return;
+  }
+  const render = () => {
+    const secs = sync && sync.retryAt ? Math.max(0, Math.ceil((sync.retryAt - Date.now()) / 1000)) : 0;
+    const offline = navigator.onLine === false;
+    const text = status === 'connecting'
+      ? 'Reconnecting…'
+      : `${offline ? 'You are offline.' : 'The live connection is lost.'} What others change shows when it is back${secs ? `; retrying in ${secs} s` : ''}.`;
+    fill(banner, icon('warn'), h('span', { text }),
+      status === 'offline' ? h('button', { type: 'button', class: 'link', text: 'Retry now', on: { click: () => sync?.connectNow() } }) : null);
+  };
+  bannerTimer = setTimeout(() => {
+    render();
+    banner.hidden = false;
+    banner.dataset.state = status;
+    if (status === 'offline') countdown = setInterval(render, 1000);
+  }, status === 'offline' ? 600 : 1500);
+}
+
+// ---------------------------------------------------------------------------
+// Links and start-up.
+
+document.addEventListener('click', (e) => {
+  if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const a = e.target.closest('a[href]');
+  if (!a || a.target || a.hasAttribute('download')) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
+  e.preventDefault();
+  if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
+});
+addEventListener('popstate', route);
+
+async function boot() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) {
+    ctx.api.token = token;
+    try {
+      const me = await ctx.api.get('/me');
+      signedIn(token, me);
+    } catch (err) {
+      if (err.status !== 401) {
+        document.getElementById('main').replaceChildren(h('div', { class: 'panel center' },
+          h('h1', { text: 'Dealroom cannot be reached' }),
+          h('p', { text: err.message }),
+          h('button', { type: 'button', class: 'primary', text: 'Try again', on: { click: () => location.reload() } })));
+        return;
+      }
+      localStorage.removeItem(TOKEN_KEY);
+      ctx.api.token = '';
+      buildShell();
+      toast('Your sign-in has expired. Sign in again.', { kind: 'error' });
+    }
+  } else {
+    buildShell();
+  }
+  route();
+}
+
+boot();
