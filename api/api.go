@@ -84,6 +84,10 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
+	// The client's address (rate limits before sign-in) is taken from
+	// X-Forwarded-For only when a proxy on a private network or this host
+	// set it; anyone else could write any address there.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {

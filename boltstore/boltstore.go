@@ -63,6 +63,10 @@ type Store struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
+	// sending guards requests against Close: once closed is set under the
+	// write lock, no request can be queued that the writer would not see.
+	sending sync.RWMutex
+	closed  bool
 }
 
 type request struct {
@@ -121,6 +125,9 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.sending.Lock()
+		s.closed = true
+		s.sending.Unlock()
 		close(s.done)
 		s.wg.Wait()
 		err = s.db.Close()
@@ -141,11 +148,16 @@ func (s *Store) Ping(ctx context.Context) error {
 // Execute implements room.Store.
 func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
 	req := &request{ctx: ctx, cmd: cmd, result: make(chan result, 1)}
+	s.sending.RLock()
+	if s.closed {
+		s.sending.RUnlock()
+		return room.Event{}, false, dealroom.Unavailable(errors.New("store closed"))
+	}
 	select {
 	case s.requests <- req:
-	case <-s.done:
-		return room.Event{}, false, dealroom.Unavailable(errors.New("store closed"))
+		s.sending.RUnlock()
 	case <-ctx.Done():
+		s.sending.RUnlock()
 		return room.Event{}, false, ctx.Err()
 	}
 	// Once queued, the command is carried out even if ctx ends: the caller

@@ -160,6 +160,10 @@ func (h *Hub) Context() context.Context { return h.ctx }
 // Instance returns the hub's instance name.
 func (h *Hub) Instance() string { return h.cfg.Instance }
 
+// SetStore sets the store, for a hub made before its store (the broker
+// that the store's wiring needs wants the hub first). Call it before Start.
+func (h *Hub) SetStore(s Store) { h.store = s }
+
 // Start sets the broker (which delivers to h) and starts the hub's timers.
 func (h *Hub) Start(b broker.Broker) {
 	h.broker = b
@@ -197,7 +201,7 @@ func (h *Hub) Committed(ev room.Event) {
 		h.log.Error("cannot encode an event", "room", ev.RoomID, "seq", ev.Seq, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, time.Second)
 	defer cancel()
 	if err := h.broker.Publish(ctx, broker.Message{Room: ev.RoomID, Kind: broker.Event, Origin: h.cfg.Instance, Data: data}); err != nil {
 		// Not lost: followers find it by seq (the next event, or the

@@ -36,8 +36,12 @@ type sub struct {
 	// sent is the last seq handed to the session's queue (or skipped as
 	// invisible): owned by the catch-up goroutine until the sub is live,
 	// then guarded by the feed's lock.
-	sent   int64
-	feed   *feed
+	sent int64
+	feed *feed
+	// state is what the device said it does in the room; live tells that
+	// it is in the room's presence. Both are guarded by the session's mu.
+	state presence.Device
+	live  bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when catch-up is over
@@ -164,11 +168,15 @@ func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.St
 		}
 		d.TaskID, d.TaskInternal = taskID, vis == dealroom.Internal
 	}
-	<-sb.done // presence follows catch-up
-	sb.feed.mu.Lock()
-	_, live := sb.feed.live[sb]
-	sb.feed.mu.Unlock()
-	if live && s.h.presence.Set(roomID, d) {
+	s.mu.Lock()
+	if s.subs[roomID] != sb {
+		s.mu.Unlock()
+		return nil // unsubscribed meanwhile
+	}
+	sb.state = d
+	changed := sb.live && s.h.presence.Set(roomID, d)
+	s.mu.Unlock()
+	if changed {
 		sb.feed.presenceChanged(true)
 	}
 	return nil
@@ -236,7 +244,11 @@ func (sb *sub) release() {
 		f.mu.Lock()
 		delete(f.live, sb)
 		f.mu.Unlock()
-		if sb.sess.h.presence.Remove(sb.room, sb.sess.id) {
+		sb.sess.mu.Lock()
+		sb.live = false
+		removed := sb.sess.h.presence.Remove(sb.room, sb.sess.id)
+		sb.sess.mu.Unlock()
+		if removed {
 			f.presenceChanged(true)
 		}
 		sb.sess.h.unfollow(f)
@@ -260,7 +272,13 @@ func (sb *sub) catchUp() error {
 		if sb.sent >= f.head {
 			f.live[sb] = struct{}{}
 			head := f.head
-			h.presence.Set(sb.room, sb.sess.device(presence.Viewing))
+			sb.sess.mu.Lock()
+			if sb.state.Session == "" {
+				sb.state = sb.sess.device(presence.Viewing)
+			}
+			sb.live = true
+			h.presence.Set(sb.room, sb.state)
+			sb.sess.mu.Unlock()
 			sb.sess.Send(subscribedFrame(sb.room, head))
 			f.mu.Unlock()
 			f.presenceChanged(true)

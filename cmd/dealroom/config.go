@@ -130,13 +130,22 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	values := map[string]*string{}
 	for _, s := range c.settings() {
 		def := s.def
-		if v := getenv(s.env); v != "" {
+		if v := getenv(s.env); v != "" && !s.secret {
 			def = v
 		}
+		// A secret's value from the environment is not shown as the
+		// flag's default in -h and usage output.
 		values[s.flag] = fs.String(s.flag, def, s.help+" ($"+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range c.settings() {
+		if v := getenv(s.env); s.secret && v != "" && !given[s.flag] {
+			*values[s.flag] = v
+		}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))

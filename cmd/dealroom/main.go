@@ -32,6 +32,8 @@ import (
 	"dealroom/frontend"
 	"dealroom/hub"
 	"dealroom/jwtauth"
+	"dealroom/mongostore"
+	"dealroom/redisbroker"
 	"dealroom/room"
 )
 
@@ -78,11 +80,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	url := "http://" + displayAddr(app.Addr())
 	fmt.Fprintf(stdout, "Dealroom is listening on %s (%s)\n", url, app.Mode())
 	fmt.Fprintf(stdout, "Open %s in a browser. To sign in, make a token:\n", url)
-	fmt.Fprintf(stdout, "  dealroom token --sub you --name \"Your Name\" --kind staff --role manager")
+	tokenArgs := "token --sub you --name \"Your Name\" --kind staff --role manager"
 	if cfg.DataDir != "dealroom-data" {
-		fmt.Fprintf(stdout, " --data-dir %s", cfg.DataDir)
+		tokenArgs += " --data-dir " + cfg.DataDir
 	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "  dealroom %s\n", tokenArgs)
+	fmt.Fprintf(stdout, "  (from a checkout of the source: go run ./cmd/dealroom %s)\n", tokenArgs)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -104,11 +107,14 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	role := fs.String("role", "rep", "for staff: rep, manager or admin")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	dataDir := fs.String("data-dir", envOr(getenv, "DEALROOM_DATA_DIR", "dealroom-data"), "data directory holding the generated secret ($DEALROOM_DATA_DIR)")
-	secret := fs.String("jwt-secret", getenv("DEALROOM_JWT_SECRET"), "HS256 secret ($DEALROOM_JWT_SECRET)")
+	secret := fs.String("jwt-secret", "", "HS256 secret ($DEALROOM_JWT_SECRET)")
 	issuer := fs.String("jwt-issuer", getenv("DEALROOM_JWT_ISSUER"), "iss ($DEALROOM_JWT_ISSUER)")
 	audience := fs.String("jwt-audience", getenv("DEALROOM_JWT_AUDIENCE"), "aud ($DEALROOM_JWT_AUDIENCE)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *secret == "" { // not shown as a default in -h
+		*secret = getenv("DEALROOM_JWT_SECRET")
 	}
 	a := dealroom.Actor{ID: *sub, Name: *name, Email: *email, Kind: dealroom.Kind(*kind), Role: dealroom.Role(*role)}
 	switch {
@@ -217,26 +223,48 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	var blobs room.Blobs
 	ready := map[string]api.Pinger{}
-	if cfg.MongoURI != "" {
-		return errors.New("the MongoDB and Redis deployment is not available in this build yet; unset DEALROOM_MONGO_URI and DEALROOM_REDIS_URL to run on the embedded store")
-	}
-	a.mode = "embedded store in " + cfg.DataDir
-	bs, err := boltstore.Open(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	a.store = bs
-	a.closers = append(a.closers, bs.Close)
-	ready["store"] = bs
-	if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
-		return err
-	}
-
 	metrics := api.NewMetrics()
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
-	svc := &room.Service{Store: a.store, Blobs: blobs}
-	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, room.Redactor{Store: a.store}, svc, a.Log)
-	var b broker.Broker = broker.NewLocal(h)
+	svc := &room.Service{}
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, nil, svc, a.Log)
+	var b broker.Broker
+	if cfg.MongoURI != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		ms, err := mongostore.Open(octx, cfg.MongoURI, mongostore.WithLogger(a.Log))
+		if err != nil {
+			return fmt.Errorf("mongodb: %w", err)
+		}
+		a.store = ms
+		a.closers = append(a.closers, ms.Close)
+		ready["store"] = ms
+		if blobs, err = ms.Blobs(octx); err != nil {
+			return fmt.Errorf("mongodb attachments: %w", err)
+		}
+		rb, err := redisbroker.New(octx, cfg.RedisURL, h, redisbroker.WithLogger(a.Log))
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		b = rb
+		ready["broker"] = rb
+		db, _ := mongostore.DatabaseFromURI(cfg.MongoURI)
+		a.mode = "MongoDB (database " + db + ") and Redis, instance " + h.Instance()
+	} else {
+		bs, err := boltstore.Open(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		a.store = bs
+		a.closers = append(a.closers, bs.Close)
+		ready["store"] = bs
+		if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
+			return err
+		}
+		b = broker.NewLocal(h)
+		a.mode = "embedded store in " + cfg.DataDir
+	}
+	svc.Store, svc.Blobs = a.store, blobs
+	h.SetStore(room.Redactor{Store: a.store})
 	h.Start(b)
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
 	svc.Committed = func(ev room.Event) {
