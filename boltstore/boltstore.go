@@ -174,6 +174,9 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 func (s *Store) writer() {
 	defer s.wg.Done()
 	batch := make([]*request, 0, maxBatch)
+	prev := 0
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -199,9 +202,35 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		if prev > 1 && len(batch) < maxBatch {
+			// Writers are busy: the ones the last commit answered are
+			// about to send again. Waiting a moment for them fills this
+			// commit instead of leaving them a whole fsync behind it.
+			gather.Reset(gatherWindow)
+		wait:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-s.requests:
+					batch = append(batch, r)
+				case <-gather.C:
+					break wait
+				}
+			}
+			if !gather.Stop() {
+				select {
+				case <-gather.C:
+				default:
+				}
+			}
+		}
+		prev = len(batch)
 		s.commit(batch)
 	}
 }
+
+// gatherWindow is how long a commit waits for more commands when the
+// previous one had company.
+const gatherWindow = 200 * time.Microsecond
 
 // commit carries out a group of commands in one transaction. A command
 // whose decision fails only fails itself; a storage failure fails them all,
