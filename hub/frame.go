@@ -51,7 +51,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 	var raw struct {
 		Type   *string         `json:"type"`
 		Room   *string         `json:"room"`
-		After  *json.Number    `json:"after"`
+		After  json.RawMessage `json:"after"`
 		ID     *string         `json:"id"`
 		Op     *string         `json:"op"`
 		Data   json.RawMessage `json:"data"`
@@ -64,9 +64,11 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "a frame is a JSON object")
 	}
+	if err := checkKeys(b); err != nil {
+		return Frame{}, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil {
 		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
 	}
@@ -87,8 +89,11 @@ func DecodeFrame(b []byte) (Frame, error) {
 	needRoom := true
 	switch f.Type {
 	case Subscribe:
-		if raw.After != nil {
-			n, err := strconv.ParseInt(raw.After.String(), 10, 64)
+		if a := string(raw.After); a != "" && a != "null" {
+			if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' {
+				return f, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: after has the wrong type")
+			}
+			n, err := strconv.ParseInt(a, 10, 64)
 			if err != nil || n < 0 {
 				return f, dealroom.Invalid("after", "after is a seq: a whole number, 0 or more")
 			}
@@ -156,6 +161,39 @@ func DecodeFrame(b []byte) (Frame, error) {
 		}
 	}
 	return f, nil
+}
+
+// frameKeys are the fields a client frame may have, spelled exactly.
+var frameKeys = map[string]bool{"type": true, "room": true, "after": true, "id": true, "op": true,
+	"data": true, "state": true, "task_id": true}
+
+// checkKeys refuses field names the protocol does not define (encoding/json
+// would match "Type" to "type") and fields given twice.
+func checkKeys(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+		}
+		key, _ := tok.(string)
+		if !frameKeys[key] {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "unknown field %q", dealroom.Clip(key))
+		}
+		if seen[key] {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "field %q is given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+		}
+	}
+	return nil
 }
 
 // validID tells whether a command id can serve as an idempotency key.

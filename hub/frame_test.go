@@ -180,6 +180,25 @@ func TestDecodeFrameErrors(t *testing.T) {
 	}
 }
 
+// TestDecodeFrameFieldNamesExact: the protocol's field names are lower
+// case; "Type" or "ROOM" are unknown fields, refused like any other, not
+// read as "type" and "room" (encoding/json matches names without regard
+// to case).
+func TestDecodeFrameFieldNamesExact(t *testing.T) {
+	for _, in := range []string{
+		`{"Type":"ping"}`,
+		`{"type":"subscribe","Room":"r_1"}`,
+		`{"type":"subscribe","room":"r_1","AFTER":3}`,
+		`{"type":"command","ID":"c1","room":"r_1","op":"task.create"}`,
+		`{"type":"presence","room":"r_1","State":"typing","Task_ID":"t_1"}`,
+	} {
+		f, err := hub.DecodeFrame([]byte(in))
+		if assert.Error(t, err, "%s accepted as %+v", in, f) {
+			assert.Equal(t, dealroom.EBADREQUEST, dealroom.ErrorCode(err), in)
+		}
+	}
+}
+
 // TestErrorFrame: the answer to a failed frame names the frame's id and
 // room, the wire code and the field.
 func TestErrorFrame(t *testing.T) {

@@ -90,8 +90,12 @@ func (q *queue) remove(i int) {
 }
 
 func (q *queue) append(f qframe) {
-	if q.head > 0 && q.head == len(q.frames) {
-		q.frames, q.head = q.frames[:0], 0
+	if q.head > 0 && (q.head == len(q.frames) || q.head >= len(q.frames)/2) {
+		// Reuse the front: move what is still queued there, so that the
+		// backing array stays as big as the queue, not as its history.
+		n := copy(q.frames, q.frames[q.head:])
+		clear(q.frames[n:])
+		q.frames, q.head = q.frames[:n], 0
 	}
 	q.frames = append(q.frames, f)
 	if f.kind == kindControl {
@@ -131,13 +135,21 @@ func (q *queue) pushEphemeral(room string, data []byte) bool {
 	}
 	for i := q.head; i < len(q.frames); i++ {
 		if f := &q.frames[i]; f.kind == kindEphemeral && f.room == room {
+			// The newer one takes the older one's place in line.
 			q.bytes += len(data) - len(f.data)
 			f.data = data
-			return true
+			for q.bytes > q.maxBytes && q.counted > 1 {
+				if !q.dropEphemeral() {
+					break
+				}
+			}
+			return q.bytes <= q.maxBytes || q.counted <= 1
 		}
 	}
-	if q.full(len(data)) && !q.dropEphemeral() {
-		return false
+	for q.full(len(data)) {
+		if !q.dropEphemeral() {
+			return false
+		}
 	}
 	q.append(qframe{data: data, kind: kindEphemeral, room: room})
 	return true

@@ -40,8 +40,8 @@ type sub struct {
 	feed *feed
 	// state is what the device said it does in the room; live tells that
 	// it is in the room's presence. Both are guarded by the session's mu.
-	state presence.Device
-	live  bool
+	state  presence.Device
+	live   bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when catch-up is over
