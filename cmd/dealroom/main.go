@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"dealroom"
 	"dealroom/api"
 	"dealroom/boltstore"
@@ -241,6 +243,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		if blobs, err = ms.Blobs(octx); err != nil {
 			return fmt.Errorf("mongodb attachments: %w", err)
 		}
+		redis.SetLogger(redisLog{a.Log})
 		rb, err := redisbroker.New(octx, cfg.RedisURL, h, redisbroker.WithLogger(a.Log))
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
@@ -355,4 +358,12 @@ func registerHubMetrics(m *api.Metrics, h *hub.Hub) {
 		v := g.v
 		m.Gauge(g.name, g.help, func() float64 { return float64(v.Load()) })
 	}
+}
+
+// redisLog sends go-redis's own messages (dial failures during an outage,
+// which the broker reports itself) to the debug log instead of stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
 }
