@@ -28,7 +28,6 @@ func BenchmarkAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			var n atomic.Int64
-			b.SetParallelism(max(1, writers/ max(1, b.N)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.SetParallelism(writers)
