@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -19,10 +20,10 @@ type entry struct {
 	customer []byte
 	// removed is the user an event of type member.removed took out.
 	removed string
-	// message is the event itself when it says what a message reads
-	// (posted, edited), for redaction once the message is deleted;
-	// tombstone is the deleted message of a message.deleted event.
-	message   *room.Event
+	// message is the id of the message a message.posted or message.edited
+	// event shows, for redaction once the message is deleted; tombstone is
+	// the deleted message of a message.deleted event.
+	message   string
 	tombstone *room.Message
 }
 
@@ -33,13 +34,17 @@ func newEntry(ev room.Event, raw []byte) *entry {
 	e := &entry{seq: ev.Seq, staff: eventFrame(ev.RoomID, raw)}
 	if c, ok := ev.ForCustomer(); ok {
 		cb, err := json.Marshal(c)
-		if err == nil {
+		switch {
+		case err != nil:
+		case bytes.Equal(cb, raw):
+			e.customer = e.staff // most events read the same for everyone: keep them once
+		default:
 			e.customer = eventFrame(ev.RoomID, cb)
 		}
 	}
 	switch ev.Type {
 	case room.MessagePosted, room.MessageEdited:
-		e.message = &ev
+		e.message = ev.MessageOf()
 	case room.MessageDeleted:
 		var m room.Message
 		if json.Unmarshal(ev.Data, &m) == nil {
@@ -201,8 +206,15 @@ func (f *feed) push(e *entry) {
 // tombstone, so that catch-up no longer shows its text; f.mu is held.
 func (f *feed) redact(m *room.Message) {
 	for i, r := range f.recent {
-		if r.message != nil && r.message.MessageOf() == m.ID {
-			f.recent[i] = newEntry(r.message.Redacted(*m), nil)
+		if r.message != "" && r.message == m.ID {
+			// The event is read back from its staff frame: deletions are
+			// rare, keeping a decoded copy of every event is not.
+			var fr struct {
+				Event room.Event `json:"event"`
+			}
+			if json.Unmarshal(r.staff, &fr) == nil {
+				f.recent[i] = newEntry(fr.Event.Redacted(*m), nil)
+			}
 		}
 	}
 	f.h.pages.forget(f.room)
