@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -96,7 +99,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		return err
 	}
 	rc := s.cfg.Realtime
-	conn, err := websocket.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{c.Response()}, c.Request(), &websocket.AcceptOptions{
 		OriginPatterns:  rc.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -112,8 +115,32 @@ func (s *Server) serveWS(c echo.Context) error {
 	}
 	sess := h.NewSession(a)
 	ws := &wsConn{s: s, conn: conn, sess: sess, rc: rc}
-	ws.run()
+	// The connection is ours now: serve it from a fresh goroutine and let
+	// the HTTP handler's (deep) stack go.
+	go ws.run()
 	return nil
+}
+
+// smallBuffers hands the websocket smaller buffers than the HTTP server's
+// 4 KiB ones: an idle device should cost little, and frames are small.
+type smallBuffers struct{ *echo.Response }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := w.Response.Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		return conn, brw, err
+	}
+	// Bytes the client sent after its handshake are kept.
+	n := brw.Reader.Buffered()
+	buffered, _ := brw.Reader.Peek(n)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), max(1024, n))
+	if n > 0 {
+		r.Peek(n)
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, 1024)), nil
 }
 
 type wsConn struct {
@@ -128,25 +155,19 @@ func (w *wsConn) run() {
 	defer cancel()
 	defer w.sess.Close()
 
-	// The writer: the only goroutine that writes frames.
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		defer cancel()
-		for {
-			fr, err := w.sess.Next(ctx)
-			if err != nil {
-				return
-			}
-			wctx, wcancel := context.WithTimeout(ctx, w.rc.WriteTimeout)
-			err = w.conn.Write(wctx, websocket.MessageText, fr)
-			wcancel()
-			if err != nil {
-				w.conn.CloseNow()
-				return
-			}
-		}
-	}()
+	// Frames are written by a goroutine that runs only while some wait.
+	w.sess.Write(func(fr []byte) error {
+		wctx, wcancel := context.WithTimeout(ctx, w.rc.WriteTimeout)
+		defer wcancel()
+		return w.conn.Write(wctx, websocket.MessageText, fr)
+	}, func(error) {
+		w.conn.CloseNow()
+		cancel()
+	})
+	w.sess.OnKill(func() {
+		go w.conn.Close(websocket.StatusPolicyViolation, "too many unanswered commands")
+		cancel()
+	})
 
 	// Keep-alive: a timer, not a goroutine, between pings.
 	var ping *time.Timer
@@ -162,15 +183,6 @@ func (w *wsConn) run() {
 		ping.Reset(w.rc.PingEvery)
 	})
 	defer ping.Stop()
-
-	go func() {
-		select {
-		case <-w.sess.Killed():
-			w.conn.Close(websocket.StatusPolicyViolation, "too many unanswered commands")
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 
 	bad := 0
 	for {
@@ -207,7 +219,6 @@ func (w *wsConn) run() {
 		}
 	}
 	cancel()
-	<-writerDone
 	w.conn.CloseNow()
 }
 

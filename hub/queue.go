@@ -43,6 +43,12 @@ type queue struct {
 	closed    bool
 	ready     chan struct{} // a frame was added
 	space     chan struct{} // a frame was taken
+	// onReady, when set, is called (with mu held) when a frame is added
+	// and no writer is active: it starts one. The writer takes frames with
+	// next and ends when next reports the queue empty; so an idle session
+	// has no goroutine writing for it.
+	onReady func()
+	active  bool
 }
 
 var (
@@ -105,6 +111,38 @@ func (q *queue) append(f qframe) {
 		q.bytes += len(f.data)
 	}
 	signal(q.ready)
+	if q.onReady != nil && !q.active {
+		q.active = true
+		q.onReady()
+	}
+}
+
+// next takes the next frame for an on-demand writer; false means the queue
+// is empty (or closed and empty) and the writer must end: a later frame
+// starts a new one.
+func (q *queue) next() ([]byte, bool) {
+	q.mu.Lock()
+	if q.head >= len(q.frames) {
+		q.active = false
+		if cap(q.frames) > 16 {
+			// A burst (catch-up) is over: give its backing array back.
+			q.frames, q.head = nil, 0
+		}
+		q.mu.Unlock()
+		return nil, false
+	}
+	f := q.frames[q.head]
+	q.frames[q.head] = qframe{}
+	q.head++
+	if f.kind == kindControl {
+		q.control--
+	} else {
+		q.counted--
+		q.bytes -= len(f.data)
+	}
+	q.mu.Unlock()
+	signal(q.space)
+	return f.data, true
 }
 
 // pushEvent adds an event frame unless the queue is full even after

@@ -25,6 +25,7 @@ type Session struct {
 	subs   map[string]*sub
 	closed bool
 	kill   chan struct{} // closed when the session must be ended
+	onKill func()
 }
 
 // sub is a session's subscription to one room.
@@ -77,6 +78,46 @@ func (s *Session) Next(ctx context.Context) ([]byte, error) { return s.q.pop(ctx
 // commands faster than it read their answers) and must be closed.
 func (s *Session) Killed() <-chan struct{} { return s.kill }
 
+// OnKill sets a function called once when the session must be ended (see
+// Killed), instead of a goroutine waiting on Killed for each connection.
+func (s *Session) OnKill(f func()) {
+	s.mu.Lock()
+	s.onKill = f
+	s.mu.Unlock()
+}
+
+// Write starts delivery through write: each queued frame is handed to
+// write, in order, by a goroutine that runs only while there are frames
+// (an idle device costs no goroutine). When write fails, done is called
+// once with its error and nothing more is written. Call Write once,
+// instead of reading Next.
+func (s *Session) Write(write func([]byte) error, done func(error)) {
+	var once sync.Once
+	var failed bool
+	run := func() {
+		for {
+			fr, ok := s.q.next()
+			if !ok {
+				return
+			}
+			if failed {
+				continue // drop: the connection is gone
+			}
+			if err := write(fr); err != nil {
+				failed = true
+				once.Do(func() { done(err) })
+			}
+		}
+	}
+	s.q.mu.Lock()
+	s.q.onReady = func() { go run() }
+	if s.q.head < len(s.q.frames) && !s.q.active {
+		s.q.active = true
+		go run()
+	}
+	s.q.mu.Unlock()
+}
+
 // Queued returns how many frames wait to be written, and their bytes.
 func (s *Session) Queued() (frames, bytes int) { return s.q.len() }
 
@@ -84,14 +125,19 @@ func (s *Session) Queued() (frames, bytes int) { return s.q.len() }
 func (s *Session) Send(frame []byte) {
 	if err := s.q.pushControl(frame); errors.Is(err, errQueueFull) {
 		s.mu.Lock()
+		var f func()
 		if !s.closed {
 			select {
 			case <-s.kill:
 			default:
 				close(s.kill)
+				f = s.onKill
 			}
 		}
 		s.mu.Unlock()
+		if f != nil {
+			f()
+		}
 	}
 }
 
@@ -282,6 +328,7 @@ func (sb *sub) catchUp() error {
 			sb.sess.Send(subscribedFrame(sb.room, head))
 			f.mu.Unlock()
 			f.presenceChanged(true)
+			sb.cancel() // catch-up is over: its context is no longer needed
 			return nil
 		}
 		var batch []*entry
