@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -148,6 +149,52 @@ type wsConn struct {
 	conn *websocket.Conn
 	sess *hub.Session
 	rc   RealtimeConfig
+
+	// Commands run one at a time, in order, on a goroutine of their own
+	// (alive only while some wait), so that a slow store never keeps the
+	// reader from answering pings.
+	cmdMu      sync.Mutex
+	cmds       []hub.Frame
+	cmdRunning bool
+}
+
+// maxPendingCommands bounds the commands a connection may have waiting.
+const maxPendingCommands = 64
+
+// enqueue queues a command for the connection's command goroutine.
+func (w *wsConn) enqueue(ctx context.Context, f hub.Frame) {
+	w.cmdMu.Lock()
+	if len(w.cmds) >= maxPendingCommands {
+		w.cmdMu.Unlock()
+		w.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
+			"more than %d commands wait for their answers; wait for acks before sending more", maxPendingCommands)))
+		return
+	}
+	w.cmds = append(w.cmds, f)
+	if w.cmdRunning {
+		w.cmdMu.Unlock()
+		return
+	}
+	w.cmdRunning = true
+	w.cmdMu.Unlock()
+	go func() {
+		for {
+			w.cmdMu.Lock()
+			if len(w.cmds) == 0 {
+				w.cmdRunning = false
+				w.cmds = nil
+				w.cmdMu.Unlock()
+				return
+			}
+			f := w.cmds[0]
+			w.cmds = w.cmds[1:]
+			w.cmdMu.Unlock()
+			if ctx.Err() != nil {
+				continue // the connection is gone: drop what is left
+			}
+			w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))
+		}
+	}()
 }
 
 func (w *wsConn) run() {
@@ -213,7 +260,7 @@ func (w *wsConn) run() {
 				w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
 			}
 		case hub.Command:
-			w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))
+			w.enqueue(ctx, f)
 		case hub.Ping:
 			w.sess.Send(hub.PongFrame)
 		}

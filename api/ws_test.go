@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"dealroom/room"
 )
 
 // wsRoom makes a room with a staff writer and a customer writer.
@@ -263,4 +266,46 @@ func TestWSDeletedMessageTextIsGone(t *testing.T) {
 	for _, ev := range c.visibleEvents(n, custR, roomID) {
 		assert.NotContains(t, string(ev), "hunter2", "the timeline forgets a deleted message's text")
 	}
+}
+
+// slowStore makes every write take a while, as a loaded database does.
+type slowStore struct {
+	room.Store
+	delay time.Duration
+}
+
+func (s slowStore) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+	time.Sleep(s.delay)
+	return s.Store.Execute(ctx, cmd)
+}
+
+// TestWSSlowCommandsKeepTheConnection: while commands wait on a slow
+// store, the connection still answers keep-alive pings (so it is not cut
+// off), live events keep flowing, and every command is answered in order.
+func TestWSSlowCommandsKeepTheConnection(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cc *clusterConfig) {
+		cc.rt.PingEvery, cc.rt.PingTimeout = 200*time.Millisecond, time.Second
+		cc.store = func(s room.Store) room.Store { return slowStore{s, 1500 * time.Millisecond} }
+	})
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Slow store")
+	cl := c.dial(n, owner)
+	cl.subscribe(roomID, 0)
+	cl.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+	for i := range 3 {
+		cl.send(map[string]any{"type": "command", "id": fmt.Sprintf("slow-%d", i), "room": roomID, "op": "message.post",
+			"data": map[string]any{"body": fmt.Sprintf("slow %d", i)}})
+	}
+	var acks []string
+	fs := cl.until(30*time.Second, "the last ack", func(f frame) bool {
+		if f.Type == "ack" {
+			acks = append(acks, f.ID)
+		}
+		return f.Type == "ack" && f.ID == "slow-2"
+	})
+	require.NotEmpty(t, fs)
+	assert.Equal(t, []string{"slow-0", "slow-1", "slow-2"}, acks, "answered in order")
+	cl.send(map[string]any{"type": "ping"})
+	cl.until(5*time.Second, "pong", func(f frame) bool { return f.Type == "pong" })
 }

@@ -51,6 +51,8 @@ type node struct {
 type clusterConfig struct {
 	hub hub.Config
 	rt  api.RealtimeConfig
+	// store, when set, wraps the store the instance's service writes to.
+	store func(room.Store) room.Store
 }
 
 func newCluster(t testing.TB, nodes int, opts ...func(*clusterConfig)) *cluster {
@@ -78,6 +80,9 @@ func newCluster(t testing.TB, nodes int, opts ...func(*clusterConfig)) *cluster 
 func (c *cluster) AddNode(cc clusterConfig) *node {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := &room.Service{Store: c.Store, Blobs: c.blobs}
+	if cc.store != nil {
+		svc.Store = cc.store(c.Store)
+	}
 	hcfg := cc.hub
 	hcfg.Instance = fmt.Sprintf("node%d", len(c.Nodes))
 	h := hub.New(hcfg, room.Redactor{Store: c.Store}, svc, log)
