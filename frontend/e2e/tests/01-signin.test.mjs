@@ -53,7 +53,12 @@ test('a newcomer reaches a working room in under a minute, guided by the page', 
   // Rooms list; a manager may already see other tests' rooms, so open the form if needed.
   await page.getByRole('heading', { name: 'All rooms' }).waitFor();
   const nameField = page.getByLabel('Room name');
-  if (!(await nameField.isVisible())) await page.getByRole('button', { name: 'New room' }).click();
+  // The list may still be loading (and the view be drawn again once the
+  // sign-in settles): open the form until it stays open.
+  for (let i = 0; i < 5 && !(await nameField.isVisible()); i++) {
+    await page.getByRole('button', { name: 'New room' }).click();
+    await nameField.waitFor({ state: 'visible', timeout: 2000 }).catch(() => {});
+  }
   await shot(page, 'rooms-new-room-form');
   await nameField.fill(`First deal ${id}`);
   await page.getByLabel('Customer company').fill('Globex');
