@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# cmd/dealroom-bench/run.sh: build the server and the bench from the current
+# tree, start servers on 127.0.0.1 (fresh ones for every run), run the
+# benchmark scenarios, stop everything it started, and keep the results in
+# one directory:
+#   NAME.json         the bench's result (NAME.r2.json ... for repeated runs)
+#   NAME.txt          its table; NAME.bench.log its progress
+#   NAME.*.log        the logs of the servers, mongo-java-server and redis
+#   summary.md        the tables of docs/benchmarks.md: the median of the runs
+#   machine.txt       the machine, the date and the commit
+#
+#   cmd/dealroom-bench/run.sh                   # every scenario
+#   cmd/dealroom-bench/run.sh b1000 c           # only these
+#   OUT=/tmp/bench REPEAT=1 PROFILE=1 cmd/dealroom-bench/run.sh b1000-prof
+#
+# Scenarios, on the embedded store (bbolt in a temporary data directory):
+#   a1k a5k a10k     idle devices, server memory per connection
+#   b200 b500 b1000  100 rooms x 10 devices at 200, 500, 1000 writes/s
+#   c                one room, 2000 devices, 20 writes/s
+#   d                catch-up of 10000 missed events
+# and on MongoDB + Redis (mongo-java-server, an in-memory Java server that
+# speaks the MongoDB wire protocol, not a real MongoDB; redis-server):
+#   mb200 mb500 mb1000  as b200, b500, b1000, on one instance
+#   md               d on one instance
+#   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
+#                    devices on the other
+#   mc               c with the writer on one instance, the devices on the other
+# Diagnostics (with PROFILE=1, DIAG=1 or PPROF=1; the profiled ones once,
+# as profiling slows the server down):
+#   b1000-prof c-prof mb1000-prof me-prof
+#                    `perf record` of the server(s) during the measured
+#                    window: NAME.perf.txt (functions), NAME.perf-dso.txt
+#   b1000-fsync      the server's fdatasync calls traced: NAME.fsync.txt
+#   b1000-tmpfs      the store on tmpfs, where fdatasync costs nothing
+#   b1000-gogc400    the server with GOGC=400: a quarter of the collections
+#   b1000-gctrace    the server with GODEBUG=gctrace=1: when it collects
+#   a10k-pprof b1000-pprof c-pprof
+#                    an analysis variant of the server, built with
+#                    `go build -overlay` and cmd/dealroom-bench/pprof.go.overlay
+#                    (the tree is not changed), that serves net/http/pprof on
+#                    a port of its own: NAME.heap.txt, NAME.cpu.txt,
+#                    NAME.goroutine.txt
+#
+# Environment:
+#   OUT          result directory (default /tmp/dealroom-bench-results/DATE)
+#   REPEAT       runs of every scenario but the diagnostics (3)
+#   DURATION     writing time of the fanout scenarios, in seconds (20s)
+#   PROFILE=1, DIAG=1, PPROF=1   add the diagnostics above to the default list
+#   WAIT_QUIET   how long to wait for other processes to leave the machine
+#                quiet before measuring (15m; this machine may be shared)
+#   MAX_OTHER    a run during which other processes used more cores than
+#                this is run again on fresh servers (0.1), up to TRIES
+#                times (4)
+#   MONGO_URI    a MongoDB to use instead of starting mongo-java-server
+#                (mongodb://host:port, no database: every run gets a
+#                database of its own, dealroom_bench_RUN_NAME, left behind)
+#   RATE_LIMIT   the servers' DEALROOM_RATE_LIMIT (default: the server's
+#                own, 50/s per user; the bench keeps each user under 40/s)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+out="${OUT:-${TMPDIR:-/tmp}/dealroom-bench-results/$(date +%Y%m%d-%H%M%S)}"
+repeat="${REPEAT:-3}"
+duration="${DURATION:-20s}"
+wait_quiet="${WAIT_QUIET:-15m}"
+max_other="${MAX_OTHER:-0.1}"
+tries="${TRIES:-4}"
+mkdir -p "$out"
+work="$(mktemp -d /tmp/dealroom-bench.XXXXXX)"
+pids=()
+data_root=""
+attempt=1
+disturbed=0
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'run.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# stop_all ends the processes this script started, by their pids.
+stop_all() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+	if [ -n "$data_root" ]; then
+		rm -rf "$data_root"
+		data_root=""
+	fi
+}
+cleanup() {
+	stop_all
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ulimit -n "$(ulimit -Hn)" # each websocket is a file, on both sides
+
+log "building the server and the bench from $(git rev-parse --short HEAD 2>/dev/null || echo '?') (uncommitted changes included)"
+go build -o "$work/dealroom" ./cmd/dealroom
+go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
+if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]]; then
+	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
+	go build -overlay "$work/overlay.json" -o "$work/dealroom-pprof" ./cmd/dealroom
+fi
+bench="$work/dealroom-bench"
+secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) files changed)"
+	echo "nproc: $(nproc)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+	echo "kernel: $(uname -srm)"
+	echo "go: $(go version)"
+	echo "java: $(java -version 2>&1 | head -1 || true)"
+	echo "redis: $(redis-server --version 2>/dev/null || true)"
+	echo "open files: $(ulimit -n)"
+	echo "free -g:"
+	free -g
+	echo "disk of the data directories: $(df -h /tmp | tail -1)"
+} >"$out/machine.txt"
+
+# start_server NAME [VAR=VALUE ...]: a dealroom on a free port; sets
+# server_url and server_pid (and pprof_url with variant=1).
+start_server() {
+	local name="$1"
+	shift
+	local port bin="$work/dealroom" pprof_env=()
+	port="$("$bench" freeport)"
+	if [ "${variant:-}" = 1 ]; then
+		bin="$work/dealroom-pprof"
+		pprof_url="http://127.0.0.1:$("$bench" freeport)"
+		pprof_env=(DEALROOM_BENCH_PPROF="${pprof_url#http://}")
+	fi
+	env DEALROOM_ADDR="127.0.0.1:$port" DEALROOM_JWT_SECRET="$secret" \
+		${RATE_LIMIT:+DEALROOM_RATE_LIMIT="$RATE_LIMIT"} "${pprof_env[@]}" "$@" \
+		"$bin" serve >"$out/$name.log" 2>&1 &
+	server_pid=$!
+	pids+=("$server_pid")
+	server_url="http://127.0.0.1:$port"
+	for _ in $(seq 300); do
+		if curl -fsS "$server_url/readyz" >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$server_pid" 2>/dev/null || die "the server $name did not start: $(tail -5 "$out/$name.log")"
+		sleep 0.1
+	done
+	die "the server $name is not ready after 30s"
+}
+
+# start_embedded NAME [VAR=VALUE ...]: a server on the embedded store, in a
+# fresh data directory under $data_root (default: the work directory, on
+# the disk).
+start_embedded() {
+	local name="$1" data
+	shift
+	data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
+	start_server "$name" DEALROOM_DATA_DIR="$data" "$@"
+}
+
+# start_backends NAME: a redis-server and a mongo-java-server on free
+# ports; sets redis_url, mongo_uri, redis_pid and mongo_pid.
+start_backends() {
+	local name="$1" port jar="$root/testenv/mongo-java-server/target/mongo-java-server-testenv.jar"
+	command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+	if [ -z "${MONGO_URI:-}" ] && ! command -v java >/dev/null; then
+		die "java is not installed (or set MONGO_URI)"
+	fi
+	if [ -z "${MONGO_URI:-}" ] && [ ! -f "$jar" ]; then
+		log "building mongo-java-server with Maven"
+		(cd "$root/testenv/mongo-java-server" && mvn -B -q package) || die "mvn package failed"
+	fi
+	port="$("$bench" freeport)"
+	redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --daemonize no --save '' --appendonly no \
+		--dir "$work" --loglevel warning >"$out/$name.redis.log" 2>&1 &
+	redis_pid=$!
+	pids+=("$redis_pid")
+	redis_url="redis://127.0.0.1:$port"
+	if [ -n "${MONGO_URI:-}" ]; then
+		mongo_uri="${MONGO_URI%/}/dealroom_bench_$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)_$RANDOM"
+		mongo_pid=""
+	else
+		rm -f "$work/mongo.out"
+		java -Xmx4g -jar "$jar" --host 127.0.0.1 --port 0 --ignore-stdin >"$work/mongo.out" 2>"$out/$name.mongo.log" &
+		mongo_pid=$!
+		pids+=("$mongo_pid")
+		for _ in $(seq 300); do
+			if grep -q '^LISTENING ' "$work/mongo.out" 2>/dev/null; then
+				break
+			fi
+			kill -0 "$mongo_pid" 2>/dev/null || die "mongo-java-server did not start: $(tail -5 "$out/$name.mongo.log")"
+			sleep 0.1
+		done
+		local addr
+		addr="$(sed -n 's/^LISTENING //p' "$work/mongo.out" | head -1)"
+		[ -n "$addr" ] || die "mongo-java-server did not say where it listens"
+		mongo_uri="mongodb://$addr/dealroom_bench"
+	fi
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "redis-server did not start: $(tail -5 "$out/$name.redis.log")"
+}
+
+# aux_pids: the -aux-pid value for the backends this script started.
+aux_pids() {
+	echo "redis=$redis_pid${mongo_pid:+,mongo=$mongo_pid}"
+}
+
+start_mongo_redis() {
+	start_server "$1" DEALROOM_MONGO_URI="$mongo_uri" DEALROOM_REDIS_URL="$redis_url"
+}
+
+# run_bench NAME ARGS...: runs the bench once. When other processes
+# disturbed it (exit status 3), its files are set aside as
+# NAME.busyN.* and `disturbed` is set: the main loop runs the scenario
+# again, on fresh servers.
+run_bench() {
+	local name="$1" rc
+	shift
+	log "$name: dealroom-bench $*"
+	set +e
+	"$bench" -secret "$secret" -label "$name" -json "$out/$name.json" \
+		-wait-quiet "$wait_quiet" -max-other-cores "$max_other" "$@" \
+		>"$out/$name.txt" 2>"$out/$name.bench.log"
+	rc=$?
+	set -e
+	cat "$out/$name.txt" >&2
+	case "$rc" in
+	0) ;;
+	3)
+		disturbed=1
+		mv "$out/$name.json" "$out/$name.busy$attempt.json.disturbed"
+		mv "$out/$name.txt" "$out/$name.busy$attempt.txt"
+		;;
+	*) die "$name failed (exit $rc): $(tail -5 "$out/$name.bench.log")" ;;
+	esac
+}
+
+# profiled NAME PIDS BENCH-ARGS...: the bench with perf recording the
+# server processes (comma-separated PIDS) during the measured window.
+profiled() {
+	local name="$1" ppids="$2"
+	shift 2
+	command -v perf >/dev/null || die "perf is not installed (apt-get install linux-perf)"
+	run_bench "$name" -profile-cmd "exec perf record -F 499 -g -p $ppids -o $work/$name.perf.data" "$@"
+	perf report -i "$work/$name.perf.data" --stdio --children -g none --sort sym --percent-limit 1.5 \
+		>"$out/$name.perf.txt" 2>/dev/null || true
+	perf report -i "$work/$name.perf.data" --stdio --no-children -g none --sort comm,dso \
+		>"$out/$name.perf-dso.txt" 2>/dev/null || true
+}
+
+# profiled_fsync NAME BENCH-ARGS...: the bench with the server's
+# fdatasync calls traced during the measured window; NAME.fsync.txt has
+# their count, rate and durations (bbolt syncs twice per commit: the pages,
+# then the meta page).
+profiled_fsync() {
+	local name="$1"
+	shift
+	command -v perf >/dev/null || die "perf is not installed (apt-get install linux-perf)"
+	run_bench "$name" -profile-cmd "exec perf record -e syscalls:sys_enter_fdatasync,syscalls:sys_exit_fdatasync -p $server_pid -o $work/$name.fsync.data" "$@"
+	perf script -i "$work/$name.fsync.data" -F tid,time,event 2>/dev/null | awk '
+		{ t = $2; sub(":", "", t); if (first == "") first = t; last = t }
+		$3 ~ /enter/ { start[$1] = t; next }
+		($1 in start) { print (t - start[$1]) * 1000; delete start[$1] }
+		END { printf "%.3f\n", last - first > "/dev/stderr" }' 2>"$work/fsync.span" | sort -n >"$work/fsync.ms"
+	awk -v span="$(cat "$work/fsync.span")" '{ d[NR] = $1; sum += $1 }
+		END {
+			if (NR == 0) { print "no fdatasync traced"; exit }
+			printf "fdatasync calls: %d in %.1fs (%.0f/s, %.0f commits/s at two per commit)\n", NR, span, NR / span, NR / span / 2
+			printf "duration ms: mean %.3f  p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", sum / NR,
+				d[int(NR * 0.50) + 1], d[int(NR * 0.95) + 1], d[int(NR * 0.99) + 1], d[NR]
+			printf "time in fdatasync: %.0f%% of the window\n", 100 * sum / 1000 / span
+		}' "$work/fsync.ms" >"$out/$name.fsync.txt"
+	cat "$out/$name.fsync.txt" >&2
+}
+
+# twice NAME DEFAULT: twice the median p99 end-to-end of the embedded runs
+# NAME of this result directory (the target of the MongoDB + Redis runs),
+# or twice DEFAULT when there are none.
+twice() {
+	local p99=""
+	p99="$(cat "$out/$1".json "$out/$1".r[0-9]*.json 2>/dev/null | jq -s -r '[.[].delivery.end_to_end.p99_ms] | sort |
+		if length > 0 then .[(length - 1) / 2 | floor] else empty end' 2>/dev/null || true)"
+	awk -v p="${p99:-$2}" 'BEGIN { printf "%.2f", 2 * p }'
+}
+
+# pprof_peak NAME: a command for -at-peak-cmd that keeps the variant's heap
+# and goroutine profiles.
+pprof_peak() {
+	echo "curl -fsS -o $out/$1.heap.pb.gz $pprof_url/debug/pprof/heap &&" \
+		"curl -fsS -o $out/$1.goroutine.txt '$pprof_url/debug/pprof/goroutine?debug=1' &&" \
+		"curl -fsS '$pprof_url/debug/pprof/heap?debug=1' | sed -n '/^# runtime.MemStats/,\$p' >$out/$1.memstats.txt"
+}
+
+# pprof_text NAME: the variant's profiles as text.
+pprof_text() {
+	local f
+	for f in heap cpu; do
+		[ -f "$out/$1.$f.pb.gz" ] || continue
+		go tool pprof -top -nodecount=60 "$work/dealroom-pprof" "$out/$1.$f.pb.gz" >"$out/$1.$f.txt" 2>/dev/null || true
+		go tool pprof -top -cum -nodecount=80 "$work/dealroom-pprof" "$out/$1.$f.pb.gz" >"$out/$1.$f-cum.txt" 2>/dev/null || true
+	done
+}
+
+# scenario S NAME: one run of scenario S, its files named NAME.
+scenario() {
+	local s="$1" n="$2" rate secs args=()
+	variant=""
+	case "$s" in
+	a1k | a5k | a10k)
+		local conns=${s#a}
+		conns=$((${conns%k} * 1000))
+		start_embedded "$n.server"
+		run_bench "$n" -scenario a -url "$server_url" -pid "$server_pid" -conns "$conns" -rooms $((conns / 10)) -target-rss-kib 18
+		;;
+	b200 | b500 | b1000)
+		start_embedded "$n.server"
+		run_bench "$n" -scenario b -url "$server_url" -pid "$server_pid" -rate "${s#b}" -duration "$duration" -target-p99 10ms
+		;;
+	c)
+		start_embedded "$n.server"
+		run_bench "$n" -scenario c -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 200ms
+		;;
+	d)
+		start_embedded "$n.server"
+		run_bench "$n" -scenario d -url "$server_url" -pid "$server_pid" -target-catchup 1s
+		;;
+	b1000-prof | c-prof)
+		start_embedded "$n.server"
+		args=(-scenario b -rate 1000 -target-p99 10ms)
+		[ "$s" = c-prof ] && args=(-scenario c -target-p99 200ms)
+		profiled "$n" "$server_pid" "${args[@]}" -url "$server_url" -pid "$server_pid" -duration "$duration"
+		;;
+	b1000-fsync)
+		start_embedded "$n.server"
+		profiled_fsync "$n" -scenario b -rate 1000 -url "$server_url" -pid "$server_pid" -duration "$duration"
+		;;
+	b1000-tmpfs)
+		[ -d /dev/shm ] || die "no /dev/shm"
+		data_root="$(mktemp -d /dev/shm/dealroom-bench.XXXXXX)"
+		start_embedded "$n.server"
+		run_bench "$n" -scenario b -rate 1000 -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 10ms
+		;;
+	b1000-gctrace)
+		# Diagnostic: every collection logged (NAME.server.log, "gc N @T s"),
+		# to set against the slowest stretches of NAME.json's timeline.
+		start_embedded "$n.server" GODEBUG=gctrace=1
+		run_bench "$n" -scenario b -rate 1000 -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 10ms
+		;;
+	b1000-gogc400)
+		start_embedded "$n.server" GOGC=400
+		run_bench "$n" -scenario b -rate 1000 -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 10ms
+		;;
+	a10k-pprof)
+		variant=1
+		start_embedded "$n.server"
+		run_bench "$n" -scenario a -url "$server_url" -pid "$server_pid" -conns 10000 -rooms 1000 -at-peak-cmd "$(pprof_peak "$n")"
+		pprof_text "$n"
+		;;
+	b1000-pprof | c-pprof)
+		variant=1
+		start_embedded "$n.server"
+		args=(-scenario b -rate 1000)
+		[ "$s" = c-pprof ] && args=(-scenario c)
+		# The CPU profile covers the writing but its warm-up.
+		secs=$(($(echo "$duration" | tr -dc 0-9) - 2))
+		run_bench "$n" "${args[@]}" -url "$server_url" -pid "$server_pid" -duration "$duration" \
+			-profile-cmd "exec curl -fsS -o $out/$n.cpu.pb.gz '$pprof_url/debug/pprof/profile?seconds=$secs'" \
+			-at-peak-cmd "$(pprof_peak "$n")"
+		pprof_text "$n"
+		;;
+	mb200 | mb500 | mb1000 | mb1000-prof)
+		start_backends "$n"
+		start_mongo_redis "$n.server"
+		rate=${s#mb}
+		rate=${rate%-prof}
+		args=(-scenario b -url "$server_url" -pid "$server_pid" -aux-pid "$(aux_pids)"
+			-rate "$rate" -duration "$duration" -target-p99 "$(twice "b$rate" 10)ms")
+		if [ "$s" = mb1000-prof ]; then
+			profiled "$n" "$server_pid" "${args[@]}"
+		else
+			run_bench "$n" "${args[@]}"
+		fi
+		;;
+	md)
+		start_backends "$n"
+		start_mongo_redis "$n.server"
+		run_bench "$n" -scenario d -url "$server_url" -pid "$server_pid" -aux-pid "$(aux_pids)" -target-catchup 1s
+		;;
+	me | me200 | me500 | me-prof | mc)
+		start_backends "$n"
+		start_mongo_redis "$n.server1"
+		local url1="$server_url" pid1="$server_pid"
+		start_mongo_redis "$n.server2"
+		rate=1000
+		case "$s" in me200 | me500) rate=${s#me} ;; esac
+		args=(-scenario e -url "$url1,$server_url" -pid "$pid1,$server_pid"
+			-aux-pid "$(aux_pids)" -duration "$duration")
+		if [ "$s" = mc ]; then
+			args+=(-conns 2000 -rooms 1 -rate 20 -target-p99 "$(twice c 200)ms")
+		else
+			args+=(-rate "$rate" -target-p99 "$(twice "b$rate" 10)ms")
+		fi
+		if [ "$s" = me-prof ]; then
+			profiled "$n" "$pid1,$server_pid" "${args[@]}"
+		else
+			run_bench "$n" "${args[@]}"
+		fi
+		;;
+	*) die "unknown scenario $s" ;;
+	esac
+	stop_all
+}
+
+all=(a1k a5k a10k b200 b500 b1000 c d mb200 mb500 mb1000 md me200 me500 me mc)
+[ "${PROFILE:-}" = 1 ] && all+=(b1000-prof c-prof b1000-fsync mb1000-prof me-prof)
+[ "${DIAG:-}" = 1 ] && all+=(b1000-tmpfs b1000-gogc400 b1000-gctrace)
+[ "${PPROF:-}" = 1 ] && all+=(a10k-pprof b1000-pprof c-pprof)
+[ $# -gt 0 ] && all=("$@")
+for s in "${all[@]}"; do
+	runs="$repeat"
+	case "$s" in *-prof | *-fsync | *-pprof) runs=1 ;; esac
+	for r in $(seq "$runs"); do
+		name="$s"
+		[ "$r" -gt 1 ] && name="$s.r$r"
+		for attempt in $(seq "$tries"); do
+			disturbed=0
+			scenario "$s" "$name"
+			[ "$disturbed" = 0 ] && break
+			log "$name: other processes disturbed the run (see $name.busy$attempt.txt)"
+		done
+		if [ "$disturbed" = 1 ]; then
+			# Keep the last disturbed run; its problems say that it was.
+			cp "$out/$name.busy$tries.json.disturbed" "$out/$name.json"
+			cp "$out/$name.busy$tries.txt" "$out/$name.txt"
+			log "$name: still disturbed after $tries tries; kept the last run"
+		fi
+	done
+done
+"$bench" summary "$out"/*.json >"$out/summary.md"
+cat "$out/summary.md" >&2
+log "results in $out"
