@@ -131,6 +131,14 @@ func (q *queue) next() ([]byte, bool) {
 		q.mu.Unlock()
 		return nil, false
 	}
+	data := q.takeLocked()
+	q.mu.Unlock()
+	signal(q.space)
+	return data, true
+}
+
+// takeLocked removes the first frame, which must exist; q.mu is held.
+func (q *queue) takeLocked() []byte {
 	f := q.frames[q.head]
 	q.frames[q.head] = qframe{}
 	q.head++
@@ -140,9 +148,7 @@ func (q *queue) next() ([]byte, bool) {
 		q.counted--
 		q.bytes -= len(f.data)
 	}
-	q.mu.Unlock()
-	signal(q.space)
-	return f.data, true
+	return f.data
 }
 
 // pushEvent adds an event frame unless the queue is full even after
@@ -238,18 +244,10 @@ func (q *queue) pop(ctx context.Context) ([]byte, error) {
 	for {
 		q.mu.Lock()
 		if q.head < len(q.frames) {
-			f := q.frames[q.head]
-			q.frames[q.head] = qframe{}
-			q.head++
-			if f.kind == kindControl {
-				q.control--
-			} else {
-				q.counted--
-				q.bytes -= len(f.data)
-			}
+			data := q.takeLocked()
 			q.mu.Unlock()
 			signal(q.space)
-			return f.data, nil
+			return data, nil
 		}
 		closed := q.closed
 		q.mu.Unlock()
