@@ -347,18 +347,25 @@ func (b *bench) load(from, to cpuPoint) *Load {
 		cores float64
 	}
 	var others []busy
+	var seen float64
 	for pid, e := range to.all {
-		s, ok := from.all[pid]
-		if mine[pid] || !ok || e.cpu <= s.cpu {
+		s := from.all[pid] // a process started meanwhile counts from 0
+		if mine[pid] || e.cpu <= s.cpu {
 			continue
 		}
 		others = append(others, busy{fmt.Sprintf("%s[%d]", e.comm, pid), cores(e.cpu - s.cpu)})
+		seen += cores(e.cpu - s.cpu)
 	}
 	slices.SortFunc(others, func(a, b busy) int { return cmp.Compare(b.cores, a.cores) })
 	for _, o := range others[:min(len(others), 4)] {
 		if o.cores >= 0.01 {
 			l.TopOthers = append(l.TopOthers, fmt.Sprintf("%s %.2f", o.name, o.cores))
 		}
+	}
+	if rest := l.OtherCores - seen; rest >= 0.05 {
+		// Processes that ended within the window (a build's compiler
+		// runs, tests) are gone from /proc before the bench looks.
+		l.TopOthers = append(l.TopOthers, fmt.Sprintf("processes that exited meanwhile %.2f", rest))
 	}
 	return l
 }
