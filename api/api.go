@@ -76,12 +76,14 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *Metrics
 	ready   map[string]Pinger
+	pings   pinger
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
 func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, metrics *Metrics, ready map[string]Pinger) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
+	s.pings.every = cfg.Realtime.PingEvery
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	// The client's address (rate limits before sign-in) is taken from

@@ -1,12 +1,10 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
+	"errors"
 	"net/http"
 	"net/url"
 	"sync"
@@ -99,8 +97,9 @@ func (s *Server) serveWS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rc := s.cfg.Realtime
-	conn, err := websocket.Accept(smallBuffers{c.Response()}, c.Request(), &websocket.AcceptOptions{
+	rc := &s.cfg.Realtime
+	var out *gatherWriter
+	conn, err := websocket.Accept(smallBuffers{c.Response(), &out}, c.Request(), &websocket.AcceptOptions{
 		OriginPatterns:  rc.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -115,158 +114,298 @@ func (s *Server) serveWS(c echo.Context) error {
 		s.metrics.Counter("dealroom_ws_connections_total", "Websocket connections accepted.").Add(1)
 	}
 	sess := h.NewSession(a)
-	ws := &wsConn{s: s, conn: conn, sess: sess, rc: rc}
+	ws := &wsConn{s: s, conn: conn, out: out, sess: sess, rc: rc}
 	// The connection is ours now: serve it from a fresh goroutine and let
 	// the HTTP handler's (deep) stack go.
 	go ws.run()
 	return nil
 }
 
-// smallBuffers hands the websocket smaller buffers than the HTTP server's
-// 4 KiB ones: an idle device should cost little, and frames are small.
-type smallBuffers struct{ *echo.Response }
-
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := w.Response.Hijack()
-	if err != nil {
-		return conn, brw, err
-	}
-	if err := brw.Writer.Flush(); err != nil {
-		return conn, brw, err
-	}
-	// Bytes the client sent after its handshake are kept.
-	n := brw.Reader.Buffered()
-	buffered, _ := brw.Reader.Peek(n)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), max(1024, n))
-	if n > 0 {
-		r.Peek(n)
-	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, 1024)), nil
-}
-
 type wsConn struct {
 	s    *Server
 	conn *websocket.Conn
+	out  *gatherWriter // where conn writes
 	sess *hub.Session
-	rc   RealtimeConfig
+	rc   *RealtimeConfig
 
-	// Commands run one at a time, in order, on a goroutine of their own
-	// (alive only while some wait), so that a slow store never keeps the
-	// reader from answering pings.
-	cmdMu      sync.Mutex
-	cmds       []hub.Frame
-	cmdRunning bool
+	// The reader goroutine only reads, so that its stack stays small and
+	// nothing keeps it from answering pings. What it reads is handled, in
+	// order, on a goroutine that runs only while frames wait; commands run
+	// one at a time on another such goroutine, so that a slow store holds
+	// back neither the device's subscriptions nor its keep-alive.
+	frames lazyQueue[[]byte]
+	cmds   lazyQueue[hub.Frame]
+	bad    int // malformed frames so far; owned by the frames goroutine
+
+	pingSlot int // the pinger's slot; guarded by the pinger's mu
 }
 
-// maxPendingCommands bounds the commands a connection may have waiting.
+// maxPendingFrames bounds the frames read but not yet handled: the reader
+// waits for room (the client's frames then wait in its socket).
+const maxPendingFrames = 16
+
+// maxPendingCommands bounds the commands a connection may have waiting:
+// more are refused with rate_limited.
 const maxPendingCommands = 64
 
-// enqueue queues a command for the connection's command goroutine.
-func (w *wsConn) enqueue(ctx context.Context, f hub.Frame) {
-	w.cmdMu.Lock()
-	if len(w.cmds) >= maxPendingCommands {
-		w.cmdMu.Unlock()
-		w.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
-			"more than %d commands wait for their answers; wait for acks before sending more", maxPendingCommands)))
-		return
-	}
-	w.cmds = append(w.cmds, f)
-	if w.cmdRunning {
-		w.cmdMu.Unlock()
-		return
-	}
-	w.cmdRunning = true
-	w.cmdMu.Unlock()
-	go func() {
-		for {
-			w.cmdMu.Lock()
-			if len(w.cmds) == 0 {
-				w.cmdRunning = false
-				w.cmds = nil
-				w.cmdMu.Unlock()
-				return
-			}
-			f := w.cmds[0]
-			w.cmds = w.cmds[1:]
-			w.cmdMu.Unlock()
-			if ctx.Err() != nil {
-				continue // the connection is gone: drop what is left
-			}
-			w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))
-		}
-	}()
-}
-
 func (w *wsConn) run() {
-	ctx, cancel := context.WithCancel(w.s.cfg.Hub.Context())
-	defer cancel()
 	defer w.sess.Close()
+	w.frames.limit, w.frames.wait, w.frames.handle = maxPendingFrames, true, w.handle
+	w.cmds.limit, w.cmds.handle = maxPendingCommands, w.runCommand
+	w.sess.Attach(w)
+	w.s.pings.add(w)
+	defer w.s.pings.remove(w)
 
-	// Frames are written by a goroutine that runs only while some wait.
-	w.sess.Write(func(fr []byte) error {
-		wctx, wcancel := context.WithTimeout(ctx, w.rc.WriteTimeout)
-		defer wcancel()
-		return w.conn.Write(wctx, websocket.MessageText, fr)
-	}, func(error) {
-		w.conn.CloseNow()
-		cancel()
-	})
-	w.sess.OnKill(func() {
-		go w.conn.Close(websocket.StatusPolicyViolation, "too many unanswered commands")
-		cancel()
-	})
-
-	// Keep-alive: a timer, not a goroutine, between pings.
-	var ping *time.Timer
-	ping = time.AfterFunc(w.rc.PingEvery, func() {
-		pctx, pcancel := context.WithTimeout(ctx, w.rc.PingTimeout)
-		err := w.conn.Ping(pctx)
-		pcancel()
-		if err != nil {
-			w.conn.CloseNow()
-			cancel()
-			return
-		}
-		ping.Reset(w.rc.PingEvery)
-	})
-	defer ping.Stop()
-
-	bad := 0
+	// Read with a context that is never cancelled (an idle connection then
+	// holds no context): the connection is ended by closing it.
 	for {
-		typ, data, err := w.conn.Read(ctx)
+		typ, data, err := w.conn.Read(context.Background())
 		if err != nil {
 			break
 		}
 		if typ != websocket.MessageText {
+			w.stop()
 			w.conn.Close(websocket.StatusUnsupportedData, "frames are JSON text")
 			break
 		}
-		f, err := hub.DecodeFrame(data)
-		if err != nil {
-			w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
-			if bad++; bad >= w.rc.MaxBadFrames {
-				w.conn.Close(websocket.StatusPolicyViolation, "too many malformed frames")
-				break
-			}
-			continue
-		}
-		switch f.Type {
-		case hub.Subscribe:
-			w.sess.Subscribe(f.Room, f.After)
-		case hub.Unsubscribe:
-			w.sess.Unsubscribe(f.Room)
-		case hub.Presence:
-			if err := w.sess.SetPresence(ctx, f.Room, f.State, f.TaskID); err != nil {
-				w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
-			}
-		case hub.Command:
-			w.enqueue(ctx, f)
-		case hub.Ping:
-			w.sess.Send(hub.PongFrame)
-		}
+		w.frames.put(data) // after stop, dropped while the close completes
 	}
-	cancel()
+	w.stop()
 	w.conn.CloseNow()
+}
+
+// WriteFrame writes a frame of the session (hub.Transport). Frames are
+// written by a goroutine that runs only while some wait; the frames that
+// wait together go out in one write call.
+func (w *wsConn) WriteFrame(fr []byte, more bool) error {
+	w.out.gather(w.rc.WriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), w.rc.WriteTimeout)
+	err := w.conn.Write(ctx, websocket.MessageText, fr)
+	cancel()
+	if err == nil && !more {
+		err = w.out.send()
+	}
+	return err
+}
+
+// WriteFailed ends the connection after a failed write (hub.Transport).
+func (w *wsConn) WriteFailed(error) {
+	w.stop()
+	w.conn.CloseNow()
+	w.out.abandon()
+}
+
+// End ends the connection when the hub says so (hub.Transport).
+func (w *wsConn) End(why error) {
+	if errors.Is(why, hub.ErrOverrun) {
+		w.end(websocket.StatusPolicyViolation, "too many unanswered commands")
+	} else {
+		w.end(websocket.StatusGoingAway, "the server is shutting down")
+	}
+}
+
+// ping sends a keep-alive ping and waits for its pong; a device that does
+// not answer in time is disconnected.
+func (w *wsConn) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), w.rc.PingTimeout)
+	err := w.conn.Ping(ctx)
+	cancel()
+	if err != nil {
+		w.stop()
+		w.conn.CloseNow()
+	}
+}
+
+// handle carries out one frame of the client, on the frames goroutine.
+func (w *wsConn) handle(ctx context.Context, data []byte) {
+	f, err := hub.DecodeFrame(data)
+	if err != nil {
+		w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
+		if w.bad++; w.bad >= w.rc.MaxBadFrames {
+			w.end(websocket.StatusPolicyViolation, "too many malformed frames")
+		}
+		return
+	}
+	switch f.Type {
+	case hub.Subscribe:
+		w.sess.Subscribe(f.Room, f.After)
+	case hub.Unsubscribe:
+		w.sess.Unsubscribe(f.Room)
+	case hub.Presence:
+		if err := w.sess.SetPresence(ctx, f.Room, f.State, f.TaskID); err != nil {
+			w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
+		}
+	case hub.Command:
+		if !w.cmds.put(f) {
+			w.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
+				"more than %d commands wait for their answers; wait for acks before sending more", maxPendingCommands)))
+		}
+	case hub.Ping:
+		w.sess.Send(hub.PongFrame)
+	}
+}
+
+// runCommand carries out a command, on the commands goroutine.
+func (w *wsConn) runCommand(ctx context.Context, f hub.Frame) {
+	w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))
+}
+
+// stop drops the frames and commands that wait and cancels the ones
+// running: the connection is over.
+func (w *wsConn) stop() {
+	w.frames.stop()
+	w.cmds.stop()
+}
+
+// end closes the connection with a close frame; the reader ends when the
+// client answers it (or the close handshake times out).
+func (w *wsConn) end(code websocket.StatusCode, reason string) {
+	w.stop()
+	go w.conn.Close(code, reason)
+}
+
+// pinger sends the keep-alive pings of every connection from one
+// goroutine, instead of a timer per connection: connections are spread
+// over the slots of a wheel that turns once per PingEvery, and the
+// goroutine runs only while there are connections.
+type pinger struct {
+	every time.Duration
+
+	mu      sync.Mutex
+	slots   [pingSlots]map[*wsConn]struct{}
+	cur     int // the slot pinged at the next tick
+	n       int
+	running bool
+}
+
+const pingSlots = 16
+
+// add puts w in the slot pinged last: its first ping comes a turn later.
+func (p *pinger) add(w *wsConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := (p.cur + pingSlots - 1) % pingSlots
+	if p.slots[i] == nil {
+		p.slots[i] = map[*wsConn]struct{}{}
+	}
+	p.slots[i][w] = struct{}{}
+	w.pingSlot = i
+	p.n++
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+}
+
+func (p *pinger) remove(w *wsConn) {
+	p.mu.Lock()
+	if _, ok := p.slots[w.pingSlot][w]; ok {
+		delete(p.slots[w.pingSlot], w)
+		p.n--
+	}
+	p.mu.Unlock()
+}
+
+func (p *pinger) run() {
+	t := time.NewTicker(p.every / pingSlots)
+	defer t.Stop()
+	var due []*wsConn
+	for range t.C {
+		p.mu.Lock()
+		if p.n == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		for w := range p.slots[p.cur] {
+			due = append(due, w)
+		}
+		p.cur = (p.cur + 1) % pingSlots
+		p.mu.Unlock()
+		for i, w := range due {
+			go w.ping()
+			due[i] = nil
+		}
+		due = due[:0]
+	}
+}
+
+// lazyQueue hands items, in order, to handle, on a goroutine that exists
+// only while items wait: an idle connection costs no goroutine. Each run
+// of that goroutine has a context, cancelled by stop.
+type lazyQueue[T any] struct {
+	limit  int  // items that may wait
+	wait   bool // put waits for room instead of refusing the item
+	handle func(context.Context, T)
+
+	mu      sync.Mutex
+	items   []T
+	running bool
+	stopped bool
+	cancel  context.CancelFunc // the running goroutine's
+	room    *sync.Cond         // made when put first waits
+}
+
+// put queues item. It reports false when the item was refused: the queue
+// is full (and wait is not set) or stopped.
+func (q *lazyQueue[T]) put(item T) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) >= q.limit && q.wait && !q.stopped {
+		if q.room == nil {
+			q.room = sync.NewCond(&q.mu)
+		}
+		q.room.Wait()
+	}
+	if q.stopped || len(q.items) >= q.limit {
+		return false
+	}
+	q.items = append(q.items, item)
+	if !q.running {
+		q.running = true
+		ctx, cancel := context.WithCancel(context.Background())
+		q.cancel = cancel
+		go q.run(ctx)
+	}
+	return true
+}
+
+func (q *lazyQueue[T]) run(ctx context.Context) {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 || q.stopped {
+			q.running = false
+			q.items = nil
+			q.cancel()
+			q.cancel = nil
+			q.mu.Unlock()
+			return
+		}
+		item := q.items[0]
+		var zero T
+		q.items[0] = zero
+		q.items = q.items[1:]
+		if q.room != nil {
+			q.room.Signal()
+		}
+		q.mu.Unlock()
+		q.handle(ctx, item)
+	}
+}
+
+// stop drops the items that wait, cancels the running handler's context
+// and refuses what is put from now on.
+func (q *lazyQueue[T]) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.items = nil
+	if q.cancel != nil {
+		q.cancel()
+	}
+	if q.room != nil {
+		q.room.Broadcast()
+	}
+	q.mu.Unlock()
 }
 
 // command carries out a command frame through the REST router and returns

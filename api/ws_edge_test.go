@@ -505,3 +505,19 @@ func TestWSFeedUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestWSServerShutdown: when the hub closes (the server stops), every
+// device is told with a close frame, 1001 going away, so that it
+// reconnects elsewhere instead of waiting for a ping to time out.
+func TestWSServerShutdown(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Shutdown")
+	idle := c.dial(n, custR)
+	busy := c.dial(n, owner)
+	busy.subscribed(roomID, 0)
+	n.Hub.Close()
+	assert.Equal(t, websocket.StatusGoingAway, closedWith(t, idle), "%v", idle.err)
+	assert.Equal(t, websocket.StatusGoingAway, closedWith(t, busy), "%v", busy.err)
+}

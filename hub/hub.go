@@ -187,9 +187,19 @@ func (h *Hub) Backlog() (frames, bytes int) {
 	return frames, bytes
 }
 
-// Close stops the hub. Sessions are not closed: their transports do that.
+// Close stops the hub and asks every session's transport to end its
+// connection (see Session.OnEnd).
 func (h *Hub) Close() {
 	h.cancel()
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		s.end(ErrShutdown)
+	}
 	h.wg.Wait()
 }
 

@@ -41,8 +41,10 @@ type queue struct {
 	maxFrames int
 	maxBytes  int
 	closed    bool
-	ready     chan struct{} // a frame was added
-	space     chan struct{} // a frame was taken
+	// ready and space wake a waiting consumer (pop) or producer
+	// (pushWait); made when one first waits, signalled with mu held.
+	ready chan struct{} // a frame was added
+	space chan struct{} // a frame was taken
 	// onReady, when set, is called (with mu held) when a frame is added
 	// and no writer is active: it starts one. The writer takes frames with
 	// next and ends when next reports the queue empty; so an idle session
@@ -59,10 +61,10 @@ var (
 const controlCap = 256
 
 func newQueue(maxFrames, maxBytes int) *queue {
-	return &queue{maxFrames: maxFrames, maxBytes: maxBytes,
-		ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &queue{maxFrames: maxFrames, maxBytes: maxBytes}
 }
 
+// signal wakes whoever waits on c, if anyone (c may be nil).
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -117,24 +119,24 @@ func (q *queue) append(f qframe) {
 	}
 }
 
-// next takes the next frame for an on-demand writer; false means the queue
-// is empty (or closed and empty) and the writer must end: a later frame
-// starts a new one.
-func (q *queue) next() ([]byte, bool) {
+// next takes the next frame for an on-demand writer, and tells whether
+// more frames wait after it; ok false means the queue is empty (or closed
+// and empty) and the writer must end: a later frame starts a new one.
+func (q *queue) next() (data []byte, more, ok bool) {
 	q.mu.Lock()
 	if q.head >= len(q.frames) {
 		q.active = false
-		if cap(q.frames) > 16 {
-			// A burst (catch-up) is over: give its backing array back.
-			q.frames, q.head = nil, 0
-		}
+		// Idle: give the backing array back (an idle device should cost
+		// little; the next frame makes a small one).
+		q.frames, q.head = nil, 0
 		q.mu.Unlock()
-		return nil, false
+		return nil, false, false
 	}
-	data := q.takeLocked()
-	q.mu.Unlock()
+	data = q.takeLocked()
+	more = q.head < len(q.frames)
 	signal(q.space)
-	return data, true
+	q.mu.Unlock()
+	return data, more, true
 }
 
 // takeLocked removes the first frame, which must exist; q.mu is held.
@@ -225,14 +227,18 @@ func (q *queue) pushWait(ctx context.Context, room string, data []byte) error {
 		}
 		if !q.full(len(data)) {
 			q.append(qframe{data: data, kind: kindEvent, room: room})
-			q.mu.Unlock()
 			// Another producer may wait for room too: let it look again.
 			signal(q.space)
+			q.mu.Unlock()
 			return nil
 		}
+		if q.space == nil {
+			q.space = make(chan struct{}, 1)
+		}
+		space := q.space
 		q.mu.Unlock()
 		select {
-		case <-q.space:
+		case <-space:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -245,17 +251,21 @@ func (q *queue) pop(ctx context.Context) ([]byte, error) {
 		q.mu.Lock()
 		if q.head < len(q.frames) {
 			data := q.takeLocked()
-			q.mu.Unlock()
 			signal(q.space)
+			q.mu.Unlock()
 			return data, nil
 		}
 		closed := q.closed
+		if q.ready == nil {
+			q.ready = make(chan struct{}, 1)
+		}
+		ready := q.ready
 		q.mu.Unlock()
 		if closed {
 			return nil, errQueueClosed
 		}
 		select {
-		case <-q.ready:
+		case <-ready:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -275,9 +285,9 @@ func (q *queue) len() (frames, bytes int) {
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
-	q.mu.Unlock()
 	signal(q.ready)
 	signal(q.space)
+	q.mu.Unlock()
 }
 
 // shut closes the queue and forgets its frames.
@@ -285,7 +295,7 @@ func (q *queue) shut() {
 	q.mu.Lock()
 	q.closed = true
 	q.frames, q.head, q.counted, q.bytes, q.control = nil, 0, 0, 0, 0
-	q.mu.Unlock()
 	signal(q.ready)
 	signal(q.space)
+	q.mu.Unlock()
 }

@@ -14,7 +14,7 @@ import (
 
 // Session is one connected device: its subscriptions and its send queue.
 // The transport (the websocket handler) feeds it the client's frames and
-// writes out what Next returns.
+// writes out its frames (see Attach, or Next).
 type Session struct {
 	h     *Hub
 	id    string
@@ -22,11 +22,22 @@ type Session struct {
 	q     *queue
 
 	mu     sync.Mutex
-	subs   map[string]*sub
+	subs   subList
 	closed bool
-	kill   chan struct{} // closed when the session must be ended
-	onKill func()
+	ending bool // end was called
+
+	transport   Transport // set by Attach
+	writeFailed bool      // owned by the running writeOut
 }
+
+// Why a session is ended by the hub (see Transport.End).
+var (
+	// ErrOverrun: the device sent commands faster than it read their
+	// answers, and its queue of answers overflowed.
+	ErrOverrun = errors.New("too many unanswered commands")
+	// ErrShutdown: the hub is closing.
+	ErrShutdown = errors.New("the server is shutting down")
+)
 
 // sub is a session's subscription to one room.
 type sub struct {
@@ -41,12 +52,24 @@ type sub struct {
 	feed *feed
 	// state is what the device said it does in the room; live tells that
 	// it is in the room's presence. Both are guarded by the session's mu.
-	state  presence.Device
-	live   bool
-	ctx    context.Context
+	state presence.Device
+	live  bool
+	// cancel stops the catch-up; nil once it is over (the context is then
+	// let go: a live subscription holds none). Guarded by the session's mu.
 	cancel context.CancelFunc
-	done   chan struct{} // closed when catch-up is over
+	caught sync.WaitGroup // done when catch-up is over
 	once   sync.Once
+}
+
+// stop cancels the subscription's catch-up, if it still runs.
+func (sb *sub) stop() {
+	sb.sess.mu.Lock()
+	c := sb.cancel
+	sb.cancel = nil
+	sb.sess.mu.Unlock()
+	if c != nil {
+		c()
+	}
 }
 
 var errRemoved = errors.New("removed from the room")
@@ -57,7 +80,7 @@ func (h *Hub) NewSession(a dealroom.Actor) *Session {
 	rand.Read(b[:])
 	h.Stats.Sessions.Add(1)
 	s := &Session{h: h, id: h.cfg.Instance + "-" + hex.EncodeToString(b[:]), actor: a,
-		q: newQueue(h.cfg.QueueFrames, h.cfg.QueueBytes), subs: map[string]*sub{}, kill: make(chan struct{})}
+		q: newQueue(h.cfg.QueueFrames, h.cfg.QueueBytes)}
 	h.mu.Lock()
 	h.sessions[s] = struct{}{}
 	h.mu.Unlock()
@@ -74,48 +97,71 @@ func (s *Session) Actor() dealroom.Actor { return s.actor }
 // session is closed and its queue is empty.
 func (s *Session) Next(ctx context.Context) ([]byte, error) { return s.q.pop(ctx) }
 
-// Killed is closed when the session broke the protocol's limits (it sent
-// commands faster than it read their answers) and must be closed.
-func (s *Session) Killed() <-chan struct{} { return s.kill }
-
-// OnKill sets a function called once when the session must be ended (see
-// Killed), instead of a goroutine waiting on Killed for each connection.
-func (s *Session) OnKill(f func()) {
-	s.mu.Lock()
-	s.onKill = f
-	s.mu.Unlock()
+// Transport carries a session's frames to its device: a websocket
+// connection.
+type Transport interface {
+	// WriteFrame writes a frame. more tells whether other frames wait
+	// behind it: a transport that gathers frames into one write call
+	// sends what it gathered when more is false.
+	WriteFrame(frame []byte, more bool) error
+	// WriteFailed is called once, when WriteFrame failed: nothing more is
+	// written.
+	WriteFailed(err error)
+	// End is called once when the hub ends the session: why is ErrOverrun
+	// (the device broke the protocol's limits) or ErrShutdown (the hub
+	// closes). The transport closes its connection, then calls Close.
+	End(why error)
 }
 
-// Write starts delivery through write: each queued frame is handed to
-// write, in order, by a goroutine that runs only while there are frames
-// (an idle device costs no goroutine). When write fails, done is called
-// once with its error and nothing more is written. Call Write once,
-// instead of reading Next.
-func (s *Session) Write(write func([]byte) error, done func(error)) {
-	var once sync.Once
-	var failed bool
-	run := func() {
-		for {
-			fr, ok := s.q.next()
-			if !ok {
-				return
-			}
-			if failed {
-				continue // drop: the connection is gone
-			}
-			if err := write(fr); err != nil {
-				failed = true
-				once.Do(func() { done(err) })
-			}
-		}
-	}
+// Attach starts delivery through t: each queued frame is handed to
+// t.WriteFrame, in order, by a goroutine that runs only while there are
+// frames (an idle device costs no goroutine). Call Attach once, instead
+// of reading Next.
+func (s *Session) Attach(t Transport) {
+	s.mu.Lock()
+	s.transport = t
+	s.mu.Unlock()
 	s.q.mu.Lock()
-	s.q.onReady = func() { go run() }
+	s.q.onReady = s.startWriter
 	if s.q.head < len(s.q.frames) && !s.q.active {
 		s.q.active = true
-		go run()
+		go s.writeOut()
 	}
 	s.q.mu.Unlock()
+}
+
+func (s *Session) startWriter() { go s.writeOut() }
+
+// writeOut writes the queued frames; one runs at a time (the queue's
+// active flag), so writeFailed needs no lock.
+func (s *Session) writeOut() {
+	for {
+		fr, more, ok := s.q.next()
+		if !ok {
+			return
+		}
+		if s.writeFailed {
+			continue // drop: the connection is gone
+		}
+		if err := s.transport.WriteFrame(fr, more); err != nil {
+			s.writeFailed = true
+			s.transport.WriteFailed(err)
+		}
+	}
+}
+
+// end asks the transport, once, to end the session.
+func (s *Session) end(why error) {
+	s.mu.Lock()
+	var t Transport
+	if !s.closed && !s.ending {
+		s.ending = true
+		t = s.transport
+	}
+	s.mu.Unlock()
+	if t != nil {
+		t.End(why)
+	}
 }
 
 // Queued returns how many frames wait to be written, and their bytes.
@@ -124,20 +170,7 @@ func (s *Session) Queued() (frames, bytes int) { return s.q.len() }
 // Send queues a control frame (an ack, an error, a pong).
 func (s *Session) Send(frame []byte) {
 	if err := s.q.pushControl(frame); errors.Is(err, errQueueFull) {
-		s.mu.Lock()
-		var f func()
-		if !s.closed {
-			select {
-			case <-s.kill:
-			default:
-				close(s.kill)
-				f = s.onKill
-			}
-		}
-		s.mu.Unlock()
-		if f != nil {
-			f()
-		}
+		s.end(ErrOverrun)
 	}
 }
 
@@ -156,21 +189,22 @@ func (s *Session) Subscribe(roomID string, after int64) {
 	s.Unsubscribe(roomID)
 	sctx, scancel := context.WithCancel(s.h.ctx)
 	sb := &sub{sess: s, room: roomID, customer: !p.Internal, oversees: s.actor.Oversees(),
-		sent: after, ctx: sctx, cancel: scancel, done: make(chan struct{})}
+		sent: after, cancel: scancel}
+	sb.caught.Add(1)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		scancel()
 		return
 	}
-	s.subs[roomID] = sb
+	s.subs.set(sb)
 	s.mu.Unlock()
 	s.h.Stats.Subscriptions.Add(1)
 	go func() {
-		err := sb.catchUp()
-		close(sb.done)
+		err := sb.catchUp(sctx)
+		sb.caught.Done()
 		if err != nil {
-			if sb.ctx.Err() == nil && !errors.Is(err, errRemoved) { // not cancelled by the session itself
+			if sctx.Err() == nil && !errors.Is(err, errRemoved) { // not cancelled by the session itself
 				s.forget(sb)
 				s.Send(ErrorFrame("", roomID, err))
 			}
@@ -182,11 +216,11 @@ func (s *Session) Subscribe(roomID string, after int64) {
 // Unsubscribe ends the subscription of a room, if any.
 func (s *Session) Unsubscribe(roomID string) {
 	s.mu.Lock()
-	sb := s.subs[roomID]
-	delete(s.subs, roomID)
+	sb := s.subs.get(roomID)
+	s.subs.del(roomID)
 	s.mu.Unlock()
 	if sb != nil {
-		sb.cancel()
+		sb.stop()
 		sb.release()
 	}
 }
@@ -195,13 +229,13 @@ func (s *Session) Unsubscribe(roomID string) {
 func (s *Session) Subscribed(roomID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.subs[roomID] != nil
+	return s.subs.get(roomID) != nil
 }
 
 // SetPresence records what the device does in a room it follows.
 func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.State, taskID string) error {
 	s.mu.Lock()
-	sb := s.subs[roomID]
+	sb := s.subs.get(roomID)
 	s.mu.Unlock()
 	if sb == nil {
 		return dealroom.Errorf(dealroom.ECONFLICT, "subscribe to room %s before sending presence", dealroom.Clip(roomID))
@@ -215,7 +249,7 @@ func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.St
 		d.TaskID, d.TaskInternal = taskID, vis == dealroom.Internal
 	}
 	s.mu.Lock()
-	if s.subs[roomID] != sb {
+	if s.subs.get(roomID) != sb {
 		s.mu.Unlock()
 		return nil // unsubscribed meanwhile
 	}
@@ -241,10 +275,10 @@ func (s *Session) Close() {
 	}
 	s.closed = true
 	subs := s.subs
-	s.subs = map[string]*sub{}
+	s.subs = nil
 	s.mu.Unlock()
 	for _, sb := range subs {
-		sb.cancel()
+		sb.stop()
 		sb.release()
 	}
 	s.q.shut()
@@ -258,8 +292,8 @@ func (s *Session) Close() {
 // current one of its room.
 func (s *Session) forget(sb *sub) {
 	s.mu.Lock()
-	if s.subs[sb.room] == sb {
-		delete(s.subs, sb.room)
+	if s.subs.get(sb.room) == sb {
+		s.subs.del(sb.room)
 	}
 	s.mu.Unlock()
 }
@@ -274,14 +308,14 @@ func (s *Session) ended(sb *sub, why error) {
 		s.h.Stats.Resyncs.Add(1)
 		s.Send(resyncFrame(sb.room, "this device fell behind; subscribe again with the last seq it processed"))
 	}
-	sb.cancel()
+	sb.stop()
 	go sb.release()
 }
 
 // release undoes what the subscription holds, once its catch-up is over.
 func (sb *sub) release() {
 	sb.once.Do(func() {
-		<-sb.done
+		sb.caught.Wait()
 		sb.sess.h.Stats.Subscriptions.Add(-1)
 		f := sb.feed
 		if f == nil {
@@ -303,15 +337,15 @@ func (sb *sub) release() {
 
 // catchUp sends the events after sb.sent in order, from the shared pages
 // of the store and the feed's memory, then joins live delivery.
-func (sb *sub) catchUp() error {
+func (sb *sub) catchUp(ctx context.Context) error {
 	h := sb.sess.h
-	f, err := h.follow(sb.ctx, sb.room)
+	f, err := h.follow(ctx, sb.room)
 	if err != nil {
 		return err
 	}
 	sb.feed = f
 	for stalls := 0; ; {
-		if err := sb.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		f.mu.Lock()
@@ -324,11 +358,15 @@ func (sb *sub) catchUp() error {
 			}
 			sb.live = true
 			h.presence.Set(sb.room, sb.state)
+			stop := sb.cancel
+			sb.cancel = nil
 			sb.sess.mu.Unlock()
 			sb.sess.Send(subscribedFrame(sb.room, head))
 			f.mu.Unlock()
 			f.presenceChanged(true)
-			sb.cancel() // catch-up is over: its context is no longer needed
+			if stop != nil {
+				stop() // catch-up is over: its context is no longer needed
+			}
 			return nil
 		}
 		var batch []*entry
@@ -338,7 +376,7 @@ func (sb *sub) catchUp() error {
 		}
 		f.mu.Unlock()
 		if batch == nil {
-			if batch, err = h.pages.get(sb.ctx, sb.room, sb.sent+1); err != nil {
+			if batch, err = h.pages.get(ctx, sb.room, sb.sent+1); err != nil {
 				return err
 			}
 		}
@@ -351,7 +389,7 @@ func (sb *sub) catchUp() error {
 				break // a hole in what was read: read again
 			}
 			if fr := e.frameFor(sb); fr != nil {
-				if err := sb.sess.q.pushWait(sb.ctx, sb.room, fr); err != nil {
+				if err := sb.sess.q.pushWait(ctx, sb.room, fr); err != nil {
 					return err
 				}
 				h.Stats.Delivered.Add(1)
@@ -369,8 +407,48 @@ func (sb *sub) catchUp() error {
 			}
 			select {
 			case <-time.After(50 * time.Millisecond):
-			case <-sb.ctx.Done():
+			case <-ctx.Done():
 			}
+		}
+	}
+}
+
+// subList is a session's subscriptions. Most devices follow a room or a
+// few, so a slice costs less than a map and is as quick to search; a
+// device that follows hundreds still pays only a scan per (un)subscribe.
+type subList []*sub
+
+func (l subList) get(roomID string) *sub {
+	for _, sb := range l {
+		if sb.room == roomID {
+			return sb
+		}
+	}
+	return nil
+}
+
+// set adds sb, replacing the subscription of its room if there is one.
+func (l *subList) set(sb *sub) {
+	for i, old := range *l {
+		if old.room == sb.room {
+			(*l)[i] = sb
+			return
+		}
+	}
+	*l = append(*l, sb)
+}
+
+func (l *subList) del(roomID string) {
+	for i, sb := range *l {
+		if sb.room == roomID {
+			last := len(*l) - 1
+			(*l)[i] = (*l)[last]
+			(*l)[last] = nil
+			*l = (*l)[:last]
+			if last == 0 {
+				*l = nil
+			}
+			return
 		}
 	}
 }

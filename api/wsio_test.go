@@ -1,0 +1,105 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// countingConn records the write calls made on it.
+type countingConn struct {
+	net.Conn
+	mu        sync.Mutex
+	writes    [][]byte
+	deadlines []time.Time
+	fail      error
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return 0, c.fail
+	}
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadlines = append(c.deadlines, t)
+	c.mu.Unlock()
+	return nil
+}
+
+func TestGatherWriterSendsWhatWaitedInOneWrite(t *testing.T) {
+	c := &countingConn{}
+	g := &gatherWriter{conn: c}
+
+	g.gather(time.Second)
+	for _, p := range []string{"\x81\x05", "hello", "\x81\x05", "world"} {
+		n, err := g.Write([]byte(p))
+		require.NoError(t, err)
+		assert.Equal(t, len(p), n)
+	}
+	assert.Empty(t, c.writes, "nothing goes out while frames are gathered")
+	require.NoError(t, g.send())
+	require.Len(t, c.writes, 1)
+	assert.Equal(t, "\x81\x05hello\x81\x05world", string(c.writes[0]))
+	assert.Nil(t, g.buf, "the buffer goes back to the pool")
+	require.Len(t, c.deadlines, 2, "the gathered write has a deadline, cleared after it")
+	assert.False(t, c.deadlines[0].IsZero())
+	assert.True(t, c.deadlines[1].IsZero())
+
+	// Outside of gathering (the library's pings and pongs), writes go
+	// straight out.
+	_, err := g.Write([]byte("\x89\x00"))
+	require.NoError(t, err)
+	require.Len(t, c.writes, 2)
+	assert.Equal(t, "\x89\x00", string(c.writes[1]))
+
+	// Sending with nothing gathered writes nothing.
+	g.gather(time.Second)
+	require.NoError(t, g.send())
+	assert.Len(t, c.writes, 2)
+}
+
+func TestGatherWriterSendsWhenTheBufferIsFull(t *testing.T) {
+	c := &countingConn{}
+	g := &gatherWriter{conn: c}
+	g.gather(time.Second)
+	frame := bytes.Repeat([]byte("x"), 1000)
+	total := 0
+	for total < 3*gatherLimit {
+		_, err := g.Write(frame)
+		require.NoError(t, err)
+		total += len(frame)
+	}
+	require.NoError(t, g.send())
+	written := 0
+	for _, w := range c.writes {
+		assert.LessOrEqual(t, len(w), gatherLimit+len(frame))
+		written += len(w)
+	}
+	assert.Equal(t, total, written, "every byte goes out, in bounded writes")
+	assert.GreaterOrEqual(t, len(c.writes), 3)
+}
+
+func TestGatherWriterFailureSticks(t *testing.T) {
+	boom := errors.New("connection reset")
+	c := &countingConn{fail: boom}
+	g := &gatherWriter{conn: c}
+	g.gather(time.Second)
+	_, err := g.Write([]byte("frame"))
+	require.NoError(t, err, "gathered: the failure shows when it is sent")
+	assert.ErrorIs(t, g.send(), boom)
+	_, err = g.Write([]byte("later"))
+	assert.ErrorIs(t, err, boom, "a connection that failed once takes no more writes")
+	assert.Nil(t, g.buf)
+}
