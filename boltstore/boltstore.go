@@ -67,6 +67,8 @@ type Store struct {
 	// write lock, no request can be queued that the writer would not see.
 	sending sync.RWMutex
 	closed  bool
+	// wc is the writer's cache of decoded rooms and members.
+	wc wcache
 }
 
 type request struct {
@@ -251,6 +253,9 @@ func (s *Store) commit(batch []*request) {
 		}
 		return nil
 	})
+	if err != nil {
+		s.wc.reset() // what the transaction wrote is rolled back
+	}
 	for i, r := range batch {
 		if err != nil {
 			results[i] = result{err: dealroom.Unavailable(err)}
@@ -280,7 +285,7 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 			return result{ev: ev, replayed: true}, nil
 		}
 	}
-	v := &view{tx: tx, room: cmd.Room}
+	v := &view{tx: tx, room: cmd.Room, wc: &s.wc}
 	ev, derr := decide(cmd, v)
 	if v.err != nil {
 		return res, v.err
@@ -288,13 +293,17 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 	if derr != nil || ev.Type == "" {
 		return result{err: derr}, nil
 	}
-	head, err := roomHead(tx, cmd.Room)
+	r, err := s.wc.room(tx, cmd.Room)
 	if err != nil {
 		return res, err
 	}
+	var head int64
+	if r != nil {
+		head = r.Head
+	}
 	ev.Seq = head + 1
 	ev.RoomID = cmd.Room
-	if err := appendEvent(tx, ev); err != nil {
+	if err := appendEvent(tx, &s.wc, ev); err != nil {
 		return res, err
 	}
 	if idemKey != nil {
@@ -317,16 +326,8 @@ func decide(cmd room.Command, v room.View) (ev room.Event, err error) {
 	return cmd.Decide(v)
 }
 
-func roomHead(tx *bolt.Tx, roomID string) (int64, error) {
-	r, err := getJSON[room.Room](tx.Bucket(bRooms), []byte(roomID))
-	if err != nil || r == nil {
-		return 0, err
-	}
-	return r.Head, nil
-}
-
 // appendEvent writes the event and applies its effects to the read models.
-func appendEvent(tx *bolt.Tx, ev room.Event) error {
+func appendEvent(tx *bolt.Tx, wc *wcache, ev room.Event) error {
 	fx, err := room.Project(ev)
 	if err != nil {
 		return err
@@ -334,12 +335,12 @@ func appendEvent(tx *bolt.Tx, ev room.Event) error {
 	if err := putJSON(tx.Bucket(bEvents), seqKey(ev.RoomID, ev.Seq), ev); err != nil {
 		return err
 	}
-	return applyEffects(tx, ev, fx)
+	return applyEffects(tx, wc, ev, fx)
 }
 
-func applyEffects(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error {
 	rooms := tx.Bucket(bRooms)
-	current, err := getJSON[room.Room](rooms, []byte(ev.RoomID))
+	current, err := wc.room(tx, ev.RoomID)
 	if err != nil {
 		return err
 	}
@@ -360,6 +361,10 @@ func applyEffects(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 	}
 	if err := putJSON(rooms, []byte(r.ID), r); err != nil {
 		return err
+	}
+	wc.putRoom(r.ID, r)
+	if len(fx.Members) > 0 || len(fx.RemovedMembers) > 0 {
+		wc.membersChanged(ev.RoomID)
 	}
 
 	members, userRooms := tx.Bucket(bMembers), tx.Bucket(bUserRooms)

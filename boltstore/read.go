@@ -21,6 +21,7 @@ import (
 type view struct {
 	tx   *bolt.Tx
 	room string
+	wc   *wcache // the writer's cache of rooms and members
 	err  error
 }
 
@@ -34,17 +35,17 @@ func (v *view) note(err error) error {
 }
 
 func (v *view) Room() (*room.Room, error) {
-	r, err := getJSON[room.Room](v.tx.Bucket(bRooms), []byte(v.room))
+	r, err := v.wc.room(v.tx, v.room)
 	return r, v.note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
-	m, err := getJSON[room.Member](v.tx.Bucket(bMembers), key(v.room, user))
+	m, err := v.wc.member(v.tx, v.room, user)
 	return m, v.note(err)
 }
 
 func (v *view) Members() ([]room.Member, error) {
-	ms, err := members(v.tx, v.room)
+	ms, err := v.wc.roomMembers(v.tx, v.room)
 	return ms, v.note(err)
 }
 
