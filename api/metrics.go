@@ -23,7 +23,34 @@ type Metrics struct {
 	requests map[requestKey]*requestStats
 	counters map[string]*atomic.Int64
 	gauges   map[string]func() float64
+	hists    map[string]*Histogram
 	help     map[string]string
+}
+
+// Histogram is a latency histogram with fixed buckets (histBuckets).
+type Histogram struct {
+	mu      sync.Mutex
+	count   int64
+	sum     float64
+	buckets []int64
+}
+
+// Buckets of the histograms other than the request one, in seconds: fine
+// at the low end, where storage commits are.
+var histBuckets = []float64{0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	secs := d.Seconds()
+	h.mu.Lock()
+	h.count++
+	h.sum += secs
+	for i, b := range histBuckets {
+		if secs <= b {
+			h.buckets[i]++
+		}
+	}
+	h.mu.Unlock()
 }
 
 type requestKey struct {
@@ -43,7 +70,20 @@ type requestStats struct {
 // NewMetrics returns an empty collection.
 func NewMetrics() *Metrics {
 	return &Metrics{requests: map[requestKey]*requestStats{}, counters: map[string]*atomic.Int64{},
-		gauges: map[string]func() float64{}, help: map[string]string{}}
+		gauges: map[string]func() float64{}, hists: map[string]*Histogram{}, help: map[string]string{}}
+}
+
+// Histogram returns the histogram of the given name, creating it with its
+// help text on first use.
+func (m *Metrics) Histogram(name, help string) *Histogram {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.hists[name]
+	if !ok {
+		h = &Histogram{buckets: make([]int64, len(histBuckets))}
+		m.hists[name], m.help[name] = h, help
+	}
+	return h
 }
 
 // Counter returns the counter of the given name, creating it with its help
@@ -132,6 +172,21 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		} else {
 			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", n, m.help[n], n, n, m.gauges[n]())
 		}
+	}
+	hnames := make([]string, 0, len(m.hists))
+	for n := range m.hists {
+		hnames = append(hnames, n)
+	}
+	sort.Strings(hnames)
+	for _, n := range hnames {
+		h := m.hists[n]
+		h.mu.Lock()
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s histogram\n", n, m.help[n], n)
+		for i, le := range histBuckets {
+			fmt.Fprintf(&b, "%s_bucket{le=\"%s\"} %d\n", n, strconv.FormatFloat(le, 'g', -1, 64), h.buckets[i])
+		}
+		fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", n, h.count, n, h.sum, n, h.count)
+		h.mu.Unlock()
 	}
 	m.mu.Unlock()
 	var ms runtime.MemStats

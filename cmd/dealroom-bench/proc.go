@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,7 +101,8 @@ func statCPU(stat []byte) (time.Duration, error) {
 }
 
 // scrapeMetrics reads the server's unlabelled Prometheus samples
-// (go_memstats_*, go_goroutines, dealroom_ws_sessions, ...).
+// (go_memstats_*, go_goroutines, dealroom_ws_sessions, ...) and the
+// buckets of its store commit histogram (as `name{le="0.001"}`).
 func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -118,13 +121,76 @@ func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (map[strin
 	return parseMetrics(resp.Body)
 }
 
+// commitHist is the server's histogram of store commits.
+const commitHist = "dealroom_store_commit_seconds"
+
+// StoreCommits is what the embedded store's commits did during the
+// measured part, from the server's metrics.
+type StoreCommits struct {
+	Commits           float64 `json:"commits"`
+	PerSecond         float64 `json:"commits_per_s"`
+	CommandsPerCommit float64 `json:"commands_per_commit"`
+	MeanMs            float64 `json:"mean_ms"`
+	// P99Ms is the upper bound of the histogram bucket that holds the
+	// 99th percentile; Over10ms and Over50ms count the slow commits.
+	P99Ms    float64 `json:"p99_ms_at_most"`
+	Over10ms float64 `json:"over_10ms"`
+	Over50ms float64 `json:"over_50ms"`
+}
+
+// storeCommits compares the commit histogram of two scrapes; nil when the
+// server has none (MongoDB).
+func storeCommits(before, after map[string]float64, seconds float64) *StoreCommits {
+	n := after[commitHist+"_count"] - before[commitHist+"_count"]
+	if n <= 0 {
+		return nil
+	}
+	sc := &StoreCommits{Commits: n, PerSecond: n / seconds,
+		CommandsPerCommit: (after["dealroom_store_commands_total"] - before["dealroom_store_commands_total"]) / n,
+		MeanMs:            1000 * (after[commitHist+"_sum"] - before[commitHist+"_sum"]) / n}
+	type bucket struct{ le, count float64 }
+	var bs []bucket
+	for k, v := range after {
+		le, ok := strings.CutPrefix(k, commitHist+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le = strings.TrimSuffix(le, `"}`)
+		x, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			continue // +Inf
+		}
+		bs = append(bs, bucket{x, v - before[k]})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	sc.P99Ms = -1 // beyond the last bucket
+	for _, b := range bs {
+		if b.count >= 0.99*n {
+			sc.P99Ms = 1000 * b.le
+			break
+		}
+	}
+	for _, b := range bs {
+		if b.le == 0.01 {
+			sc.Over10ms = n - b.count
+		}
+		if b.le == 0.05 {
+			sc.Over50ms = n - b.count
+		}
+	}
+	return sc
+}
+
 func parseMetrics(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if strings.ContainsRune(line, '{') && !strings.HasPrefix(line, commitHist+"_bucket{") {
 			continue
 		}
 		name, val, ok := strings.Cut(line, " ")

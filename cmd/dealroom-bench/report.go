@@ -165,6 +165,7 @@ type ServerStats struct {
 	RSSEndKiB     int64              `json:"rss_end_kib,omitempty"`
 	MetricsBefore map[string]float64 `json:"metrics_before,omitempty"`
 	MetricsAfter  map[string]float64 `json:"metrics_after,omitempty"`
+	Store         *StoreCommits      `json:"store_commits,omitempty"`
 }
 
 // Load is how busy the machine was during the measured part, and by whom,
@@ -286,6 +287,16 @@ func printReport(w io.Writer, r *Result) {
 		}
 		row("server "+s.URL, "pid %d: %.2f cores busy (%.1f CPU-s), RSS %d → %d KiB, %.1f MiB written to storage",
 			s.PID, s.CPUCores, s.CPUSeconds, s.RSSStartKiB, s.RSSEndKiB, s.DiskWriteMiB)
+	}
+	for _, s := range r.Servers {
+		if sc := s.Store; sc != nil {
+			p99 := fmt.Sprintf("<= %.2g ms", sc.P99Ms)
+			if sc.P99Ms < 0 {
+				p99 = "> 1 s"
+			}
+			row("store commits", "%.0f/s, %.2f commands each; mean %.2f ms, p99 %s; %.0f over 10 ms, %.0f over 50 ms",
+				sc.PerSecond, sc.CommandsPerCommit, sc.MeanMs, p99, sc.Over10ms, sc.Over50ms)
+		}
 	}
 	if l := r.Load; l != nil {
 		aux := ""

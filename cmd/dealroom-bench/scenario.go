@@ -450,6 +450,9 @@ func (b *bench) endMeasure(ctx context.Context) {
 			}
 		}
 		st.MetricsAfter, _ = scrapeMetrics(ctx, b.hc, p.client.base)
+		if st.MetricsBefore != nil && st.MetricsAfter != nil {
+			st.Store = storeCommits(st.MetricsBefore, st.MetricsAfter, b.res.Load.Seconds)
+		}
 		b.res.Servers = append(b.res.Servers, st)
 	}
 }

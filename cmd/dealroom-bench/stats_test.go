@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,44 @@ func TestProcParsing(t *testing.T) {
 		"dealroom_http_requests_total{method=\"GET\"} 7\ngo_memstats_heap_alloc_bytes 1.5e+06\n"))
 	if err != nil || m["go_goroutines"] != 42 || m["go_memstats_heap_alloc_bytes"] != 1.5e6 || len(m) != 2 {
 		t.Errorf("parseMetrics = %v, %v", m, err)
+	}
+}
+
+func TestStoreCommitsFromMetrics(t *testing.T) {
+	scrape := func(text string) map[string]float64 {
+		m, err := parseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	hist := func(b001, b01, b05, count float64, sum float64, commands float64) string {
+		return fmt.Sprintf("dealroom_store_commit_seconds_bucket{le=\"0.001\"} %g\n"+
+			"dealroom_store_commit_seconds_bucket{le=\"0.01\"} %g\n"+
+			"dealroom_store_commit_seconds_bucket{le=\"0.05\"} %g\n"+
+			"dealroom_store_commit_seconds_bucket{le=\"+Inf\"} %g\n"+
+			"dealroom_store_commit_seconds_sum %g\ndealroom_store_commit_seconds_count %g\n"+
+			"dealroom_store_commands_total %g\n", b001, b01, b05, count, sum, count, commands)
+	}
+	before := scrape(hist(10, 10, 10, 10, 0.005, 10))
+	// 1000 commits in 10 s, 1500 commands: 980 under 1 ms, 15 under 10 ms,
+	// 3 under 50 ms, 2 slower.
+	after := scrape(hist(990, 1005, 1008, 1010, 1.505, 1510))
+	sc := storeCommits(before, after, 10)
+	if sc == nil {
+		t.Fatal("no commits found")
+	}
+	if sc.Commits != 1000 || sc.PerSecond != 100 || sc.CommandsPerCommit != 1.5 {
+		t.Errorf("counts = %+v", sc)
+	}
+	if sc.MeanMs < 1.49 || sc.MeanMs > 1.51 {
+		t.Errorf("mean = %v ms, want 1.5", sc.MeanMs)
+	}
+	if sc.P99Ms != 10 || sc.Over10ms != 5 || sc.Over50ms != 2 {
+		t.Errorf("tail = %+v", sc)
+	}
+	if storeCommits(before, before, 10) != nil {
+		t.Error("no commits in the window should give nothing")
 	}
 }
 

@@ -260,6 +260,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.store = bs
 		a.closers = append(a.closers, bs.Close)
 		ready["store"] = bs
+		commits := metrics.Histogram("dealroom_store_commit_seconds",
+			"Durable commits of the embedded store: each writes a group of commands with one fsync'd transaction.")
+		commands := metrics.Counter("dealroom_store_commands_total", "Commands written by the embedded store's commits.")
+		bs.OnCommit(func(n int, d time.Duration) {
+			commits.Observe(d)
+			commands.Add(int64(n))
+		})
 		if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
 			return err
 		}

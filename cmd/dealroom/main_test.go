@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -295,4 +297,34 @@ func TestServeWithFlags(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "with a configured secret none is generated")
 	_, err = os.Stat(filepath.Join(dir, "dealroom.db"))
 	assert.NoError(t, err, "the embedded store lives in the data directory")
+}
+
+// TestMetricsShowStoreCommits: an operator sees the embedded store's
+// commits (how many, how long, how many commands each held) in /metrics.
+func TestMetricsShowStoreCommits(t *testing.T) {
+	dir := t.TempDir()
+	url, _ := startRun(t, []string{"serve", "-addr", "127.0.0.1:0", "-data-dir", dir, "-log-level", "error"},
+		env{"DEALROOM_JWT_SECRET": testSecret})
+	tok := mintToken(t, env{"DEALROOM_JWT_SECRET": testSecret}, "--sub", "alice", "--name", "Alice", "--role", "rep")
+	for i := range 3 {
+		req, err := http.NewRequest(http.MethodPost, url+"/api/v1/rooms",
+			strings.NewReader(fmt.Sprintf(`{"name": "Room %d", "company": "Acme"}`, i)))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+	}
+	status, body := get(t, url+"/metrics", "")
+	require.Equal(t, http.StatusOK, status)
+	text := string(body)
+	assert.Contains(t, text, "# TYPE dealroom_store_commit_seconds histogram")
+	m := regexp.MustCompile(`(?m)^dealroom_store_commit_seconds_count (\d+)$`).FindStringSubmatch(text)
+	require.NotNil(t, m, "%s", text)
+	n, _ := strconv.Atoi(m[1])
+	assert.GreaterOrEqual(t, n, 3, "every room was a commit of its own")
+	assert.Regexp(t, `(?m)^dealroom_store_commit_seconds_bucket\{le="\+Inf"\} `+m[1]+`$`, text)
+	assert.Regexp(t, `(?m)^dealroom_store_commands_total [3-9]$`, text)
 }
