@@ -106,7 +106,10 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 	}
 	checkKey := cmd.Key != ""
 	for attempt := 1; ; attempt++ {
-		if checkKey {
+		// A room this instance wrote last is decided on what it knows
+		// (see hotRooms); the insert below checks that nobody wrote since.
+		known, hot := s.hot.get(cmd.Room)
+		if checkKey && !hot {
 			ev, found, err := s.replay(ctx, cmd, idem)
 			if err != nil {
 				return room.Event{}, false, err
@@ -116,16 +119,32 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 			}
 			checkKey = false
 		}
-		head, exists, err := s.catchUp(ctx, cmd.Room)
-		if err != nil {
-			return room.Event{}, false, s.fail(ctx, err)
+		head, exists := known.head, true
+		if !hot {
+			var err error
+			if head, exists, err = s.catchUp(ctx, cmd.Room); err != nil {
+				return room.Event{}, false, s.fail(ctx, err)
+			}
 		}
-		v := &view{s: s, ctx: ctx, room: cmd.Room}
+		v := &view{s: s, ctx: ctx, room: cmd.Room, hot: &known}
 		ev, derr := decide(cmd, v)
 		if v.err != nil {
+			s.hot.drop(cmd.Room)
 			return room.Event{}, false, s.fail(ctx, v.err)
 		}
 		if derr != nil || ev.Type == "" {
+			if hot && checkKey {
+				// The key was not looked up: a retry whose first attempt
+				// is in may be refused now (a message it deleted), and its
+				// key, not this decision, gives the answer.
+				rev, found, err := s.replay(ctx, cmd, idem)
+				if err != nil {
+					return room.Event{}, false, err
+				}
+				if found {
+					return rev, true, nil
+				}
+			}
 			return room.Event{}, false, derr
 		}
 		ev.Seq = head + 1
@@ -144,7 +163,8 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 		_, err = s.events.InsertOne(ctx, doc)
 		if mongo.IsDuplicateKeyError(err) {
 			// Another writer took this seq (or, with the same key, this
-			// request): look again.
+			// request): look again, the long way.
+			s.hot.drop(cmd.Room)
 			s.clashes.Add(1)
 			checkKey = cmd.Key != ""
 			if attempt >= s.cfg.maxAttempts {
@@ -157,12 +177,14 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 			continue
 		}
 		if err != nil && !s.landed(ctx, doc.OID) {
+			s.hot.drop(cmd.Room)
 			return room.Event{}, false, s.fail(ctx, err)
 		}
 		// The event is committed: from here on it is the truth, and the
 		// read models are brought up to it even if the caller gives up.
 		if s.afterInsert != nil {
 			if err := s.afterInsert(ev); err != nil {
+				s.hot.drop(cmd.Room)
 				return room.Event{}, false, err
 			}
 		}
@@ -170,11 +192,13 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 		err = s.apply(actx, ev, fx)
 		cancel()
 		if err != nil {
+			s.hot.drop(cmd.Room)
 			s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
 				"room", ev.RoomID, "seq", ev.Seq, "err", err)
 			return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
 				"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
 		}
+		s.hot.put(cmd.Room, known.after(ev, fx))
 		s.fresh.mark(cmd.Room, s.cfg.freshFor)
 		return ev, false, nil
 	}

@@ -118,7 +118,11 @@ type view struct {
 	s    *Store
 	ctx  context.Context
 	room string
-	err  error
+	// hot holds what this instance knows of the room from its last write
+	// (see hotRooms); reads of the room and its members are answered from
+	// it and recorded in it.
+	hot *hotRoom
+	err error
 }
 
 var _ room.View = (*view)(nil)
@@ -131,17 +135,41 @@ func (v *view) note(err error) error {
 }
 
 func (v *view) Room() (*room.Room, error) {
+	if v.hot != nil && v.hot.room != nil {
+		return copyRoom(v.hot.room), nil
+	}
 	r, err := v.s.getRoom(v.ctx, v.room)
+	if err == nil && r != nil && v.hot != nil {
+		v.hot.room = copyRoom(r)
+	}
 	return r, v.note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
-	m, err := v.s.getMember(v.ctx, v.room, user)
-	return m, v.note(err)
+	if v.hot == nil {
+		m, err := v.s.getMember(v.ctx, v.room, user)
+		return m, v.note(err)
+	}
+	ms, err := v.Members()
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		if ms[i].UserID == user {
+			return &ms[i], nil
+		}
+	}
+	return nil, nil
 }
 
 func (v *view) Members() ([]room.Member, error) {
+	if v.hot != nil && v.hot.hasMembers {
+		return slices.Clone(v.hot.members), nil
+	}
 	ms, err := v.s.getMembers(v.ctx, v.room)
+	if err == nil && v.hot != nil {
+		v.hot.members, v.hot.hasMembers = slices.Clone(ms), true
+	}
 	return ms, v.note(err)
 }
 

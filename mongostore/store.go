@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
@@ -51,6 +52,7 @@ type Store struct {
 
 	locks roomLocks
 	fresh freshCache
+	hot   hotRooms
 
 	clashes   atomic.Int64 // seqs found taken by another writer
 	closed    atomic.Bool
@@ -72,6 +74,7 @@ type config struct {
 	applyTimeout           time.Duration
 	blobBucket             string
 	log                    *slog.Logger
+	monitor                *event.CommandMonitor // tests count round trips
 }
 
 // Option configures Open.
@@ -161,6 +164,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	copts := options.Client().SetServerSelectionTimeout(cfg.serverSelectionTimeout).ApplyURI(uri).SetRegistry(registry)
+	if cfg.monitor != nil {
+		copts.SetMonitor(cfg.monitor)
+	}
 	if copts.WriteConcern == nil {
 		// An acknowledged event must survive the loss of the primary.
 		copts.SetWriteConcern(writeconcern.Majority())
