@@ -266,25 +266,32 @@ func (w *wsConn) end(code websocket.StatusCode, reason string) {
 
 // pinger sends the keep-alive pings of every connection from one
 // goroutine, instead of a timer per connection: connections are spread
-// over the slots of a wheel that turns once per PingEvery, and the
-// goroutine runs only while there are connections.
+// over the slots of a wheel that turns once per PingEvery, a slot every
+// 100 ms, and the goroutine runs only while there are connections.
+// Connections go to the slots in turn, not by the time they connected: a
+// thousand devices that connect at once (a deploy, a network coming back)
+// are pinged a few dozen at a time, not all in the same instant.
 type pinger struct {
 	every time.Duration
 
 	mu      sync.Mutex
-	slots   [pingSlots]map[*wsConn]struct{}
+	slots   []map[*wsConn]struct{}
 	cur     int // the slot pinged at the next tick
+	next    int // the slot the next connection goes to
 	n       int
 	running bool
 }
 
-const pingSlots = 16
+const pingTick = 100 * time.Millisecond
 
-// add puts w in the slot pinged last: its first ping comes a turn later.
 func (p *pinger) add(w *wsConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := (p.cur + pingSlots - 1) % pingSlots
+	if p.slots == nil {
+		p.slots = make([]map[*wsConn]struct{}, max(1, int(p.every/pingTick)))
+	}
+	i := p.next
+	p.next = (p.next + 1) % len(p.slots)
 	if p.slots[i] == nil {
 		p.slots[i] = map[*wsConn]struct{}{}
 	}
@@ -307,7 +314,9 @@ func (p *pinger) remove(w *wsConn) {
 }
 
 func (p *pinger) run() {
-	t := time.NewTicker(p.every / pingSlots)
+	p.mu.Lock()
+	t := time.NewTicker(p.every / time.Duration(len(p.slots)))
+	p.mu.Unlock()
 	defer t.Stop()
 	var due []*wsConn
 	for range t.C {
@@ -320,7 +329,7 @@ func (p *pinger) run() {
 		for w := range p.slots[p.cur] {
 			due = append(due, w)
 		}
-		p.cur = (p.cur + 1) % pingSlots
+		p.cur = (p.cur + 1) % len(p.slots)
 		p.mu.Unlock()
 		for i, w := range due {
 			go w.ping()

@@ -103,3 +103,34 @@ func TestGatherWriterFailureSticks(t *testing.T) {
 	assert.ErrorIs(t, err, boom, "a connection that failed once takes no more writes")
 	assert.Nil(t, g.buf)
 }
+
+// TestPingerSpreadsConnections: devices that connect at the same moment
+// (after a deploy) are spread over the wheel's slots, so that their pings
+// do not all go out, and their pongs come back, in one burst.
+func TestPingerSpreadsConnections(t *testing.T) {
+	p := &pinger{every: 15 * time.Second}
+	p.running = true // no goroutine: only the wheel is looked at
+	conns := make([]*wsConn, 1500)
+	for i := range conns {
+		conns[i] = &wsConn{}
+		p.add(conns[i])
+	}
+	require.Len(t, p.slots, 150, "a slot per 100 ms of the interval")
+	for i, slot := range p.slots {
+		assert.Len(t, slot, 10, "slot %d", i)
+	}
+	for _, w := range conns[:750] {
+		p.remove(w)
+	}
+	assert.Equal(t, 750, p.n)
+	total := 0
+	for _, slot := range p.slots {
+		total += len(slot)
+	}
+	assert.Equal(t, 750, total)
+
+	short := &pinger{every: 50 * time.Millisecond}
+	short.running = true
+	short.add(&wsConn{})
+	assert.Len(t, short.slots, 1, "an interval under a tick still has its slot")
+}

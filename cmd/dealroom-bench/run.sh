@@ -34,6 +34,9 @@
 #   b1000-tmpfs      the store on tmpfs, where fdatasync costs nothing
 #   b1000-gogc400    the server with GOGC=400: a quarter of the collections
 #   b1000-gctrace    the server with GODEBUG=gctrace=1: when it collects
+#   b1000-trace      the same variant's execution trace of the measured
+#                    window (NAME.trace, for `go tool trace`): what the
+#                    server did in the slowest moments
 #   a10k-pprof b1000-pprof c-pprof
 #                    an analysis variant of the server, built with
 #                    `go build -overlay` and cmd/dealroom-bench/pprof.go.overlay
@@ -111,7 +114,7 @@ ulimit -n "$(ulimit -Hn)" # each websocket is a file, on both sides
 log "building the server and the bench from $(git rev-parse --short HEAD 2>/dev/null || echo '?') (uncommitted changes included)"
 go build -o "$work/dealroom" ./cmd/dealroom
 go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
-if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]]; then
+if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]] || [[ " $* " == *-trace* ]]; then
 	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
 	go build -overlay "$work/overlay.json" -o "$work/dealroom-pprof" ./cmd/dealroom
 fi
@@ -386,6 +389,13 @@ scenario() {
 			-at-peak-cmd "$(pprof_peak "$n")"
 		pprof_text "$n"
 		;;
+	b1000-trace)
+		variant=1
+		start_embedded "$n.server"
+		secs=$(($(echo "$duration" | tr -dc 0-9) - 2))
+		run_bench "$n" -scenario b -rate 1000 -url "$server_url" -pid "$server_pid" -duration "$duration" \
+			-profile-cmd "exec curl -fsS -o $out/$n.trace '$pprof_url/debug/pprof/trace?seconds=$secs'"
+		;;
 	mb200 | mb500 | mb1000 | mb1000-prof)
 		start_backends "$n"
 		start_mongo_redis "$n.server"
@@ -432,11 +442,11 @@ scenario() {
 all=(a1k a5k a10k b200 b500 b1000 c d mb200 mb500 mb1000 md me200 me500 me mc)
 [ "${PROFILE:-}" = 1 ] && all+=(b1000-prof c-prof b1000-fsync mb1000-prof me-prof)
 [ "${DIAG:-}" = 1 ] && all+=(b1000-tmpfs b1000-gogc400 b1000-gctrace)
-[ "${PPROF:-}" = 1 ] && all+=(a10k-pprof b1000-pprof c-pprof)
+[ "${PPROF:-}" = 1 ] && all+=(a10k-pprof b1000-pprof c-pprof b1000-trace)
 [ $# -gt 0 ] && all=("$@")
 for s in "${all[@]}"; do
 	runs="$repeat"
-	case "$s" in *-prof | *-fsync | *-pprof) runs=1 ;; esac
+	case "$s" in *-prof | *-fsync | *-pprof | *-trace) runs=1 ;; esac
 	for r in $(seq "$runs"); do
 		name="$s"
 		[ "$r" -gt 1 ] && name="$s.r$r"
