@@ -57,6 +57,7 @@
 #   MONGO_URI    a MongoDB to use instead of starting mongo-java-server
 #                (mongodb://host:port, no database: every run gets a
 #                database of its own, dealroom_bench_RUN_NAME, left behind)
+#   JAVA_OPTS    the JVM options of mongo-java-server (-Xmx4g)
 #   RATE_LIMIT   the servers' DEALROOM_RATE_LIMIT (default: the server's
 #                own, 50/s per user; the bench keeps each user under 40/s)
 set -euo pipefail
@@ -197,7 +198,7 @@ start_backends() {
 		mongo_pid=""
 	else
 		rm -f "$work/mongo.out"
-		java -Xmx4g -jar "$jar" --host 127.0.0.1 --port 0 --ignore-stdin >"$work/mongo.out" 2>"$out/$name.mongo.log" &
+		java ${JAVA_OPTS:--Xmx4g} -jar "$jar" --host 127.0.0.1 --port 0 --ignore-stdin >"$work/mongo.out" 2>"$out/$name.mongo.log" &
 		mongo_pid=$!
 		pids+=("$mongo_pid")
 		for _ in $(seq 300); do
