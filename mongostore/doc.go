@@ -91,6 +91,18 @@
 //     to the insert itself is lost, Execute looks the event up by its _id to
 //     learn whether it was written.
 //
+// A room this process wrote last is written the short way (see hotRooms):
+// the process remembers the head its write left and the room and members
+// its decision read, and the next write decides on those, skipping steps
+// 1 and 2 and the room and member reads (a message then costs 3 round
+// trips: the insert, its read-model update and the high-water mark, where
+// the long way costs 9). The insert at head+1 is the check: when another
+// process wrote the room meanwhile, the seq is taken (step 5), the memory
+// of the room is dropped and the write goes the long way. Without step 1,
+// a retry is caught by the unique {room_id, idem} index at the insert; a
+// retry that its decision would now refuse (the member it removed is gone)
+// looks its key up before answering.
+//
 // # Read models and repair
 //
 // Applying an event writes what room.Project derives from it, and every
