@@ -325,6 +325,29 @@ func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, 
 	return m, err
 }
 
+// DeletedMessages implements room.Store.
+func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string) ([]room.Message, error) {
+	var out []room.Message
+	err := s.read(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bMessages)
+		for _, id := range ids {
+			raw := b.Get(key(roomID, id))
+			if raw == nil || !bytes.Contains(raw, []byte(`"deleted":true`)) {
+				continue
+			}
+			var m room.Message
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			if m.Deleted {
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
 	var a *room.Attachment

@@ -128,7 +128,7 @@ func TestIndexesAndOpenTwice(t *testing.T) {
 		"rooms":       {"created_at:-1,_id:-1": false},
 		"members":     {"room_id:1,user_id:1": true, "user_id:1,room_id:1": false},
 		"tasks":       {"room_id:1,id:1": true, "assignees:1,room_id:1,id:1": false},
-		"messages":    {"room_id:1,id:1": true, "room_id:1,parent_id:1,id:1": false},
+		"messages":    {"room_id:1,id:1": true, "room_id:1,parent_id:1,id:1": false, "room_id:1,deleted:1": false},
 		"attachments": {"room_id:1,id:1": true},
 		"invites":     {"room_id:1,created_at:-1": false},
 		"inbox":       {"user_id:1,id:1": true},

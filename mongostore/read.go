@@ -454,6 +454,32 @@ func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, 
 	return m, s.fail(ctx, err)
 }
 
+// DeletedMessages implements room.Store.
+func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string) ([]room.Message, error) {
+	if err := s.readRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	// A room's deleted messages are few: all of them, through their index,
+	// cost one cheap query, where an $in of a page's ids costs the server
+	// a test of every id against every message of the room (MongoDB itself
+	// would seek each one; servers that speak its protocol may not).
+	all, err := findAll[room.Message](ctx, s.messages, inRoom(roomID, bson.E{Key: "deleted", Value: true}))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := all[:0]
+	for _, m := range all {
+		if want[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
 	if err := s.readRoom(ctx, roomID); err != nil {

@@ -251,6 +251,8 @@ var indexes = []index{
 	{colTasks, bson.D{{Key: "assignees", Value: 1}, {Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, false},
 	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, true},
 	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "parent_id", Value: 1}, {Key: "id", Value: 1}}, false},
+	// The deleted messages of a room (few), for redacting the timeline.
+	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "deleted", Value: 1}}, false},
 	{colAttachments, bson.D{{Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, true},
 	// Invites are keyed by their id (_id), a hash of the code: accepting
 	// one looks it up without knowing the room (exception).

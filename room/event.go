@@ -224,26 +224,38 @@ func (r Redactor) Events(ctx context.Context, room string, after int64, limit in
 func (r Redactor) Room(ctx context.Context, id string) (*Room, error) { return r.Store.Room(ctx, id) }
 
 // Redact replaces, in place, the events about messages that were deleted
-// since.
+// since. The messages are looked up in one read for the whole page.
 func (r Redactor) Redact(ctx context.Context, room string, evs []Event) ([]Event, error) {
-	deleted := map[string]*Message{}
-	checked := map[string]bool{}
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if e.Type != MessagePosted && e.Type != MessageEdited {
+			continue
+		}
+		if id := e.MessageOf(); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return evs, nil
+	}
+	gone, err := r.Store.DeletedMessages(ctx, room, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(gone) == 0 {
+		return evs, nil
+	}
+	deleted := make(map[string]*Message, len(gone))
+	for i := range gone {
+		deleted[gone[i].ID] = &gone[i]
+	}
 	for i, e := range evs {
 		if e.Type != MessagePosted && e.Type != MessageEdited {
 			continue
 		}
-		id := e.MessageOf()
-		if !checked[id] {
-			checked[id] = true
-			m, err := r.Store.Message(ctx, room, id)
-			if err != nil {
-				return nil, err
-			}
-			if m != nil && m.Deleted {
-				deleted[id] = m
-			}
-		}
-		if m := deleted[id]; m != nil {
+		if m := deleted[e.MessageOf()]; m != nil {
 			evs[i] = e.Redacted(*m)
 		}
 	}

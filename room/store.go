@@ -79,6 +79,10 @@ type Store interface {
 	Messages(ctx context.Context, f MessageFilter) ([]Message, error)
 	// Message returns a message, nil when there is none.
 	Message(ctx context.Context, room, id string) (*Message, error)
+	// DeletedMessages returns those of the messages ids that are deleted
+	// (their tombstones), in one read: a page of the timeline is redacted
+	// with it.
+	DeletedMessages(ctx context.Context, room string, ids []string) ([]Message, error)
 	// Attachment returns an attachment's metadata, nil when there is none.
 	Attachment(ctx context.Context, room, id string) (*Attachment, error)
 	// Attachments returns the room's attachments, oldest first.

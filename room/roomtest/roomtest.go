@@ -390,6 +390,27 @@ func testMessages(t *testing.T, open Opener) {
 	assert.True(t, m.Deleted)
 	assert.Empty(t, m.Body, "a tombstone keeps no text")
 	assert.Equal(t, []string{reply1.ID, reply2.ID}, list(room.MessageFilter{ParentID: root.ID}), "the thread keeps its replies")
+
+	// The deleted ones among some messages, in one read (the timeline's
+	// redaction): unknown ids and messages of other rooms are not found.
+	require.NoError(t, f.svc.DeleteMessage(f.ctx, Bob, r, reply2.ID, ""))
+	other := f.room(t)
+	em, err := f.svc.PostMessage(f.ctx, Alice, other, room.MessageDraft{Body: "Other room"}, "")
+	require.NoError(t, err)
+	elsewhere := em.Message
+	require.NoError(t, f.svc.DeleteMessage(f.ctx, Alice, other, elsewhere.ID, ""))
+	gone, err := f.store.DeletedMessages(f.ctx, r, []string{root.ID, onTask.ID, internal.ID, reply1.ID, reply2.ID, "m_unknown"})
+	require.NoError(t, err)
+	var goneIDs []string
+	for _, m := range gone {
+		goneIDs = append(goneIDs, m.ID)
+		assert.True(t, m.Deleted)
+		assert.Empty(t, m.Body)
+	}
+	assert.ElementsMatch(t, []string{root.ID, reply2.ID}, goneIDs)
+	gone, err = f.store.DeletedMessages(f.ctx, r, []string{onTask.ID, elsewhere.ID})
+	require.NoError(t, err)
+	assert.Empty(t, gone)
 }
 
 func testMembersAndRooms(t *testing.T, open Opener) {
