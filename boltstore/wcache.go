@@ -38,7 +38,7 @@ func (c *wcache) room(tx *bolt.Tx, id string) (*room.Room, error) {
 		}
 		c.putRoom(id, r)
 	}
-	return copyRoom(r), nil
+	return r.Clone(), nil
 }
 
 // putRoom records the room as the transaction now has it (nil: none).
@@ -46,7 +46,7 @@ func (c *wcache) putRoom(id string, r *room.Room) {
 	if c.rooms == nil || len(c.rooms) >= wcacheRooms {
 		c.rooms = make(map[string]*room.Room)
 	}
-	c.rooms[id] = copyRoom(r)
+	c.rooms[id] = r.Clone()
 }
 
 // roomMembers returns a copy of the room's members, reading them through
@@ -72,35 +72,10 @@ func (c *wcache) member(tx *bolt.Tx, roomID, user string) (*room.Member, error) 
 	if err != nil {
 		return nil, err
 	}
-	for i := range ms {
-		if ms[i].UserID == user {
-			return &ms[i], nil
-		}
-	}
-	return nil, nil
+	return room.FindMember(ms, user), nil
 }
 
 // membersChanged forgets the room's members: the transaction wrote them.
 func (c *wcache) membersChanged(roomID string) {
 	delete(c.members, roomID)
-}
-
-// copyRoom copies a room deeply enough that a decision changing its copy
-// leaves the cached one alone.
-func copyRoom(r *room.Room) *room.Room {
-	if r == nil {
-		return nil
-	}
-	cp := *r
-	cp.Pipeline = slices.Clone(r.Pipeline)
-	cp.Tags = slices.Clone(r.Tags)
-	if r.Value != nil {
-		v := *r.Value
-		cp.Value = &v
-	}
-	if r.LastCustomerActivityAt != nil {
-		t := *r.LastCustomerActivityAt
-		cp.LastCustomerActivityAt = &t
-	}
-	return &cp
 }

@@ -12,19 +12,27 @@ import (
 	"dealroom/room"
 )
 
+var cacheOwner = dealroom.Actor{ID: "olivia", Name: "Olivia", Kind: dealroom.Staff, Role: dealroom.Rep}
+
+// cacheFixture opens a store, closed when the test ends, with a room.
+func cacheFixture(t *testing.T) (*Store, *room.Service, *room.Room) {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	svc := &room.Service{Store: s}
+	r, err := svc.CreateRoom(context.Background(), cacheOwner, room.Draft{Name: "Cache", Company: "Acme"}, "")
+	require.NoError(t, err)
+	return s, svc, r
+}
+
 // TestWriterCacheAfterFailedCommit: a commit whose transaction fails rolls
 // back what its commands wrote, and the writer's cache of rooms must
 // forget it too: the next write gets the seq after the last committed
 // event, not after the rolled-back one.
 func TestWriterCacheAfterFailedCommit(t *testing.T) {
-	s, err := Open(t.TempDir())
-	require.NoError(t, err)
-	defer s.Close()
-	svc := &room.Service{Store: s}
-	ctx := context.Background()
-	owner := dealroom.Actor{ID: "olivia", Name: "Olivia", Kind: dealroom.Staff, Role: dealroom.Rep}
-	r, err := svc.CreateRoom(ctx, owner, room.Draft{Name: "Cache", Company: "Acme"}, "")
-	require.NoError(t, err)
+	s, svc, r := cacheFixture(t)
+	ctx, owner := context.Background(), cacheOwner
 	head := r.Head
 	if head == 0 {
 		got, err := s.Room(ctx, r.ID)
@@ -72,15 +80,9 @@ func TestWriterCacheAfterFailedCommit(t *testing.T) {
 // TestWriterCacheSeesNewMembers: a member added by one write is seen by
 // the next write's decision (a mention of them resolves).
 func TestWriterCacheSeesNewMembers(t *testing.T) {
-	s, err := Open(t.TempDir())
-	require.NoError(t, err)
-	defer s.Close()
-	svc := &room.Service{Store: s}
-	ctx := context.Background()
-	owner := dealroom.Actor{ID: "olivia", Name: "Olivia", Kind: dealroom.Staff, Role: dealroom.Rep}
-	r, err := svc.CreateRoom(ctx, owner, room.Draft{Name: "Mentions", Company: "Acme"}, "")
-	require.NoError(t, err)
-	_, err = svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "warm the cache"}, "")
+	_, svc, r := cacheFixture(t)
+	ctx, owner := context.Background(), cacheOwner
+	_, err := svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "warm the cache"}, "")
 	require.NoError(t, err)
 	_, err = svc.AddMember(ctx, owner, r.ID, room.MemberDraft{UserID: "sam", Name: "Sam", Kind: dealroom.Staff, Access: room.Write}, "")
 	require.NoError(t, err)

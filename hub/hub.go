@@ -174,13 +174,7 @@ func (h *Hub) Start(b broker.Broker) {
 // Backlog returns the frames and bytes waiting in every session's send
 // queue: what slow devices cost the server right now.
 func (h *Hub) Backlog() (frames, bytes int) {
-	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
-	for s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
-	for _, s := range all {
+	for _, s := range h.allSessions() {
 		f, b := s.q.len()
 		frames, bytes = frames+f, bytes+b
 	}
@@ -188,16 +182,10 @@ func (h *Hub) Backlog() (frames, bytes int) {
 }
 
 // Close stops the hub and asks every session's transport to end its
-// connection (see Session.OnEnd).
+// connection (see Transport.End).
 func (h *Hub) Close() {
 	h.cancel()
-	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
-	for s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
-	for _, s := range all {
+	for _, s := range h.allSessions() {
 		s.end(ErrShutdown)
 	}
 	h.wg.Wait()
@@ -269,6 +257,17 @@ func (h *Hub) FeedRestored() {
 		f.checkHead()
 		f.announce(true)
 	}
+}
+
+// allSessions returns the sessions connected now.
+func (h *Hub) allSessions() []*Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	return all
 }
 
 func (h *Hub) lookup(room string) *feed {

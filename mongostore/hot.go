@@ -1,7 +1,6 @@
 package mongostore
 
 import (
-	"slices"
 	"sync"
 
 	"dealroom"
@@ -62,7 +61,7 @@ func (e hotRoom) after(ev room.Event, fx room.Effects) hotRoom {
 	if fx.Room != nil {
 		e.room = nil // read again next time
 	} else if e.room != nil {
-		r := copyRoom(e.room)
+		r := e.room.Clone()
 		r.Head, r.LastActivityAt = ev.Seq, ev.At
 		if ev.Actor.Kind == dealroom.Customer {
 			at := ev.At
@@ -74,24 +73,4 @@ func (e hotRoom) after(ev room.Event, fx room.Effects) hotRoom {
 		e.members, e.hasMembers = nil, false
 	}
 	return e
-}
-
-// copyRoom copies a room deeply enough that a decision changing its copy
-// leaves the remembered one alone.
-func copyRoom(r *room.Room) *room.Room {
-	if r == nil {
-		return nil
-	}
-	cp := *r
-	cp.Pipeline = slices.Clone(r.Pipeline)
-	cp.Tags = slices.Clone(r.Tags)
-	if r.Value != nil {
-		v := *r.Value
-		cp.Value = &v
-	}
-	if r.LastCustomerActivityAt != nil {
-		t := *r.LastCustomerActivityAt
-		cp.LastCustomerActivityAt = &t
-	}
-	return &cp
 }

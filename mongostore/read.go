@@ -136,11 +136,11 @@ func (v *view) note(err error) error {
 
 func (v *view) Room() (*room.Room, error) {
 	if v.hot != nil && v.hot.room != nil {
-		return copyRoom(v.hot.room), nil
+		return v.hot.room.Clone(), nil
 	}
 	r, err := v.s.getRoom(v.ctx, v.room)
 	if err == nil && r != nil && v.hot != nil {
-		v.hot.room = copyRoom(r)
+		v.hot.room = r.Clone()
 	}
 	return r, v.note(err)
 }
@@ -154,12 +154,7 @@ func (v *view) Member(user string) (*room.Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range ms {
-		if ms[i].UserID == user {
-			return &ms[i], nil
-		}
-	}
-	return nil, nil
+	return room.FindMember(ms, user), nil
 }
 
 func (v *view) Members() ([]room.Member, error) {

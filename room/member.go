@@ -123,6 +123,16 @@ type Perm struct {
 	Member   *Member
 }
 
+// FindMember returns the member of ms who is user, nil when none is.
+func FindMember(ms []Member, user string) *Member {
+	for i := range ms {
+		if ms[i].UserID == user {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
 // PermOf derives a's permissions in a room where m is a's membership (nil
 // when a is not a member). Someone is treated as a customer when either the
 // token or the membership says so: the stricter reading wins.

@@ -82,6 +82,27 @@ type Room struct {
 	LastCustomerActivityAt *time.Time `json:"last_customer_activity_at,omitempty"`
 }
 
+// Clone returns a copy of the room that shares nothing with it (nil for
+// nil): a store that keeps rooms hands out clones, so that a decision
+// changing its room leaves the kept one alone.
+func (r *Room) Clone() *Room {
+	if r == nil {
+		return nil
+	}
+	cp := *r
+	cp.Pipeline = slices.Clone(r.Pipeline)
+	cp.Tags = slices.Clone(r.Tags)
+	if r.Value != nil {
+		v := *r.Value
+		cp.Value = &v
+	}
+	if r.LastCustomerActivityAt != nil {
+		t := *r.LastCustomerActivityAt
+		cp.LastCustomerActivityAt = &t
+	}
+	return &cp
+}
+
 // Closed reports whether the deal is won or lost.
 func (r *Room) Closed() bool { return r.Stage == Won || r.Stage == Lost }
 
