@@ -492,8 +492,18 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	key := func(field, id string) bson.D {
 		return bson.D{{Key: "room_id", Value: ev.RoomID}, {Key: field, Value: id}}
 	}
+	// An event that creates a document inserts it: one round trip on an
+	// equality index; only when it is there already (a replay, a repair)
+	// does the conditional replace decide.
+	write := s.condReplace
+	created := func(t string) func(context.Context, *mongo.Collection, bson.D, int64, any) error {
+		if ev.Type == t || ev.Type == room.RoomCreated {
+			return s.createOrReplace
+		}
+		return write
+	}
 	for _, m := range fx.Members {
-		if err := s.condReplace(ctx, s.members, key("user_id", m.UserID), n, memberDoc{RoomID: ev.RoomID, Member: m, Seq: n}); err != nil {
+		if err := created(room.MemberAdded)(ctx, s.members, key("user_id", m.UserID), n, memberDoc{RoomID: ev.RoomID, Member: m, Seq: n}); err != nil {
 			return err
 		}
 	}
@@ -504,7 +514,7 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	}
 	for _, t := range fx.Tasks {
 		t.RoomID = ev.RoomID
-		if err := s.condReplace(ctx, s.tasks, key("id", t.ID), n, taskDoc{Task: t, Seq: n}); err != nil {
+		if err := created(room.TaskCreated)(ctx, s.tasks, key("id", t.ID), n, taskDoc{Task: t, Seq: n}); err != nil {
 			return err
 		}
 	}
@@ -515,19 +525,19 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	}
 	for _, m := range fx.Messages {
 		m.RoomID = ev.RoomID
-		if err := s.condReplace(ctx, s.messages, key("id", m.ID), n, messageDoc{Message: m, Seq: n}); err != nil {
+		if err := created(room.MessagePosted)(ctx, s.messages, key("id", m.ID), n, messageDoc{Message: m, Seq: n}); err != nil {
 			return err
 		}
 	}
 	for _, a := range fx.Attachments {
 		a.RoomID = ev.RoomID
-		if err := s.condReplace(ctx, s.attachments, key("id", a.ID), n, attachmentDoc{Attachment: a, Seq: n}); err != nil {
+		if err := created(room.AttachmentAdded)(ctx, s.attachments, key("id", a.ID), n, attachmentDoc{Attachment: a, Seq: n}); err != nil {
 			return err
 		}
 	}
 	for _, inv := range fx.Invites {
 		inv.RoomID = ev.RoomID
-		if err := s.condReplace(ctx, s.invites, bson.D{{Key: "_id", Value: inv.ID}}, n, inviteDoc{Key: inv.ID, Invite: inv, Seq: n}); err != nil {
+		if err := created(room.InviteCreated)(ctx, s.invites, bson.D{{Key: "_id", Value: inv.ID}}, n, inviteDoc{Key: inv.ID, Invite: inv, Seq: n}); err != nil {
 			return err
 		}
 	}
@@ -576,6 +586,20 @@ func (s *Store) condReplace(ctx context.Context, coll *mongo.Collection, key bso
 		_, err := coll.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
 		return err
 	})
+}
+
+// createOrReplace inserts doc, which an event creates; when the document
+// is there already (the event is applied again, or its key was used by an
+// older document that was removed), condReplace decides. The insert is an
+// equality lookup on the unique index, where the conditional replace has
+// a range in its filter, which some servers that speak MongoDB's protocol
+// (mongo-java-server) answer by scanning the collection.
+func (s *Store) createOrReplace(ctx context.Context, coll *mongo.Collection, key bson.D, seq int64, doc any) error {
+	_, err := coll.InsertOne(ctx, doc)
+	if err == nil || !mongo.IsDuplicateKeyError(err) {
+		return err
+	}
+	return s.condReplace(ctx, coll, key, seq, doc)
 }
 
 // condWrite runs an upserting write filtered on key and seqField < seq. A
