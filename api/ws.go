@@ -182,8 +182,12 @@ func (w *wsConn) WriteFrame(fr []byte, more bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.rc.WriteTimeout)
 	err := w.conn.Write(ctx, websocket.MessageText, fr)
 	cancel()
-	if err == nil && !more {
-		err = w.out.send()
+	if err != nil || !more {
+		// Also after a failed write: what was gathered may hold a close
+		// frame the library wrote meanwhile (a server shutting down).
+		if serr := w.out.send(); err == nil {
+			err = serr
+		}
 	}
 	return err
 }
