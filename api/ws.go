@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -137,7 +138,8 @@ type wsConn struct {
 	cmds   lazyQueue[hub.Frame]
 	bad    int // malformed frames so far; owned by the frames goroutine
 
-	pingSlot int // the pinger's slot; guarded by the pinger's mu
+	pingSlot int         // the pinger's slot; guarded by the pinger's mu
+	pinging  atomic.Bool // a ping waits for its pong
 }
 
 // maxPendingFrames bounds the frames read but not yet handled: the reader
@@ -192,6 +194,9 @@ func (w *wsConn) WriteFrame(fr []byte, more bool) error {
 	return err
 }
 
+// Flush sends what was gathered (hub.Transport).
+func (w *wsConn) Flush() error { return w.out.send() }
+
 // WriteFailed ends the connection after a failed write (hub.Transport).
 func (w *wsConn) WriteFailed(error) {
 	w.stop()
@@ -211,6 +216,10 @@ func (w *wsConn) End(why error) {
 // ping sends a keep-alive ping and waits for its pong; a device that does
 // not answer in time is disconnected.
 func (w *wsConn) ping() {
+	if !w.pinging.CompareAndSwap(false, true) {
+		return // the last ping still waits for its pong (or its timeout)
+	}
+	defer w.pinging.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), w.rc.PingTimeout)
 	err := w.conn.Ping(ctx)
 	cancel()
@@ -272,16 +281,18 @@ func (w *wsConn) end(code websocket.StatusCode, reason string) {
 // goroutine, instead of a timer per connection: connections are spread
 // over the slots of a wheel that turns once per PingEvery, a slot every
 // 100 ms, and the goroutine runs only while there are connections.
-// Connections go to the slots in turn, not by the time they connected: a
-// thousand devices that connect at once (a deploy, a network coming back)
-// are pinged a few dozen at a time, not all in the same instant.
+// A new connection goes to one of the slots pinged last, in turn over the
+// last tenth of the wheel: its first ping comes after 90 to 100% of the
+// interval, and a thousand devices that connect at once (a deploy, a
+// network coming back) are pinged a few dozen at a time, not all in the
+// same instant.
 type pinger struct {
 	every time.Duration
 
 	mu      sync.Mutex
 	slots   []map[*wsConn]struct{}
 	cur     int // the slot pinged at the next tick
-	next    int // the slot the next connection goes to
+	turn    int // counts connections, to spread them
 	n       int
 	running bool
 }
@@ -294,8 +305,9 @@ func (p *pinger) add(w *wsConn) {
 	if p.slots == nil {
 		p.slots = make([]map[*wsConn]struct{}, max(1, int(p.every/pingTick)))
 	}
-	i := p.next
-	p.next = (p.next + 1) % len(p.slots)
+	n := len(p.slots)
+	i := (p.cur - 1 - p.turn%max(1, n/10) + 2*n) % n
+	p.turn++
 	if p.slots[i] == nil {
 		p.slots[i] = map[*wsConn]struct{}{}
 	}

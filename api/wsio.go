@@ -92,12 +92,21 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 		g.buf = gatherBufs.Get().(*[]byte)
 	}
 	*g.buf = append(*g.buf, p...)
-	if len(*g.buf) >= gatherLimit {
+	if len(*g.buf) >= gatherLimit || isControl(p) {
 		if err := g.sendLocked(); err != nil {
 			return 0, err
 		}
 	}
 	return len(p), nil
+}
+
+// isControl tells whether p starts like a whole control frame (a ping, a
+// pong, a close; the library writes each in one call): one must not wait
+// behind the frames being gathered, or a ping's pong could come too late.
+// A piece of a message that happens to start with the same byte only
+// costs an early send.
+func isControl(p []byte) bool {
+	return len(p) >= 2 && (p[0] == 0x88 || p[0] == 0x89 || p[0] == 0x8A)
 }
 
 // gather starts gathering writes; a write of the connection's own frames

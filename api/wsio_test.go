@@ -70,6 +70,27 @@ func TestGatherWriterSendsWhatWaitedInOneWrite(t *testing.T) {
 	assert.Len(t, c.writes, 2)
 }
 
+// TestGatherWriterSendsControlFramesAtOnce: a ping (or pong, or close)
+// written while frames are gathered goes out at once, with what was
+// gathered before it, so that its answer is not held up by a long batch.
+func TestGatherWriterSendsControlFramesAtOnce(t *testing.T) {
+	c := &countingConn{}
+	g := &gatherWriter{conn: c}
+	g.gather(time.Second)
+	_, err := g.Write([]byte("\x81\x05hello"))
+	require.NoError(t, err)
+	assert.Empty(t, c.writes)
+	_, err = g.Write([]byte("\x89\x04ping"))
+	require.NoError(t, err)
+	require.Len(t, c.writes, 1, "the ping goes out at once")
+	assert.Equal(t, "\x81\x05hello\x89\x04ping", string(c.writes[0]), "after what was gathered before it")
+	_, err = g.Write([]byte("\x81\x05world"))
+	require.NoError(t, err)
+	require.NoError(t, g.send())
+	require.Len(t, c.writes, 2)
+	assert.Equal(t, "\x81\x05world", string(c.writes[1]))
+}
+
 func TestGatherWriterSendsWhenTheBufferIsFull(t *testing.T) {
 	c := &countingConn{}
 	g := &gatherWriter{conn: c}
@@ -106,19 +127,30 @@ func TestGatherWriterFailureSticks(t *testing.T) {
 
 // TestPingerSpreadsConnections: devices that connect at the same moment
 // (after a deploy) are spread over the wheel's slots, so that their pings
-// do not all go out, and their pongs come back, in one burst.
+// do not all go out, and their pongs come back, in one burst; and none is
+// pinged before 90% of the interval has passed (a device busy catching up
+// is not asked at once).
 func TestPingerSpreadsConnections(t *testing.T) {
 	p := &pinger{every: 15 * time.Second}
 	p.running = true // no goroutine: only the wheel is looked at
+	p.cur = 40       // the wheel has turned a while
 	conns := make([]*wsConn, 1500)
 	for i := range conns {
 		conns[i] = &wsConn{}
 		p.add(conns[i])
 	}
 	require.Len(t, p.slots, 150, "a slot per 100 ms of the interval")
+	used := 0
 	for i, slot := range p.slots {
-		assert.Len(t, slot, 10, "slot %d", i)
+		if len(slot) == 0 {
+			continue
+		}
+		used++
+		assert.Len(t, slot, 100, "slot %d", i)
+		ticks := (i - p.cur + len(p.slots)) % len(p.slots)
+		assert.GreaterOrEqual(t, ticks, 134, "slot %d is pinged after %d of 150 ticks", i, ticks)
 	}
+	assert.Equal(t, 15, used, "spread over the last tenth of the wheel")
 	for _, w := range conns[:750] {
 		p.remove(w)
 	}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"dealroom"
 )
 
 // popAll takes every queued frame without waiting.
@@ -432,4 +437,58 @@ func TestQueueConcurrent(t *testing.T) {
 	for p := range producers {
 		assert.Equal(t, each, next[p])
 	}
+}
+
+// recordingTransport records what a session's writer hands it; the first
+// WriteFrame waits for release.
+type recordingTransport struct {
+	mu      sync.Mutex
+	frames  []string
+	mores   []bool
+	flushes int
+	release chan struct{}
+	once    sync.Once
+}
+
+func (r *recordingTransport) WriteFrame(fr []byte, more bool) error {
+	r.once.Do(func() { <-r.release })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames, r.mores = append(r.frames, string(fr)), append(r.mores, more)
+	return nil
+}
+
+func (r *recordingTransport) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushes++
+	return nil
+}
+
+func (r *recordingTransport) WriteFailed(error) {}
+func (r *recordingTransport) End(error)         {}
+
+// TestSessionWriterFlushesWhenTheRestIsGone: a frame written with "more to
+// come" is followed by a Flush when the rest never comes (the session was
+// closed meanwhile, dropping its queue): a transport that gathers frames
+// must not keep them.
+func TestSessionWriterFlushesWhenTheRestIsGone(t *testing.T) {
+	h := New(Config{}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	s.Send([]byte(`{"type":"one"}`))
+	s.Send([]byte(`{"type":"two"}`))
+	tr := &recordingTransport{release: make(chan struct{})}
+	s.Attach(tr)
+	time.Sleep(20 * time.Millisecond) // the writer waits in the first WriteFrame
+	s.Close()
+	close(tr.release)
+	require.Eventually(t, func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.flushes == 1
+	}, 5*time.Second, 5*time.Millisecond, "the writer flushes")
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	assert.Equal(t, []string{`{"type":"one"}`}, tr.frames)
+	assert.Equal(t, []bool{true}, tr.mores, "the first frame was written with more to come")
 }

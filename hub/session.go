@@ -102,8 +102,12 @@ func (s *Session) Next(ctx context.Context) ([]byte, error) { return s.q.pop(ctx
 type Transport interface {
 	// WriteFrame writes a frame. more tells whether other frames wait
 	// behind it: a transport that gathers frames into one write call
-	// sends what it gathered when more is false.
+	// sends what it gathered when more is false, or on Flush.
 	WriteFrame(frame []byte, more bool) error
+	// Flush sends what was gathered: the frames that were said to wait
+	// behind the last one are gone (a newer presence frame replaced or
+	// dropped them).
+	Flush() error
 	// WriteFailed is called once, when WriteFrame failed: nothing more is
 	// written.
 	WriteFailed(err error)
@@ -135,14 +139,22 @@ func (s *Session) startWriter() { go s.writeOut() }
 // writeOut writes the queued frames; one runs at a time (the queue's
 // active flag), so writeFailed needs no lock.
 func (s *Session) writeOut() {
+	pending := false // the last frame was written with more
 	for {
 		fr, more, ok := s.q.next()
 		if !ok {
+			if pending && !s.writeFailed {
+				if err := s.transport.Flush(); err != nil {
+					s.writeFailed = true
+					s.transport.WriteFailed(err)
+				}
+			}
 			return
 		}
 		if s.writeFailed {
 			continue // drop: the connection is gone
 		}
+		pending = more
 		if err := s.transport.WriteFrame(fr, more); err != nil {
 			s.writeFailed = true
 			s.transport.WriteFailed(err)
