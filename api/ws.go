@@ -184,12 +184,9 @@ func (w *wsConn) WriteFrame(fr []byte, more bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.rc.WriteTimeout)
 	err := w.conn.Write(ctx, websocket.MessageText, fr)
 	cancel()
-	if err != nil || !more {
-		// Also after a failed write: what was gathered may hold a close
-		// frame the library wrote meanwhile (a server shutting down).
-		if serr := w.out.send(); err == nil {
-			err = serr
-		}
+	w.out.pause()
+	if err == nil && !more {
+		err = w.out.send()
 	}
 	return err
 }

@@ -52,11 +52,14 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // gatherWriter is what the websocket library writes its frames to. Between
-// gather and send, writes are gathered in a buffer borrowed from a pool
-// and go out in one write call: a device that has several frames waiting
-// (a catch-up, a burst) gets them in few system calls, and an idle one
-// holds no buffer. Outside of that (the library's own pings, pongs and
-// close frames), writes go straight to the connection.
+// gather and pause (the writing of one of the session's frames), writes
+// are gathered in a buffer borrowed from a pool, and send writes the frames
+// gathered so far in one write call: a device that has several frames
+// waiting (a catch-up, a burst) gets them in few system calls, and an idle
+// one holds no buffer. Any other write (the library's pings, pongs and
+// close frames, from other goroutines) goes out at once, after what was
+// gathered before it: nothing waits behind a batch, and nothing is
+// reordered.
 type gatherWriter struct {
 	conn net.Conn
 
@@ -81,7 +84,7 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
-	if !g.gathering {
+	if !g.gathering && g.buf == nil {
 		n, err := g.conn.Write(p)
 		if err != nil {
 			g.err = err
@@ -92,7 +95,7 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 		g.buf = gatherBufs.Get().(*[]byte)
 	}
 	*g.buf = append(*g.buf, p...)
-	if len(*g.buf) >= gatherLimit || isControl(p) {
+	if len(*g.buf) >= gatherLimit || !g.gathering {
 		if err := g.sendLocked(); err != nil {
 			return 0, err
 		}
@@ -100,20 +103,19 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// isControl tells whether p starts like a whole control frame (a ping, a
-// pong, a close; the library writes each in one call): one must not wait
-// behind the frames being gathered, or a ping's pong could come too late.
-// A piece of a message that happens to start with the same byte only
-// costs an early send.
-func isControl(p []byte) bool {
-	return len(p) >= 2 && (p[0] == 0x88 || p[0] == 0x89 || p[0] == 0x8A)
-}
-
-// gather starts gathering writes; a write of the connection's own frames
-// that would take longer than timeout fails.
+// gather starts gathering the writes of one of the session's frames;
+// writing what was gathered may take timeout at most.
 func (g *gatherWriter) gather(timeout time.Duration) {
 	g.mu.Lock()
 	g.gathering, g.timeout = true, timeout
+	g.mu.Unlock()
+}
+
+// pause ends the gathering of a frame's writes; what was gathered waits
+// for send, or goes out before the next write from elsewhere.
+func (g *gatherWriter) pause() {
+	g.mu.Lock()
+	g.gathering = false
 	g.mu.Unlock()
 }
 

@@ -71,7 +71,7 @@ func TestGatherWriterSendsWhatWaitedInOneWrite(t *testing.T) {
 }
 
 // TestGatherWriterSendsControlFramesAtOnce: a ping (or pong, or close)
-// written while frames are gathered goes out at once, with what was
+// written between the gathered frames goes out at once, after what was
 // gathered before it, so that its answer is not held up by a long batch.
 func TestGatherWriterSendsControlFramesAtOnce(t *testing.T) {
 	c := &countingConn{}
@@ -79,8 +79,9 @@ func TestGatherWriterSendsControlFramesAtOnce(t *testing.T) {
 	g.gather(time.Second)
 	_, err := g.Write([]byte("\x81\x05hello"))
 	require.NoError(t, err)
+	g.pause() // the frame is written; more are to come
 	assert.Empty(t, c.writes)
-	_, err = g.Write([]byte("\x89\x04ping"))
+	_, err = g.Write([]byte("\x89\x04ping")) // from another goroutine
 	require.NoError(t, err)
 	require.Len(t, c.writes, 1, "the ping goes out at once")
 	assert.Equal(t, "\x81\x05hello\x89\x04ping", string(c.writes[0]), "after what was gathered before it")

@@ -238,11 +238,7 @@ func (s *Store) writer() {
 			}
 		}
 		prev = len(batch)
-		start := time.Now()
 		s.commit(batch)
-		if f := s.observe.Load(); f != nil {
-			(*f)(len(batch), time.Since(start))
-		}
 	}
 }
 
@@ -262,6 +258,7 @@ const gatherWindow = 200 * time.Microsecond
 // and then nothing of any of them is written.
 func (s *Store) commit(batch []*request) {
 	results := make([]result, len(batch))
+	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i, r := range batch {
 			if r.ctx.Err() != nil {
@@ -278,6 +275,11 @@ func (s *Store) commit(batch []*request) {
 	})
 	if err != nil {
 		s.wc.reset() // what the transaction wrote is rolled back
+	}
+	// Told before anyone is answered, so that what a client was answered
+	// is counted when it looks.
+	if f := s.observe.Load(); f != nil {
+		(*f)(len(batch), time.Since(start))
 	}
 	for i, r := range batch {
 		if err != nil {

@@ -52,27 +52,38 @@ func (c *wcache) putRoom(id string, r *room.Room) {
 // roomMembers returns a copy of the room's members, reading them through
 // tx if needed.
 func (c *wcache) roomMembers(tx *bolt.Tx, id string) ([]room.Member, error) {
-	ms, ok := c.members[id]
-	if !ok {
-		var err error
-		if ms, err = members(tx, id); err != nil {
-			return nil, err
-		}
-		if c.members == nil || len(c.members) >= wcacheRooms {
-			c.members = make(map[string][]room.Member)
-		}
-		c.members[id] = ms
-	}
-	return slices.Clone(ms), nil
+	ms, err := c.cachedMembers(tx, id)
+	return slices.Clone(ms), err
 }
 
 // member returns one member of the room (nil: not a member).
 func (c *wcache) member(tx *bolt.Tx, roomID, user string) (*room.Member, error) {
-	ms, err := c.roomMembers(tx, roomID)
+	ms, err := c.cachedMembers(tx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	return room.FindMember(ms, user), nil
+	if m := room.FindMember(ms, user); m != nil {
+		cp := *m
+		return &cp, nil
+	}
+	return nil, nil
+}
+
+// cachedMembers returns the cached members of the room (not to be changed),
+// reading them through tx if needed.
+func (c *wcache) cachedMembers(tx *bolt.Tx, id string) ([]room.Member, error) {
+	if ms, ok := c.members[id]; ok {
+		return ms, nil
+	}
+	ms, err := members(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.members == nil || len(c.members) >= wcacheRooms {
+		c.members = make(map[string][]room.Member)
+	}
+	c.members[id] = ms
+	return ms, nil
 }
 
 // membersChanged forgets the room's members: the transaction wrote them.

@@ -495,12 +495,11 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	// An event that creates a document inserts it: one round trip on an
 	// equality index; only when it is there already (a replay, a repair)
 	// does the conditional replace decide.
-	write := s.condReplace
 	created := func(t string) func(context.Context, *mongo.Collection, bson.D, int64, any) error {
 		if ev.Type == t || ev.Type == room.RoomCreated {
 			return s.createOrReplace
 		}
-		return write
+		return s.condReplace
 	}
 	for _, m := range fx.Members {
 		if err := created(room.MemberAdded)(ctx, s.members, key("user_id", m.UserID), n, memberDoc{RoomID: ev.RoomID, Member: m, Seq: n}); err != nil {
