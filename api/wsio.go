@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"sync"
@@ -52,14 +53,20 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // gatherWriter is what the websocket library writes its frames to. Between
-// gather and pause (the writing of one of the session's frames), writes
-// are gathered in a buffer borrowed from a pool, and send writes the frames
-// gathered so far in one write call: a device that has several frames
-// waiting (a catch-up, a burst) gets them in few system calls, and an idle
-// one holds no buffer. Any other write (the library's pings, pongs and
-// close frames, from other goroutines) goes out at once, after what was
-// gathered before it: nothing waits behind a batch, and nothing is
-// reordered.
+// gather and pause (the writing of one of the session's frames), the data
+// frames written are gathered in a buffer borrowed from a pool, and send
+// writes the frames gathered so far in one write call: a device that has
+// several frames waiting (a catch-up, a burst) gets them in few system
+// calls, and an idle one holds no buffer. Control frames (the library's
+// pings, pongs and close frames, written from other goroutines) go out at
+// once, after what was gathered before them: nothing waits behind a batch,
+// and nothing is reordered.
+//
+// The writer tells the frames apart by following the frame headers in the
+// byte stream (the library writes one frame at a time, under its own
+// lock), not by the goroutine that writes: a close frame may be written
+// after gather was called and before the library let the session's frame
+// through, and it must not be held (the peer would never see it).
 type gatherWriter struct {
 	conn net.Conn
 
@@ -68,6 +75,60 @@ type gatherWriter struct {
 	buf       *[]byte // borrowed from gatherBufs while gathering
 	timeout   time.Duration
 	err       error // the first failed write: every later one fails
+	frame     frameCursor
+}
+
+// frameCursor follows the websocket frames in the bytes written, to know
+// which frame each byte belongs to.
+type frameCursor struct {
+	hdr     [14]byte // the header of the next frame, as far as it came
+	nhdr    int
+	left    int64 // payload bytes of the current frame still to come
+	control bool  // the current frame is a control frame
+}
+
+// next returns how many of p's leading bytes belong to one frame (header
+// and payload bytes alike), and whether that frame is a control frame.
+func (f *frameCursor) next(p []byte) (n int, control bool) {
+	for n < len(p) && f.left == 0 {
+		// A header: 2 bytes, then 2 or 8 of extended length, then a
+		// 4-byte mask key if masked.
+		f.hdr[f.nhdr] = p[n]
+		f.nhdr++
+		n++
+		if f.nhdr < 2 {
+			continue
+		}
+		size := 2
+		switch f.hdr[1] & 0x7f {
+		case 126:
+			size += 2
+		case 127:
+			size += 8
+		}
+		if f.hdr[1]&0x80 != 0 {
+			size += 4
+		}
+		if f.nhdr < size {
+			continue
+		}
+		f.control = f.hdr[0]&0x08 != 0
+		switch l := f.hdr[1] & 0x7f; l {
+		case 126:
+			f.left = int64(binary.BigEndian.Uint16(f.hdr[2:4]))
+		case 127:
+			f.left = int64(binary.BigEndian.Uint64(f.hdr[2:10]) &^ (1 << 63))
+		default:
+			f.left = int64(l)
+		}
+		f.nhdr = 0
+		if f.left == 0 {
+			return n, f.control // a frame without payload ends here
+		}
+	}
+	take := int(min(f.left, int64(len(p)-n)))
+	f.left -= int64(take)
+	return n + take, f.control
 }
 
 // gatherLimit is the most a gathering buffer holds before it is sent.
@@ -84,18 +145,27 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
-	if !g.gathering && g.buf == nil {
-		n, err := g.conn.Write(p)
-		if err != nil {
-			g.err = err
+	now := false // something in p goes out at once
+	for rest := p; len(rest) > 0; {
+		n, control := g.frame.next(rest)
+		if !g.gathering || control {
+			now = true
 		}
-		return n, err
+		if now && g.buf == nil && n == len(rest) {
+			// Nothing waits before it: no copy.
+			if _, err := g.conn.Write(rest); err != nil {
+				g.err = err
+				return len(p) - len(rest), err
+			}
+			return len(p), nil
+		}
+		if g.buf == nil {
+			g.buf = gatherBufs.Get().(*[]byte)
+		}
+		*g.buf = append(*g.buf, rest[:n]...)
+		rest = rest[n:]
 	}
-	if g.buf == nil {
-		g.buf = gatherBufs.Get().(*[]byte)
-	}
-	*g.buf = append(*g.buf, p...)
-	if len(*g.buf) >= gatherLimit || !g.gathering {
+	if now || len(*g.buf) >= gatherLimit {
 		if err := g.sendLocked(); err != nil {
 			return 0, err
 		}
@@ -138,9 +208,13 @@ func (g *gatherWriter) sendLocked() error {
 	if len(*g.buf) > 0 {
 		// The library's timeouts cover its own calls; this write happens
 		// after them, so it has its deadline here.
-		g.conn.SetWriteDeadline(time.Now().Add(g.timeout))
+		if g.timeout > 0 {
+			g.conn.SetWriteDeadline(time.Now().Add(g.timeout))
+		}
 		_, err := g.conn.Write(*g.buf)
-		g.conn.SetWriteDeadline(time.Time{})
+		if g.timeout > 0 {
+			g.conn.SetWriteDeadline(time.Time{})
+		}
 		if err != nil {
 			g.err = err
 		}
