@@ -332,3 +332,47 @@ func TestWSReconnectStorm(t *testing.T) {
 }
 
 func roomMessage(body string) room.MessageDraft { return room.MessageDraft{Body: body} }
+
+// TestWSLongCatchUpReadsAhead: a device far behind, on an instance that
+// has none of the room in memory, gets its events from a few big store
+// reads (on MongoDB each read is a round trip), not one read per page.
+func TestWSLongCatchUpReadsAhead(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	roomID := c.wsRoom("Far behind")
+	svc := c.Nodes[0].Svc
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for k := range 150 {
+				if _, err := svc.PostMessage(context.Background(), owner, roomID, roomMessage(fmt.Sprintf("history %d/%d", w, k)), ""); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string][]json.RawMessage{roomID: c.visibleEvents(c.Nodes[0], owner, roomID)}
+	head := wstest.SeqOf(want[roomID][len(want[roomID])-1])
+	require.EqualValues(t, 604, head)
+
+	// Pages of 32 events, 64 kept in memory: 540 events, 17 pages, come
+	// from the store.
+	fresh := c.AddNode(clusterConfig{hub: hub.Config{Recent: 64, PageSize: 32}})
+	d := wstest.NewDevice("far behind", c.token(owner), roomID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sctx, scancel := context.WithCancel(ctx)
+	go func() {
+		for !d.CaughtUp(want) && sctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		scancel()
+	}()
+	d.Session(sctx, fresh.URL)
+	require.NoError(t, ctx.Err(), "the device did not catch up")
+	d.Check(t, want)
+	// The room's recent events (1 read), then 17 pages, 8 at a time (3).
+	assert.LessOrEqual(t, fresh.Hub.Stats.StoreReads.Load(), int64(4), "pages are read ahead")
+}

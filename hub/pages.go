@@ -40,23 +40,46 @@ func newPageCache(h *Hub, max int) *pageCache {
 	return &pageCache{h: h, max: max, pages: map[pageKey]*list.Element{}, lru: list.New(), inflight: map[pageKey]*pageCall{}}
 }
 
-// get returns the page holding seq from.
-func (c *pageCache) get(ctx context.Context, room string, from int64) ([]*entry, error) {
+// readAhead is how many pages one store read fills at most. A long
+// catch-up reads its events in a few big reads (on MongoDB each read is a
+// round trip, and on some servers a scan of the collection), the next
+// ones while it sends what it has; a short one reads only the pages it
+// needs.
+const readAhead = 8
+
+// get returns the page holding seq from. head is the last seq the caller
+// is going to want: the pages after from's, up to head's, are read in the
+// same store read, and read ahead while the caller sends this one
+// (readAhead pages at most).
+func (c *pageCache) get(ctx context.Context, room string, from, head int64) ([]*entry, error) {
 	size := int64(c.h.cfg.PageSize)
 	key := pageKey{room, (from - 1) / size}
+	last := max(key.n, (head-1)/size) // the page of head
 	c.mu.Lock()
-	if el, ok := c.pages[key]; ok {
+	var call *pageCall
+	el, cached := c.pages[key]
+	if cached {
 		c.lru.MoveToFront(el)
-		c.mu.Unlock()
-		return el.Value.(*cachedPage).entries, nil
+	} else if call = c.inflight[key]; call == nil {
+		call = c.startLocked(key, last)
 	}
-	call, ok := c.inflight[key]
-	if !ok {
-		call = &pageCall{done: make(chan struct{})}
-		c.inflight[key] = call
-		go c.load(key, call)
+	// Read ahead: the first of the next pages that is neither kept nor
+	// being read.
+	for n := key.n + 1; n <= min(last, key.n+readAhead); n++ {
+		k := pageKey{room, n}
+		if _, ok := c.pages[k]; ok {
+			continue
+		}
+		if _, ok := c.inflight[k]; ok {
+			continue
+		}
+		c.startLocked(k, last)
+		break
 	}
 	c.mu.Unlock()
+	if cached {
+		return el.Value.(*cachedPage).entries, nil
+	}
 	select {
 	case <-call.done:
 		return call.entries, call.err
@@ -65,30 +88,63 @@ func (c *pageCache) get(ctx context.Context, room string, from int64) ([]*entry,
 	}
 }
 
-func (c *pageCache) load(key pageKey, call *pageCall) {
-	size := c.h.cfg.PageSize
+// startLocked starts the read of page first and of the pages after it
+// that are neither kept nor being read, up to page last (readAhead pages
+// at most), and returns the call of page first; c.mu is held.
+func (c *pageCache) startLocked(first pageKey, last int64) *pageCall {
+	last = min(last, first.n+readAhead-1)
+	calls := make([]*pageCall, 0, max(1, last-first.n+1))
+	for n := first.n; n == first.n || n <= last; n++ {
+		k := pageKey{first.room, n}
+		if n > first.n {
+			if _, ok := c.pages[k]; ok {
+				break
+			}
+			if _, ok := c.inflight[k]; ok {
+				break
+			}
+		}
+		pc := &pageCall{done: make(chan struct{})}
+		c.inflight[k] = pc
+		calls = append(calls, pc)
+	}
+	go c.load(first, calls)
+	return calls[0]
+}
+
+// load reads the pages from first on, one per call, in one store read.
+func (c *pageCache) load(first pageKey, calls []*pageCall) {
+	size := int64(c.h.cfg.PageSize)
 	ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
 	defer cancel()
 	c.h.Stats.StoreReads.Add(1)
-	evs, err := c.h.store.Events(ctx, key.room, key.n*int64(size), size, false)
+	evs, err := c.h.store.Events(ctx, first.room, first.n*size, int(size)*len(calls), false)
 	if err == nil {
-		call.entries = make([]*entry, len(evs))
-		for i, ev := range evs {
-			call.entries[i] = newEntry(ev, nil)
+		for _, ev := range evs {
+			i := (ev.Seq-1)/size - first.n
+			if i < 0 || i >= int64(len(calls)) {
+				continue // not asked for (a store that answers more)
+			}
+			calls[i].entries = append(calls[i].entries, newEntry(ev, nil))
 		}
 	}
-	call.err = err
 	c.mu.Lock()
-	delete(c.inflight, key)
-	if err == nil && len(evs) == size {
-		c.pages[key] = c.lru.PushFront(&cachedPage{key: key, entries: call.entries})
-		for c.lru.Len() > c.max {
-			old := c.lru.Remove(c.lru.Back()).(*cachedPage)
-			delete(c.pages, old.key)
+	for i, call := range calls {
+		key := pageKey{first.room, first.n + int64(i)}
+		call.err = err
+		delete(c.inflight, key)
+		if err == nil && int64(len(call.entries)) == size {
+			c.pages[key] = c.lru.PushFront(&cachedPage{key: key, entries: call.entries})
 		}
+	}
+	for c.lru.Len() > c.max {
+		old := c.lru.Remove(c.lru.Back()).(*cachedPage)
+		delete(c.pages, old.key)
 	}
 	c.mu.Unlock()
-	close(call.done)
+	for _, call := range calls {
+		close(call.done)
+	}
 }
 
 // forget drops the cached pages of a room.

@@ -382,13 +382,18 @@ func (sb *sub) catchUp(ctx context.Context) error {
 			return nil
 		}
 		var batch []*entry
-		if first := f.firstRecent(); len(f.recent) > 0 && sb.sent+1 >= first {
+		first := f.firstRecent()
+		if len(f.recent) > 0 && sb.sent+1 >= first {
 			i := int(sb.sent + 1 - first)
 			batch = append(batch, f.recent[i:min(len(f.recent), i+h.cfg.PageSize)]...)
 		}
+		upTo := f.head // the store is read up to the events kept in memory
+		if len(f.recent) > 0 {
+			upTo = first - 1
+		}
 		f.mu.Unlock()
 		if batch == nil {
-			if batch, err = h.pages.get(ctx, sb.room, sb.sent+1); err != nil {
+			if batch, err = h.pages.get(ctx, sb.room, sb.sent+1, upTo); err != nil {
 				return err
 			}
 		}
