@@ -3,10 +3,13 @@ package boltstore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"dealroom"
 	"dealroom/room"
@@ -93,4 +96,65 @@ func TestWriterCacheSeesNewMembers(t *testing.T) {
 	m, err = svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "bye @sam"}, "")
 	require.NoError(t, err)
 	assert.Empty(t, m.Message.Mentions, "a removed member is no longer mentioned")
+}
+
+// TestRateFollowsLoad: the rate that decides whether commits wait for
+// company follows the commands per second, and forgets a busy spell after
+// a quiet moment (a lone write then does not wait).
+func TestRateFollowsLoad(t *testing.T) {
+	var r rate
+	now := time.Unix(1000, 0)
+	r.add(0, now)
+	for range 2000 { // 1,000 commands/s, in commits of 1.25 every 1.25 ms
+		now = now.Add(1250 * time.Microsecond)
+		r.add(1, now)
+		now = now.Add(1250 * time.Microsecond)
+		r.add(1, now)
+		r.add(0, now) // no time passed: ignored
+		now = now.Add(1250 * time.Microsecond)
+		r.add(2, now)
+	}
+	assert.InDelta(t, 1000, r.perSecond, 100)
+	assert.GreaterOrEqual(t, r.perSecond, float64(busyRate))
+
+	now = now.Add(time.Second) // quiet
+	r.add(1, now)
+	assert.Less(t, r.perSecond, 5.0)
+
+	for range 100 { // 100 commands/s
+		now = now.Add(10 * time.Millisecond)
+		r.add(1, now)
+	}
+	assert.InDelta(t, 100, r.perSecond, 5)
+}
+
+// TestAppendBucketsArePacked: events and messages of many rooms written
+// in turn (each room's keys grow, but the rooms interleave) fill their
+// pages, instead of leaving every split page half empty: the file is
+// smaller and each commit rewrites fewer levels of the tree.
+func TestAppendBucketsArePacked(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	defer s.Close()
+	svc := &room.Service{Store: s}
+	ctx := context.Background()
+	var ids []string
+	for i := range 30 {
+		r, err := svc.CreateRoom(ctx, cacheOwner, room.Draft{Name: fmt.Sprint("Room ", i), Company: "Acme"}, "")
+		require.NoError(t, err)
+		ids = append(ids, r.ID)
+	}
+	for k := range 3000 {
+		_, err := svc.PostMessage(ctx, cacheOwner, ids[k%len(ids)], room.MessageDraft{Body: fmt.Sprint("an ordinary message, number ", k)}, "")
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bEvents, bMessages} {
+			st := tx.Bucket(name).Stats()
+			fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+			t.Logf("%s: %d keys in %d leaf pages, %.0f%% used", name, st.KeyN, st.LeafPageN, 100*fill)
+			assert.Greater(t, fill, 0.6, "%s pages are packed (bbolt's default leaves them 42%% used here)", name)
+		}
+		return nil
+	}))
 }
