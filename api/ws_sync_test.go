@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,4 +378,52 @@ func TestWSLongCatchUpReadsAhead(t *testing.T) {
 	d.Check(t, want)
 	// The room's recent events (1 read), then 17 pages, 8 at a time (3).
 	assert.LessOrEqual(t, fresh.Hub.Stats.StoreReads.Load(), int64(4), "pages are read ahead")
+}
+
+// TestWSStuckDeviceIsDisconnected: a device whose socket takes nothing
+// more (its reader stopped, its network gone without a FIN) is
+// disconnected once a write has waited WriteTimeout, while the other
+// devices of the room are served.
+func TestWSStuckDeviceIsDisconnected(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cc *clusterConfig) {
+		cc.rt.PingEvery, cc.rt.WriteTimeout = 5*time.Minute, 300*time.Millisecond
+		// A queue big enough that the socket fills before it does.
+		cc.hub = hub.Config{QueueFrames: 10000, QueueBytes: 64 << 20}
+	})
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Stuck")
+	by := newBystander(c, roomID)
+
+	// A socket with small buffers, that is never read once subscribed.
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws?token=" + c.token(owner)
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{
+		Transport: &http.Transport{DialContext: dialer.DialContext},
+	}})
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	require.NoError(t, conn.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","room":"`+roomID+`","after":0}`)))
+	for {
+		_, data, err := conn.Read(ctx)
+		require.NoError(t, err)
+		if strings.Contains(string(data), `"subscribed"`) {
+			break
+		}
+	}
+	sessions := n.Hub.Stats.Sessions.Load()
+
+	body := strings.Repeat("a long message for a device that reads no more ", 250)[:room.MaxBody]
+	deadline := time.Now().Add(60 * time.Second)
+	for n.Hub.Stats.Sessions.Load() == sessions {
+		require.True(t, time.Now().Before(deadline), "the stuck device was never disconnected")
+		require.Equal(t, 201, c.rest(n, owner, "POST", "/rooms/"+roomID+"/messages", map[string]any{"body": body}, nil))
+	}
+	by.served(t, "after the stuck device")
 }
