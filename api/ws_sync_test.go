@@ -427,3 +427,28 @@ func TestWSStuckDeviceIsDisconnected(t *testing.T) {
 	}
 	by.served(t, "after the stuck device")
 }
+
+// TestWSLostBroadcastIsRepaired: an event whose broker message never
+// arrives, with no later event to show the gap (the last write of the
+// day, written by an instance whose publication was lost), still reaches
+// the devices of another instance: each instance compares the heads of
+// the rooms it follows with the store every HeadCheck.
+func TestWSLostBroadcastIsRepaired(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cc *clusterConfig) { cc.hub = hub.Config{HeadCheck: 200 * time.Millisecond} })
+	roomID := c.wsRoom("Lost broadcast")
+	watcher := c.dial(c.Nodes[0], staffW)
+	watcher.subscribed(roomID, 0)
+
+	silent := c.AddNode(clusterConfig{})
+	silent.Svc.Committed = func(room.Event) {} // commits, publishes nothing
+	var msg struct {
+		ID string `json:"id"`
+	}
+	require.Equal(t, 201, c.rest(silent, owner, "POST", "/rooms/"+roomID+"/messages", map[string]any{"body": "never announced"}, &msg))
+	fs := watcher.until(5*time.Second, "the unannounced message", func(f frame) bool {
+		return f.Type == "event" && strings.Contains(string(f.raw), msg.ID)
+	})
+	assert.NotEmpty(t, fs)
+	assert.Positive(t, c.Nodes[0].Hub.Stats.GapsRepaired.Load())
+}

@@ -323,15 +323,20 @@ func (f *feed) checkHead() {
 	if !started {
 		return
 	}
+	// Is there an event after ours? One event asked for: for a store an
+	// exact key (seqs have no holes), cheaper than reading the room.
+	f.mu.Lock()
+	head := f.head
+	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(f.h.ctx, 5*time.Second)
-	r, err := f.h.store.Room(ctx, f.room)
+	evs, err := f.h.store.Events(ctx, f.room, head, 1, false)
 	cancel()
-	if err != nil {
+	if err != nil || len(evs) == 0 {
 		return
 	}
 	f.mu.Lock()
-	if r.Head > f.head {
-		f.staleHead = r.Head
+	if evs[0].Seq > f.head {
+		f.staleHead = evs[0].Seq
 		f.fillGap(0)
 	}
 	f.mu.Unlock()

@@ -235,7 +235,16 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := inRoom(roomID, bson.E{Key: "seq", Value: bson.D{{Key: "$gt", Value: after}}})
+	var seq any = bson.D{{Key: "$gt", Value: after}}
+	if limit == 1 && !sharedOnly {
+		// A room's seqs have no holes: the event after `after` is
+		// after+1, an exact key of the {room_id, seq} index (a range is
+		// a scan on servers that use a unique index only for exact keys,
+		// such as mongo-java-server). The hub asks this of every room it
+		// follows, every few seconds.
+		seq = after + 1
+	}
+	q := inRoom(roomID, bson.E{Key: "seq", Value: seq})
 	if sharedOnly {
 		q = append(q, bson.E{Key: "visibility", Value: dealroom.Shared})
 	}
