@@ -161,7 +161,9 @@ export function composer(session, { taskId = null, parentId = null, internal = f
     post.disabled = true;
     try {
       const msg = await session.run((api, base) => api.post(`${base}/messages`, draft));
-      area.value = '';
+      // Cleared only if it still holds what was sent: what was typed while
+      // the message was on its way is kept.
+      if (area.value.trim() === body) area.value = '';
       attachments.length = 0;
       chips.replaceChildren();
       session.setPresence('viewing', session.viewingTask || undefined);
