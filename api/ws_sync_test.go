@@ -278,23 +278,7 @@ func TestWSReconnectStorm(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 1)
 	roomID := c.wsRoom("Storm")
-	// A long history, written concurrently so that group commit batches it.
-	svc := c.Nodes[0].Svc
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for k := range 100 {
-				_, err := svc.PostMessage(context.Background(), owner, roomID, roomMessage(fmt.Sprintf("history %d/%d", w, k)), "")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	want := map[string][]json.RawMessage{roomID: c.visibleEvents(c.Nodes[0], owner, roomID)}
-	head := wstest.SeqOf(want[roomID][len(want[roomID])-1])
+	want, head := writeHistory(t, c, roomID, 8, 100)
 	require.EqualValues(t, 804, head)
 
 	// A fresh instance: nothing of the room in memory. It keeps few recent
@@ -336,18 +320,16 @@ func TestWSReconnectStorm(t *testing.T) {
 
 func roomMessage(body string) room.MessageDraft { return room.MessageDraft{Body: body} }
 
-// TestWSLongCatchUpReadsAhead: a device far behind, on an instance that
-// has none of the room in memory, gets its events from a few big store
-// reads (on MongoDB each read is a round trip), not one read per page.
-func TestWSLongCatchUpReadsAhead(t *testing.T) {
-	t.Parallel()
-	c := newCluster(t, 1)
-	roomID := c.wsRoom("Far behind")
+// writeHistory gives a room a long history: writers post each messages
+// concurrently (so that group commit batches them). It returns the room's
+// events as the owner sees them, and the room's head.
+func writeHistory(t *testing.T, c *cluster, roomID string, writers, each int) (map[string][]json.RawMessage, int64) {
+	t.Helper()
 	svc := c.Nodes[0].Svc
 	var wg sync.WaitGroup
-	for w := range 4 {
+	for w := range writers {
 		wg.Go(func() {
-			for k := range 150 {
+			for k := range each {
 				if _, err := svc.PostMessage(context.Background(), owner, roomID, roomMessage(fmt.Sprintf("history %d/%d", w, k)), ""); err != nil {
 					t.Error(err)
 					return
@@ -357,7 +339,17 @@ func TestWSLongCatchUpReadsAhead(t *testing.T) {
 	}
 	wg.Wait()
 	want := map[string][]json.RawMessage{roomID: c.visibleEvents(c.Nodes[0], owner, roomID)}
-	head := wstest.SeqOf(want[roomID][len(want[roomID])-1])
+	return want, wstest.SeqOf(want[roomID][len(want[roomID])-1])
+}
+
+// TestWSLongCatchUpReadsAhead: a device far behind, on an instance that
+// has none of the room in memory, gets its events from a few big store
+// reads (on MongoDB each read is a round trip), not one read per page.
+func TestWSLongCatchUpReadsAhead(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	roomID := c.wsRoom("Far behind")
+	want, head := writeHistory(t, c, roomID, 4, 150)
 	require.EqualValues(t, 604, head)
 
 	// Pages of 32 events, 64 kept in memory: 540 events, 17 pages, come

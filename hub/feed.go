@@ -318,16 +318,13 @@ func (f *feed) stale() bool { return f.staleHead > f.head }
 // show the gap.
 func (f *feed) checkHead() {
 	f.mu.Lock()
-	started := f.head >= 0
+	head := f.head
 	f.mu.Unlock()
-	if !started {
-		return
+	if head < 0 {
+		return // not started
 	}
 	// Is there an event after ours? One event asked for: for a store an
 	// exact key (seqs have no holes), cheaper than reading the room.
-	f.mu.Lock()
-	head := f.head
-	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(f.h.ctx, 5*time.Second)
 	evs, err := f.h.store.Events(ctx, f.room, head, 1, false)
 	cancel()

@@ -66,15 +66,10 @@ func (c *pageCache) get(ctx context.Context, room string, from, head int64) ([]*
 	// Read ahead: the first of the next pages that is neither kept nor
 	// being read.
 	for n := key.n + 1; n <= min(last, key.n+readAhead); n++ {
-		k := pageKey{room, n}
-		if _, ok := c.pages[k]; ok {
-			continue
+		if k := (pageKey{room, n}); c.absentLocked(k) {
+			c.startLocked(k, last)
+			break
 		}
-		if _, ok := c.inflight[k]; ok {
-			continue
-		}
-		c.startLocked(k, last)
-		break
 	}
 	c.mu.Unlock()
 	if cached {
@@ -88,21 +83,24 @@ func (c *pageCache) get(ctx context.Context, room string, from, head int64) ([]*
 	}
 }
 
-// startLocked starts the read of page first and of the pages after it
-// that are neither kept nor being read, up to page last (readAhead pages
-// at most), and returns the call of page first; c.mu is held.
+// absentLocked tells whether page k is neither kept nor being read; c.mu
+// is held.
+func (c *pageCache) absentLocked(k pageKey) bool {
+	_, kept := c.pages[k]
+	_, reading := c.inflight[k]
+	return !kept && !reading
+}
+
+// startLocked starts the read of page first (absent) and of the absent
+// pages right after it, up to page last (readAhead pages at most; last is
+// not before first), and returns the call of page first; c.mu is held.
 func (c *pageCache) startLocked(first pageKey, last int64) *pageCall {
 	last = min(last, first.n+readAhead-1)
-	calls := make([]*pageCall, 0, max(1, last-first.n+1))
-	for n := first.n; n == first.n || n <= last; n++ {
+	calls := make([]*pageCall, 0, last-first.n+1)
+	for n := first.n; n <= last; n++ {
 		k := pageKey{first.room, n}
-		if n > first.n {
-			if _, ok := c.pages[k]; ok {
-				break
-			}
-			if _, ok := c.inflight[k]; ok {
-				break
-			}
+		if n > first.n && !c.absentLocked(k) {
+			break
 		}
 		pc := &pageCall{done: make(chan struct{})}
 		c.inflight[k] = pc
