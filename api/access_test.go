@@ -575,6 +575,39 @@ func TestManagerFilters(t *testing.T) {
 	assert.Empty(t, ids(ts.must(t, 200, "GET", "/rooms?owner="+owner.ID, staffOut, nil)))
 }
 
+// TestRoomListAsMembershipAllows: a staff token that is a customer-kind
+// member of a room gets the customer view of it in GET /rooms, as in
+// GET /rooms/{room}, and its filters on hidden fields answer nothing about
+// that room; customers' tokens may not filter on hidden fields at all.
+func TestRoomListAsMembershipAllows(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	ts.must(t, 201, "POST", "/rooms/"+f.Room+"/members", owner, map[string]any{
+		"user_id": staffOut.ID, "name": staffOut.Name, "kind": "customer", "access": "write"})
+	for _, a := range []dealroom.Actor{staffOut, manager} {
+		if a == manager {
+			ts.must(t, 201, "POST", "/rooms/"+f.Room+"/members", owner, map[string]any{
+				"user_id": manager.ID, "name": manager.Name, "kind": "customer", "access": "read"})
+		}
+		list := ts.must(t, 200, "GET", "/rooms", a, nil)
+		assertCustomerSafe(t, list.Body, a.ID+": GET /rooms")
+		one := ts.must(t, 200, "GET", "/rooms/"+f.Room, a, nil)
+		assertCustomerSafe(t, one.Body, a.ID+": GET /rooms/{room}")
+		for _, q := range []string{"?owner=" + owner.ID, "?close_window=this_month"} {
+			for _, it := range ts.must(t, 200, "GET", "/rooms"+q, a, nil).items(t) {
+				assert.NotEqual(t, f.Room, it["id"], "%s: the filter %s tells of a room seen as a customer", a.ID, q)
+			}
+		}
+	}
+	for _, q := range []string{"?owner=" + owner.ID, "?close_window=this_month", "?owner=nobody"} {
+		r := ts.do(t, "GET", "/rooms"+q, ts.tok(t, custW), nil)
+		assert.Equal(t, 422, r.Status, "a customer filters by %s: %s", q, r)
+		assertErrorBody(t, r, strings.Split(q[1:], "=")[0])
+	}
+	ts.must(t, 200, "GET", "/rooms?stage=discovery", custW, nil)
+}
+
 // TestInternalTaskMadeShared: when staff share an internal task, customers
 // get the task as it is now, but nothing of what it was while internal
 // (its old title or description in the event's changes).

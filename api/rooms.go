@@ -60,14 +60,10 @@ func (s *Server) listRooms(c echo.Context) error {
 	out := list[any]{Items: []any{}}
 	for i := range rooms {
 		if i == want {
-			out.NextCursor = encodeCursor(rooms[i-1].ID)
+			out.NextCursor = encodeCursor(rooms[i-1].Room.ID)
 			break
 		}
-		if a.IsCustomer() {
-			out.Items = append(out.Items, rooms[i].ForCustomer())
-		} else {
-			out.Items = append(out.Items, &rooms[i])
-		}
+		out.Items = append(out.Items, rooms[i].Perm.Present(&rooms[i].Room))
 	}
 	return c.JSON(http.StatusOK, out)
 }

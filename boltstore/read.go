@@ -186,6 +186,25 @@ func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, 
 	return m, err
 }
 
+// Memberships implements room.Store.
+func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (map[string]room.Member, error) {
+	out := make(map[string]room.Member, len(rooms))
+	err := s.read(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bMembers)
+		for _, id := range rooms {
+			m, err := getJSON[room.Member](b, key(id, user))
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				out[id] = *m
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Members implements room.Store.
 func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
 	var out []room.Member

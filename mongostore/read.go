@@ -359,6 +359,29 @@ func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, erro
 	return ms, s.fail(ctx, err)
 }
 
+// Memberships implements room.Store.
+func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (map[string]room.Member, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]room.Member, len(rooms))
+	if len(rooms) == 0 {
+		return out, nil
+	}
+	ms, err := findAll[struct {
+		RoomID      string `bson:"room_id"`
+		room.Member `bson:",inline"`
+	}](ctx, s.members, bson.D{{Key: "user_id", Value: user},
+		{Key: "room_id", Value: bson.D{{Key: "$in", Value: rooms}}}, notDeleted})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	for _, m := range ms {
+		out[m.RoomID] = m.Member
+	}
+	return out, nil
+}
+
 // Tasks implements room.Store.
 func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
 	if err := s.readRoom(ctx, roomID); err != nil {

@@ -68,15 +68,33 @@ func (s *Service) Room(ctx context.Context, a dealroom.Actor, id string) (*Room,
 	return s.visibleRoom(ctx, a, id)
 }
 
+// Listed is a room in a listing with its reader's permissions in it, which
+// say how it is shown (Perm.Present).
+type Listed struct {
+	Room Room
+	Perm Perm
+}
+
 // Rooms lists the rooms the actor is a member of, newest first; managers and
 // admins see every room. The filter's Member field is set here.
-func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]Room, error) {
+//
+// Each room is shown as the reader's permissions in it allow, the stricter
+// of token and membership (as everywhere): a staff member who is a
+// customer-kind member of a room sees it as customers do. Filters on what
+// customers do not see (owner, close_window) are refused for customers'
+// tokens, and never match a room its reader sees as a customer, so that a
+// filter cannot reveal what the room's view hides.
+func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]Listed, error) {
 	f.Member = a.ID
 	if a.Oversees() {
 		f.Member = ""
 	}
 	if f.CloseWindow != "" && !slices.Contains(CloseWindows, f.CloseWindow) {
 		return nil, dealroom.Invalid("close_window", "close_window is one of %v", CloseWindows)
+	}
+	hidden := f.hiddenFields()
+	if a.IsCustomer() && len(hidden) > 0 {
+		return nil, dealroom.Invalid(hidden[0], "%s is not a filter customers can use: it filters on what customers do not see", hidden[0])
 	}
 	if f.Before != "" {
 		// A cursor is a room of an earlier page: one this actor sees.
@@ -87,7 +105,40 @@ func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]
 			return nil, err
 		}
 	}
-	return s.Store.Rooms(ctx, f)
+	var out []Listed
+	for {
+		rooms, err := s.Store.Rooms(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(rooms))
+		for i := range rooms {
+			ids[i] = rooms[i].ID
+		}
+		ms, err := s.Store.Memberships(ctx, a.ID, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rooms {
+			var m *Member
+			if mm, ok := ms[r.ID]; ok {
+				m = &mm
+			}
+			p := PermOf(a, m)
+			if !p.See || (!p.Internal && len(hidden) > 0) {
+				continue // left since the listing was read; or a filter it must not answer
+			}
+			out = append(out, Listed{Room: r, Perm: p})
+			if f.Limit > 0 && len(out) == f.Limit {
+				return out, nil
+			}
+		}
+		if f.Limit <= 0 || len(rooms) < f.Limit {
+			return out, nil
+		}
+		// Rooms were left out: read on to fill the page.
+		f.Before = rooms[len(rooms)-1].ID
+	}
 }
 
 // UpdateRoom changes a room's settings: name, company, stage, value,

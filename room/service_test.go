@@ -1077,7 +1077,7 @@ func TestRoomsListedByMembership(t *testing.T) {
 		require.NoError(t, err)
 		out := make([]string, len(rs))
 		for i, r := range rs {
-			out[i] = r.ID
+			out[i] = r.Room.ID
 		}
 		return out
 	}
@@ -1091,6 +1091,86 @@ func TestRoomsListedByMembership(t *testing.T) {
 	assert.Empty(t, ids(alice, room.RoomFilter{Stage: room.Signing}))
 	// A rep cannot widen the list by asking for someone else's rooms.
 	assert.Empty(t, ids(alice, room.RoomFilter{Member: "olga", Owner: "olga"}))
+}
+
+// A staff member who is a customer-kind member of a room sees it in the
+// room list as customers do, as GET /rooms/{id} shows it: the stricter of
+// token and membership, one rule everywhere.
+func TestRoomsListedAsMembershipAllows(t *testing.T) {
+	e := newEnv(t)
+	value := 48000.0
+	r, err := e.svc.CreateRoom(e.ctx, alice, room.Draft{Name: "Acme", Company: "Acme", Value: &value,
+		Currency: "EUR", CloseWindow: room.ThisMonth, Tags: []string{"secret-tag"}}, "")
+	require.NoError(t, err)
+	// Olga (staff rep) and Mike (a manager) joined as the customer's contacts.
+	for _, who := range []dealroom.Actor{olga, mike} {
+		_, err = e.svc.AddMember(e.ctx, alice, r.ID, room.MemberDraft{UserID: who.ID, Name: who.Name, Kind: dealroom.Customer}, "")
+		require.NoError(t, err)
+	}
+	for _, who := range []dealroom.Actor{olga, mike} {
+		rs, err := e.svc.Rooms(e.ctx, who, room.RoomFilter{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, rs, 1, who.ID)
+		shown, err := json.Marshal(rs[0].Perm.Present(&rs[0].Room))
+		require.NoError(t, err)
+		_, one, err := e.svc.Room(e.ctx, who, r.ID)
+		require.NoError(t, err)
+		alone, err := json.Marshal(one.Present(&rs[0].Room))
+		require.NoError(t, err)
+		assert.JSONEq(t, string(alone), string(shown), "%s: the list shows the room as GET /rooms/{id} does", who.ID)
+		for _, hidden := range []string{"48000", "secret-tag", "this_month", `"owner_id"`, "EUR"} {
+			assert.NotContains(t, string(shown), hidden, "%s sees the customer view", who.ID)
+		}
+	}
+	rs, err := e.svc.Rooms(e.ctx, alice, room.RoomFilter{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	assert.True(t, rs[0].Perm.Internal, "the owner sees the whole room")
+}
+
+// Filters on fields customers do not see are refused for customers'
+// tokens, and never match a room that its reader sees as a customer: a
+// filter must not tell what the view hides.
+func TestRoomFiltersRevealNothingHidden(t *testing.T) {
+	e := newEnv(t)
+	r1, err := e.svc.CreateRoom(e.ctx, alice, room.Draft{Name: "Acme", Company: "Acme", CloseWindow: room.ThisMonth}, "")
+	require.NoError(t, err)
+	r2, err := e.svc.CreateRoom(e.ctx, alice, room.Draft{Name: "Globex", Company: "Globex", CloseWindow: room.ThisMonth}, "")
+	require.NoError(t, err)
+	for _, r := range []string{r1.ID, r2.ID} {
+		_, err = e.svc.AddMember(e.ctx, alice, r, room.MemberDraft{UserID: carol.ID, Name: carol.Name, Kind: dealroom.Customer}, "")
+		require.NoError(t, err)
+	}
+	// Olga is staff in Acme and the customer's contact in Globex, the newer.
+	_, err = e.svc.AddMember(e.ctx, alice, r1.ID, room.MemberDraft{UserID: olga.ID, Name: olga.Name, Kind: dealroom.Staff}, "")
+	require.NoError(t, err)
+	_, err = e.svc.AddMember(e.ctx, alice, r2.ID, room.MemberDraft{UserID: olga.ID, Name: olga.Name, Kind: dealroom.Customer}, "")
+	require.NoError(t, err)
+
+	for _, f := range []room.RoomFilter{{Owner: "alice"}, {CloseWindow: room.ThisMonth}, {Owner: "bob"}} {
+		_, err := e.svc.Rooms(e.ctx, carol, f)
+		assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err), "a customer's filter %+v is refused", f)
+	}
+	rs, err := e.svc.Rooms(e.ctx, carol, room.RoomFilter{Stage: room.Discovery, Limit: 10})
+	require.NoError(t, err, "customers see the stage, and may filter by it")
+	assert.Len(t, rs, 2)
+
+	ids := func(f room.RoomFilter) []string {
+		t.Helper()
+		rs, err := e.svc.Rooms(e.ctx, olga, f)
+		require.NoError(t, err)
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Room.ID)
+		}
+		return out
+	}
+	assert.Equal(t, []string{r2.ID, r1.ID}, ids(room.RoomFilter{Limit: 10}))
+	assert.Equal(t, []string{r1.ID}, ids(room.RoomFilter{Owner: "alice", Limit: 10}),
+		"a room seen as a customer never matches a filter on its owner")
+	assert.Equal(t, []string{r1.ID}, ids(room.RoomFilter{CloseWindow: room.ThisMonth, Limit: 10}))
+	assert.Equal(t, []string{r1.ID}, ids(room.RoomFilter{Owner: "alice", Limit: 1}), "pages are filled past left-out rooms")
+	assert.Empty(t, ids(room.RoomFilter{Owner: "alice", Before: r1.ID, Limit: 1}))
 }
 
 // --- attachments -------------------------------------------------------------

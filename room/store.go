@@ -68,6 +68,10 @@ type Store interface {
 	Member(ctx context.Context, room, user string) (*Member, error)
 	// Members returns the room's members in the order they joined.
 	Members(ctx context.Context, room string) ([]Member, error)
+	// Memberships returns user's memberships in those of rooms they
+	// belong to, by room id, in one read: a listing of rooms shows each
+	// as its reader's membership allows.
+	Memberships(ctx context.Context, user string, rooms []string) (map[string]Member, error)
 	// Tasks returns the room's tasks ordered by position, then id.
 	Tasks(ctx context.Context, room string) ([]task.Task, error)
 	// Task returns a task, nil when there is none.
@@ -116,6 +120,19 @@ type RoomFilter struct {
 	// Before continues a listing after the room with this id.
 	Before string
 	Limit  int
+}
+
+// hiddenFields names the filters set on room fields that customers do not
+// see.
+func (f RoomFilter) hiddenFields() []string {
+	var out []string
+	if f.Owner != "" {
+		out = append(out, "owner")
+	}
+	if f.CloseWindow != "" {
+		out = append(out, "close_window")
+	}
+	return out
 }
 
 // ErrKeyReused is returned for an idempotency key reused with another
