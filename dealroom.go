@@ -45,6 +45,10 @@ type Actor struct {
 	Email string
 	Kind  Kind
 	Role  Role // staff only
+	// Invite is the invite whose acceptance issued the token (customers'
+	// tokens from an invite link); the token ends when the invite is
+	// revoked. Empty for every other token.
+	Invite string
 }
 
 // IsCustomer reports whether the actor is one of the customer's people.

@@ -318,7 +318,8 @@ func (s *Server) acceptInvite(c echo.Context) error {
 		return err
 	}
 	email := strings.TrimSpace(acc.Email)
-	token, err := s.keys.Issue(dealroom.Actor{ID: m.UserID, Name: m.Name, Email: email, Kind: dealroom.Customer}, s.cfg.CustomerTokenTTL)
+	token, err := s.keys.Issue(dealroom.Actor{ID: m.UserID, Name: m.Name, Email: email, Kind: dealroom.Customer,
+		Invite: room.InviteID(c.Param("code"))}, s.cfg.CustomerTokenTTL)
 	if err != nil {
 		return err
 	}

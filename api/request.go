@@ -21,16 +21,20 @@ const actorKey = "dealroom.actor"
 // authenticate reads the bearer token and puts the actor in the context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if a, ok := preauthenticated(c.Request()); ok { // a websocket command
-			c.Set(actorKey, a)
-			return next(c)
-		}
-		token, ok := bearer(c.Request())
+		a, ok := preauthenticated(c.Request()) // a websocket command
 		if !ok {
-			return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
+			token, ok := bearer(c.Request())
+			if !ok {
+				return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
+			}
+			var err error
+			if a, err = s.keys.Verify(token); err != nil {
+				return err
+			}
 		}
-		a, err := s.keys.Verify(token)
-		if err != nil {
+		// The token may have been ended since it was issued (or since the
+		// websocket that sends this command was opened).
+		if err := s.svc.Authorize(c.Request().Context(), a); err != nil {
 			return err
 		}
 		c.Set(actorKey, a)

@@ -98,6 +98,9 @@ func (s *Server) serveWS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.svc.Authorize(c.Request().Context(), a); err != nil {
+		return err
+	}
 	rc := &s.cfg.Realtime
 	var out *gatherWriter
 	conn, err := websocket.Accept(smallBuffers{c.Response(), &out}, c.Request(), &websocket.AcceptOptions{

@@ -118,6 +118,8 @@ type claims struct {
 	Email string `json:"email,omitempty"`
 	Kind  string `json:"kind"`
 	Role  string `json:"role,omitempty"`
+	// Invite names the invite whose acceptance issued the token.
+	Invite string `json:"inv,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -129,7 +131,8 @@ func (k *Keys) Verify(token string) (dealroom.Actor, error) {
 	if err != nil {
 		return dealroom.Actor{}, unauth(reason(err))
 	}
-	a := dealroom.Actor{ID: c.Subject, Name: c.Name, Email: c.Email, Kind: dealroom.Kind(c.Kind), Role: dealroom.Role(c.Role)}
+	a := dealroom.Actor{ID: c.Subject, Name: c.Name, Email: c.Email, Kind: dealroom.Kind(c.Kind), Role: dealroom.Role(c.Role),
+		Invite: c.Invite}
 	if a.ID == "" || len(a.ID) > 128 || strings.IndexFunc(a.ID, unicode.IsControl) >= 0 {
 		return dealroom.Actor{}, unauth("the token's sub must be a user id of 1 to 128 characters")
 	}
@@ -174,7 +177,7 @@ func (k *Keys) key(t *jwt.Token) (any, error) {
 // Issue signs an HS256 token for a with the given lifetime.
 func (k *Keys) Issue(a dealroom.Actor, ttl time.Duration) (string, error) {
 	now := k.cfg.Now()
-	c := claims{Name: a.Name, Email: a.Email, Kind: string(a.Kind), Role: string(a.Role),
+	c := claims{Name: a.Name, Email: a.Email, Kind: string(a.Kind), Role: string(a.Role), Invite: a.Invite,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   a.ID,
 			Issuer:    k.cfg.Issuer,

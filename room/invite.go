@@ -14,6 +14,10 @@ import (
 const (
 	DefaultInviteDays = 14
 	MaxInviteDays     = 90
+	// RepeatAcceptWindow is how long after its acceptance an invite may be
+	// accepted again by the same person (a double click, a second tab);
+	// later, the link is refused: a forwarded link is no standing key.
+	RepeatAcceptWindow = 10 * time.Minute
 )
 
 // Invite lets one customer join a room by a link. Only a hash of its code
@@ -35,10 +39,10 @@ type Invite struct {
 // Status tells where an invite stands at now.
 func (i *Invite) Status(now time.Time) string {
 	switch {
+	case i.RevokedAt != nil:
+		return "revoked" // an accepted invite may be revoked too
 	case i.AcceptedAt != nil:
 		return "accepted"
-	case i.RevokedAt != nil:
-		return "revoked"
 	case !now.Before(i.ExpiresAt):
 		return "expired"
 	}

@@ -9,6 +9,9 @@ import (
 // Access returns the actor's permissions in a room they may see, and
 // ENOTFOUND for a room they may not see (or that does not exist).
 func (s *Service) Access(ctx context.Context, a dealroom.Actor, room string) (Perm, error) {
+	if err := s.Authorize(ctx, a); err != nil {
+		return Perm{}, err
+	}
 	return s.perm(ctx, a, room)
 }
 

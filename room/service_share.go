@@ -180,7 +180,9 @@ func (s *Service) Invites(ctx context.Context, a dealroom.Actor, room string) ([
 	return s.Store.Invites(ctx, room)
 }
 
-// RevokeInvite stops an invite from working.
+// RevokeInvite stops an invite from working. Revoking an accepted invite
+// ends the tokens its acceptance issued (Authorize refuses them); the
+// member it let in stays a member until removed.
 func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, key string) error {
 	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "invite.revoke", input: id,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
@@ -194,10 +196,7 @@ func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, 
 			if inv == nil || inv.RoomID != room {
 				return Event{}, dealroom.NotFound("invite", id)
 			}
-			switch inv.Status(now) {
-			case "accepted":
-				return Event{}, conflict("the invite was accepted already; remove the member instead")
-			case "revoked":
+			if inv.Status(now) == "revoked" {
 				return noChange, nil
 			}
 			n := *inv
@@ -207,10 +206,28 @@ func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, 
 	return err
 }
 
+// Authorize checks that a's sign-in still holds: a token issued on
+// accepting an invite ends when that invite is revoked (EUNAUTH). Other
+// tokens hold until they expire.
+func (s *Service) Authorize(ctx context.Context, a dealroom.Actor) error {
+	if a.Invite == "" {
+		return nil
+	}
+	inv, err := s.Store.Invite(ctx, a.Invite)
+	if err != nil {
+		return err
+	}
+	if inv == nil || inv.RevokedAt != nil || inv.AcceptedBy != a.ID {
+		return dealroom.Errorf(dealroom.EUNAUTH, "this sign-in has ended: the invite it came from was revoked; ask your contact in the room for a new invite")
+	}
+	return nil
+}
+
 // AcceptInvite lets the customer holding an invite code into its room. The
-// email must be the one invited. Accepting again as the same person while
-// the invite is valid changes nothing and succeeds (a lost answer can be
-// retried); anyone else finds the invite used.
+// email must be the one invited. Accepting again as the same person within
+// RepeatAcceptWindow of the first acceptance changes nothing and succeeds
+// (a double click, a second tab, a lost answer retried); later, and for
+// anyone else, the invite is used.
 func (s *Service) AcceptInvite(ctx context.Context, code string, acc Acceptance) (*Room, Member, error) {
 	if len(code) > 100 || code == "" {
 		return nil, Member{}, dealroom.NotFound("invite", dealroom.Clip(code))
@@ -256,7 +273,7 @@ func (s *Service) AcceptInvite(ctx context.Context, code string, acc Acceptance)
 		case "expired":
 			return Event{}, conflict("this invite expired; ask for a new one")
 		case "accepted":
-			if inv.AcceptedBy != user || old == nil {
+			if inv.AcceptedBy != user || old == nil || now.Sub(*inv.AcceptedAt) > RepeatAcceptWindow {
 				return Event{}, conflict("this invite was used already; ask for a new one")
 			}
 			if now.After(inv.ExpiresAt) {

@@ -723,6 +723,16 @@ func TestInviteAcceptedTwiceBySamePerson(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, n, "one membership")
+
+	// Briefly only: a link accepted a while ago is no standing key, not
+	// even for the person who accepted it.
+	e.advance(room.RepeatAcceptWindow - time.Second)
+	_, _, err = e.svc.AcceptInvite(e.ctx, inv.Code, acc)
+	require.NoError(t, err, "a second tab a little later")
+	e.advance(2 * time.Second)
+	_, _, err = e.svc.AcceptInvite(e.ctx, inv.Code, acc)
+	requireCode(t, dealroom.ECONFLICT, err)
+	assert.Equal(t, head, e.head(t, r), "repeats write nothing")
 }
 
 func TestInviteForAnotherEmail(t *testing.T) {
@@ -821,12 +831,33 @@ func TestInviteRevoked(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, m)
 
-	// An accepted invite cannot be revoked: the member is removed instead.
+	// An accepted invite can be revoked: the tokens it issued end (the
+	// actor carries the invite), the membership stays until removed.
 	inv2 := e.invite(t, r, room.InviteDraft{Email: "fay@customer.example"})
 	_, fay, err := e.svc.AcceptInvite(e.ctx, inv2.Code, room.Acceptance{Name: "Fay", Email: "fay@customer.example"})
 	require.NoError(t, err)
-	err = e.svc.RevokeInvite(e.ctx, alice, r, inv2.ID, "")
-	requireCode(t, dealroom.ECONFLICT, err)
+	fayByLink := dealroom.Actor{ID: fay.UserID, Name: "Fay", Kind: dealroom.Customer, Invite: inv2.ID}
+	require.NoError(t, e.svc.Authorize(e.ctx, fayByLink))
+	_, err = e.svc.Access(e.ctx, fayByLink, r)
+	require.NoError(t, err)
+	require.NoError(t, e.svc.RevokeInvite(e.ctx, alice, r, inv2.ID, ""))
+	requireCode(t, dealroom.EUNAUTH, e.svc.Authorize(e.ctx, fayByLink))
+	_, err = e.svc.Access(e.ctx, fayByLink, r)
+	requireCode(t, dealroom.EUNAUTH, err)
+	require.NoError(t, e.svc.Authorize(e.ctx, dealroom.Actor{ID: fay.UserID, Kind: dealroom.Customer}),
+		"other tokens of the person are not the invite's")
+	requireCode(t, dealroom.EUNAUTH, e.svc.Authorize(e.ctx, dealroom.Actor{ID: "someone-else", Kind: dealroom.Customer, Invite: inv.ID}),
+		"an invite never accepted issued no token")
+	m, err = e.store.Member(e.ctx, r, fay.UserID)
+	require.NoError(t, err)
+	assert.NotNil(t, m, "the member stays until removed")
+	invs, err := e.svc.Invites(e.ctx, alice, r)
+	require.NoError(t, err)
+	for _, i := range invs {
+		if i.ID == inv2.ID {
+			assert.Equal(t, "revoked", i.Status(e.current()))
+		}
+	}
 
 	// Removed, the member cannot come back through the same link.
 	require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r, fay.UserID, ""))
