@@ -8,7 +8,10 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,6 +40,20 @@ type Config struct {
 	// per address before sign-in), with bursts of RateBurst. Zero: 50/s, burst 100.
 	RateLimit float64
 	RateBurst int
+	// TrustedProxies are the addresses of the reverse proxies in front of
+	// the server: only a request that comes from one of them has its
+	// client's address taken from X-Forwarded-For (for rate limits before
+	// sign-in and the logs). None by default: the header is ignored.
+	TrustedProxies []*net.IPNet
+	// IdleTimeout bounds how long a request may go without a byte of its
+	// body arriving or of its answer being taken (30s); TransferTimeout
+	// bounds an upload's body or a download in all (15m). See transfer.go.
+	IdleTimeout     time.Duration
+	TransferTimeout time.Duration
+	// SpoolDir holds uploads until they are accepted (default: the
+	// system's temporary directory, dealroom-uploads); leftovers of a
+	// process that died mid-upload are removed at start.
+	SpoolDir string
 	// Hub serves /api/v1/ws; without one the route answers 503.
 	Hub *hub.Hub
 	// Realtime tunes the websocket endpoint.
@@ -58,6 +75,15 @@ func (c *Config) defaults() {
 	}
 	if c.RateBurst <= 0 {
 		c.RateBurst = 100
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.TransferTimeout <= 0 {
+		c.TransferTimeout = 15 * time.Minute
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = filepath.Join(os.TempDir(), "dealroom-uploads")
 	}
 	c.Realtime.defaults()
 }
@@ -84,12 +110,23 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	cfg.defaults()
 	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
 	s.pings.every = cfg.Realtime.PingEvery
+	if err := cleanSpool(cfg.SpoolDir, time.Now(), cfg.TransferTimeout+spoolAge); err != nil {
+		log.Warn("the upload spool directory could not be cleaned", "dir", cfg.SpoolDir, "err", err)
+	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	// The client's address (rate limits before sign-in) is taken from
-	// X-Forwarded-For only when a proxy on a private network or this host
-	// set it; anyone else could write any address there.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// X-Forwarded-For only when a configured proxy set it: anyone else
+	// could write any address there, and get a rate limit of its own for
+	// each.
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -98,6 +135,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 		}}))
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)
+	e.Use(s.deadlines)
 	e.Use(securityHeaders)
 
 	e.GET("/healthz", s.healthz)
@@ -109,7 +147,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	limiter := s.rateLimiter()
 	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
 
-	v1.GET("/ws", s.serveWS)
+	e.GET(wsRoute, s.serveWS)
 
 	a := v1.Group("", s.authenticate, limiter)
 	a.GET("/me", s.me)

@@ -120,7 +120,7 @@ func (s *Server) upload(c echo.Context) error {
 	if r.ContentLength > s.cfg.MaxUploadBytes+64<<10 {
 		return dealroom.Errorf(dealroom.ETOOLARGE, "the file is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
 	}
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxUploadBytes+64<<10)
+	r.Body = http.MaxBytesReader(c.Response(), s.transfer(c).body(r.Body), s.cfg.MaxUploadBytes+64<<10)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return dealroom.Errorf(dealroom.EBADREQUEST, "send the file as multipart/form-data in a field named \"file\"")
@@ -145,7 +145,7 @@ func (s *Server) upload(c echo.Context) error {
 			up.Name = part.FileName()
 			br := bufio.NewReaderSize(part, 512)
 			up.ContentType = contentType(part.Header.Get("Content-Type"), br)
-			if spool, err = spoolUpload(br, s.cfg.MaxUploadBytes); err != nil {
+			if spool, err = spoolUpload(s.cfg.SpoolDir, br, s.cfg.MaxUploadBytes); err != nil {
 				return uploadError(err)
 			}
 			defer spool.Close()
@@ -191,10 +191,10 @@ func (f *spooled) Close() error {
 	return os.Remove(f.Name())
 }
 
-// spoolUpload copies r into a temporary file, failing with ETOOLARGE past
-// max bytes, and leaves the file open at its start.
-func spoolUpload(r io.Reader, max int64) (*spooled, error) {
-	f, err := os.CreateTemp("", "dealroom-upload-*")
+// spoolUpload copies r into a temporary file in dir, failing with
+// ETOOLARGE past max bytes, and leaves the file open at its start.
+func spoolUpload(dir string, r io.Reader, max int64) (*spooled, error) {
+	f, err := os.CreateTemp(dir, "upload-*")
 	if err != nil {
 		return nil, dealroom.Unavailable(err)
 	}
@@ -248,7 +248,7 @@ func (s *Server) download(c echo.Context) error {
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("ETag", `"`+at.SHA256+`"`)
-	http.ServeContent(c.Response(), c.Request(), "", at.CreatedAt, rc)
+	http.ServeContent(s.transfer(c).answer(c.Response()), c.Request(), "", at.CreatedAt, rc)
 	return nil
 }
 

@@ -72,6 +72,9 @@ func newTestServer(tb testing.TB, opts ...serverOption) *testServer {
 		o(&cfg)
 	}
 	dir := tb.TempDir()
+	if cfg.api.SpoolDir == "" {
+		cfg.api.SpoolDir = filepath.Join(dir, "spool")
+	}
 	keys, err := jwtauth.New(cfg.jwt)
 	require.NoError(tb, err)
 

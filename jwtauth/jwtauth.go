@@ -31,7 +31,10 @@ type Config struct {
 	// must be at least 32 bytes.
 	Secret []byte
 	// PublicKey, when set, accepts RS256 (an *rsa.PublicKey) or ES256 (an
-	// *ecdsa.PublicKey on P-256) tokens from an identity provider.
+	// *ecdsa.PublicKey on P-256) tokens from an identity provider. It needs
+	// an Audience: a provider signs tokens for all its applications with
+	// the same key, and only the audience tells that a token is meant for
+	// this one.
 	PublicKey crypto.PublicKey
 	// Issuer and Audience, when set, must appear in every token (iss, aud),
 	// and are written into the tokens this server issues.
@@ -74,6 +77,10 @@ func New(cfg Config) (*Keys, error) {
 		k.methods = append(k.methods, "ES256")
 	default:
 		return nil, fmt.Errorf("jwtauth: unsupported public key type %T (want RSA or ECDSA P-256)", pk)
+	}
+	if cfg.PublicKey != nil && cfg.Audience == "" {
+		return nil, errors.New("jwtauth: an identity provider's public key needs an audience (the client id this server has at the provider): " +
+			"without one, tokens the provider issued for any other application would be accepted")
 	}
 	k.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(k.methods),

@@ -87,6 +87,9 @@ func mustKeys(tb testing.TB, cfg jwtauth.Config) *jwtauth.Keys {
 	if cfg.Now == nil {
 		cfg.Now = clock
 	}
+	if cfg.PublicKey != nil && cfg.Audience == "" {
+		cfg.Audience = "dealroom" // as claims() says
+	}
 	k, err := jwtauth.New(cfg)
 	require.NoError(tb, err)
 	return k
@@ -100,8 +103,33 @@ func claims() jwt.MapClaims {
 		"email": "alice@seller.example",
 		"kind":  "staff",
 		"role":  "manager",
+		"aud":   "dealroom",
 		"iat":   now.Unix(),
 		"exp":   now.Add(time.Hour).Unix(),
+	}
+}
+
+// An identity provider signs the tokens of all its applications with one
+// key: with a public key configured, only the audience tells that a token
+// is meant for this server, so one is required.
+func TestPublicKeyNeedsAudience(t *testing.T) {
+	genKeys(t)
+	for _, pk := range []crypto.PublicKey{&rsaKey.PublicKey, &ecKey.PublicKey} {
+		_, err := jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk})
+		require.Error(t, err, "%T without an audience", pk)
+		assert.Contains(t, err.Error(), "audience")
+	}
+	k := mustKeys(t, jwtauth.Config{PublicKey: &rsaKey.PublicKey, Audience: "dealroom"})
+	_, err := k.Verify(sign(t, jwt.SigningMethodRS256, rsaKey, claims()))
+	require.NoError(t, err)
+	for _, aud := range []any{"the-crm", []string{"the-crm", "the-wiki"}, nil} {
+		c := claims()
+		if aud == nil {
+			delete(c, "aud")
+		} else {
+			c["aud"] = aud
+		}
+		requireRefused(t, k, sign(t, jwt.SigningMethodRS256, rsaKey, c))
 	}
 }
 
@@ -152,14 +180,14 @@ func TestNewRefusesUnfitPublicKeys(t *testing.T) {
 		"RSA key by value": rsaKey.PublicKey,
 		"a string":         "not a key",
 	} {
-		_, err := jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk})
+		_, err := jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk, Audience: "dealroom"})
 		assert.Error(t, err, name)
 	}
 	for name, pk := range map[string]crypto.PublicKey{
 		"RSA 2048":    &rsaKey.PublicKey,
 		"ECDSA P-256": &ecKey.PublicKey,
 	} {
-		_, err := jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk})
+		_, err := jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk, Audience: "dealroom"})
 		assert.NoError(t, err, name)
 	}
 }
@@ -504,6 +532,6 @@ func TestParsedKeyOfAnUnsupportedKindIsRefusedByNew(t *testing.T) {
 	genKeys(t)
 	pk, err := jwtauth.ParsePublicKey(pemPKIX(t, edPub))
 	require.NoError(t, err)
-	_, err = jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk})
+	_, err = jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk, Audience: "dealroom"})
 	assert.Error(t, err)
 }

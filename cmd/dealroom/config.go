@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,7 @@ type Config struct {
 	MongoURI       string
 	RedisURL       string
 	PublicURL      string
+	TrustedProxies []*net.IPNet
 	MaxUploadBytes int64
 	RateLimit      float64
 	CustomerTTL    time.Duration
@@ -55,6 +57,28 @@ func (c *Config) settings() []setting {
 		{"mongo-uri", "DEALROOM_MONGO_URI", "", "MongoDB URI (with DEALROOM_REDIS_URL: the multi-instance deployment)", true, str(&c.MongoURI)},
 		{"redis-url", "DEALROOM_REDIS_URL", "", "Redis URL for fan-out and presence across instances", true, str(&c.RedisURL)},
 		{"public-url", "DEALROOM_PUBLIC_URL", "", "address people use to reach the server, for invite links (default: from each request)", false, str(&c.PublicURL)},
+		{"trusted-proxies", "DEALROOM_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges (like 10.0.0.0/8) of the reverse proxies in front of the server: only a request from one of them has its client's address taken from X-Forwarded-For (default: none, the header is ignored)", false, func(v string) error {
+			c.TrustedProxies = nil
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p == "" {
+					continue
+				}
+				if ip := net.ParseIP(p); ip != nil {
+					bits := 8 * len(ip.To16())
+					if ip.To4() != nil {
+						ip, bits = ip.To4(), 32
+					}
+					c.TrustedProxies = append(c.TrustedProxies, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+					continue
+				}
+				_, n, err := net.ParseCIDR(p)
+				if err != nil {
+					return fmt.Errorf("%q is not an IP address or a CIDR range", p)
+				}
+				c.TrustedProxies = append(c.TrustedProxies, n)
+			}
+			return nil
+		}},
 		{"max-upload-bytes", "DEALROOM_MAX_UPLOAD_BYTES", "26214400", "largest attachment accepted", false, func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
@@ -154,6 +178,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		if err := s.set(*values[s.flag]); err != nil {
 			return c, fmt.Errorf("-%s / %s: %w", s.flag, s.env, err)
 		}
+	}
+	if c.JWTPublicKey != "" && c.JWTAudience == "" {
+		return c, errors.New("-jwt-public-key needs -jwt-audience (DEALROOM_JWT_AUDIENCE), the client id this server has at the identity provider: " +
+			"without one, tokens the provider issued for any other application would be accepted")
 	}
 	if (c.MongoURI == "") != (c.RedisURL == "") {
 		return c, errors.New("set both DEALROOM_MONGO_URI and DEALROOM_REDIS_URL for the multi-instance deployment, or neither for the embedded one")

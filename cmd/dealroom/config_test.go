@@ -112,6 +112,19 @@ func TestConfigEmptyEnvironmentValueMeansUnset(t *testing.T) {
 	assert.EqualValues(t, 50, c.RateLimit)
 }
 
+func TestConfigTrustedProxies(t *testing.T) {
+	c, err := parseConfig("dealroom serve", nil, env{"DEALROOM_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::1"}.get, &bytes.Buffer{})
+	require.NoError(t, err)
+	var got []string
+	for _, n := range c.TrustedProxies {
+		got = append(got, n.String())
+	}
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::1/128"}, got)
+	c, err = parseConfig("dealroom serve", nil, env{}.get, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Empty(t, c.TrustedProxies, "none by default")
+}
+
 func TestConfigBadValues(t *testing.T) {
 	tests := []struct {
 		name string
@@ -147,6 +160,10 @@ func TestConfigBadValues(t *testing.T) {
 			[]string{"DEALROOM_MONGO_URI", "DEALROOM_REDIS_URL", "both"}},
 		{"a stray argument", []string{"-addr", ":1", "extra"}, nil,
 			[]string{`unexpected argument "extra"`}},
+		{"an identity provider's key without an audience", []string{"-jwt-public-key", "idp.pem"}, nil,
+			[]string{"-jwt-public-key", "-jwt-audience", "DEALROOM_JWT_AUDIENCE"}},
+		{"a proxy that is no address", nil, env{"DEALROOM_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"},
+			[]string{"-trusted-proxies", "DEALROOM_TRUSTED_PROXIES", `"proxy.internal" is not an IP address or a CIDR range`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -282,7 +282,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		h.Committed(ev)
 	}
 	registerHubMetrics(metrics, h)
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, MaxUploadBytes: cfg.MaxUploadBytes,
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Hub: h, Realtime: api.RealtimeConfig{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing}},
 		svc, keys, a.Log, metrics, ready)
