@@ -54,18 +54,16 @@ func (v *view) Task(id string) (*task.Task, error) {
 	return t, v.note(err)
 }
 
-func (v *view) TaskStats() (int, float64, error) {
+func (v *view) TaskStats() (room.PlanStats, error) {
+	var st room.PlanStats
 	ts, err := tasks(v.tx, v.room)
 	if v.note(err) != nil {
-		return 0, 0, err
+		return st, err
 	}
-	var max float64
-	for i, t := range ts {
-		if i == 0 || t.Position > max {
-			max = t.Position
-		}
+	for _, t := range ts {
+		st.Add(t.Visibility, t.Position)
 	}
-	return len(ts), max, nil
+	return st, nil
 }
 
 func (v *view) Message(id string) (*room.Message, error) {

@@ -173,30 +173,37 @@ func (v *view) Task(id string) (*task.Task, error) {
 	return t, v.note(err)
 }
 
-func (v *view) TaskStats() (int, float64, error) {
+func (v *view) TaskStats() (room.PlanStats, error) {
+	var out room.PlanStats
 	cur, err := v.s.tasks.Aggregate(v.ctx, mongo.Pipeline{
 		{{Key: "$match", Value: inRoom(v.room, notDeleted)}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$visibility"},
 			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
 			{Key: "max", Value: bson.D{{Key: "$max", Value: "$position"}}}}}},
 	})
 	if v.note(err) != nil {
-		return 0, 0, err
+		return out, err
 	}
 	defer cur.Close(v.ctx)
-	var st struct {
-		N   int     `bson:"n"`
-		Max float64 `bson:"max"`
-	}
-	if cur.Next(v.ctx) {
-		if err := cur.Decode(&st); v.note(err) != nil {
-			return 0, 0, err
+	for cur.Next(v.ctx) {
+		var st struct {
+			Vis dealroom.Visibility `bson:"_id"`
+			N   int                 `bson:"n"`
+			Max float64             `bson:"max"`
 		}
+		if err := cur.Decode(&st); v.note(err) != nil {
+			return out, err
+		}
+		t := &out.Shared
+		if st.Vis == dealroom.Internal {
+			t = &out.Internal
+		}
+		t.Count, t.Last = st.N, st.Max
 	}
 	if v.note(cur.Err()) != nil {
-		return 0, 0, cur.Err()
+		return out, cur.Err()
 	}
-	return st.N, st.Max, nil
+	return out, nil
 }
 
 func (v *view) Message(id string) (*room.Message, error) {

@@ -22,7 +22,7 @@ const (
 	MaxTag      = 40
 	MaxValue    = 1e13
 	MaxPipeline = 20
-	MaxTasks    = 1000 // per room: an action plan, not a ticket tracker
+	MaxTasks    = 1000 // per room and visibility: an action plan, not a ticket tracker
 	MaxMembers  = 500
 )
 

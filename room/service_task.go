@@ -60,14 +60,25 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			if d.Visibility == dealroom.Internal && !p.Internal {
 				return Event{}, forbidden("customers can only create shared tasks")
 			}
-			count, maxPos, err := v.TaskStats()
+			st, err := v.TaskStats()
 			if err != nil {
 				return Event{}, err
 			}
-			if count >= MaxTasks {
-				return Event{}, conflict("a room holds at most %d tasks", MaxTasks)
+			vis := d.Visibility
+			if vis == "" {
+				vis = dealroom.Shared
 			}
-			t, err := task.New(d, NewID("t", now), room, a.ID, now, min(float64(int64(maxPos))+1, task.MaxPosition))
+			// What a customer is told depends on shared tasks alone: the
+			// limit counts the new task's visibility, and a customer's task
+			// goes after the last shared one (staff's after the last task).
+			if st.Of(vis).Count >= MaxTasks {
+				return Event{}, conflict("a room holds at most %d %s tasks", MaxTasks, vis)
+			}
+			last := st.Last()
+			if !p.Internal {
+				last = st.Shared.Last
+			}
+			t, err := task.New(d, NewID("t", now), room, a.ID, now, min(float64(int64(last))+1, task.MaxPosition))
 			if err != nil {
 				return Event{}, err
 			}

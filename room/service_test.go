@@ -1094,6 +1094,23 @@ func TestTaskPositions(t *testing.T) {
 	assert.NoError(t, err, "a task's own position is accepted back")
 }
 
+// A customer's new task, and the refusal of one, depend on shared tasks
+// alone: neither its position nor the limit's error tells of internal
+// tasks.
+func TestCustomersTaskTellsNothingOfInternalTasks(t *testing.T) {
+	e := newEnv(t)
+	r := e.room(t)
+	e.task(t, alice, r, task.Draft{Title: "Kick-off"}) // position 1
+	for _, title := range []string{"Price floor", "Competitor notes"} {
+		e.task(t, alice, r, task.Draft{Title: title, Visibility: dealroom.Internal}) // 2, 3
+	}
+	mine := e.task(t, carol, r, task.Draft{Title: "Legal review"})
+	assert.Equal(t, 2.0, mine.Position, "after the last shared task, as if there were no others")
+	staffs := e.task(t, alice, r, task.Draft{Title: "Order form"})
+	assert.Equal(t, 4.0, staffs.Position, "staff's new tasks go after the last task of all")
+
+}
+
 // --- rooms list ------------------------------------------------------------
 
 func TestRoomsListedByMembership(t *testing.T) {

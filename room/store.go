@@ -17,9 +17,8 @@ type View interface {
 	Member(userID string) (*Member, error)
 	Members() ([]Member, error)
 	Task(id string) (*task.Task, error)
-	// TaskStats returns how many tasks the room has and the highest
-	// position among them (0 when there are none).
-	TaskStats() (count int, maxPosition float64, err error)
+	// TaskStats sums up the room's tasks by visibility.
+	TaskStats() (PlanStats, error)
 	Message(id string) (*Message, error)
 	Attachment(id string) (*Attachment, error)
 	Invite(id string) (*Invite, error)
@@ -107,6 +106,50 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store; calling it twice is safe.
 	Close() error
+}
+
+// PlanStats sums up a room's tasks by visibility: what the limit and the
+// position of a new task depend on.
+type PlanStats struct {
+	Shared, Internal TaskTally
+}
+
+// TaskTally counts tasks of one visibility; Last is the highest position
+// among them (0 when there are none).
+type TaskTally struct {
+	Count int
+	Last  float64
+}
+
+// Add counts a task.
+func (p *PlanStats) Add(v dealroom.Visibility, position float64) {
+	t := &p.Shared
+	if v == dealroom.Internal {
+		t = &p.Internal
+	}
+	if t.Count == 0 || position > t.Last {
+		t.Last = position
+	}
+	t.Count++
+}
+
+// Of returns the tally of one visibility.
+func (p PlanStats) Of(v dealroom.Visibility) TaskTally {
+	if v == dealroom.Internal {
+		return p.Internal
+	}
+	return p.Shared
+}
+
+// Last is the highest position of every task (0 when there are none).
+func (p PlanStats) Last() float64 {
+	switch {
+	case p.Shared.Count == 0:
+		return p.Internal.Last
+	case p.Internal.Count == 0:
+		return p.Shared.Last
+	}
+	return max(p.Shared.Last, p.Internal.Last)
 }
 
 // RoomFilter selects rooms to list.

@@ -355,6 +355,19 @@ func testTasks(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	require.NotNil(t, got)
 	assert.Equal(t, t3, *got, "a stored task reads back exactly")
+
+	// New tasks' positions: the store tallies tasks by visibility, and a
+	// customer's task goes after the last shared one.
+	secret, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "floor price", Visibility: dealroom.Internal,
+		Position: func() *float64 { p := 7.0; return &p }()}, "")
+	require.NoError(t, err)
+	require.Equal(t, 7.0, secret.Position)
+	theirs, err := f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "legal review"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, theirs.Position, "after the last shared task (one, at 1; between, at 1.5)")
+	ours, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "order form"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, 8.0, ours.Position, "staff's after the last task of all")
 }
 
 func testMessages(t *testing.T, open Opener) {
