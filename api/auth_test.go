@@ -53,15 +53,23 @@ func publicPEM(tb testing.TB, pub crypto.PublicKey) []byte {
 func withPublicKey(tb testing.TB, pub crypto.PublicKey) serverOption {
 	pk, err := jwtauth.ParsePublicKey(publicPEM(tb, pub))
 	require.NoError(tb, err)
-	return withJWT(func(c *jwtauth.Config) { c.PublicKey = pk })
+	return withJWT(func(c *jwtauth.Config) {
+		c.PublicKey = pk
+		if c.Audience == "" {
+			c.Audience = testAudience // a public key needs one
+		}
+	})
 }
+
+// testAudience is the audience of every test token (claims).
+const testAudience = "dealroom-api"
 
 // claims are a valid staff token's claims, changed by set (a nil value
 // removes the claim).
 func claims(set map[string]any) jwt.MapClaims {
 	now := time.Now()
 	c := jwt.MapClaims{"sub": "alice", "name": "Alice", "email": "alice@seller.example", "kind": "staff",
-		"role": "rep", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		"role": "rep", "aud": testAudience, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	for k, v := range set {
 		if v == nil {
 			delete(c, k)
@@ -300,13 +308,14 @@ func TestAuthIssuerAudience(t *testing.T) {
 		{name: "issued by the server", token: func(t *testing.T) string { return ts.tok(t, staffW) }, status: 200},
 		{name: "both right", token: rs(map[string]any{"iss": iss, "aud": aud}), status: 200},
 		{name: "audience list", token: rs(map[string]any{"iss": iss, "aud": []string{"other", aud}}), status: 200},
-		{name: "neither", token: rs(nil), status: 401},
+		{name: "neither", token: rs(map[string]any{"aud": nil}), status: 401},
 		{name: "no issuer", token: rs(map[string]any{"aud": aud}), status: 401},
-		{name: "no audience", token: rs(map[string]any{"iss": iss}), status: 401},
+		{name: "no audience", token: rs(map[string]any{"iss": iss, "aud": nil}), status: 401},
 		{name: "wrong issuer", token: rs(map[string]any{"iss": "https://evil.example", "aud": aud}), status: 401},
 		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": iss + "/", "aud": aud}), status: 401},
 		{name: "wrong audience", token: rs(map[string]any{"iss": iss, "aud": "other-app"}), status: 401},
 		{name: "HS256 without iss and aud", token: func(t *testing.T) string { return tok(t, staffW) }, status: 401},
+		{name: "another application's token from the same provider", token: rs(map[string]any{"iss": iss, "aud": "the-crm"}), status: 401},
 		{name: "HS256 with both", token: func(t *testing.T) string { return hs(t, map[string]any{"iss": iss, "aud": aud}) }, status: 200},
 	})
 }

@@ -90,18 +90,21 @@ func errorsAs(err error, target *net.Error) bool {
 // server does not hold the file open for ever.
 func TestStalledDownloadIsCutOff(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withAPI(func(c *api.Config) { c.IdleTimeout = 200 * time.Millisecond }))
+	// Long enough that the upload below, which must keep moving, is not
+	// cut off on a busy machine.
+	const idle = 2 * time.Second
+	ts := newTestServer(t, withAPI(func(c *api.Config) { c.IdleTimeout = idle }))
 	f := newFixture(t, ts)
 	// Larger than what the loopback's socket buffers hold, so that the
 	// server's writes block while the client does not read.
 	data := make([]byte, 24<<20)
-	_, err := rand.Read(data)
+	_, err := rand.Read(data[:1<<20])
 	require.NoError(t, err)
 	id := ts.must(t, 201, "POST", "/rooms/"+f.Room+"/attachments", owner, fileUpload(t, "big.bin", data)).str(t, "id")
 
 	conn := rawRequest(t, ts, fmt.Sprintf("GET /api/v1/rooms/%s/attachments/%s HTTP/1.1\nHost: x\nAuthorization: Bearer %s\n",
 		f.Room, id, ts.tok(t, owner)), nil)
-	time.Sleep(3 * time.Second) // many times IdleTimeout, reading nothing
+	time.Sleep(3 * idle) // reading nothing
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(15*time.Second)))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err, "the answer started before the client stopped reading")
