@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"dealroom"
 	"dealroom/room"
@@ -29,7 +31,13 @@ var shaRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Dir stores blobs under one directory.
 type Dir struct {
 	root string
+	// mu orders Put's placing of a file against Remove (one process owns
+	// the data directory): bytes that Put finds in place are there when
+	// it returns.
+	mu sync.Mutex
 }
+
+var _ room.BlobCollector = (*Dir)(nil)
 
 // Open prepares dir for blobs and removes temporary files left by a crash.
 func Open(dir string) (*Dir, error) {
@@ -80,8 +88,16 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, error
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	dst := d.path(sum)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if _, err := os.Stat(dst); err == nil {
-		return room.Blob{SHA256: sum, Size: n}, nil // the same bytes are here already
+		// The same bytes are here already: stored again now, for
+		// StoredBefore.
+		now := time.Now()
+		if err := os.Chtimes(dst, now, now); err != nil {
+			return room.Blob{}, dealroom.Unavailable(err)
+		}
+		return room.Blob{SHA256: sum, Size: n}, nil
 	}
 	if _, err := os.Stat(filepath.Dir(dst)); errors.Is(err, os.ErrNotExist) {
 		if err := os.Mkdir(filepath.Dir(dst), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -113,6 +129,61 @@ func (d *Dir) Open(ctx context.Context, sum string) (io.ReadSeekCloser, error) {
 		return nil, dealroom.Unavailable(err)
 	}
 	return f, nil
+}
+
+// StoredBefore implements room.BlobCollector: a file's time is when it was
+// last stored.
+func (d *Dir) StoredBefore(ctx context.Context, cutoff time.Time, fn func(string) error) error {
+	fans, err := os.ReadDir(d.root)
+	if err != nil {
+		return dealroom.Unavailable(err)
+	}
+	for _, fan := range fans {
+		if !fan.IsDir() || len(fan.Name()) != 2 {
+			continue // tmp
+		}
+		files, err := os.ReadDir(filepath.Join(d.root, fan.Name()))
+		if err != nil {
+			return dealroom.Unavailable(err)
+		}
+		for _, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			info, err := f.Info()
+			if err != nil || !shaRE.MatchString(f.Name()) || !info.ModTime().Before(cutoff) {
+				continue // gone meanwhile, not a blob, or recent
+			}
+			if err := fn(f.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Remove implements room.BlobCollector.
+func (d *Dir) Remove(ctx context.Context, sum string, cutoff time.Time) error {
+	if !shaRE.MatchString(sum) {
+		return dealroom.NotFound("file", sum)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.path(sum)
+	info, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return dealroom.Unavailable(err)
+	}
+	if !info.ModTime().Before(cutoff) {
+		return nil // stored again meanwhile
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return dealroom.Unavailable(err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

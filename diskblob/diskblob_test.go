@@ -18,6 +18,8 @@ import (
 
 	"dealroom"
 	"dealroom/diskblob"
+	"dealroom/room"
+	"dealroom/room/roomtest"
 )
 
 // files lists the stored blobs and leftovers under dir.
@@ -140,4 +142,12 @@ func TestOpenCleansLeftovers(t *testing.T) {
 	_, err = diskblob.Open(dir)
 	require.NoError(t, err)
 	assert.Empty(t, files(t, dir), "a crash's temporary file is removed at start")
+}
+
+func TestBlobCollector(t *testing.T) {
+	roomtest.TestBlobCollector(t, func(tb testing.TB) room.Blobs {
+		d, err := diskblob.Open(tb.TempDir())
+		require.NoError(tb, err)
+		return d
+	})
 }

@@ -18,6 +18,8 @@ import (
 
 	"dealroom"
 	"dealroom/mongostore"
+	"dealroom/room"
+	"dealroom/room/roomtest"
 )
 
 func blobs(t *testing.T) (*mongostore.Store, *mongostore.Blobs) {
@@ -208,4 +210,11 @@ func TestBlobsSweepsDeadUploads(t *testing.T) {
 	assert.EqualValues(t, 0, count(t, s, "blobs.chunks", bson.D{{Key: "files_id", Value: dead}}))
 	assert.EqualValues(t, 1, count(t, s, "blobs.chunks", bson.D{{Key: "files_id", Value: recent}}), "an upload in progress is left alone")
 	assert.EqualValues(t, 1, count(t, s, "blobs.uploads", bson.D{}))
+}
+
+func TestBlobCollector(t *testing.T) {
+	roomtest.TestBlobCollector(t, func(tb testing.TB) room.Blobs {
+		_, b := blobs(t)
+		return b
+	})
 }

@@ -27,7 +27,10 @@ const ChunkSize = 255 * 1024
 // what it left.
 const staleUpload = 24 * time.Hour
 
-var _ room.Blobs = (*Blobs)(nil)
+var (
+	_ room.Blobs         = (*Blobs)(nil)
+	_ room.BlobCollector = (*Blobs)(nil)
+)
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
@@ -171,22 +174,27 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 	}
 	blob := room.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
 
-	have, err := b.files.CountDocuments(ctx, bson.D{{Key: "filename", Value: blob.SHA256}})
+	// The same bytes may be here already: then they are stored again now
+	// (for StoredBefore). The update and Remove's conditional delete are
+	// each atomic: either the bytes stay, or they are gone and this upload
+	// stores its own.
+	res, err := b.files.UpdateOne(ctx, bson.D{{Key: "filename", Value: blob.SHA256}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "uploadDate", Value: time.Now().UTC().Truncate(time.Millisecond)}}}})
 	if err != nil {
 		discard()
 		return room.Blob{}, b.s.fail(ctx, err)
 	}
-	if have > 0 {
-		discard() // the same bytes are here already
+	if res.MatchedCount > 0 {
+		discard()
 		return blob, nil
 	}
 	// Claim the upload, so that no sweep removes its chunks from now on.
-	res, err := b.uploads.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	claimed, err := b.uploads.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
 		discard()
 		return room.Blob{}, b.s.fail(ctx, err)
 	}
-	if res.DeletedCount != 1 {
+	if claimed.DeletedCount != 1 {
 		discard()
 		return room.Blob{}, dealroom.Unavailable(errors.New("mongostore: the upload took too long and was cleaned up"))
 	}
@@ -209,6 +217,53 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 	}
 	discard()
 	return room.Blob{}, b.s.fail(ctx, err)
+}
+
+// StoredBefore implements room.BlobCollector: a files document's
+// uploadDate is when its bytes were last stored.
+func (b *Blobs) StoredBefore(ctx context.Context, cutoff time.Time, fn func(string) error) error {
+	if err := b.s.begin(); err != nil {
+		return err
+	}
+	cur, err := b.files.Find(ctx, bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$lt", Value: cutoff}}}},
+		options.Find().SetProjection(bson.D{{Key: "filename", Value: 1}}))
+	if err != nil {
+		return b.s.fail(ctx, err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var f struct {
+			Filename string `bson:"filename"`
+		}
+		if err := cur.Decode(&f); err != nil {
+			return b.s.fail(ctx, err)
+		}
+		if shaRE.MatchString(f.Filename) {
+			if err := fn(f.Filename); err != nil {
+				return err
+			}
+		}
+	}
+	return b.s.fail(ctx, cur.Err())
+}
+
+// Remove implements room.BlobCollector: the files document goes first, in
+// one conditional delete, then its chunks.
+func (b *Blobs) Remove(ctx context.Context, sum string, cutoff time.Time) error {
+	if err := b.s.begin(); err != nil {
+		return err
+	}
+	var f gridFile
+	err := b.files.FindOneAndDelete(ctx, bson.D{{Key: "filename", Value: sum},
+		{Key: "uploadDate", Value: bson.D{{Key: "$lt", Value: cutoff}}}}).Decode(&f)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil // gone, or stored again meanwhile
+	}
+	if err != nil {
+		return b.s.fail(ctx, err)
+	}
+	_, err = b.chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: f.ID}})
+	return b.s.fail(ctx, err)
 }
 
 // Open implements room.Blobs. The reader reads chunks as it goes, with ctx.

@@ -45,6 +45,20 @@ type Blobs interface {
 	Open(ctx context.Context, sha256 string) (io.ReadSeekCloser, error)
 }
 
+// BlobCollector is a Blobs whose bytes that no attachment refers to can be
+// removed: those of uploads whose record failed after their bytes were
+// stored (refused meanwhile, or the store was down).
+type BlobCollector interface {
+	// StoredBefore calls fn with the sha256 of every blob last stored
+	// before cutoff. Storing bytes that are there already counts as
+	// storing them again (Put moves their time on).
+	StoredBefore(ctx context.Context, cutoff time.Time, fn func(sha256 string) error) error
+	// Remove deletes the bytes of sha256 unless they were stored at or
+	// after cutoff: a Put of the same bytes that races with Remove either
+	// keeps them or stores them anew, never reports bytes that are gone.
+	Remove(ctx context.Context, sha256 string, cutoff time.Time) error
+}
+
 // Upload is the input of a new attachment, once its bytes are stored.
 type Upload struct {
 	Name        string

@@ -18,6 +18,7 @@ import (
 
 	"dealroom"
 	"dealroom/boltstore"
+	"dealroom/diskblob"
 	"dealroom/room"
 	"dealroom/task"
 )
@@ -1260,6 +1261,60 @@ func (b *memBlobs) Open(ctx context.Context, sum string) (io.ReadSeekCloser, err
 		return nil, dealroom.NotFound("blob", sum)
 	}
 	return readSeekNopCloser{bytes.NewReader(data)}, nil
+}
+
+// The bytes of an upload whose record failed after they were stored are
+// collected once they are older than the cutoff; the bytes of every
+// attachment stay, also when another upload of them failed.
+func TestCollectBlobs(t *testing.T) {
+	e := newEnv(t)
+	blobs, err := diskblob.Open(t.TempDir())
+	require.NoError(t, err)
+	e.svc.Blobs = blobs
+	r := e.room(t)
+	upload := func(a dealroom.Actor, data string) (room.Blob, error) {
+		t.Helper()
+		up := room.Upload{Name: "f.txt", ContentType: "text/plain"}
+		require.NoError(t, e.svc.CheckUpload(e.ctx, a, r, up))
+		blob, err := e.svc.Blobs.Put(e.ctx, strings.NewReader(data), 1<<20)
+		require.NoError(t, err)
+		up.Blob = blob
+		_, err = e.svc.AddAttachment(e.ctx, a, r, up, "")
+		return blob, err
+	}
+	kept, err := upload(carol, "the proposal")
+	require.NoError(t, err)
+	// Carol loses write access between the check and the record.
+	lost := func(data string) room.Blob {
+		t.Helper()
+		up := room.Upload{Name: "g.txt", ContentType: "text/plain"}
+		require.NoError(t, e.svc.CheckUpload(e.ctx, carol, r, up))
+		_, err := e.svc.UpdateMember(e.ctx, alice, r, carol.ID, room.MemberPatch{Access: dealroom.Some(room.Read)}, "")
+		require.NoError(t, err)
+		blob, err := e.svc.Blobs.Put(e.ctx, strings.NewReader(data), 1<<20)
+		require.NoError(t, err)
+		up.Blob = blob
+		_, err = e.svc.AddAttachment(e.ctx, carol, r, up, "")
+		requireCode(t, dealroom.EFORBIDDEN, err)
+		_, err = e.svc.UpdateMember(e.ctx, alice, r, carol.ID, room.MemberPatch{Access: dealroom.Some(room.Write)}, "")
+		require.NoError(t, err)
+		return blob
+	}
+	orphan := lost("a draft nobody recorded")
+	lost("the proposal") // the same bytes as an attachment's
+
+	removed, err := e.svc.CollectBlobs(e.ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, removed, "nothing older than the cutoff")
+	time.Sleep(5 * time.Millisecond)
+	removed, err = e.svc.CollectBlobs(e.ctx, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 1, removed)
+	_, err = blobs.Open(e.ctx, orphan.SHA256)
+	requireCode(t, dealroom.ENOTFOUND, err, "the unrecorded upload's bytes are gone")
+	rc, err := blobs.Open(e.ctx, kept.SHA256)
+	require.NoError(t, err, "an attachment's bytes stay")
+	rc.Close()
 }
 
 func TestAttachments(t *testing.T) {

@@ -92,6 +92,9 @@ type Store interface {
 	Attachments(ctx context.Context, room string) ([]Attachment, error)
 	// Invite returns an invite by id, nil when there is none.
 	Invite(ctx context.Context, id string) (*Invite, error)
+	// BlobsInUse returns the sha256 of the bytes of every attachment of
+	// every room.
+	BlobsInUse(ctx context.Context) (map[string]struct{}, error)
 	// Invites returns the room's invites, newest first.
 	Invites(ctx context.Context, room string) ([]Invite, error)
 

@@ -282,6 +282,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 		h.Committed(ev)
 	}
 	registerHubMetrics(metrics, h)
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go a.collectBlobs(gcCtx, svc, gcDone)
+	a.closers = append(a.closers, func() error { stopGC(); <-gcDone; return nil })
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Hub: h, Realtime: api.RealtimeConfig{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing}},
@@ -308,6 +312,34 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}()
 	a.Log.Info("listening", "addr", a.Addr(), "mode", a.mode)
 	return nil
+}
+
+// blobGrace is how old stored bytes that no attachment refers to must be
+// to be collected: far longer than any upload takes from its bytes to its
+// record.
+const blobGrace = 24 * time.Hour
+
+// collectBlobs removes, at start and then daily, the bytes of uploads
+// whose record failed after they were stored (every instance may: the
+// removals are conditional).
+func (a *App) collectBlobs(ctx context.Context, svc *room.Service, done chan<- struct{}) {
+	defer close(done)
+	for {
+		n, err := svc.CollectBlobs(ctx, time.Now().Add(-blobGrace))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			a.Log.Warn("collecting unused attachment bytes failed", "err", err)
+		case n > 0:
+			a.Log.Info("collected unused attachment bytes", "blobs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(24 * time.Hour):
+		}
+	}
 }
 
 // Addr is the address the server listens on (with the real port when the
