@@ -7,8 +7,8 @@ import { avatar, sideLabel } from '../components.js';
 
 function inviteStatus(i) {
   if (i.status) return i.status;
+  if (i.revoked_at) return 'revoked'; // an accepted invite may be revoked too
   if (i.accepted_at) return 'accepted';
-  if (i.revoked_at) return 'revoked';
   if (Date.parse(i.expires_at) <= Date.now()) return 'expired';
   return 'pending';
 }
@@ -132,11 +132,15 @@ export function peoplePanel(ctx, session) {
       h('span', { class: 'invite-email', text: i.email }),
       h('span', { class: ['badge', `invite-${s}`], text: STATUS_WORDS[s] || s }),
       h('span', { class: 'muted small', text: s === 'pending' ? `until ${fmtDay(i.expires_at.slice(0, 10))}` : `sent ${fmtAgo(i.created_at)}` }),
-      s === 'pending' ? h('button', {
-        type: 'button', class: 'link danger', text: 'Revoke',
+      s === 'pending' || s === 'accepted' ? h('button', {
+        type: 'button', class: 'link danger', text: s === 'pending' ? 'Revoke' : 'End sign-in',
+        title: s === 'pending' ? 'The link stops working.' : 'Every device that joined through this link is signed out; the person stays a member until removed.',
         on: {
           click: async () => {
-            if (!confirm(`Revoke the invite for ${i.email}? The link stops working.`)) return;
+            const what = s === 'pending'
+              ? `Revoke the invite for ${i.email}? The link stops working.`
+              : `End the sign-in of ${i.email} through this invite? Every device that joined with the link is signed out at once. They stay a member until you remove them; send a new invite to let them back in.`;
+            if (!confirm(what)) return;
             try {
               await session.run((api, base) => api.del(`${base}/invites/${enc(i.id)}`));
             } catch (err) {
