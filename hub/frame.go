@@ -304,8 +304,9 @@ func presenceFrame(room string, members []presence.Member) []byte {
 }
 
 // AckFrame answers a command that was applied (or replayed): seq is the
-// event's (0: the command changed nothing), data the result as the REST
-// route returns it.
+// event's or, for a command that changed nothing, the room's head when it
+// was answered (what the command did is in the timeline up to seq), data
+// the result as the REST route returns it.
 func AckFrame(id string, seq int64, data json.RawMessage) []byte {
 	return mustJSON(struct {
 		Type string          `json:"type"`
