@@ -103,6 +103,7 @@ type Server struct {
 	metrics *Metrics
 	ready   map[string]Pinger
 	pings   pinger
+	sockets sockets
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.

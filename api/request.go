@@ -55,16 +55,12 @@ func actor(c echo.Context) dealroom.Actor {
 	return a
 }
 
-// idemKey returns the request's Idempotency-Key, checked.
+// idemKey returns the request's Idempotency-Key, checked: the same rule
+// as a websocket command's id (dealroom.ValidKey).
 func idemKey(c echo.Context) (string, error) {
 	k := c.Request().Header.Get("Idempotency-Key")
-	if len(k) > 200 {
-		return "", dealroom.Errorf(dealroom.EBADREQUEST, "Idempotency-Key must have at most 200 characters")
-	}
-	for _, r := range k {
-		if r < 0x21 || r > 0x7e {
-			return "", dealroom.Errorf(dealroom.EBADREQUEST, "Idempotency-Key must be printable ASCII without spaces")
-		}
+	if k != "" && !dealroom.ValidKey(k) {
+		return "", dealroom.Errorf(dealroom.EBADREQUEST, "Idempotency-Key must be %s", dealroom.KeyRule())
 	}
 	return k, nil
 }

@@ -38,6 +38,25 @@ type RealtimeConfig struct {
 	// MaxBadFrames is how many unreadable frames a connection may send
 	// before it is closed (10).
 	MaxBadFrames int
+	// MaxSockets bounds the websockets of the instance (10000): one more
+	// is refused with 503 before the upgrade. MaxSocketsPerUser bounds one
+	// user's (20; 429).
+	MaxSockets        int
+	MaxSocketsPerUser int
+	// MaxSubscriptions bounds the rooms one connection follows (100); a
+	// subscribe past it is refused with rate_limited.
+	MaxSubscriptions int
+	// FrameRate is the sustained rate of each kind of frame (subscribe,
+	// unsubscribe, presence, ping, command) a connection may send, per
+	// second and kind (20), with bursts of FrameBurst (twice the rate;
+	// subscribe and unsubscribe at least MaxSubscriptions, so that a
+	// device that reconnects subscribes again at once). A frame over it
+	// is refused with rate_limited.
+	FrameRate  float64
+	FrameBurst int
+	// Now is the clock that ends a connection when its token expires
+	// (time.Now).
+	Now func() time.Time
 }
 
 func (c *RealtimeConfig) defaults() {
@@ -55,6 +74,24 @@ func (c *RealtimeConfig) defaults() {
 	}
 	if c.MaxBadFrames <= 0 {
 		c.MaxBadFrames = 10
+	}
+	if c.MaxSockets <= 0 {
+		c.MaxSockets = 10000
+	}
+	if c.MaxSocketsPerUser <= 0 {
+		c.MaxSocketsPerUser = 20
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 100
+	}
+	if c.FrameRate <= 0 {
+		c.FrameRate = 20
+	}
+	if c.FrameBurst <= 0 {
+		c.FrameBurst = max(1, int(2*c.FrameRate))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -94,7 +131,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if token == "" {
 		return dealroom.Errorf(dealroom.EUNAUTH, "send the token in an Authorization: Bearer header or, from a browser, as ?token=")
 	}
-	a, err := s.keys.Verify(token)
+	a, until, err := s.keys.VerifyUntil(token)
 	if err != nil {
 		return err
 	}
@@ -102,6 +139,14 @@ func (s *Server) serveWS(c echo.Context) error {
 		return err
 	}
 	rc := &s.cfg.Realtime
+	// Counted before the upgrade, so that a refusal is a plain HTTP answer
+	// with the contract's error body.
+	if err := s.sockets.acquire(a.ID, rc.MaxSocketsPerUser, rc.MaxSockets); err != nil {
+		if dealroom.ErrorCode(err) == dealroom.ERATELIMITED {
+			c.Response().Header().Set("Retry-After", "5")
+		}
+		return err
+	}
 	var out *gatherWriter
 	conn, err := websocket.Accept(smallBuffers{c.Response(), &out}, c.Request(), &websocket.AcceptOptions{
 		OriginPatterns:  rc.AllowedOrigins,
@@ -111,6 +156,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		// Accept has answered already (bad handshake, or an origin that
 		// is not allowed: 403).
 		s.log.Debug("websocket upgrade refused", "err", err, "origin", c.Request().Header.Get("Origin"))
+		s.sockets.release(a.ID)
 		return nil
 	}
 	conn.SetReadLimit(rc.MaxFrameBytes)
@@ -118,7 +164,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		s.metrics.Counter("dealroom_ws_connections_total", "Websocket connections accepted.").Add(1)
 	}
 	sess := h.NewSession(a)
-	ws := &wsConn{s: s, conn: conn, out: out, sess: sess, rc: rc}
+	ws := &wsConn{s: s, conn: conn, out: out, sess: sess, rc: rc, until: until}
 	// The connection is ours now: serve it from a fresh goroutine and let
 	// the HTTP handler's (deep) stack go.
 	go ws.run()
@@ -131,6 +177,9 @@ type wsConn struct {
 	out  *gatherWriter // where conn writes
 	sess *hub.Session
 	rc   *RealtimeConfig
+	// until is when the token expires: the connection ends then (checked
+	// with every frame and every keep-alive ping).
+	until time.Time
 
 	// The reader goroutine only reads, so that its stack stays small and
 	// nothing keeps it from answering pings. What it reads is handled, in
@@ -139,7 +188,8 @@ type wsConn struct {
 	// back neither the device's subscriptions nor its keep-alive.
 	frames lazyQueue[[]byte]
 	cmds   lazyQueue[hub.Frame]
-	bad    int // malformed frames so far; owned by the frames goroutine
+	bad    int         // malformed frames so far; owned by the frames goroutine
+	limits frameLimits // owned by the frames goroutine
 
 	pingSlot int         // the pinger's slot; guarded by the pinger's mu
 	pinging  atomic.Bool // a ping waits for its pong
@@ -154,6 +204,7 @@ const maxPendingFrames = 16
 const maxPendingCommands = 64
 
 func (w *wsConn) run() {
+	defer w.s.sockets.release(w.sess.Actor().ID)
 	defer w.sess.Close()
 	w.frames.limit, w.frames.wait, w.frames.handle = maxPendingFrames, true, w.handle
 	w.cmds.limit, w.cmds.handle = maxPendingCommands, w.runCommand
@@ -220,6 +271,10 @@ func (w *wsConn) End(why error) {
 // ping sends a keep-alive ping and waits for its pong; a device that does
 // not answer in time is disconnected.
 func (w *wsConn) ping() {
+	if w.expired() {
+		w.endExpired()
+		return
+	}
 	if !w.pinging.CompareAndSwap(false, true) {
 		return // the last ping still waits for its pong (or its timeout)
 	}
@@ -235,6 +290,10 @@ func (w *wsConn) ping() {
 
 // handle carries out one frame of the client, on the frames goroutine.
 func (w *wsConn) handle(ctx context.Context, data []byte) {
+	if w.expired() {
+		w.endExpired()
+		return
+	}
 	f, err := hub.DecodeFrame(data)
 	if err != nil {
 		w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
@@ -243,13 +302,23 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 		}
 		return
 	}
+	if !w.limits.allow(w.rc, f.Type, w.rc.Now()) {
+		w.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
+			"too many %s frames: at most %g a second; slow down and send it again", f.Type, w.rc.FrameRate)))
+		return
+	}
 	switch f.Type {
 	case hub.Subscribe:
+		if n := w.sess.Subscriptions(); n >= w.rc.MaxSubscriptions && !w.sess.Subscribed(f.Room) {
+			w.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
+				"a connection follows at most %d rooms; unsubscribe from one first", w.rc.MaxSubscriptions)))
+			return
+		}
 		w.sess.Subscribe(f.Room, f.After)
 	case hub.Unsubscribe:
 		w.sess.Unsubscribe(f.Room)
 	case hub.Presence:
-		if err := w.sess.SetPresence(ctx, f.Room, f.State, f.TaskID); err != nil {
+		if err := w.sess.SetPresence(ctx, f.Room, f.State, f.TaskID, f.Visibility); err != nil {
 			w.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
 		}
 	case hub.Command:
@@ -262,8 +331,14 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 	}
 }
 
-// runCommand carries out a command, on the commands goroutine.
+// runCommand carries out a command, on the commands goroutine. A command
+// that waited past the token's expiry is not carried out: the connection
+// ends, and the client sends it again (same id) with a fresh token.
 func (w *wsConn) runCommand(ctx context.Context, f hub.Frame) {
+	if w.expired() {
+		w.endExpired()
+		return
+	}
 	w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))
 }
 
@@ -488,7 +563,16 @@ func (s *Server) command(ctx context.Context, a dealroom.Actor, f hub.Frame) []b
 	if b := bytes.TrimSpace(rec.body.Bytes()); len(b) > 0 {
 		data = b
 	}
-	return hub.AckFrame(f.ID, out.Seq, data)
+	seq := out.Seq
+	if seq == 0 {
+		// The command changed nothing: its ack carries the room's head,
+		// so that "ack seq" always means "what the command did is in
+		// the timeline up to seq".
+		if r, err := s.svc.Store.Room(ctx, f.Room); err == nil {
+			seq = r.Head
+		}
+	}
+	return hub.AckFrame(f.ID, seq, data)
 }
 
 func errorFrame(id, roomID string, e errorDetail) []byte {

@@ -213,16 +213,19 @@ func TestWSPresenceRefused(t *testing.T) {
 	f = errorOf(staff)
 	assert.Equal(t, "not_found", f.Error.Code, "%s", f.raw)
 
-	// Presence in a room the device does not follow (yet).
+	// Presence in a room the device does not follow (yet): the frame's
+	// room is at fault (issue 11, item 15: it was a conflict).
 	sendPresence(staff, other, "viewing", "")
 	f = errorOf(staff)
 	assert.Equal(t, other, f.Room)
-	assert.Equal(t, "conflict", f.Error.Code, "%s", f.raw)
+	assert.Equal(t, "invalid_field", f.Error.Code, "%s", f.raw)
+	assert.Equal(t, "room", f.Error.Field, "%s", f.raw)
+	assert.Contains(t, f.Error.Message, "subscribe")
 	a := c.dial(n, owner)
 	sendPresence(a, roomID, "typing", shared)
 	f = errorOf(a)
 	assert.Equal(t, roomID, f.Room)
-	assert.Equal(t, "conflict", f.Error.Code, "%s", f.raw)
+	assert.Equal(t, "invalid_field", f.Error.Code, "%s", f.raw)
 
 	// Presence in a room the person may not see at all.
 	out := c.dial(n, custOut)

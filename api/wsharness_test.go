@@ -89,7 +89,19 @@ func (c *cluster) AddNode(cc clusterConfig) *node {
 	b := c.bus.Connect(h)
 	h.Start(b)
 	svc.Committed = h.Committed
-	srv := api.New(api.Config{RateLimit: 1e6, RateBurst: 1e6, Hub: h, Realtime: cc.rt}, svc, c.Keys, log, api.NewMetrics(), nil)
+	// As with the REST rate limit, the websocket's caps are the tests'
+	// to set: most tests open many devices of one person.
+	rt := cc.rt
+	if rt.MaxSocketsPerUser == 0 {
+		rt.MaxSocketsPerUser = 1 << 20
+	}
+	if rt.MaxSubscriptions == 0 {
+		rt.MaxSubscriptions = 1 << 20
+	}
+	if rt.FrameRate == 0 {
+		rt.FrameRate, rt.FrameBurst = 1e6, 1<<20
+	}
+	srv := api.New(api.Config{RateLimit: 1e6, RateBurst: 1e6, Hub: h, Realtime: rt}, svc, c.Keys, log, api.NewMetrics(), nil)
 	hs := httptest.NewServer(srv)
 	n := &node{URL: hs.URL, Hub: h, Svc: svc, srv: hs, Broker: b}
 	c.t.Cleanup(func() {

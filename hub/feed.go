@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -18,8 +19,12 @@ type entry struct {
 	seq      int64
 	staff    []byte
 	customer []byte
-	// removed is the user an event of type member.removed took out.
-	removed string
+	// removed is the user an event of type member.removed took out;
+	// member the user a member.added or member.updated event is about,
+	// memberKind their kind in the room from then on.
+	removed    string
+	member     string
+	memberKind dealroom.Kind
 	// message is the id of the message a message.posted or message.edited
 	// event shows, for redaction once the message is deleted; tombstone is
 	// the deleted message of a message.deleted event.
@@ -51,13 +56,47 @@ func newEntry(ev room.Event, raw []byte) *entry {
 			e.tombstone = &m
 		}
 	}
-	if ev.Type == room.MemberRemoved {
+	switch ev.Type {
+	case room.MemberRemoved:
 		var d room.MemberRemovedData
 		if json.Unmarshal(ev.Data, &d) == nil {
 			e.removed = d.UserID
 		}
+	case room.MemberAdded, room.MemberUpdated:
+		var m room.Member
+		if json.Unmarshal(ev.Data, &m) == nil {
+			e.member, e.memberKind = m.UserID, m.Kind
+		}
 	}
 	return e
+}
+
+// errAccessChanged ends a subscription whose view of the room changed: its
+// person became a customer-kind member (or stopped being one).
+var errAccessChanged = errors.New("access to the room changed")
+
+// endsView tells why the entry ends sub's view of the room, if it does:
+// sub's person was removed (errRemoved), or became a member of another
+// kind, so that the frames they may see changed (errAccessChanged). The
+// frames before and including the entry's were already meant for them.
+func (e *entry) endsView(sb *sub) error {
+	a := sb.sess.actor
+	switch {
+	case e.removed != "" && e.removed == a.ID:
+		if !sb.oversees {
+			return errRemoved
+		}
+		// A manager or admin keeps seeing the room, now as staff (unless
+		// the token says customer).
+		if sb.customer != a.IsCustomer() {
+			return errAccessChanged
+		}
+	case e.member != "" && e.member == a.ID:
+		if customer := a.IsCustomer() || e.memberKind != dealroom.Staff; customer != sb.customer {
+			return errAccessChanged
+		}
+	}
+	return nil
 }
 
 // frameFor returns what sub's session receives of the entry, nil when
@@ -233,8 +272,8 @@ func (f *feed) deliver(s *sub, e *entry) {
 		f.h.Stats.Delivered.Add(1)
 	}
 	s.sent = e.seq
-	if e.removed != "" && e.removed == s.sess.actor.ID && !s.oversees {
-		f.endLive(s, errRemoved)
+	if why := e.endsView(s); why != nil {
+		f.endLive(s, why)
 	}
 }
 

@@ -24,9 +24,12 @@ type Frame struct {
 	ID   string          `json:"id"`
 	Op   string          `json:"op"`
 	Data json.RawMessage `json:"data"`
-	// State and TaskID make a presence update.
-	State  presence.State `json:"state"`
-	TaskID string         `json:"task_id"`
+	// State, TaskID and Visibility make a presence update; Visibility
+	// internal says the device works on something customers must not
+	// learn of (an internal note), whatever the task.
+	State      presence.State      `json:"state"`
+	TaskID     string              `json:"task_id"`
+	Visibility dealroom.Visibility `json:"visibility"`
 }
 
 // Frame types.
@@ -40,23 +43,70 @@ const (
 
 // Limits of a client frame's fields.
 const (
-	maxID     = 128
 	maxRoomID = 64
+	// maxEcho bounds the id and room an error frame echoes from a frame
+	// that was refused: enough for any id a client could mean, not a way
+	// to make the server send back a whole frame.
+	maxEcho = 1024
 )
 
 // DecodeFrame reads one client frame. Errors are *dealroom.Error with code
-// bad_request or invalid and, when the frame carried a usable id, the
-// frame's id in the returned Frame so that the error can answer it.
+// bad_request or invalid; the returned Frame then carries the frame's id
+// and room as far as they could be read (even ones that break the rules),
+// so that the error frame can name the request it answers.
 func DecodeFrame(b []byte) (Frame, error) {
+	f, err := decodeFrame(b)
+	if err != nil {
+		f.ID, f.Room = salvage(b)
+	}
+	return f, err
+}
+
+// salvage reads the id and room of a frame that was refused, leniently
+// (other fields may be anything) but by their exact names: strings only,
+// up to maxEcho bytes.
+func salvage(b []byte) (id, roomID string) {
+	if !utf8.Valid(b) {
+		return "", ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", ""
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			break
+		}
+		var s string
+		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil || len(s) > maxEcho {
+			continue
+		}
+		switch tok {
+		case "id":
+			id = s
+		case "room":
+			roomID = s
+		}
+	}
+	return id, roomID
+}
+
+func decodeFrame(b []byte) (Frame, error) {
 	var raw struct {
-		Type   *string         `json:"type"`
-		Room   *string         `json:"room"`
-		After  json.RawMessage `json:"after"`
-		ID     *string         `json:"id"`
-		Op     *string         `json:"op"`
-		Data   json.RawMessage `json:"data"`
-		State  *string         `json:"state"`
-		TaskID *string         `json:"task_id"`
+		Type       *string         `json:"type"`
+		Room       *string         `json:"room"`
+		After      json.RawMessage `json:"after"`
+		ID         *string         `json:"id"`
+		Op         *string         `json:"op"`
+		Data       json.RawMessage `json:"data"`
+		State      *string         `json:"state"`
+		TaskID     *string         `json:"task_id"`
+		Visibility *string         `json:"visibility"`
 	}
 	if !utf8.Valid(b) {
 		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "a frame is UTF-8 JSON text")
@@ -77,8 +127,8 @@ func DecodeFrame(b []byte) (Frame, error) {
 	}
 	var f Frame
 	if raw.ID != nil {
-		if !validID(*raw.ID) {
-			return f, dealroom.Invalid("id", "id is 1 to %d printable ASCII characters without spaces", maxID)
+		if !dealroom.ValidKey(*raw.ID) {
+			return f, dealroom.Invalid("id", "id is %s (it is the command's idempotency key)", dealroom.KeyRule())
 		}
 		f.ID = *raw.ID
 	}
@@ -131,6 +181,13 @@ func DecodeFrame(b []byte) (Frame, error) {
 			}
 			f.TaskID = *raw.TaskID
 		}
+		if raw.Visibility != nil {
+			v, err := dealroom.ParseVisibility("visibility", dealroom.Visibility(*raw.Visibility), dealroom.Shared)
+			if err != nil {
+				return f, err
+			}
+			f.Visibility = v
+		}
 	case Ping:
 		needRoom = false
 	default:
@@ -148,14 +205,15 @@ func DecodeFrame(b []byte) (Frame, error) {
 	// Fields that do not belong to the type are refused rather than
 	// ignored: a client that sends them misunderstands the protocol.
 	extra := map[string]bool{
-		"after":   raw.After != nil && f.Type != Subscribe,
-		"op":      raw.Op != nil && f.Type != Command,
-		"data":    raw.Data != nil && f.Type != Command,
-		"state":   raw.State != nil && f.Type != Presence,
-		"task_id": raw.TaskID != nil && f.Type != Presence,
-		"room":    raw.Room != nil && f.Type == Ping,
+		"after":      raw.After != nil && f.Type != Subscribe,
+		"op":         raw.Op != nil && f.Type != Command,
+		"data":       raw.Data != nil && f.Type != Command,
+		"state":      raw.State != nil && f.Type != Presence,
+		"task_id":    raw.TaskID != nil && f.Type != Presence,
+		"visibility": raw.Visibility != nil && f.Type != Presence,
+		"room":       raw.Room != nil && f.Type == Ping,
 	}
-	for _, k := range []string{"after", "op", "data", "state", "task_id", "room"} {
+	for _, k := range []string{"after", "op", "data", "state", "task_id", "visibility", "room"} {
 		if extra[k] {
 			return f, dealroom.Invalid(k, "a %s frame has no %s", f.Type, k)
 		}
@@ -165,7 +223,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 
 // frameKeys are the fields a client frame may have, spelled exactly.
 var frameKeys = map[string]bool{"type": true, "room": true, "after": true, "id": true, "op": true,
-	"data": true, "state": true, "task_id": true}
+	"data": true, "state": true, "task_id": true, "visibility": true}
 
 // checkKeys refuses field names the protocol does not define (encoding/json
 // would match "Type" to "type") and fields given twice.
@@ -194,19 +252,6 @@ func checkKeys(b []byte) error {
 		}
 	}
 	return nil
-}
-
-// validID tells whether a command id can serve as an idempotency key.
-func validID(id string) bool {
-	if id == "" || len(id) > maxID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func describe(err error) string {
@@ -259,8 +304,9 @@ func presenceFrame(room string, members []presence.Member) []byte {
 }
 
 // AckFrame answers a command that was applied (or replayed): seq is the
-// event's (0: the command changed nothing), data the result as the REST
-// route returns it.
+// event's or, for a command that changed nothing, the room's head when it
+// was answered (what the command did is in the timeline up to seq), data
+// the result as the REST route returns it.
 func AckFrame(id string, seq int64, data json.RawMessage) []byte {
 	return mustJSON(struct {
 		Type string          `json:"type"`

@@ -43,6 +43,12 @@ func TestDecodeFrameValid(t *testing.T) {
 		{"presence typing on a task", `{"type":"presence","room":"r_1","state":"typing","task_id":"t_7"}`,
 			hub.Frame{Type: "presence", Room: "r_1", State: presence.Typing, TaskID: "t_7"}},
 		{"presence idle", `{"type":"presence","room":"r_1","state":"idle"}`, hub.Frame{Type: "presence", Room: "r_1", State: presence.Idle}},
+		{"presence typing an internal note", `{"type":"presence","room":"r_1","state":"typing","visibility":"internal"}`,
+			hub.Frame{Type: "presence", Room: "r_1", State: presence.Typing, Visibility: dealroom.Internal}},
+		{"presence typing a shared message", `{"type":"presence","room":"r_1","state":"typing","visibility":"shared"}`,
+			hub.Frame{Type: "presence", Room: "r_1", State: presence.Typing, Visibility: dealroom.Shared}},
+		{"command with an id as long as an Idempotency-Key", `{"type":"command","id":"` + strings.Repeat("k", dealroom.MaxKey) + `","room":"r_1","op":"task.create"}`,
+			hub.Frame{Type: "command", ID: strings.Repeat("k", dealroom.MaxKey), Room: "r_1", Op: "task.create"}},
 		{"ping", `{"type":"ping"}`, hub.Frame{Type: "ping"}},
 		{"ping with an id", `{"type":"ping","id":"p1"}`, hub.Frame{Type: "ping", ID: "p1"}},
 		{"whitespace around", " \n\t{\"type\":\"ping\"} \r\n ", hub.Frame{Type: "ping"}},
@@ -128,14 +134,14 @@ func TestDecodeFrameErrors(t *testing.T) {
 
 		// id
 		{"empty id", `{"type":"command","id":"","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id with a space", `{"type":"command","id":"op 1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id with a tab", `{"type":"command","id":"op\t1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id with a newline", `{"type":"command","id":"op\n1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id not ASCII", `{"type":"command","id":"opé","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id with DEL", `{"type":"command","id":"op\u007f","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
-		{"id too long", `{"type":"command","id":"` + long(129) + `","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", ""},
+		{"id with a space", `{"type":"command","id":"op 1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", "op 1"},
+		{"id with a tab", `{"type":"command","id":"op\t1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", "op\t1"},
+		{"id with a newline", `{"type":"command","id":"op\n1","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", "op\n1"},
+		{"id not ASCII", `{"type":"command","id":"opé","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", "opé"},
+		{"id with DEL", `{"type":"command","id":"op\u007f","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", "op\u007f"},
+		{"id too long", `{"type":"command","id":"` + long(201) + `","room":"r","op":"task.create"}`, dealroom.EINVALID, "id", long(201)},
 		{"id not a string", `{"type":"command","id":5,"room":"r","op":"task.create"}`, dealroom.EBADREQUEST, "", ""},
-		{"bad id on a ping", `{"type":"ping","id":"a b"}`, dealroom.EINVALID, "id", ""},
+		{"bad id on a ping", `{"type":"ping","id":"a b"}`, dealroom.EINVALID, "id", "a b"},
 
 		// presence
 		{"presence without state", `{"type":"presence","room":"r"}`, dealroom.EINVALID, "state", ""},
@@ -176,6 +182,42 @@ func TestDecodeFrameErrors(t *testing.T) {
 			assert.Equal(t, tc.id, f.ID, "the failed frame's id, to answer it")
 			assert.True(t, utf8.ValidString(de.Message), "the message is text: %q", de.Message)
 			assert.LessOrEqual(t, len(de.Message), 300, "the message does not echo the frame")
+		})
+	}
+}
+
+// TestDecodeFrameEchoesIDAndRoom: a refused frame's error names the
+// request it answers: its id and room as far as they could be read, even
+// an id that breaks the rules (issue 11, item 15).
+func TestDecodeFrameEchoesIDAndRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, id, room string
+	}{
+		{"bad state", `{"type":"presence","room":"r_1","state":"dancing"}`, "", "r_1"},
+		{"bad after", `{"type":"subscribe","room":"r_2","after":-4}`, "", "r_2"},
+		{"field of another type", `{"type":"subscribe","room":"r_3","op":"x"}`, "", "r_3"},
+		{"unknown field", `{"type":"command","id":"c1","room":"r_4","op":"task.create","colour":"red"}`, "c1", "r_4"},
+		{"command id with a space", `{"type":"command","id":"op 1","room":"r_5","op":"task.create"}`, "op 1", "r_5"},
+		{"command id too long", `{"type":"command","id":"` + strings.Repeat("i", dealroom.MaxKey+1) + `","room":"r_6","op":"task.create"}`,
+			strings.Repeat("i", dealroom.MaxKey+1), "r_6"},
+		{"command without op", `{"type":"command","id":"c7","room":"r_7"}`, "c7", "r_7"},
+		{"room too long", `{"type":"unsubscribe","room":"` + strings.Repeat("r", 65) + `"}`, "", strings.Repeat("r", 65)},
+		{"room not a string", `{"type":"subscribe","room":7,"id":"s8"}`, "s8", ""},
+		{"id in capitals is not the id", `{"type":"command","ID":"c9","room":"r_9","op":"x"}`, "", "r_9"},
+		{"an id too long to echo", `{"type":"command","id":"` + strings.Repeat("i", 5000) + `","room":"r_10","op":"x"}`, "", "r_10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := hub.DecodeFrame([]byte(tc.in))
+			require.Error(t, err)
+			assert.Equal(t, tc.id, f.ID)
+			assert.Equal(t, tc.room, f.Room)
+			var out struct {
+				ID   string `json:"id"`
+				Room string `json:"room"`
+			}
+			require.NoError(t, json.Unmarshal(hub.ErrorFrame(f.ID, f.Room, err), &out))
+			assert.Equal(t, tc.id, out.ID)
+			assert.Equal(t, tc.room, out.Room)
 		})
 	}
 }
@@ -251,8 +293,11 @@ func checkFrame(t *testing.T, in []byte, f hub.Frame, err error) {
 		if de.Code == dealroom.EINVALID && de.Field == "" {
 			t.Fatalf("%q: an invalid error names no field: %v", in, err)
 		}
-		if f.ID != "" && (len(f.ID) > 128 || strings.ContainsFunc(f.ID, func(r rune) bool { return r < 0x21 || r > 0x7e })) {
-			t.Fatalf("%q: a failed frame carries an unusable id %q", in, f.ID)
+		// The id and room are echoed as the frame had them (to name the
+		// request that failed, even by an id that breaks the rules), but
+		// bounded and as text.
+		if len(f.ID) > 1024 || !utf8.ValidString(f.ID) || len(f.Room) > 1024 || !utf8.ValidString(f.Room) {
+			t.Fatalf("%q: a failed frame echoes an unbounded id %q or room %q", in, f.ID, f.Room)
 		}
 		// Its answer can always be built and read.
 		var ans map[string]any

@@ -216,7 +216,9 @@ func (s *Session) Subscribe(roomID string, after int64) {
 		err := sb.catchUp(sctx)
 		sb.caught.Done()
 		if err != nil {
-			if sctx.Err() == nil && !errors.Is(err, errRemoved) { // not cancelled by the session itself
+			// Not cancelled by the session itself, nor ended with its
+			// own frame:
+			if sctx.Err() == nil && !errors.Is(err, errRemoved) && !errors.Is(err, errAccessChanged) {
 				s.forget(sb)
 				s.Send(ErrorFrame("", roomID, err))
 			}
@@ -244,21 +246,35 @@ func (s *Session) Subscribed(roomID string) bool {
 	return s.subs.get(roomID) != nil
 }
 
-// SetPresence records what the device does in a room it follows.
-func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.State, taskID string) error {
+// Subscriptions returns how many rooms the session follows (or is
+// catching up with).
+func (s *Session) Subscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// SetPresence records what the device does in a room it follows: st, on
+// the task taskID (if any); vis internal says that it works on something
+// customers must not learn of (an internal note), so that they see it as
+// viewing. A room the session does not follow is refused (EINVALID, field
+// room); so is a task the person may not see (ENOTFOUND).
+func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.State, taskID string, vis dealroom.Visibility) error {
 	s.mu.Lock()
 	sb := s.subs.get(roomID)
 	s.mu.Unlock()
 	if sb == nil {
-		return dealroom.Errorf(dealroom.ECONFLICT, "subscribe to room %s before sending presence", dealroom.Clip(roomID))
+		return dealroom.Invalid("room", "not subscribed: subscribe to room %s before sending presence in it", dealroom.Clip(roomID))
 	}
 	d := s.device(st)
+	d.TaskInternal = vis == dealroom.Internal
 	if taskID != "" {
-		vis, err := s.h.access.TaskVisibility(ctx, s.actor, roomID, taskID)
+		tv, err := s.h.access.TaskVisibility(ctx, s.actor, roomID, taskID)
 		if err != nil {
 			return err
 		}
-		d.TaskID, d.TaskInternal = taskID, vis == dealroom.Internal
+		d.TaskID = taskID
+		d.TaskInternal = d.TaskInternal || tv == dealroom.Internal
 	}
 	s.mu.Lock()
 	if s.subs.get(roomID) != sb {
@@ -314,9 +330,12 @@ func (s *Session) forget(sb *sub) {
 // lock is held.
 func (s *Session) ended(sb *sub, why error) {
 	s.forget(sb)
-	if errors.Is(why, errRemoved) {
+	switch {
+	case errors.Is(why, errRemoved):
 		s.Send(unsubscribedFrame(sb.room, "you are no longer a member of this room"))
-	} else if !errors.Is(why, errQueueClosed) {
+	case errors.Is(why, errAccessChanged):
+		s.Send(resyncFrame(sb.room, "your access to this room changed; subscribe again with the last seq you processed"))
+	case !errors.Is(why, errQueueClosed):
 		s.h.Stats.Resyncs.Add(1)
 		s.Send(resyncFrame(sb.room, "this device fell behind; subscribe again with the last seq it processed"))
 	}
@@ -356,6 +375,7 @@ func (sb *sub) catchUp(ctx context.Context) error {
 		return err
 	}
 	sb.feed = f
+	checked := int64(0) // membership changes up to this seq are known to leave the view as it is
 	for stalls := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -412,10 +432,19 @@ func (sb *sub) catchUp(ctx context.Context) error {
 				h.Stats.Delivered.Add(1)
 			}
 			sb.sent, progress = e.seq, true
-			if e.removed != "" && e.removed == sb.sess.actor.ID && !sb.oversees {
-				sb.sess.forget(sb)
-				sb.sess.Send(unsubscribedFrame(sb.room, "you are no longer a member of this room"))
-				return errRemoved
+			if e.seq > checked && e.endsView(sb) != nil {
+				// A change of the person's membership, maybe long ago:
+				// what they may see is decided by the membership they
+				// have now (they may have been added back since). One
+				// answer covers every change up to the head it was
+				// asked at: a history of many changes costs one ask.
+				f.mu.Lock()
+				head := f.head
+				f.mu.Unlock()
+				if err := sb.checkView(ctx); err != nil {
+					return err
+				}
+				checked = head
 			}
 		}
 		if !progress {
@@ -428,6 +457,29 @@ func (sb *sub) catchUp(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// checkView asks what the subscription's person may see of the room now.
+// It ends the subscription, with the frame that tells the device so, when
+// they may no longer see it (errRemoved) or see it with other eyes than
+// the subscription's (errAccessChanged: they subscribe again).
+func (sb *sub) checkView(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	p, err := sb.sess.h.access.Access(actx, sb.sess.actor, sb.room)
+	cancel()
+	switch {
+	case dealroom.ErrorCode(err) == dealroom.ENOTFOUND || err == nil && !p.See:
+		sb.sess.forget(sb)
+		sb.sess.Send(unsubscribedFrame(sb.room, "you are no longer a member of this room"))
+		return errRemoved
+	case err != nil:
+		return err
+	case p.Internal == sb.customer:
+		sb.sess.forget(sb)
+		sb.sess.Send(resyncFrame(sb.room, "your access to this room changed; subscribe again with the last seq you processed"))
+		return errAccessChanged
+	}
+	return nil
 }
 
 // subList is a session's subscriptions. Most devices follow a room or a

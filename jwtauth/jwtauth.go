@@ -51,6 +51,10 @@ type Keys struct {
 	opts    []jwt.ParserOption
 }
 
+// Leeway is the clock skew allowed when checking a token's times: a token
+// is accepted until Leeway after its exp.
+const Leeway = 30 * time.Second
+
 // MinSecret is the shortest HS256 secret accepted.
 const MinSecret = 32
 
@@ -85,7 +89,7 @@ func New(cfg Config) (*Keys, error) {
 	k.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(k.methods),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(30 * time.Second),
+		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(cfg.Now),
 	}
 	if cfg.Issuer != "" {
@@ -133,11 +137,28 @@ type claims struct {
 // Verify checks a token and returns who it speaks for. Every failure is an
 // EUNAUTH error whose message says what is wrong without echoing the token.
 func (k *Keys) Verify(token string) (dealroom.Actor, error) {
+	a, _, err := k.VerifyUntil(token)
+	return a, err
+}
+
+// VerifyUntil is Verify for a connection that outlives the request: it also
+// returns the instant the token stops being accepted (its exp plus Leeway),
+// when the connection must end.
+func (k *Keys) VerifyUntil(token string) (dealroom.Actor, time.Time, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, k.key, k.opts...)
 	if err != nil {
-		return dealroom.Actor{}, unauth(reason(err))
+		return dealroom.Actor{}, time.Time{}, unauth(reason(err))
 	}
+	a, err := c.actor()
+	if err != nil {
+		return dealroom.Actor{}, time.Time{}, err
+	}
+	return a, c.ExpiresAt.Time.Add(Leeway), nil
+}
+
+// actor reads and checks who verified claims speak for.
+func (c *claims) actor() (dealroom.Actor, error) {
 	a := dealroom.Actor{ID: c.Subject, Name: c.Name, Email: c.Email, Kind: dealroom.Kind(c.Kind), Role: dealroom.Role(c.Role),
 		Invite: c.Invite}
 	if a.ID == "" || len(a.ID) > 128 || strings.IndexFunc(a.ID, unicode.IsControl) >= 0 {

@@ -57,7 +57,8 @@ type Device struct {
 	Kind    dealroom.Kind `json:"kind"`
 	State   State         `json:"state"`
 	// TaskID is the task the device works on, if any; TaskInternal tells
-	// that customers must not learn of it.
+	// that customers must not learn of what it does (an internal task, or
+	// an internal note being typed): to them it is viewing, without task.
 	TaskID       string `json:"task_id,omitempty"`
 	TaskInternal bool   `json:"task_internal,omitempty"`
 }

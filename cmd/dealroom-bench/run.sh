@@ -149,7 +149,11 @@ start_server() {
 		pprof_url="http://127.0.0.1:$("$bench" freeport)"
 		pprof_env=(DEALROOM_BENCH_PPROF="${pprof_url#http://}")
 	fi
+	# The websocket caps are raised: the idle scenarios hold up to 10,000
+	# connections of a few hundred users on one instance, and writers send
+	# commands faster than a person's device would.
 	env DEALROOM_ADDR="127.0.0.1:$port" DEALROOM_JWT_SECRET="$secret" \
+		DEALROOM_WS_MAX_SOCKETS=1000000 DEALROOM_WS_MAX_SOCKETS_PER_USER=1000000 DEALROOM_WS_FRAME_RATE=100000 \
 		${RATE_LIMIT:+DEALROOM_RATE_LIMIT="$RATE_LIMIT"} "${pprof_env[@]}" "$@" \
 		"$bin" serve >"$out/$name.log" 2>&1 &
 	server_pid=$!

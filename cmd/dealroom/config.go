@@ -36,6 +36,11 @@ type Config struct {
 	AllowedOrigins []string
 	WSPing         time.Duration
 	PresenceTTL    time.Duration
+	// The websocket's caps (api.RealtimeConfig).
+	WSMaxSockets        int
+	WSMaxSocketsPerUser int
+	WSMaxSubscriptions  int
+	WSFrameRate         float64
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -128,6 +133,17 @@ func (c *Config) settings() []setting {
 			c.PresenceTTL = d
 			return nil
 		}},
+		{"ws-max-sockets", "DEALROOM_WS_MAX_SOCKETS", "10000", "most websockets this instance holds; one more is refused with 503 before the upgrade", false, positiveInt(&c.WSMaxSockets)},
+		{"ws-max-sockets-per-user", "DEALROOM_WS_MAX_SOCKETS_PER_USER", "20", "most websockets one user holds on this instance; one more is refused with 429 before the upgrade", false, positiveInt(&c.WSMaxSocketsPerUser)},
+		{"ws-max-subscriptions", "DEALROOM_WS_MAX_SUBSCRIPTIONS", "100", "most rooms one websocket follows; a subscribe past it is refused with rate_limited", false, positiveInt(&c.WSMaxSubscriptions)},
+		{"ws-frame-rate", "DEALROOM_WS_FRAME_RATE", "20", "sustained frames per second a websocket may send of each kind (subscribe, unsubscribe, presence, ping, command), bursts of twice that; more are refused with rate_limited", false, func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f <= 0 || f > 1e6 {
+				return errors.New("must be a positive number of frames per second")
+			}
+			c.WSFrameRate = f
+			return nil
+		}},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
 			if v != "text" && v != "json" {
 				return errors.New(`must be "text" or "json"`)
@@ -143,6 +159,18 @@ func (c *Config) settings() []setting {
 			}
 			return errors.New("must be debug, info, warn or error")
 		}},
+	}
+}
+
+// positiveInt sets *p from a whole number of 1 or more (at most a million).
+func positiveInt(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return errors.New("must be a whole number from 1 to 1000000")
+		}
+		*p = n
+		return nil
 	}
 }
 

@@ -55,8 +55,8 @@ type process struct {
 
 // startProcess starts bin on a free loopback port with dataDir and waits
 // until /readyz answers 200. The process is killed when the test ends, if
-// it still runs.
-func startProcess(t *testing.T, bin, dataDir string) *process {
+// it still runs. env adds DEALROOM_* settings ("NAME=value").
+func startProcess(t *testing.T, bin, dataDir string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-data-dir", dataDir)
 	for _, kv := range os.Environ() {
@@ -66,6 +66,7 @@ func startProcess(t *testing.T, bin, dataDir string) *process {
 	}
 	cmd.Env = append(cmd.Env, "DEALROOM_JWT_SECRET="+processSecret,
 		"DEALROOM_RATE_LIMIT=1000000", "DEALROOM_LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, env...)
 	p := &process{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = childAttr()

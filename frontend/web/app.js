@@ -110,7 +110,7 @@ function signedIn(token, me) {
   ctx.me = me;
   setViewer(me.kind);
   ctx.sync?.destroy();
-  ctx.sync = new Sync(token);
+  ctx.sync = new Sync(token, { onExpired: sessionExpired });
   ctx.sync.onStatus(showConnection);
   buildShell();
 }

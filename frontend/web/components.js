@@ -86,16 +86,21 @@ export function composer(session, { taskId = null, parentId = null, internal = f
 
   const isInternal = () => internal || (staff && internalBox.checked);
   const refreshLook = () => form.classList.toggle('is-internal', isInternal());
-  internalBox.addEventListener('change', refreshLook);
+  let typingSent = 0;
+  internalBox.addEventListener('change', () => {
+    refreshLook();
+    // Typing goes on, now as an internal note or a shared message:
+    // customers must learn of the first only as viewing.
+    if (typingSent) session.setPresence('typing', taskId || undefined, isInternal());
+  });
 
   const list = mentionBox(area, () => mentionables(st, isInternal()));
-  let typingSent = 0;
   let idleTimer = 0;
   area.addEventListener('input', () => {
     const now = Date.now();
     if (now - typingSent > 3000) {
       typingSent = now;
-      session.setPresence('typing', taskId || undefined);
+      session.setPresence('typing', taskId || undefined, isInternal());
     }
     clearTimeout(idleTimer);
     idleTimer = setTimeout(() => {

@@ -342,8 +342,9 @@ export class RoomSession {
     };
   }
 
-  setPresence(state, taskId) {
-    this.sub?.presence(state, taskId);
+  /** setPresence tells the room what this device does; internal: typing an internal note. */
+  setPresence(state, taskId, internal = false) {
+    this.sub?.presence(state, taskId, internal);
   }
 
   close() {

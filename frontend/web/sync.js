@@ -9,14 +9,21 @@
 
 const WAKE_MS = 20000; // away longer than this: the socket may be dead, start afresh
 const MAX_BACKOFF_MS = 15000;
+// The server closes a socket whose token expired with this code: connecting
+// again with the same token would only be refused.
+const TOKEN_EXPIRED = 4001;
+const REFUSED_RETRY_MS = 2000; // a subscribe refused as rate_limited is sent again after this
 
 /**
  * Sync's status: "idle" (nothing subscribed), "connecting", "live" (the
  * socket is open) or "offline" (waiting to retry; retryAt says when).
  */
 export class Sync {
-  constructor(token) {
+  /** options.onExpired is called when the server ends the socket because the token expired. */
+  constructor(token, { onExpired } = {}) {
     this.token = token;
+    this.onExpired = onExpired;
+    this.expired = false;
     this.subs = new Map();
     this.ws = null;
     this.status = 'idle';
@@ -77,7 +84,7 @@ export class Sync {
     else this.connect();
     return {
       close: sub.closeSub,
-      presence: (state, taskId) => this.presence(sub, state, taskId),
+      presence: (state, taskId, internal) => this.presence(sub, state, taskId, internal),
       state: () => sub.state,
     };
   }
@@ -87,7 +94,7 @@ export class Sync {
   }
 
   connect() {
-    if (this.ws || !this.subs.size) return;
+    if (this.ws || !this.subs.size || this.expired) return;
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
     this.setStatus('connecting');
@@ -108,10 +115,19 @@ export class Sync {
     ws.onmessage = (m) => {
       if (this.ws === ws) this.receive(m.data);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.resetSubs();
+      if (ev.code === TOKEN_EXPIRED) {
+        // Not a network problem: retrying with this token cannot work.
+        // The app asks for a fresh sign-in (a new Sync with a new token).
+        this.expired = true;
+        clearTimeout(this.retryTimer);
+        this.setStatus('idle');
+        this.onExpired?.();
+        return;
+      }
       if (this.subs.size) this.scheduleRetry();
       else this.setStatus('idle');
     };
@@ -216,8 +232,10 @@ export class Sync {
     this.send({ type: 'subscribe', room: sub.room, after: sub.after() });
   }
 
-  presence(sub, state, taskId) {
+  /** presence says what this device does in the room; internal: it works on something customers must not learn of (an internal note). */
+  presence(sub, state, taskId, internal = false) {
     sub.presence = taskId ? { state, task_id: taskId } : { state };
+    if (internal) sub.presence.visibility = 'internal';
     if (sub.state === 'live') this.send({ type: 'presence', room: sub.room, ...sub.presence });
   }
 
@@ -249,12 +267,30 @@ export class Sync {
         if (sub) sub.onPresence?.(Array.isArray(msg.members) ? msg.members : []);
         return;
       case 'resync':
-        // The server could not keep us up to date: subscribe again after
-        // the last seq applied; the buffer is dropped and sent again.
+        // The server could not keep us up to date, or our access to the
+        // room changed: subscribe again after the last seq applied; the
+        // buffer is dropped and sent again.
         if (sub) this.sendSubscribe(sub);
         return;
+      case 'unsubscribed':
+        // Removed from the room: as if it no longer existed for us.
+        if (sub) {
+          sub.state = 'idle';
+          sub.onError?.({ code: 'not_found', message: msg.reason || '' });
+        }
+        return;
       case 'error':
-        if (sub && !msg.id) sub.onError?.(msg.error || {});
+        if (!sub || msg.id || sub.state !== 'catching-up') return; // a refused presence: nothing to undo
+        if (msg.error?.code === 'rate_limited' || msg.error?.code === 'unavailable') {
+          // The subscribe was refused for now (too many subscriptions or
+          // subscribes, a busy server): try again later rather than wait
+          // for ever.
+          setTimeout(() => {
+            if (this.subs.get(sub.room) === sub && sub.state === 'catching-up' && this.isOpen()) this.sendSubscribe(sub);
+          }, REFUSED_RETRY_MS);
+          return;
+        }
+        sub.onError?.(msg.error || {});
         return;
       default:
         // ack and frames this version does not know: nothing to do.

@@ -83,6 +83,32 @@ describe('live sync between a rep and a customer', () => {
     await customer.locator('.msg-body', { hasText: 'Here is the agenda' }).waitFor({ timeout: LIVE });
   });
 
+  test('a rep typing an internal note shows to the customer as viewing, not typing', async () => {
+    // The rep's last typing ended with the post; start afresh.
+    const typingOf = (f) => {
+      try {
+        const m = JSON.parse(f);
+        return m.type === 'presence' && (m.members || []).some((x) => x.user_id === repId && x.state === 'typing');
+      } catch {
+        return false;
+      }
+    };
+    const presenceFrames = () => customerFrames.filter((f) => f.includes('"type":"presence"'));
+    await customer.getByText('Rita Rep is typing…').waitFor({ state: 'detached', timeout: LIVE });
+    const before = presenceFrames().length;
+    await rep.getByLabel('Internal note (only your team sees it)').check();
+    await rep.getByLabel('New message').pressSequentially('Internal: draft of the price', { delay: 20 });
+    // The change reaches the customer as a presence frame of its own.
+    await waitUntil(() => presenceFrames().length > before, { timeout: LIVE, what: 'a presence frame after the internal typing' });
+    assert.ok(!presenceFrames().slice(before).some(typingOf), 'the customer learnt that the rep types an internal note');
+    assert.equal(await customer.getByText('Rita Rep is typing…').count(), 0);
+    // Turned into a shared message, the typing shows.
+    await rep.getByLabel('Internal note (only your team sees it)').uncheck();
+    await rep.getByLabel('New message').pressSequentially(' for all', { delay: 20 });
+    await customer.getByText('Rita Rep is typing…').first().waitFor({ timeout: LIVE });
+    await rep.getByLabel('New message').fill('');
+  });
+
   test('an internal note and an internal step never reach the customer', async () => {
     const note = `Internal: their budget is approved (${id})`;
     await rep.getByLabel('New message').fill(note);
