@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/api"
 )
 
 // acceptInvite accepts an invite by its code, as the customer's browser
@@ -43,8 +44,10 @@ func getWith(t *testing.T, n *node, token, path string) int {
 }
 
 // TestRevokedInviteEndsItsTokens: revoking an accepted invite ends the
-// tokens it issued, on every instance, for REST, for new websockets and
-// for commands and subscriptions on websockets opened before.
+// tokens it issued, on every instance: REST and new websockets are
+// refused, and the websockets open with them are closed with 4003, those
+// that follow the room and those that do not, on the instance that
+// revoked and on the others.
 func TestRevokedInviteEndsItsTokens(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2)
@@ -69,9 +72,18 @@ func TestRevokedInviteEndsItsTokens(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&me))
 	resp.Body.Close()
 	carol := dealroom.Actor{ID: me.UserID, Name: "Carol", Kind: dealroom.Customer, Invite: inv.ID}
-	dev := c.dial(n1, carol)
-	dev.subscribe(r.ID, 0)
-	dev.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+	following := c.dial(n1, carol)
+	following.subscribe(r.ID, 0)
+	following.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+	idleHere, idleThere := c.dial(n0, carol), c.dial(n1, carol)
+	// Carol's other sign-in (not through this invite) stays.
+	otherSignIn := c.dial(n1, dealroom.Actor{ID: me.UserID, Name: "Carol", Kind: dealroom.Customer})
+	otherSignIn.subscribe(r.ID, 0)
+	otherSignIn.until(5*time.Second, "subscribed", func(f frame) bool { return f.Type == "subscribed" })
+	for _, d := range []*wsClient{idleHere, idleThere} {
+		d.send(map[string]any{"type": "ping", "id": "p"})
+		d.until(5*time.Second, "pong", func(f frame) bool { return f.Type == "pong" })
+	}
 
 	require.Equal(t, 204, c.rest(n0, alice, "DELETE", "/rooms/"+r.ID+"/invites/"+inv.ID, nil, nil))
 
@@ -83,12 +95,18 @@ func TestRevokedInviteEndsItsTokens(t *testing.T) {
 	require.Error(t, err, "a new websocket with a token of the revoked invite")
 	assert.Contains(t, err.Error(), "401")
 
-	ans := dev.command("after-revoke", r.ID, "message.post", map[string]any{"body": "still here?"})
-	require.Equal(t, "error", ans.Type, "a command on a websocket opened before the revocation: %s", ans.raw)
-	assert.Equal(t, "unauthenticated", ans.Error.Code)
+	for name, d := range map[string]*wsClient{"following the room": following,
+		"idle, on the instance that revoked": idleHere, "idle, on another instance": idleThere} {
+		code, reason := closeOf(t, d)
+		assert.Equal(t, api.StatusSignedOut, code, name)
+		assert.EqualValues(t, 4003, code, name)
+		assert.Contains(t, reason, "signed out", name)
+	}
+	ans := otherSignIn.command("other-sign-in", r.ID, "message.post", map[string]any{"body": "from my other sign-in"})
+	require.Equal(t, "ack", ans.Type, "another sign-in of the person is not the invite's: %s", ans.raw)
 	var msgs struct{ Items []map[string]any }
 	require.Equal(t, 200, c.rest(n0, alice, "GET", "/rooms/"+r.ID+"/messages", nil, &msgs))
-	assert.Empty(t, msgs.Items, "the refused command wrote nothing")
+	assert.Len(t, msgs.Items, 1, "only the other sign-in's message")
 
 	// The repeat accept that would mint a fresh token is refused too.
 	status, _ = acceptInvite(t, n0, inv.Code, "Carol", "carol@acme.example")

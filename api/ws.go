@@ -261,9 +261,12 @@ func (w *wsConn) WriteFailed(error) {
 
 // End ends the connection when the hub says so (hub.Transport).
 func (w *wsConn) End(why error) {
-	if errors.Is(why, hub.ErrOverrun) {
+	switch {
+	case errors.Is(why, hub.ErrOverrun):
 		w.end(websocket.StatusPolicyViolation, "too many unanswered commands")
-	} else {
+	case errors.Is(why, hub.ErrSignedOut):
+		w.end(StatusSignedOut, signedOutReason)
+	default:
 		w.end(websocket.StatusGoingAway, "the server is shutting down")
 	}
 }
@@ -337,6 +340,10 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 func (w *wsConn) runCommand(ctx context.Context, f hub.Frame) {
 	if w.expired() {
 		w.endExpired()
+		return
+	}
+	if err := w.s.svc.Authorize(ctx, w.sess.Actor()); dealroom.ErrorCode(err) == dealroom.EUNAUTH {
+		w.End(hub.ErrSignedOut) // the command waits for the device's next sign-in
 		return
 	}
 	w.sess.Send(w.s.command(ctx, w.sess.Actor(), f))

@@ -19,6 +19,14 @@ const StatusTokenExpired websocket.StatusCode = 4001
 // tokenExpiredReason is the close reason sent with StatusTokenExpired.
 const tokenExpiredReason = "token expired: reconnect with a fresh token"
 
+// StatusSignedOut is the close code of a websocket whose sign-in was ended
+// (the invite its token came from was revoked): the token will not be
+// accepted again, and the device signs out.
+const StatusSignedOut websocket.StatusCode = 4003
+
+// signedOutReason is the close reason sent with StatusSignedOut.
+const signedOutReason = "signed out: this sign-in was ended; sign in again"
+
 // sockets counts the open websockets, in all and per user, so that one
 // token cannot hold the server's memory with connections.
 type sockets struct {

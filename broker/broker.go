@@ -23,6 +23,9 @@ const (
 	Event Kind = 1
 	// Presence: one instance's presence in a room (see package presence).
 	Presence Kind = 2
+	// Control: news about sessions rather than a room (a sign-in that
+	// ended), on a channel of its own.
+	Control Kind = 3
 )
 
 // Message is one piece of news about a room.

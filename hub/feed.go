@@ -30,6 +30,9 @@ type entry struct {
 	// the deleted message of a message.deleted event.
 	message   string
 	tombstone *room.Message
+	// revoked is the accepted invite an invite.revoked event revokes: the
+	// sessions of its tokens end.
+	revoked string
 }
 
 func newEntry(ev room.Event, raw []byte) *entry {
@@ -56,6 +59,7 @@ func newEntry(ev room.Event, raw []byte) *entry {
 			e.tombstone = &m
 		}
 	}
+	e.revoked = revokedInvite(ev)
 	switch ev.Type {
 	case room.MemberRemoved:
 		var d room.MemberRemovedData
@@ -82,6 +86,8 @@ var errAccessChanged = errors.New("access to the room changed")
 func (e *entry) endsView(sb *sub) error {
 	a := sb.sess.actor
 	switch {
+	case e.revoked != "" && e.revoked == a.Invite:
+		return ErrSignedOut
 	case e.removed != "" && e.removed == a.ID:
 		if !sb.oversees {
 			return errRemoved

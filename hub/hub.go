@@ -167,8 +167,9 @@ func (h *Hub) SetStore(s Store) { h.store = s }
 // Start sets the broker (which delivers to h) and starts the hub's timers.
 func (h *Hub) Start(b broker.Broker) {
 	h.broker = b
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.tick()
+	go h.subscribeSessions()
 }
 
 // Backlog returns the frames and bytes waiting in every session's send
@@ -207,6 +208,7 @@ func (h *Hub) Committed(ev room.Event) {
 		h.log.Warn("cannot publish an event; followers will read it from the store",
 			"room", ev.RoomID, "seq", ev.Seq, "err", err)
 	}
+	h.signedOut(ev)
 }
 
 // Receive implements broker.Handler.
@@ -223,6 +225,8 @@ func (h *Hub) Receive(m broker.Message) {
 			return
 		}
 		f.offer(newEntry(ev, m.Data))
+	case broker.Control:
+		h.receiveControl(m)
 	case broker.Presence:
 		if m.Origin == h.cfg.Instance {
 			return

@@ -112,8 +112,9 @@ type Transport interface {
 	// written.
 	WriteFailed(err error)
 	// End is called once when the hub ends the session: why is ErrOverrun
-	// (the device broke the protocol's limits) or ErrShutdown (the hub
-	// closes). The transport closes its connection, then calls Close.
+	// (the device broke the protocol's limits), ErrSignedOut (the sign-in
+	// of its token was ended) or ErrShutdown (the hub closes). The
+	// transport closes its connection, then calls Close.
 	End(why error)
 }
 
@@ -194,6 +195,10 @@ func (s *Session) Subscribe(roomID string, after int64) {
 	ctx, cancel := context.WithTimeout(s.h.ctx, 10*time.Second)
 	p, err := s.h.access.Access(ctx, s.actor, roomID)
 	cancel()
+	if dealroom.ErrorCode(err) == dealroom.EUNAUTH {
+		s.end(ErrSignedOut)
+		return
+	}
 	if err != nil {
 		s.Send(ErrorFrame("", roomID, err))
 		return
@@ -218,7 +223,7 @@ func (s *Session) Subscribe(roomID string, after int64) {
 		if err != nil {
 			// Not cancelled by the session itself, nor ended with its
 			// own frame:
-			if sctx.Err() == nil && !errors.Is(err, errRemoved) && !errors.Is(err, errAccessChanged) {
+			if sctx.Err() == nil && !errors.Is(err, errRemoved) && !errors.Is(err, errAccessChanged) && !errors.Is(err, ErrSignedOut) {
 				s.forget(sb)
 				s.Send(ErrorFrame("", roomID, err))
 			}
@@ -331,6 +336,8 @@ func (s *Session) forget(sb *sub) {
 func (s *Session) ended(sb *sub, why error) {
 	s.forget(sb)
 	switch {
+	case errors.Is(why, ErrSignedOut):
+		go s.end(ErrSignedOut) // the feed's lock is held
 	case errors.Is(why, errRemoved):
 		s.Send(unsubscribedFrame(sb.room, "you are no longer a member of this room"))
 	case errors.Is(why, errAccessChanged):
@@ -468,6 +475,9 @@ func (sb *sub) checkView(ctx context.Context) error {
 	p, err := sb.sess.h.access.Access(actx, sb.sess.actor, sb.room)
 	cancel()
 	switch {
+	case dealroom.ErrorCode(err) == dealroom.EUNAUTH:
+		go sb.sess.end(ErrSignedOut)
+		return ErrSignedOut
 	case dealroom.ErrorCode(err) == dealroom.ENOTFOUND || err == nil && !p.See:
 		sb.sess.forget(sb)
 		sb.sess.Send(unsubscribedFrame(sb.room, "you are no longer a member of this room"))

@@ -12,6 +12,8 @@ const MAX_BACKOFF_MS = 15000;
 // The server closes a socket whose token expired with this code: connecting
 // again with the same token would only be refused.
 const TOKEN_EXPIRED = 4001;
+// ... and a socket whose sign-in was ended (its invite revoked) with this one.
+const SIGNED_OUT = 4003;
 const REFUSED_RETRY_MS = 2000; // a subscribe refused as rate_limited is sent again after this
 
 /**
@@ -119,7 +121,7 @@ export class Sync {
       if (this.ws !== ws) return;
       this.ws = null;
       this.resetSubs();
-      if (ev.code === TOKEN_EXPIRED) {
+      if (ev.code === TOKEN_EXPIRED || ev.code === SIGNED_OUT) {
         // Not a network problem: retrying with this token cannot work.
         // The app asks for a fresh sign-in (a new Sync with a new token).
         this.expired = true;
