@@ -453,3 +453,63 @@ func waitPresence(t *testing.T, ctx context.Context, c *websocket.Conn, ok func(
 		}
 	}
 }
+
+// TestSignOutAcrossInstances: revoking an accepted invite on one instance
+// closes, through Redis, the websockets of its token on another instance,
+// also one that follows no room there (only the sessions channel reaches
+// it); and the token is refused on every instance.
+func TestSignOutAcrossInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two server processes")
+	}
+	mongoURI, _ := testenv.MongoDatabase(t)
+	rs := testenv.StartRedis(t)
+	redisURL := "redis://" + rs.Addr() + "/0"
+	a, b := startInstance(t, mongoURI, redisURL), startInstance(t, mongoURI, redisURL)
+	repTok := token(t, rep)
+	st, data := call(t, a.URL, repTok, "POST", "/rooms", map[string]any{"name": "Sign-out", "company": "Acme"})
+	require.Equal(t, 201, st, "%s", data)
+	var r struct{ ID string }
+	require.NoError(t, json.Unmarshal(data, &r))
+	st, data = call(t, a.URL, repTok, "POST", "/rooms/"+r.ID+"/invites", map[string]any{"email": "bea@buyer.example"})
+	require.Equal(t, 201, st, "%s", data)
+	var inv struct{ ID, Code string }
+	require.NoError(t, json.Unmarshal(data, &inv))
+	st, data = call(t, b.URL, "", "POST", "/invites/"+inv.Code+"/accept", map[string]any{"name": "Bea", "email": "bea@buyer.example"})
+	require.Equal(t, 200, st, "%s", data)
+	var acc struct{ Token string }
+	require.NoError(t, json.Unmarshal(data, &acc))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	following := dialWS(t, ctx, a.URL, acc.Token)
+	defer following.CloseNow()
+	send(t, ctx, following, map[string]any{"type": "subscribe", "room": r.ID, "after": 0})
+	idle := dialWS(t, ctx, b.URL, acc.Token)
+	defer idle.CloseNow()
+	send(t, ctx, idle, map[string]any{"type": "ping"})
+	for _, c := range []*websocket.Conn{following, idle} {
+		for {
+			_, data, err := c.Read(ctx)
+			require.NoError(t, err)
+			if strings.Contains(string(data), `"subscribed"`) || strings.Contains(string(data), `"pong"`) {
+				break
+			}
+		}
+	}
+
+	st, data = call(t, a.URL, repTok, "DELETE", "/rooms/"+r.ID+"/invites/"+inv.ID, nil)
+	require.Equal(t, 204, st, "%s", data)
+	for name, c := range map[string]*websocket.Conn{"following the room, where it was revoked": following,
+		"idle, on the other instance": idle} {
+		var err error
+		for err == nil {
+			_, _, err = c.Read(ctx)
+		}
+		assert.Equal(t, websocket.StatusCode(4003), websocket.CloseStatus(err), "%s: %v", name, err)
+	}
+	for _, in := range []*instance{a, b} {
+		st, _ := call(t, in.URL, acc.Token, "GET", "/rooms/"+r.ID, nil)
+		assert.Equal(t, 401, st)
+	}
+}
