@@ -448,3 +448,24 @@ func TestWSFrameRateLimit(t *testing.T) {
 	f = cl.command("c10", roomID, "message.post", map[string]any{"body": "later"})
 	assert.Equal(t, "ack", f.Type, "%s", f.raw)
 }
+
+// TestWSPresenceShowsKindOfMembership: a manager who joined a room as the
+// customer's contact shows as a customer in its presence, as in its
+// members list: presence does not tell customers who is seller staff.
+func TestWSPresenceShowsKindOfMembership(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Presence kinds")
+	require.Equal(t, 201, c.rest(n, owner, "POST", "/rooms/"+roomID+"/members",
+		map[string]any{"user_id": manager.ID, "name": manager.Name, "kind": "customer"}, nil))
+	cust := c.dial(n, custW)
+	cust.subscribed(roomID, 0)
+	contact := c.dial(n, manager)
+	contact.subscribed(roomID, 0)
+	fs := cust.waitPresence(presenceWait, roomID, "the contact viewing", present(manager.ID, "viewing", 1))
+	assert.Equal(t, "customer", fs[len(fs)-1].members()[manager.ID].Kind)
+	contact.send(map[string]any{"type": "presence", "room": roomID, "state": "typing"})
+	fs = cust.waitPresence(presenceWait, roomID, "the contact typing", present(manager.ID, "typing", 1))
+	assert.Equal(t, "customer", fs[len(fs)-1].members()[manager.ID].Kind)
+}

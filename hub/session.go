@@ -271,7 +271,7 @@ func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.St
 	if sb == nil {
 		return dealroom.Invalid("room", "not subscribed: subscribe to room %s before sending presence in it", dealroom.Clip(roomID))
 	}
-	d := s.device(st)
+	d := sb.device(st)
 	d.TaskInternal = vis == dealroom.Internal
 	if taskID != "" {
 		tv, err := s.h.access.TaskVisibility(ctx, s.actor, roomID, taskID)
@@ -295,8 +295,17 @@ func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.St
 	return nil
 }
 
-func (s *Session) device(st presence.State) presence.Device {
-	return presence.Device{Session: s.id, UserID: s.actor.ID, Name: s.actor.Name, Kind: s.actor.Kind, State: st}
+// device is what the room's presence shows of the subscription's device:
+// the person as the room knows them, the stricter of token and membership
+// (a staff token on a customer-kind membership shows as a customer, as it
+// does everywhere else).
+func (sb *sub) device(st presence.State) presence.Device {
+	a := sb.sess.actor
+	kind := a.Kind
+	if sb.customer {
+		kind = dealroom.Customer
+	}
+	return presence.Device{Session: sb.sess.id, UserID: a.ID, Name: a.Name, Kind: kind, State: st}
 }
 
 // Close ends every subscription and the queue.
@@ -393,7 +402,7 @@ func (sb *sub) catchUp(ctx context.Context) error {
 			head := f.head
 			sb.sess.mu.Lock()
 			if sb.state.Session == "" {
-				sb.state = sb.sess.device(presence.Viewing)
+				sb.state = sb.device(presence.Viewing)
 			}
 			sb.live = true
 			h.presence.Set(sb.room, sb.state)
