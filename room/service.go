@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"dealroom"
@@ -107,6 +108,23 @@ func (s *Service) unresolvedAgain(ctx context.Context, room, text string, vis de
 		return nil
 	}
 	return ResolveMentions(text, members, vis).Unresolved
+}
+
+// findMentions finds the mentions of text against the room's members as
+// they are now, before the command goes to the store: a store decides one
+// command at a time (boltstore: every room's), so the decision only checks
+// the members found (Found.Check). A room that does not exist has no
+// members; the decision says so.
+func (s *Service) findMentions(ctx context.Context, room, text string) (Found, error) {
+	text = strings.TrimSpace(text)
+	if !strings.Contains(text, "@") {
+		return Found{text: text}, nil
+	}
+	members, err := s.Store.Members(ctx, room)
+	if err != nil && dealroom.ErrorCode(err) != dealroom.ENOTFOUND {
+		return Found{}, err
+	}
+	return NewDirectory(members).Find(text), nil
 }
 
 // fingerprint identifies a request for idempotency: the same operation on
