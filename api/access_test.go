@@ -447,6 +447,8 @@ func TestCustomerTimeline(t *testing.T) {
 				assertCustomerSafe(t, r.Body, "customer events")
 				got = append(got, r.items(t)...)
 				next, _ := r.object(t)["next_cursor"].(string)
+				_, hasAfter := r.object(t)["next_after"]
+				assert.Equal(t, next != "", hasAfter, "next_after comes with next_cursor")
 				if next == "" {
 					break
 				}

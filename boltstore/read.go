@@ -96,10 +96,17 @@ func (s *Store) read(fn func(tx *bolt.Tx) error) error {
 // Events implements room.Store.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	var out []room.Event
+	var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
+	if sharedOnly {
+		end = seqKey(roomID, room.SharedScanEnd(after, limit))
+	}
 	err := s.read(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bEvents).Cursor()
 		p := prefix(roomID)
 		for k, raw := c.Seek(seqKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
+			if end != nil && bytes.Compare(k, end) > 0 {
+				break // the scan's budget (room.SharedScan)
+			}
 			var ev room.Event
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return err

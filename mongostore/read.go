@@ -244,6 +244,11 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 		// follows, every few seconds.
 		seq = after + 1
 	}
+	if sharedOnly {
+		// The scan's budget (room.SharedScan): a range of the
+		// {room_id, seq} index, however few of it are shared.
+		seq = bson.D{{Key: "$gt", Value: after}, {Key: "$lte", Value: room.SharedScanEnd(after, limit)}}
+	}
 	q := inRoom(roomID, bson.E{Key: "seq", Value: seq})
 	if sharedOnly {
 		q = append(q, bson.E{Key: "visibility", Value: dealroom.Shared})

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"dealroom"
@@ -56,8 +57,11 @@ type Store interface {
 	Execute(ctx context.Context, cmd Command) (ev Event, replayed bool, err error)
 
 	// Events returns up to limit events of the room with seq > after, in
-	// order; with sharedOnly, internal events are left out (and the limit
-	// counts only those returned).
+	// order. With sharedOnly, internal events are left out (and the limit
+	// counts only those returned), and the store looks at the events with
+	// a seq up to after+SharedScan(limit) only: a customer's read of a room
+	// of many internal events costs a bounded scan, and fewer than limit
+	// events does not mean the end of the room.
 	Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]Event, error)
 
 	// Room returns a room, ENOTFOUND when there is none.
@@ -103,6 +107,20 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store; calling it twice is safe.
 	Close() error
+}
+
+// SharedScan is how many events a store looks at, at most, to find limit
+// shared ones (Store.Events with sharedOnly): ten per event asked for, and
+// at least 100.
+func SharedScan(limit int) int { return max(10*limit, 100) }
+
+// SharedScanEnd is the last seq a sharedOnly read of limit events after
+// seq after looks at.
+func SharedScanEnd(after int64, limit int) int64 {
+	if n := int64(SharedScan(limit)); after <= math.MaxInt64-n {
+		return after + n
+	}
+	return math.MaxInt64
 }
 
 // RoomFilter selects rooms to list.

@@ -46,6 +46,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"Idempotency", testIdempotency},
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
 		{"EventsPaging", testEventsPaging},
+		{"SharedEventsScanIsBounded", testSharedScanBounded},
 		{"Tasks", testTasks},
 		{"Messages", testMessages},
 		{"MembersAndRooms", testMembersAndRooms},
@@ -307,6 +308,89 @@ func testEventsPaging(t *testing.T, open Opener) {
 		assert.False(t, e.At.IsZero())
 		assert.NotEmpty(t, e.Actor.ID)
 	}
+}
+
+// testSharedScanBounded: a customer's read of a room of many internal
+// events looks at SharedScan(limit) events at most, and reading on from
+// where each read stopped finds every shared event.
+func testSharedScanBounded(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	post := func(body string, vis dealroom.Visibility) {
+		_, err := f.svc.PostMessage(f.ctx, Alice, r, room.MessageDraft{Body: body, Visibility: vis}, "")
+		require.NoError(t, err)
+	}
+	post("first shared", dealroom.Shared)
+	internal := 2*room.SharedScan(5) + 30
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < internal; i += 8 {
+				_, err := f.svc.PostMessage(f.ctx, Alice, r, room.MessageDraft{Body: fmt.Sprintf("internal %d", i), Visibility: "internal"}, "")
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	post("last shared", dealroom.Shared)
+	all := f.events(t, r)
+	head := all[len(all)-1].Seq
+	var want []int64
+	for _, e := range all {
+		if e.Visibility == dealroom.Shared {
+			want = append(want, e.Seq)
+		}
+	}
+
+	got, err := f.store.Events(f.ctx, r, 0, 5, true)
+	require.NoError(t, err)
+	for _, e := range got {
+		assert.Equal(t, dealroom.Shared, e.Visibility)
+		assert.LessOrEqual(t, e.Seq, room.SharedScanEnd(0, 5), "looked beyond the scan's budget")
+	}
+	assert.Less(t, len(got), 5, "the last shared event is beyond the budget")
+
+	// The store's rule, read on: every shared event, in order, once.
+	var walked []int64
+	reads := 0
+	for after := int64(0); after < head; reads++ {
+		p, err := f.store.Events(f.ctx, r, after, 5, true)
+		require.NoError(t, err)
+		walked = append(walked, seqs(p)...)
+		if len(p) == 5 {
+			after = p[len(p)-1].Seq
+		} else {
+			after = room.SharedScanEnd(after, 5)
+		}
+		require.Less(t, reads, 100)
+	}
+	assert.Equal(t, want, walked)
+
+	// The service's pages say where to go on; only the last has nothing.
+	walked, reads = nil, 0
+	sawEmpty := false
+	for after := int64(0); ; reads++ {
+		page, err := f.svc.EventPage(f.ctx, Carol, r, after, 5)
+		require.NoError(t, err)
+		walked = append(walked, seqs(page.Items)...)
+		if page.NextAfter == 0 {
+			break
+		}
+		sawEmpty = sawEmpty || len(page.Items) == 0
+		assert.Greater(t, page.NextAfter, after)
+		after = page.NextAfter
+		require.Less(t, reads, 100)
+	}
+	assert.Equal(t, want, walked, "a customer reading on gets every shared event")
+	assert.True(t, sawEmpty, "a page of internal events only is empty and not the end")
+
+	// Staff pages are not bounded that way: they count every event.
+	page, err := f.svc.EventPage(f.ctx, Alice, r, 0, 5)
+	require.NoError(t, err)
+	assert.Equal(t, seqs(all[:5]), seqs(page.Items))
+	assert.Equal(t, all[4].Seq, page.NextAfter)
 }
 
 func testTasks(t *testing.T, open Opener) {
