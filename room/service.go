@@ -76,10 +76,62 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 			return c.decide(v, p, r, s.now())
 		}}
 	ev, replayed, err := s.executeReplay(ctx, cmd)
+	if err == nil && replayed {
+		err = s.checkReplay(ctx, c.actor, c.room, ev)
+	}
 	if c.replayed != nil {
 		*c.replayed = replayed
 	}
 	return ev, err
+}
+
+// checkReplay makes sure that the actor of a replayed request may still
+// see what its recorded answer shows: the store returns the first answer
+// for a key without deciding anything, and a member removed since (404
+// for the room), or an actor who may no longer see the item (internal to
+// a customer: 404 for it), must not get it.
+func (s *Service) checkReplay(ctx context.Context, a dealroom.Actor, room string, ev Event) error {
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return err
+	}
+	if !p.Sees(ev.Visibility) {
+		return dealroom.NotFound("room", room)
+	}
+	var item struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(ev.Data, &item) != nil || item.ID == "" {
+		return nil
+	}
+	var vis dealroom.Visibility
+	kind := ""
+	switch ev.Type {
+	case TaskCreated, TaskUpdated:
+		t, err := s.Store.Task(ctx, room, item.ID)
+		if err != nil || t == nil {
+			return err
+		}
+		vis, kind = t.Visibility, "task"
+	case MessagePosted, MessageEdited, MessageDeleted:
+		m, err := s.Store.Message(ctx, room, item.ID)
+		if err != nil || m == nil {
+			return err
+		}
+		vis, kind = m.Visibility, "message"
+	case AttachmentAdded:
+		at, err := s.Store.Attachment(ctx, room, item.ID)
+		if err != nil || at == nil {
+			return err
+		}
+		vis, kind = at.Visibility, "attachment"
+	default:
+		return nil
+	}
+	if !p.Sees(vis) {
+		return dealroom.NotFound(kind, item.ID)
+	}
+	return nil
 }
 
 func (s *Service) execute(ctx context.Context, cmd Command) (Event, error) {

@@ -44,6 +44,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"RefusedCommandWritesNothing", testRefusedWritesNothing},
 		{"NoChangeWritesNothing", testNoChange},
 		{"Idempotency", testIdempotency},
+		{"ReplayRechecksAccess", testReplayRechecksAccess},
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
 		{"EventsPaging", testEventsPaging},
 		{"SharedEventsScanIsBounded", testSharedScanBounded},
@@ -220,6 +221,51 @@ func testIdempotency(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, r1.ID, r2.ID)
 	assert.Len(t, f.events(t, r1.ID), 1)
+}
+
+// testReplayRechecksAccess: the recorded answer of a key is given only to
+// an actor who may still see it.
+func testReplayRechecksAccess(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	post := func(a dealroom.Actor, d room.MessageDraft, key string) (room.MessageResult, error) {
+		return f.svc.PostMessage(f.ctx, a, r, d, key)
+	}
+
+	// An internal note, replayed by its author with a customer's token
+	// (the same person, now seen as a customer): not found.
+	note, err := post(Bob, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	require.NoError(t, err)
+	again, err := post(Bob, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	require.NoError(t, err)
+	assert.Equal(t, note.ID, again.ID)
+	asCustomer := Bob
+	asCustomer.Kind = dealroom.Customer
+	_, err = post(asCustomer, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a customer replaying an internal note: %v", err)
+
+	// A customer's task, replayed after they were removed: the room is
+	// not found, as for any non-member.
+	_, err = f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "Our questions"}, "task-1")
+	require.NoError(t, err)
+	_, err = post(Carol, room.MessageDraft{Body: "hello"}, "msg-1")
+	require.NoError(t, err)
+	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, r, Carol.ID, ""))
+	n := len(f.events(t, r))
+	_, err = f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "Our questions"}, "task-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed member replaying: %v", err)
+	_, err = post(Carol, room.MessageDraft{Body: "hello"}, "msg-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed member replaying: %v", err)
+	assert.Len(t, f.events(t, r), n, "nothing written")
+
+	// Rooms too: a creator removed from their room gets no replay.
+	created, err := f.svc.CreateRoom(f.ctx, Bob, room.Draft{Name: "N", Company: "C"}, "room-key")
+	require.NoError(t, err)
+	_, err = f.svc.AddMember(f.ctx, Bob, created.ID, room.MemberDraft{UserID: Alice.ID, Name: Alice.Name, Kind: dealroom.Staff, RoleInRoom: room.Owner}, "")
+	require.NoError(t, err)
+	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, created.ID, Bob.ID, ""))
+	_, err = f.svc.CreateRoom(f.ctx, Bob, room.Draft{Name: "N", Company: "C"}, "room-key")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed creator replaying: %v", err)
 }
 
 func testDecisionsSerialize(t *testing.T, open Opener) {
