@@ -56,7 +56,7 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	cmd := Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp,
+	cmd := Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp, At: s.now(),
 		Decide: func(v View) (Event, error) {
 			r, err := v.Room()
 			if err != nil {

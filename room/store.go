@@ -38,6 +38,10 @@ type Command struct {
 	// Fingerprint identifies the request; a key reused with another
 	// fingerprint is a conflict, not a retry.
 	Fingerprint string
+	// At is when the request was made (the service's clock; zero: the
+	// store's). A key recorded KeyRetention or longer before it is
+	// forgotten: the command is carried out anew.
+	At time.Time
 	// Decide turns the room's state into the event to append (its Seq is
 	// set by the store). It must have no side effects: a store may call it
 	// again after a concurrent append.
@@ -51,7 +55,8 @@ type Store interface {
 	// the event it returns as the room's next seq, atomically with the
 	// idempotency key and the read models' update. When the key was used
 	// before by the same actor in the room, it returns that first event and
-	// replayed = true without deciding anything. Errors: those of Decide;
+	// replayed = true without deciding anything (unless the key expired:
+	// KeyRetention). Errors: those of Decide;
 	// ECONFLICT when the key was used for another request; EUNAVAILABLE
 	// when the backend fails (nothing is written then).
 	Execute(ctx context.Context, cmd Command) (ev Event, replayed bool, err error)
@@ -134,6 +139,18 @@ type RoomFilter struct {
 	// Before continues a listing after the room with this id.
 	Before string
 	Limit  int
+}
+
+// KeyRetention is how long an idempotency key is remembered: a retry
+// within it gets the first answer, a request with the key after it is a
+// new request. Clients retry within minutes; a day covers a device that
+// was offline overnight.
+const KeyRetention = 24 * time.Hour
+
+// KeyExpired tells whether a key recorded at `at` is forgotten at `now`
+// (a record without a time, from before keys expired, is).
+func KeyExpired(at, now time.Time) bool {
+	return at.IsZero() || now.Sub(at) >= KeyRetention
 }
 
 // ErrKeyReused is returned for an idempotency key reused with another

@@ -45,6 +45,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"NoChangeWritesNothing", testNoChange},
 		{"Idempotency", testIdempotency},
 		{"ReplayRechecksAccess", testReplayRechecksAccess},
+		{"KeysExpire", testKeysExpire},
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
 		{"EventsPaging", testEventsPaging},
 		{"SharedEventsScanIsBounded", testSharedScanBounded},
@@ -221,6 +222,36 @@ func testIdempotency(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, r1.ID, r2.ID)
 	assert.Len(t, f.events(t, r1.ID), 1)
+}
+
+// testKeysExpire: a key is remembered for room.KeyRetention from its
+// first use (the service's clock), then forgotten.
+func testKeysExpire(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	first, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	f.advance(room.KeyRetention - time.Minute)
+	again, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "within the retention, a retry gets the first answer")
+	_, err = f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Other"}, "key-1")
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err))
+
+	f.advance(2 * time.Minute) // the replay did not renew the key
+	n := len(f.events(t, r))
+	anew, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, anew.ID, "after the retention, the key is forgotten")
+	assert.Len(t, f.events(t, r), n+1)
+	// The key now stands for the new request, for another retention.
+	again, err = f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.Equal(t, anew.ID, again.ID)
+	f.advance(room.KeyRetention)
+	other, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Other"}, "key-1")
+	require.NoError(t, err, "an expired key may be used for another request")
+	assert.Equal(t, "Other", other.Title)
 }
 
 // testReplayRechecksAccess: the recorded answer of a key is given only to
