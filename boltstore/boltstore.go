@@ -34,20 +34,20 @@ import (
 // they sort.
 var (
 	bMeta        = []byte("meta")
-	bRooms       = []byte("rooms")        // room → Room
-	bEvents      = []byte("events")       // room 0 seq → Event
-	bIdem        = []byte("idempotency")  // room 0 actor 0 key → idemRecord
+	bRooms       = []byte("rooms")          // room → Room
+	bEvents      = []byte("events")         // room 0 seq → Event
+	bIdem        = []byte("idempotency")    // room 0 actor 0 key → idemRecord
 	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) room 0 actor 0 key → "": the records by age
-	bMembers     = []byte("members")      // room 0 user → Member
-	bUserRooms   = []byte("user_rooms")   // user 0 room → ""
-	bTasks       = []byte("tasks")        // room 0 task → Task
-	bAssigned    = []byte("assigned")     // user 0 room 0 task → ""
-	bMessages    = []byte("messages")     // room 0 message → Message
-	bReplies     = []byte("replies")      // room 0 parent 0 message → ""
-	bAttachments = []byte("attachments")  // room 0 attachment → Attachment
-	bInvites     = []byte("invites")      // invite → Invite
-	bRoomInvites = []byte("room_invites") // room 0 invite → ""
-	bInbox       = []byte("inbox")        // user 0 item → InboxItem
+	bMembers     = []byte("members")        // room 0 user → Member
+	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
+	bTasks       = []byte("tasks")          // room 0 task → Task
+	bAssigned    = []byte("assigned")       // user 0 room 0 task → ""
+	bMessages    = []byte("messages")       // room 0 message → Message
+	bReplies     = []byte("replies")        // room 0 parent 0 message → ""
+	bAttachments = []byte("attachments")    // room 0 attachment → Attachment
+	bInvites     = []byte("invites")        // invite → Invite
+	bRoomInvites = []byte("room_invites")   // room 0 invite → ""
+	bInbox       = []byte("inbox")          // user 0 item → InboxItem
 
 	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
 		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bInbox}
