@@ -47,10 +47,12 @@ var (
 	bAttachments = []byte("attachments")    // room 0 attachment → Attachment
 	bInvites     = []byte("invites")        // invite → Invite
 	bRoomInvites = []byte("room_invites")   // room 0 invite → ""
-	bInbox       = []byte("inbox")          // user 0 item → InboxItem
+	// room 0 ^created_at (unix ns, 8 bytes, inverted: newest first) invite → ""
+	bRoomInvitesAt = []byte("room_invites_at")
+	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
 	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
-		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bInbox}
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox}
 )
 
 const schemaVersion = "1"
@@ -119,8 +121,22 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w (is another dealroom running on this data directory?)", dir, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		indexInvites := tx.Bucket(bRoomInvitesAt) == nil && tx.Bucket(bInvites) != nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if indexInvites {
+			// A file from before the invites were indexed by time.
+			err := tx.Bucket(bInvites).ForEach(func(_, raw []byte) error {
+				var inv room.Invite
+				if err := json.Unmarshal(raw, &inv); err != nil {
+					return err
+				}
+				return tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil)
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -421,6 +437,12 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 	return result{ev: ev}, nil
 }
 
+// inviteAtKey is an invite's key in the room's invites newest first.
+func inviteAtKey(inv room.Invite) []byte {
+	k := binary.BigEndian.AppendUint64(prefix(inv.RoomID), ^uint64(inv.CreatedAt.UnixNano()))
+	return append(k, inv.ID...)
+}
+
 // commandTime is the time of a command: its own, or now.
 func commandTime(cmd room.Command) time.Time {
 	if cmd.At.IsZero() {
@@ -596,6 +618,9 @@ func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error
 			return err
 		}
 		if err := tx.Bucket(bRoomInvites).Put(key(ev.RoomID, inv.ID), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil); err != nil {
 			return err
 		}
 	}

@@ -94,12 +94,16 @@ type Store interface {
 	DeletedMessages(ctx context.Context, room string, ids []string) ([]Message, error)
 	// Attachment returns an attachment's metadata, nil when there is none.
 	Attachment(ctx context.Context, room, id string) (*Attachment, error)
-	// Attachments returns the room's attachments, oldest first.
-	Attachments(ctx context.Context, room string) ([]Attachment, error)
+	// Attachments returns up to limit of the room's attachments, oldest
+	// first (by id), those with an id greater than after; with sharedOnly,
+	// internal ones are left out (the limit counts those returned).
+	Attachments(ctx context.Context, room, after string, limit int, sharedOnly bool) ([]Attachment, error)
 	// Invite returns an invite by id, nil when there is none.
 	Invite(ctx context.Context, id string) (*Invite, error)
-	// Invites returns the room's invites, newest first.
-	Invites(ctx context.Context, room string) ([]Invite, error)
+	// Invites returns up to limit of the room's invites, newest first (by
+	// CreatedAt, then id), those after the invite after in that order (nil:
+	// from the newest).
+	Invites(ctx context.Context, room string, after *Invite, limit int) ([]Invite, error)
 
 	// Inbox returns a user's inbox items newest first, starting after the
 	// item with id before (empty: from the newest).

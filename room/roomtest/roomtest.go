@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"Messages", testMessages},
 		{"MembersAndRooms", testMembersAndRooms},
 		{"InvitesAndAttachments", testInvitesAndAttachments},
+		{"ListsPageInTheStore", testListsPageInTheStore},
 		{"Inbox", testInbox},
 		{"Activity", testActivity},
 	}
@@ -642,7 +644,7 @@ func testInvitesAndAttachments(t *testing.T, open Opener) {
 	assert.Equal(t, inv.Invite, *got)
 	_, m, err := f.svc.AcceptInvite(f.ctx, inv.Code, room.Acceptance{Name: "Erin", Email: "erin@customer.example"})
 	require.NoError(t, err)
-	invs, err := f.store.Invites(f.ctx, r)
+	invs, err := f.store.Invites(f.ctx, r, nil, 10)
 	require.NoError(t, err)
 	require.Len(t, invs, 1)
 	assert.NotNil(t, invs[0].AcceptedAt)
@@ -658,9 +660,113 @@ func testInvitesAndAttachments(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	require.NotNil(t, stored)
 	assert.Equal(t, at, *stored)
-	all, err := f.store.Attachments(f.ctx, r)
+	all, err := f.store.Attachments(f.ctx, r, "", 10, false)
 	require.NoError(t, err)
 	assert.Equal(t, []room.Attachment{at}, all)
+}
+
+// testListsPageInTheStore: attachments and invites are read a page at a
+// time, in their order, from any position.
+func testListsPageInTheStore(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	var ats []room.Attachment
+	for i := range 7 {
+		vis := dealroom.Shared
+		if i%3 == 1 {
+			vis = dealroom.Internal
+		}
+		at, err := f.svc.AddAttachment(f.ctx, Alice, r, room.Upload{Name: fmt.Sprintf("a%d.pdf", i), ContentType: "application/pdf",
+			Visibility: vis, Blob: room.Blob{SHA256: "ab", Size: 3}}, "")
+		require.NoError(t, err)
+		ats = append(ats, at)
+	}
+	var invs []room.Invite
+	for i := range 7 {
+		inv, err := f.svc.CreateInvite(f.ctx, Alice, r, room.InviteDraft{Email: fmt.Sprintf("p%d@customer.example", i)}, "")
+		require.NoError(t, err)
+		invs = append([]room.Invite{inv.Invite}, invs...) // newest first
+		if i == 3 {
+			f.advance(-time.Hour) // created earlier than the ones before: the order is by time
+		}
+	}
+	slices.SortStableFunc(invs, func(a, b room.Invite) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+
+	ids := func(as []room.Attachment) (out []string) {
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for _, shared := range []bool{false, true} {
+		var want []string
+		for _, a := range ats {
+			if !shared || a.Visibility == dealroom.Shared {
+				want = append(want, a.ID)
+			}
+		}
+		var got []string
+		for after, n := "", 0; n < 10; n++ {
+			p, err := f.store.Attachments(f.ctx, r, after, 2, shared)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(p), 2)
+			for _, a := range p {
+				assert.True(t, !shared || a.Visibility == dealroom.Shared)
+			}
+			got = append(got, ids(p)...)
+			if len(p) < 2 {
+				break
+			}
+			after = p[len(p)-1].ID
+		}
+		assert.Equal(t, want, got, "shared only: %v", shared)
+	}
+
+	var got []string
+	var after *room.Invite
+	for n := 0; n < 10; n++ {
+		p, err := f.store.Invites(f.ctx, r, after, 3)
+		require.NoError(t, err)
+		for _, inv := range p {
+			got = append(got, inv.ID)
+		}
+		if len(p) < 3 {
+			break
+		}
+		after = &p[len(p)-1]
+	}
+	var want []string
+	for _, inv := range invs {
+		want = append(want, inv.ID)
+	}
+	assert.Equal(t, want, got, "newest first, a page at a time")
+
+	// The service's pages: a cursor, and the end.
+	page, next, err := f.svc.Invites(f.ctx, Alice, r, "", 4)
+	require.NoError(t, err)
+	assert.Len(t, page, 4)
+	require.Equal(t, page[3].ID, next)
+	page, next, err = f.svc.Invites(f.ctx, Alice, r, next, 4)
+	require.NoError(t, err)
+	assert.Len(t, page, 3)
+	assert.Empty(t, next)
+	_, _, err = f.svc.Invites(f.ctx, Alice, r, "i_nothere", 4)
+	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err))
+	cpage, next, err := f.svc.Attachments(f.ctx, Carol, r, "", 3)
+	require.NoError(t, err)
+	assert.Len(t, cpage, 3)
+	for _, a := range cpage {
+		assert.Equal(t, dealroom.Shared, a.Visibility)
+	}
+	cpage, next, err = f.svc.Attachments(f.ctx, Carol, r, next, 3)
+	require.NoError(t, err)
+	assert.Len(t, cpage, 2, "five shared of seven")
+	assert.Empty(t, next)
 }
 
 func testInbox(t *testing.T, open Opener) {
