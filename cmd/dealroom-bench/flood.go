@@ -65,47 +65,56 @@ func floodBodies(members int) [2]string {
 }
 
 // flood posts mention floods into room as one member at cfg.FloodRate
-// per second until stop is closed, open loop, alternating the two floods.
-func (b *bench) flood(ctx context.Context, room, token string, stop <-chan struct{}) *FloodStats {
-	fs := &FloodStats{Members: b.cfg.FloodMembers + 1, Status: map[string]int{}}
-	bodies := floodBodies(b.cfg.FloodMembers)
-	var (
-		mu   sync.Mutex
-		acks []int64
-		wg   sync.WaitGroup
-	)
+// per second until the writing window ends (cfg.Duration from now), open
+// loop, alternating the two floods, and waits for their answers.
+func (b *bench) flood(ctx context.Context, room, token string) *FloodStats {
+	f := &flooder{b: b, room: room, token: token, bodies: floodBodies(b.cfg.FloodMembers),
+		stats: &FloodStats{Members: b.cfg.FloodMembers + 1, Status: map[string]int{}}}
 	tick := time.NewTicker(time.Duration(float64(time.Second) / b.cfg.FloodRate))
 	defer tick.Stop()
+	end := time.After(b.cfg.Duration)
 	for n := 0; ; n++ {
 		select {
-		case <-stop:
-			wg.Wait()
-			fs.Ack = summarize(acks)
-			return fs
+		case <-end:
 		case <-ctx.Done():
-			wg.Wait()
-			fs.Ack = summarize(acks)
-			return fs
 		case <-tick.C:
+			f.stats.Sent++
+			f.wg.Add(1)
+			go f.post(ctx, n)
+			continue
 		}
-		fs.Sent++
-		wg.Add(1)
-		go func(n int) {
-			defer wg.Done()
-			start := time.Now()
-			err := b.writer.do(ctx, http.MethodPost, "/api/v1/rooms/"+url.PathEscape(room)+"/messages", token,
-				fmt.Sprintf("flood-%s-%d", b.runID, n), map[string]string{"body": bodies[n%2]}, nil)
-			status := "201"
-			if err != nil {
-				status = "transport"
-				if st := statusOf(err); st != 0 {
-					status = strconv.Itoa(st)
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			fs.Status[status]++
-			acks = append(acks, int64(time.Since(start)))
-		}(n)
+		f.wg.Wait()
+		f.stats.Ack = summarize(f.acks)
+		return f.stats
 	}
+}
+
+// flooder is one run of floods.
+type flooder struct {
+	b           *bench
+	room, token string
+	bodies      [2]string
+	wg          sync.WaitGroup
+	mu          sync.Mutex
+	stats       *FloodStats
+	acks        []int64
+}
+
+// post posts flood n and notes its answer.
+func (f *flooder) post(ctx context.Context, n int) {
+	defer f.wg.Done()
+	start := time.Now()
+	err := f.b.writer.do(ctx, http.MethodPost, "/api/v1/rooms/"+url.PathEscape(f.room)+"/messages", f.token,
+		fmt.Sprintf("flood-%s-%d", f.b.runID, n), map[string]string{"body": f.bodies[n%2]}, nil)
+	status := "201"
+	if err != nil {
+		status = "transport"
+		if st := statusOf(err); st != 0 {
+			status = strconv.Itoa(st)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats.Status[status]++
+	f.acks = append(f.acks, int64(time.Since(start)))
 }

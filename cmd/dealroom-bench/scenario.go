@@ -619,15 +619,13 @@ func (b *bench) fanout(ctx context.Context) error {
 	b.startMeasure(ctx)
 	b.startProfile()
 	var flooded chan *FloodStats
-	stopFlood := make(chan struct{})
 	if cfg.FloodRate > 0 {
 		b.logf("one member floods a room of %d with @-mentions at %.0f/s", cfg.FloodMembers+1, cfg.FloodRate)
 		flooded = make(chan *FloodStats, 1)
-		go func() { flooded <- b.flood(ctx, floodRoom, floodTok, stopFlood) }()
+		go func() { flooded <- b.flood(ctx, floodRoom, floodTok) }()
 	}
 	b.logf("writing %.0f/s for %s", cfg.Rate, cfg.Duration)
 	wr := b.writeLoad(ctx)
-	close(stopFlood)
 	if flooded != nil {
 		b.res.Flood = <-flooded
 	}
