@@ -30,6 +30,9 @@ type Mentions struct {
 // are. Customers cannot be mentioned in internal items: they would never
 // see them.
 func ResolveMentions(text string, members []Member, v dealroom.Visibility) Mentions {
+	if !strings.Contains(text, "@") {
+		return Mentions{}
+	}
 	return NewDirectory(members).find(text, -1).resolve(v)
 }
 
@@ -50,31 +53,33 @@ type Directory struct {
 
 // NewDirectory prepares members for resolving mentions.
 func NewDirectory(members []Member) *Directory {
-	d := &Directory{members: members, byLead: map[string][]int{}, byHandle: map[string]int{}}
+	d := &Directory{members: members, byLead: make(map[string][]int, len(members)), byHandle: make(map[string]int, 3*len(members))}
 	// Longest names first, so "@Ann Lee" wins over "@Ann".
 	order := make([]int, len(members))
-	for i := range order {
+	lower := make([]string, len(members)) // each name lowercased once
+	firsts := make(map[string]int, len(members))
+	for i := range members {
 		order[i] = i
+		lower[i] = strings.ToLower(members[i].Name)
+		firsts[firstWord(lower[i])]++
 	}
 	sort.SliceStable(order, func(i, j int) bool { return len(members[order[i]].Name) > len(members[order[j]].Name) })
-	firsts := map[string]int{}
-	for _, m := range members {
-		firsts[strings.ToLower(firstWord(m.Name))]++
-	}
 	for _, i := range order {
-		m := &members[i]
-		if m.Name != "" {
-			lead := strings.ToLower(leadWord(m.Name))
+		if members[i].Name != "" {
+			lead := leadWord(lower[i])
 			d.byLead[lead] = append(d.byLead[lead], i)
 		}
-		first := strings.ToLower(firstWord(m.Name))
-		for _, h := range []string{strings.ToLower(m.UserID), strings.ToLower(strings.ReplaceAll(m.Name, " ", "")), first} {
-			if h == "" || (h == first && firsts[first] != 1) {
-				continue
-			}
-			if _, taken := d.byHandle[h]; !taken {
-				d.byHandle[h] = i
-			}
+	}
+	handle := func(h string, i int) {
+		if _, taken := d.byHandle[h]; h != "" && !taken {
+			d.byHandle[h] = i
+		}
+	}
+	for _, i := range order {
+		handle(strings.ToLower(members[i].UserID), i)
+		handle(strings.ReplaceAll(lower[i], " ", ""), i)
+		if first := firstWord(lower[i]); firsts[first] == 1 {
+			handle(first, i)
 		}
 	}
 	return d
