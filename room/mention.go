@@ -43,17 +43,24 @@ type Directory struct {
 	members []Member
 	// byLead holds, by the lowercased first word of their name (its
 	// letters, digits and _), the members whose full name may follow an
-	// @, longest name first.
-	byLead map[string][]int
+	// @: grouped by the length of the name, longest first, and in each
+	// group by the lowercased name.
+	byLead map[string][]nameGroup
 	// byHandle maps a lowercased handle (user id, name without spaces,
 	// first name when only one member has it) to its member; when two
 	// members share a handle, the one with the longer name has it.
 	byHandle map[string]int
 }
 
+// nameGroup is the members whose names have n bytes, by lowercased name.
+type nameGroup struct {
+	n     int
+	names map[string]int
+}
+
 // NewDirectory prepares members for resolving mentions.
 func NewDirectory(members []Member) *Directory {
-	d := &Directory{members: members, byLead: make(map[string][]int, len(members)), byHandle: make(map[string]int, 3*len(members))}
+	d := &Directory{members: members, byLead: make(map[string][]nameGroup), byHandle: make(map[string]int, 3*len(members))}
 	// Longest names first, so "@Ann Lee" wins over "@Ann".
 	order := make([]int, len(members))
 	lower := make([]string, len(members)) // each name lowercased once
@@ -65,9 +72,18 @@ func NewDirectory(members []Member) *Directory {
 	}
 	sort.SliceStable(order, func(i, j int) bool { return len(members[order[i]].Name) > len(members[order[j]].Name) })
 	for _, i := range order {
-		if members[i].Name != "" {
-			lead := leadWord(lower[i])
-			d.byLead[lead] = append(d.byLead[lead], i)
+		n := len(members[i].Name)
+		if n == 0 {
+			continue
+		}
+		lead := leadWord(lower[i])
+		groups := d.byLead[lead]
+		if len(groups) == 0 || groups[len(groups)-1].n != n {
+			groups = append(groups, nameGroup{n: n, names: map[string]int{}})
+			d.byLead[lead] = groups
+		}
+		if _, taken := groups[len(groups)-1].names[lower[i]]; !taken {
+			groups[len(groups)-1].names[lower[i]] = i
 		}
 	}
 	handle := func(h string, i int) {
@@ -154,10 +170,12 @@ func (d *Directory) find(text string, max int) Found {
 // match returns the member named at the start of s and how many bytes of
 // s name them.
 func (d *Directory) match(s string) (*Member, int) {
-	for _, i := range d.byLead[strings.ToLower(leadWord(s))] {
-		name := d.members[i].Name
-		if len(s) >= len(name) && strings.EqualFold(s[:len(name)], name) && endsWord(s[len(name):]) {
-			return &d.members[i], len(name)
+	for _, g := range d.byLead[strings.ToLower(leadWord(s))] {
+		if len(s) < g.n || !endsWord(s[g.n:]) {
+			continue
+		}
+		if i, ok := g.names[strings.ToLower(s[:g.n])]; ok {
+			return &d.members[i], g.n
 		}
 	}
 	token := mentionToken(s)
