@@ -91,6 +91,13 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 // for the room), or an actor who may no longer see the item (internal to
 // a customer: 404 for it), must not get it.
 func (s *Service) checkReplay(ctx context.Context, a dealroom.Actor, room string, ev Event) error {
+	if ev.Type == MemberRemoved {
+		// A member who left retries their leaving: its answer (nothing)
+		// tells them nothing new.
+		if d, err := decodeData[MemberRemovedData](ev); err == nil && d.UserID == a.ID {
+			return nil
+		}
+	}
 	p, err := s.perm(ctx, a, room)
 	if err != nil {
 		return err
