@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/room"
 )
 
 // who is one column of the access matrix.
@@ -447,6 +448,8 @@ func TestCustomerTimeline(t *testing.T) {
 				assertCustomerSafe(t, r.Body, "customer events")
 				got = append(got, r.items(t)...)
 				next, _ := r.object(t)["next_cursor"].(string)
+				_, hasAfter := r.object(t)["next_after"]
+				assert.Equal(t, next != "", hasAfter, "next_after comes with next_cursor")
 				if next == "" {
 					break
 				}
@@ -695,4 +698,47 @@ func TestTemplatesKeepInternalSteps(t *testing.T) {
 	assert.Equal(t, 422, mine.Status)
 	// A member can.
 	ts.must(t, 201, "POST", "/rooms", manager, map[string]any{"name": "Copy", "company": "X", "template": id})
+}
+
+// TestCustomerTimelineSkipsInternalStretch: a customer's page looks at a
+// bounded stretch of the room; a stretch of internal events only is an
+// empty page that says where to go on, not the end.
+func TestCustomerTimelineSkipsInternalStretch(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	base := "/rooms/" + f.Room
+	for i := range 2*room.SharedScan(5) + 10 {
+		ts.must(t, 201, "POST", base+"/messages", owner, map[string]any{"body": fmt.Sprint("note ", i), "visibility": "internal"})
+	}
+	last := ts.must(t, 201, "POST", base+"/messages", owner, map[string]any{"body": "the shared end"})
+	lastID := last.str(t, "id")
+
+	staff := ts.events(t, f.Room, owner)
+	after := int64(len(staff)) - int64(2*room.SharedScan(5)) - 11 // before the stretch of notes
+	path := fmt.Sprintf("%s/events?limit=5&after=%d", base, after)
+	var got []map[string]any
+	empty := 0
+	for range 20 {
+		r := ts.do(t, "GET", path, tok(t, custW), nil)
+		require.Equal(t, 200, r.Status, "%s", r)
+		items := r.items(t)
+		got = append(got, items...)
+		next, _ := r.object(t)["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		if len(items) == 0 {
+			empty++
+		}
+		na, ok := r.object(t)["next_after"].(float64)
+		require.True(t, ok, "next_after with next_cursor")
+		assert.Greater(t, int64(na), after)
+		after = int64(na)
+		path = fmt.Sprintf("%s/events?limit=5&cursor=%s", base, next)
+	}
+	assert.Positive(t, empty, "an empty page with a cursor")
+	require.NotEmpty(t, got)
+	data, _ := got[len(got)-1]["data"].(map[string]any)
+	assert.Equal(t, lastID, data["id"], "the customer reaches the shared message after the notes")
 }

@@ -91,15 +91,22 @@ func (s *Server) deleteMessage(c echo.Context) error {
 }
 
 func (s *Server) listAttachments(c echo.Context) error {
-	as, err := s.svc.Attachments(c.Request().Context(), actor(c), c.Param("room"))
+	limit, err := limitParam(c, 200, room.MaxListPage)
 	if err != nil {
 		return err
 	}
-	page, err := pageOf(c, as, func(a room.Attachment) string { return a.ID }, 200, 1000)
+	after, err := decodeCursor(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page)
+	as, next, err := s.svc.Attachments(c.Request().Context(), actor(c), c.Param("room"), after, limit)
+	if err != nil {
+		return err
+	}
+	if as == nil {
+		as = []room.Attachment{}
+	}
+	return c.JSON(http.StatusOK, list[room.Attachment]{Items: as, NextCursor: encodeCursor(next)})
 }
 
 // upload streams a multipart upload (field "file", optional fields
@@ -253,7 +260,15 @@ func (s *Server) download(c echo.Context) error {
 }
 
 func (s *Server) listInvites(c echo.Context) error {
-	invs, err := s.svc.Invites(c.Request().Context(), actor(c), c.Param("room"))
+	limit, err := limitParam(c, 200, room.MaxListPage)
+	if err != nil {
+		return err
+	}
+	after, err := decodeCursor(c)
+	if err != nil {
+		return err
+	}
+	invs, next, err := s.svc.Invites(c.Request().Context(), actor(c), c.Param("room"), after, limit)
 	if err != nil {
 		return err
 	}
@@ -266,11 +281,7 @@ func (s *Server) listInvites(c echo.Context) error {
 	for i, inv := range invs {
 		out[i] = shown{inv, inv.Status(now)}
 	}
-	page, err := pageOf(c, out, func(i shown) string { return i.ID }, 200, 1000)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return c.JSON(http.StatusOK, list[shown]{Items: out, NextCursor: encodeCursor(next)})
 }
 
 func (s *Server) createInvite(c echo.Context) error {

@@ -328,7 +328,7 @@ func badInputs() []badInput {
 		}
 		cursors := []string{"%25%25", "!!!", "a+b", long(400)}
 		switch p {
-		case "/rooms/{room}/messages", "/me/inbox":
+		case "/rooms/{room}/messages", "/me/inbox", "/rooms/{room}/attachments":
 			// Keyset cursors: a well-formed one is a position, not an item.
 		default:
 			cursors = append(cursors, cursorOf("zz-nothing-here"))

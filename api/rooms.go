@@ -112,18 +112,27 @@ func (s *Server) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	evs, err := s.svc.Events(c.Request().Context(), actor(c), c.Param("room"), after, limit)
+	page, err := s.svc.EventPage(c.Request().Context(), actor(c), c.Param("room"), after, limit)
 	if err != nil {
 		return err
 	}
-	out := list[room.Event]{Items: evs}
-	if evs == nil {
+	out := eventList{Items: page.Items}
+	if out.Items == nil {
 		out.Items = []room.Event{}
 	}
-	if len(evs) == limit {
-		out.NextCursor = encodeCursor(strconv.FormatInt(evs[len(evs)-1].Seq, 10))
+	if page.NextAfter > 0 {
+		out.NextCursor = encodeCursor(strconv.FormatInt(page.NextAfter, 10))
+		out.NextAfter = &page.NextAfter
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// eventList is a page of the timeline: a customer's page may be short, or
+// empty, and have more after it (room.EventPage).
+type eventList struct {
+	Items      []room.Event `json:"items"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+	NextAfter  *int64       `json:"next_after,omitempty"`
 }
 
 func (s *Server) listMembers(c echo.Context) error {

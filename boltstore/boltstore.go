@@ -34,22 +34,25 @@ import (
 // they sort.
 var (
 	bMeta        = []byte("meta")
-	bRooms       = []byte("rooms")        // room → Room
-	bEvents      = []byte("events")       // room 0 seq → Event
-	bIdem        = []byte("idempotency")  // room 0 actor 0 key → idemRecord
-	bMembers     = []byte("members")      // room 0 user → Member
-	bUserRooms   = []byte("user_rooms")   // user 0 room → ""
-	bTasks       = []byte("tasks")        // room 0 task → Task
-	bAssigned    = []byte("assigned")     // user 0 room 0 task → ""
-	bMessages    = []byte("messages")     // room 0 message → Message
-	bReplies     = []byte("replies")      // room 0 parent 0 message → ""
-	bAttachments = []byte("attachments")  // room 0 attachment → Attachment
-	bInvites     = []byte("invites")      // invite → Invite
-	bRoomInvites = []byte("room_invites") // room 0 invite → ""
-	bInbox       = []byte("inbox")        // user 0 item → InboxItem
+	bRooms       = []byte("rooms")          // room → Room
+	bEvents      = []byte("events")         // room 0 seq → Event
+	bIdem        = []byte("idempotency")    // room 0 actor 0 key → idemRecord
+	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) room 0 actor 0 key → "": the records by age
+	bMembers     = []byte("members")        // room 0 user → Member
+	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
+	bTasks       = []byte("tasks")          // room 0 task → Task
+	bAssigned    = []byte("assigned")       // user 0 room 0 task → ""
+	bMessages    = []byte("messages")       // room 0 message → Message
+	bReplies     = []byte("replies")        // room 0 parent 0 message → ""
+	bAttachments = []byte("attachments")    // room 0 attachment → Attachment
+	bInvites     = []byte("invites")        // invite → Invite
+	bRoomInvites = []byte("room_invites")   // room 0 invite → ""
+	// room 0 ^created_at (unix ns, 8 bytes, inverted: newest first) invite → ""
+	bRoomInvitesAt = []byte("room_invites_at")
+	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
-	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bMembers, bUserRooms, bTasks, bAssigned,
-		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bInbox}
+	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox}
 )
 
 const schemaVersion = "1"
@@ -98,6 +101,9 @@ type result struct {
 type idemRecord struct {
 	Seq         int64  `json:"seq"`
 	Fingerprint string `json:"fingerprint"`
+	// At is when the key was recorded (the command's time); zero in
+	// records from before keys expired.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -115,8 +121,22 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w (is another dealroom running on this data directory?)", dir, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		indexInvites := tx.Bucket(bRoomInvitesAt) == nil && tx.Bucket(bInvites) != nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if indexInvites {
+			// A file from before the invites were indexed by time.
+			err := tx.Bucket(bInvites).ForEach(func(_, raw []byte) error {
+				var inv room.Invite
+				if err := json.Unmarshal(raw, &inv); err != nil {
+					return err
+				}
+				return tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil)
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -324,6 +344,7 @@ func (s *Store) commit(batch []*request) {
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		packAppends(tx)
+		var latest time.Time
 		for i, r := range batch {
 			if r.ctx.Err() != nil {
 				results[i] = result{err: r.ctx.Err()}
@@ -334,8 +355,11 @@ func (s *Store) commit(batch []*request) {
 				return err
 			}
 			results[i] = res
+			if t := commandTime(r.cmd); t.After(latest) {
+				latest = t
+			}
 		}
-		return nil
+		return sweepKeys(tx, latest, sweepBatch)
 	})
 	if err != nil {
 		s.wc.reset() // what the transaction wrote is rolled back
@@ -364,14 +388,19 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 			if err := json.Unmarshal(raw, &rec); err != nil {
 				return res, err
 			}
-			if rec.Fingerprint != cmd.Fingerprint {
+			switch {
+			case room.KeyExpired(rec.At, commandTime(cmd)):
+				// Forgotten: carried out anew, and recorded again below
+				// (the sweep leaves a record newer than its index entry).
+			case rec.Fingerprint != cmd.Fingerprint:
 				return result{err: room.ErrKeyReused}, nil
+			default:
+				ev, err := getEvent(tx, cmd.Room, rec.Seq)
+				if err != nil {
+					return res, err
+				}
+				return result{ev: ev, replayed: true}, nil
 			}
-			ev, err := getEvent(tx, cmd.Room, rec.Seq)
-			if err != nil {
-				return res, err
-			}
-			return result{ev: ev, replayed: true}, nil
 		}
 	}
 	v := &view{tx: tx, room: cmd.Room, wc: &s.wc}
@@ -396,12 +425,72 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 		return res, err
 	}
 	if idemKey != nil {
-		raw, _ := json.Marshal(idemRecord{Seq: ev.Seq, Fingerprint: cmd.Fingerprint})
+		at := commandTime(cmd)
+		raw, _ := json.Marshal(idemRecord{Seq: ev.Seq, Fingerprint: cmd.Fingerprint, At: at})
 		if err := tx.Bucket(bIdem).Put(idemKey, raw); err != nil {
+			return res, err
+		}
+		if err := tx.Bucket(bIdemAt).Put(idemAtKey(at, idemKey), nil); err != nil {
 			return res, err
 		}
 	}
 	return result{ev: ev}, nil
+}
+
+// inviteAtKey is an invite's key in the room's invites newest first.
+func inviteAtKey(inv room.Invite) []byte {
+	k := binary.BigEndian.AppendUint64(prefix(inv.RoomID), ^uint64(inv.CreatedAt.UnixNano()))
+	return append(k, inv.ID...)
+}
+
+// commandTime is the time of a command: its own, or now.
+func commandTime(cmd room.Command) time.Time {
+	if cmd.At.IsZero() {
+		return time.Now()
+	}
+	return cmd.At
+}
+
+// sweepBatch bounds the expired keys one commit removes: a backlog (after
+// a long stop) goes over many commits, none of which it slows down much.
+const sweepBatch = 64
+
+// idemAtKey is the key of a record in the index by age.
+func idemAtKey(at time.Time, idemKey []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), idemKey...)
+}
+
+// sweepKeys removes up to n idempotency records that expired at now (and
+// their index entries), oldest first. A record written again since its
+// entry (its key expired and was used anew) stays.
+func sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
+	if now.IsZero() {
+		return nil
+	}
+	idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
+	c := byAge.Cursor()
+	for k, _ := c.First(); k != nil && n > 0; k, _ = c.First() {
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+		if !room.KeyExpired(at, now) {
+			return nil
+		}
+		if raw := idem.Get(k[8:]); raw != nil {
+			var rec idemRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return err
+			}
+			if rec.At.Equal(at) {
+				if err := idem.Delete(k[8:]); err != nil {
+					return err
+				}
+			}
+		}
+		if err := byAge.Delete(k); err != nil {
+			return err
+		}
+		n--
+	}
+	return nil
 }
 
 // decide runs the command's decision, turning a panic into an error so
@@ -529,6 +618,9 @@ func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error
 			return err
 		}
 		if err := tx.Bucket(bRoomInvites).Put(key(ev.RoomID, inv.ID), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil); err != nil {
 			return err
 		}
 	}

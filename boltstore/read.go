@@ -94,10 +94,17 @@ func (s *Store) read(fn func(tx *bolt.Tx) error) error {
 // Events implements room.Store.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	var out []room.Event
+	var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
+	if sharedOnly {
+		end = seqKey(roomID, room.SharedScanEnd(after, limit))
+	}
 	err := s.read(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bEvents).Cursor()
 		p := prefix(roomID)
 		for k, raw := c.Seek(seqKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
+			if end != nil && bytes.Compare(k, end) > 0 {
+				break // the scan's budget (room.SharedScan)
+			}
 			var ev room.Event
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return err
@@ -376,11 +383,26 @@ func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attach
 }
 
 // Attachments implements room.Store.
-func (s *Store) Attachments(ctx context.Context, roomID string) ([]room.Attachment, error) {
+func (s *Store) Attachments(ctx context.Context, roomID, after string, limit int, sharedOnly bool) ([]room.Attachment, error) {
 	var out []room.Attachment
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		out, err = scan[room.Attachment](tx.Bucket(bAttachments), prefix(roomID))
-		return err
+	err := s.read(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bAttachments).Cursor()
+		p := prefix(roomID)
+		k, raw := c.Seek(key(roomID, after))
+		if after != "" && k != nil && bytes.Equal(k, key(roomID, after)) {
+			k, raw = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
+			var a room.Attachment
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return err
+			}
+			if sharedOnly && a.Visibility != dealroom.Shared {
+				continue
+			}
+			out = append(out, a)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -396,14 +418,21 @@ func (s *Store) Invite(ctx context.Context, id string) (*room.Invite, error) {
 }
 
 // Invites implements room.Store.
-func (s *Store) Invites(ctx context.Context, roomID string) ([]room.Invite, error) {
+func (s *Store) Invites(ctx context.Context, roomID string, after *room.Invite, limit int) ([]room.Invite, error) {
 	var out []room.Invite
 	err := s.read(func(tx *bolt.Tx) error {
 		invites := tx.Bucket(bInvites)
-		c := tx.Bucket(bRoomInvites).Cursor()
+		c := tx.Bucket(bRoomInvitesAt).Cursor()
 		p := prefix(roomID)
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			inv, err := getJSON[room.Invite](invites, k[len(p):])
+		k, _ := c.Seek(p)
+		if after != nil {
+			from := inviteAtKey(*after)
+			if k, _ = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, _ = c.Next() {
+			inv, err := getJSON[room.Invite](invites, k[len(p)+8:])
 			if err != nil {
 				return err
 			}
@@ -413,7 +442,6 @@ func (s *Store) Invites(ctx context.Context, roomID string) ([]room.Invite, erro
 		}
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
 	return out, err
 }
 

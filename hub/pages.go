@@ -34,6 +34,10 @@ type pageCall struct {
 	done    chan struct{}
 	entries []*entry
 	err     error
+	// stale is set (under the cache's lock) when the room's pages were
+	// forgotten while this read was in flight: a message deleted
+	// meanwhile may be in what it read, so it is not kept.
+	stale bool
 }
 
 func newPageCache(h *Hub, max int) *pageCache {
@@ -130,6 +134,9 @@ func (c *pageCache) load(first pageKey, calls []*pageCall) {
 	for i, call := range calls {
 		key := pageKey{first.room, first.n + int64(i)}
 		call.err = err
+		if call.stale {
+			continue // forgotten meanwhile: not in c.inflight any more, and not kept
+		}
 		delete(c.inflight, key)
 		if err == nil && int64(len(call.entries)) == size {
 			c.pages[key] = c.lru.PushFront(&cachedPage{key: key, entries: call.entries})
@@ -145,7 +152,11 @@ func (c *pageCache) load(first pageKey, calls []*pageCall) {
 	}
 }
 
-// forget drops the cached pages of a room.
+// forget drops the cached pages of a room (a message of it was deleted:
+// the pages hold its text). The reads of the room in flight may have read
+// the text before the deletion: they are marked stale, so that they keep
+// nothing, and taken out of the in-flight list, so that a session that
+// asks for their pages from now on reads them again.
 func (c *pageCache) forget(room string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -153,6 +164,12 @@ func (c *pageCache) forget(room string) {
 		if key.room == room {
 			c.lru.Remove(el)
 			delete(c.pages, key)
+		}
+	}
+	for key, call := range c.inflight {
+		if key.room == room {
+			call.stale = true
+			delete(c.inflight, key)
 		}
 	}
 }

@@ -68,7 +68,12 @@
 //  1. With a key, look for an event of the room whose idem is the key:
 //     found with the same fingerprint, catch the room up (step 2) and
 //     return that event with replayed = true; with another fingerprint,
-//     return room.ErrKeyReused.
+//     return room.ErrKeyReused. A key older than room.KeyRetention (by the
+//     event's time and the command's) is forgotten: it is taken off its
+//     event (idem set to "e:" + its ObjectId, as for an event written
+//     without a key) and the command goes on as a new one. Keys live in
+//     the events, so they cost no storage of their own and need no sweep;
+//     a TTL index would delete the events themselves.
 //  2. Catch up: read the room's head H (its highest seq in events) and its
 //     applied_seq A; if A < H, apply events A+1..H to the read models
 //     (see below).

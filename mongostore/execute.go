@@ -1,6 +1,7 @@
 package mongostore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -242,6 +243,17 @@ func (s *Store) replay(ctx context.Context, cmd room.Command, idem string) (room
 		return room.Event{}, false, s.fail(ctx, err)
 	}
 	if doc == nil {
+		return room.Event{}, false, nil
+	}
+	if at := cmd.At; room.KeyExpired(doc.At, cmp.Or(at, time.Now())) {
+		// Forgotten (room.KeyRetention): the key is taken off the event,
+		// as if it had been written without one, so that the command is
+		// carried out anew and its insert may take the key.
+		_, err := s.events.UpdateOne(ctx, bson.D{{Key: "_id", Value: doc.OID}, {Key: "idem", Value: idem}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "idem", Value: "e:" + doc.OID.Hex()}}}})
+		if err != nil {
+			return room.Event{}, false, s.fail(ctx, err)
+		}
 		return room.Event{}, false, nil
 	}
 	if doc.Fingerprint != cmd.Fingerprint {

@@ -251,6 +251,11 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 		// follows, every few seconds.
 		seq = after + 1
 	}
+	if sharedOnly {
+		// The scan's budget (room.SharedScan): a range of the
+		// {room_id, seq} index, however few of it are shared.
+		seq = bson.D{{Key: "$gt", Value: after}, {Key: "$lte", Value: room.SharedScanEnd(after, limit)}}
+	}
 	q := inRoom(roomID, bson.E{Key: "seq", Value: seq})
 	if sharedOnly {
 		q = append(q, bson.E{Key: "visibility", Value: dealroom.Shared})
@@ -524,11 +529,21 @@ func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attach
 }
 
 // Attachments implements room.Store.
-func (s *Store) Attachments(ctx context.Context, roomID string) ([]room.Attachment, error) {
+func (s *Store) Attachments(ctx context.Context, roomID, after string, limit int, sharedOnly bool) ([]room.Attachment, error) {
 	if err := s.readRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
-	as, err := findAll[room.Attachment](ctx, s.attachments, inRoom(roomID), options.Find().SetSort(sortBy("id")))
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := inRoom(roomID)
+	if after != "" {
+		q = append(q, bson.E{Key: "id", Value: bson.D{{Key: "$gt", Value: after}}})
+	}
+	if sharedOnly {
+		q = append(q, bson.E{Key: "visibility", Value: dealroom.Shared})
+	}
+	as, err := findAll[room.Attachment](ctx, s.attachments, q, options.Find().SetSort(sortBy("id")).SetLimit(int64(limit)))
 	return as, s.fail(ctx, err)
 }
 
@@ -550,11 +565,22 @@ func (s *Store) Invite(ctx context.Context, id string) (*room.Invite, error) {
 }
 
 // Invites implements room.Store.
-func (s *Store) Invites(ctx context.Context, roomID string) ([]room.Invite, error) {
+func (s *Store) Invites(ctx context.Context, roomID string, after *room.Invite, limit int) ([]room.Invite, error) {
 	if err := s.readRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
-	invs, err := findAll[room.Invite](ctx, s.invites, inRoom(roomID), options.Find().SetSort(sortBy("-created_at", "_id")))
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := inRoom(roomID)
+	if after != nil {
+		// After it, newest first: older, or as old with a greater id.
+		q = append(q, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: after.CreatedAt}}}},
+			bson.D{{Key: "created_at", Value: after.CreatedAt}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after.ID}}}},
+		}})
+	}
+	invs, err := findAll[room.Invite](ctx, s.invites, q, options.Find().SetSort(sortBy("-created_at", "_id")).SetLimit(int64(limit)))
 	return invs, s.fail(ctx, err)
 }
 

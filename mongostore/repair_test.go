@@ -245,9 +245,9 @@ func snap(t *testing.T, s *mongostore.Store, r string) snapshot {
 	require.NoError(t, err)
 	sn.Roots, err = s.Messages(ctx, room.MessageFilter{Room: r, Limit: 100})
 	require.NoError(t, err)
-	sn.Attachments, err = s.Attachments(ctx, r)
+	sn.Attachments, err = s.Attachments(ctx, r, "", 1000, false)
 	require.NoError(t, err)
-	sn.Invites, err = s.Invites(ctx, r)
+	sn.Invites, err = s.Invites(ctx, r, nil, 1000)
 	require.NoError(t, err)
 	sn.Inbox = map[string][]room.InboxItem{}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {

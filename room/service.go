@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"dealroom"
@@ -55,7 +56,7 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	cmd := Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp,
+	cmd := Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp, At: s.now(),
 		Decide: func(v View) (Event, error) {
 			r, err := v.Room()
 			if err != nil {
@@ -75,10 +76,69 @@ func (s *Service) run(ctx context.Context, c change) (Event, error) {
 			return c.decide(v, p, r, s.now())
 		}}
 	ev, replayed, err := s.executeReplay(ctx, cmd)
+	if err == nil && replayed {
+		err = s.checkReplay(ctx, c.actor, c.room, ev)
+	}
 	if c.replayed != nil {
 		*c.replayed = replayed
 	}
 	return ev, err
+}
+
+// checkReplay makes sure that the actor of a replayed request may still
+// see what its recorded answer shows: the store returns the first answer
+// for a key without deciding anything, and a member removed since (404
+// for the room), or an actor who may no longer see the item (internal to
+// a customer: 404 for it), must not get it.
+func (s *Service) checkReplay(ctx context.Context, a dealroom.Actor, room string, ev Event) error {
+	if ev.Type == MemberRemoved {
+		// A member who left retries their leaving: its answer (nothing)
+		// tells them nothing new.
+		if d, err := decodeData[MemberRemovedData](ev); err == nil && d.UserID == a.ID {
+			return nil
+		}
+	}
+	p, err := s.perm(ctx, a, room)
+	if err != nil {
+		return err
+	}
+	if !p.Sees(ev.Visibility) {
+		return dealroom.NotFound("room", room)
+	}
+	var item struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(ev.Data, &item) != nil || item.ID == "" {
+		return nil
+	}
+	var vis dealroom.Visibility
+	kind := ""
+	switch ev.Type {
+	case TaskCreated, TaskUpdated:
+		t, err := s.Store.Task(ctx, room, item.ID)
+		if err != nil || t == nil {
+			return err
+		}
+		vis, kind = t.Visibility, "task"
+	case MessagePosted, MessageEdited, MessageDeleted:
+		m, err := s.Store.Message(ctx, room, item.ID)
+		if err != nil || m == nil {
+			return err
+		}
+		vis, kind = m.Visibility, "message"
+	case AttachmentAdded:
+		at, err := s.Store.Attachment(ctx, room, item.ID)
+		if err != nil || at == nil {
+			return err
+		}
+		vis, kind = at.Visibility, "attachment"
+	default:
+		return nil
+	}
+	if !p.Sees(vis) {
+		return dealroom.NotFound(kind, item.ID)
+	}
+	return nil
 }
 
 func (s *Service) execute(ctx context.Context, cmd Command) (Event, error) {
@@ -107,6 +167,23 @@ func (s *Service) unresolvedAgain(ctx context.Context, room, text string, vis de
 		return nil
 	}
 	return ResolveMentions(text, members, vis).Unresolved
+}
+
+// findMentions finds the mentions of text against the room's members as
+// they are now, before the command goes to the store: a store decides one
+// command at a time (boltstore: every room's), so the decision only checks
+// the members found (Found.Check). A room that does not exist has no
+// members; the decision says so.
+func (s *Service) findMentions(ctx context.Context, room, text string) (Found, error) {
+	text = strings.TrimSpace(text)
+	if !strings.Contains(text, "@") {
+		return Found{text: text}, nil
+	}
+	members, err := s.Store.Members(ctx, room)
+	if err != nil && dealroom.ErrorCode(err) != dealroom.ENOTFOUND {
+		return Found{}, err
+	}
+	return NewDirectory(members).Find(text), nil
 }
 
 // fingerprint identifies a request for idempotency: the same operation on

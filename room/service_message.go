@@ -65,6 +65,10 @@ func (s *Service) Message(ctx context.Context, a dealroom.Actor, room, id string
 func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string, d MessageDraft, key string) (MessageResult, error) {
 	var unresolved []string
 	var replayed bool
+	found, err := s.findMentions(ctx, room, d.Body)
+	if err != nil {
+		return MessageResult{}, err
+	}
 	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.post", input: d, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			if !p.Write {
@@ -128,11 +132,10 @@ func (s *Service) PostMessage(ctx context.Context, a dealroom.Actor, room string
 			if m.Attachments, err = checkAttachments(v, p, d.Attachments, m.Visibility); err != nil {
 				return Event{}, err
 			}
-			members, err := v.Members()
+			mt, err := found.Check(v, m.Body, m.Visibility, "body")
 			if err != nil {
 				return Event{}, err
 			}
-			mt := ResolveMentions(m.Body, members, m.Visibility)
 			m.Mentions, unresolved = orEmpty(mt.Users), mt.Unresolved
 			return newEvent(MessagePosted, room, a, now, m.Visibility, m)
 		}})
@@ -151,6 +154,10 @@ func (s *Service) EditMessage(ctx context.Context, a dealroom.Actor, room, id st
 	var unresolved []string
 	var current Message
 	var replayed bool
+	found, err := s.findMentions(ctx, room, e.Body)
+	if err != nil {
+		return MessageResult{}, err
+	}
 	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "message.edit", input: []any{id, e}, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			old, err := visibleMessage(v, p, id)
@@ -173,11 +180,10 @@ func (s *Service) EditMessage(ctx context.Context, a dealroom.Actor, room, id st
 			if n.Body == old.Body {
 				return noChange, nil
 			}
-			members, err := v.Members()
+			mt, err := found.Check(v, n.Body, n.Visibility, "body")
 			if err != nil {
 				return Event{}, err
 			}
-			mt := ResolveMentions(n.Body, members, n.Visibility)
 			n.Mentions, unresolved = orEmpty(mt.Users), mt.Unresolved
 			n.EditedAt = &now
 			n.ReplyCount = 0

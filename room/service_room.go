@@ -30,7 +30,7 @@ func (s *Service) CreateRoom(ctx context.Context, a dealroom.Actor, d Draft, key
 	if err != nil {
 		return nil, err
 	}
-	ev, err := s.execute(ctx, Command{Room: id, Actor: a.ID, Key: key, Fingerprint: fp,
+	ev, replayed, err := s.executeReplay(ctx, Command{Room: id, Actor: a.ID, Key: key, Fingerprint: fp, At: s.now(),
 		Decide: func(v View) (Event, error) {
 			if r, err := v.Room(); err != nil || r != nil {
 				if err == nil {
@@ -56,6 +56,9 @@ func (s *Service) CreateRoom(ctx context.Context, a dealroom.Actor, d Draft, key
 			return newEvent(RoomCreated, id, a, now, dealroom.Shared,
 				RoomCreatedData{Room: r, Members: []Member{owner}, Tasks: tasks})
 		}})
+	if err == nil && replayed {
+		err = s.checkReplay(ctx, a, id, ev)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,17 +22,35 @@ func (s *Service) CanWrite(ctx context.Context, a dealroom.Actor, room string) e
 	return err
 }
 
-// Attachments lists the files of a room the actor may see.
-func (s *Service) Attachments(ctx context.Context, a dealroom.Actor, room string) ([]Attachment, error) {
+// MaxListPage is the most attachments or invites one request lists.
+const MaxListPage = 1000
+
+// Attachments lists a page of the files of a room the actor may see,
+// oldest first, after the one with id after (""; from the first), and
+// returns the id to continue after ("" on the last page). The store reads
+// only the page.
+func (s *Service) Attachments(ctx context.Context, a dealroom.Actor, room, after string, limit int) ([]Attachment, string, error) {
 	p, err := s.perm(ctx, a, room)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	all, err := s.Store.Attachments(ctx, room)
+	limit = clampLimit(limit, 200, MaxListPage)
+	items, err := s.Store.Attachments(ctx, room, after, limit+1, !p.Internal)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return slices.DeleteFunc(all, func(at Attachment) bool { return !p.Sees(at.Visibility) }), nil
+	items = slices.DeleteFunc(items, func(at Attachment) bool { return !p.Sees(at.Visibility) })
+	return pageEnd(items, limit, func(at Attachment) string { return at.ID })
+}
+
+// pageEnd cuts a read of limit+1 items to limit and says where the next
+// page starts.
+func pageEnd[T any](items []T, limit int, id func(T) string) ([]T, string, error) {
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, id(items[limit-1]), nil
 }
 
 // CheckUpload answers, before any byte is stored, whether AddAttachment
@@ -168,16 +186,32 @@ func (s *Service) CreateInvite(ctx context.Context, a dealroom.Actor, room strin
 	return NewInvite{Invite: inv, Code: code}, nil
 }
 
-// Invites lists a room's invites for staff with write access.
-func (s *Service) Invites(ctx context.Context, a dealroom.Actor, room string) ([]Invite, error) {
+// Invites lists a page of a room's invites for staff with write access,
+// newest first, after the one with id after (""; from the newest), and
+// returns the id to continue after ("" on the last page).
+func (s *Service) Invites(ctx context.Context, a dealroom.Actor, room, after string, limit int) ([]Invite, string, error) {
 	p, err := s.perm(ctx, a, room)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !p.Invite {
-		return nil, forbidden("only staff with write access see invites")
+		return nil, "", forbidden("only staff with write access see invites")
 	}
-	return s.Store.Invites(ctx, room)
+	var from *Invite
+	if after != "" {
+		if from, err = s.Store.Invite(ctx, after); err != nil {
+			return nil, "", err
+		}
+		if from == nil || from.RoomID != room {
+			return nil, "", dealroom.Invalid("cursor", "the item this cursor points at is gone; list again from the start")
+		}
+	}
+	limit = clampLimit(limit, 200, MaxListPage)
+	items, err := s.Store.Invites(ctx, room, from, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	return pageEnd(items, limit, func(i Invite) string { return i.ID })
 }
 
 // RevokeInvite stops an invite from working. Revoking an accepted invite

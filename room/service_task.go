@@ -52,6 +52,10 @@ func (s *Service) Task(ctx context.Context, a dealroom.Actor, room, id string) (
 func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string, d task.Draft, key string) (TaskResult, error) {
 	var unresolved []string
 	var replayed bool
+	found, err := s.findMentions(ctx, room, d.Description)
+	if err != nil {
+		return TaskResult{}, err
+	}
 	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.create", input: d, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			if !p.Write {
@@ -82,14 +86,13 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			if err != nil {
 				return Event{}, err
 			}
-			members, err := v.Members()
+			if err := checkAssignees(v, t); err != nil {
+				return Event{}, err
+			}
+			mt, err := found.Check(v, t.Description, t.Visibility, "description")
 			if err != nil {
 				return Event{}, err
 			}
-			if err := checkAssignees(t, members); err != nil {
-				return Event{}, err
-			}
-			mt := ResolveMentions(t.Description, members, t.Visibility)
 			t.Mentions, unresolved = orEmpty(mt.Users), orEmpty(mt.Unresolved)
 			return newEvent(TaskCreated, room, a, now, t.Visibility, t)
 		}})
@@ -108,6 +111,10 @@ func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id str
 	var unresolved []string
 	var current task.Task
 	var replayed bool
+	found, err := s.taskMentions(ctx, room, id, pt)
+	if err != nil {
+		return TaskResult{}, err
+	}
 	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt}, replayed: &replayed,
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
 			old, err := visibleTask(v, p, id)
@@ -122,17 +129,16 @@ func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id str
 			if err != nil {
 				return Event{}, err
 			}
-			members, err := v.Members()
-			if err != nil {
-				return Event{}, err
-			}
 			if slices.Contains(changed, "assignees") || slices.Contains(changed, "visibility") {
-				if err := checkAssignees(n, members); err != nil {
+				if err := checkAssignees(v, n); err != nil {
 					return Event{}, err
 				}
 			}
 			if slices.Contains(changed, "description") || slices.Contains(changed, "visibility") {
-				mt := ResolveMentions(n.Description, members, n.Visibility)
+				mt, err := found.Check(v, n.Description, n.Visibility, "description")
+				if err != nil {
+					return Event{}, err
+				}
 				n.Mentions, unresolved = orEmpty(mt.Users), mt.Unresolved
 				if !slices.Equal(n.Mentions, orEmpty(old.Mentions)) {
 					changed = append(changed, "mentions")
@@ -246,17 +252,40 @@ func visibleTask(v View, p Perm, id string) (*task.Task, error) {
 }
 
 // checkAssignees makes sure every assignee is a member who may see t.
-func checkAssignees(t task.Task, members []Member) error {
+// checkAssignees makes sure a task's assignees are members who may see it.
+// It reads only the assignees' memberships.
+func checkAssignees(v View, t task.Task) error {
 	for _, u := range t.Assignees {
-		i := slices.IndexFunc(members, func(m Member) bool { return m.UserID == u })
-		if i < 0 {
+		m, err := v.Member(u)
+		if err != nil {
+			return err
+		}
+		if m == nil {
 			return dealroom.Invalid("assignees", "%s is not a member of this room", dealroom.Clip(u))
 		}
-		if t.Visibility == dealroom.Internal && members[i].Kind != dealroom.Staff {
-			return dealroom.Invalid("assignees", "%s is a customer and cannot be assigned an internal task", members[i].Name)
+		if t.Visibility == dealroom.Internal && m.Kind != dealroom.Staff {
+			return dealroom.Invalid("assignees", "%s is a customer and cannot be assigned an internal task", m.Name)
 		}
 	}
 	return nil
+}
+
+// taskMentions finds, before the store call, the mentions of the
+// description a task update leaves: the new one, or the current one when
+// only the visibility changes (the decision checks that it is still the
+// same text).
+func (s *Service) taskMentions(ctx context.Context, room, id string, pt task.Patch) (Found, error) {
+	switch {
+	case pt.Description.Set:
+		return s.findMentions(ctx, room, pt.Description.V)
+	case pt.Visibility.Set:
+		t, err := s.Store.Task(ctx, room, id)
+		if err != nil || t == nil {
+			return Found{}, err
+		}
+		return s.findMentions(ctx, room, t.Description)
+	}
+	return Found{}, nil
 }
 
 func orEmpty(s []string) []string {

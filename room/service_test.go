@@ -473,13 +473,13 @@ func TestNonMembersSeeNothing(t *testing.T) {
 		_, checks["messages"] = e.svc.Messages(e.ctx, a, room.MessageFilter{Room: r, Limit: 10})
 		_, checks["message"] = e.svc.Message(e.ctx, a, r, msg.ID)
 		_, checks["events"] = e.svc.Events(e.ctx, a, r, 0, 10)
-		_, checks["attachments"] = e.svc.Attachments(e.ctx, a, r)
+		_, _, checks["attachments"] = e.svc.Attachments(e.ctx, a, r, "", 0)
 		_, checks["create task"] = e.svc.CreateTask(e.ctx, a, r, task.Draft{Title: "x"}, "")
 		_, checks["update task"] = e.svc.UpdateTask(e.ctx, a, r, tk.ID, task.Patch{Title: dealroom.Some("x")}, "")
 		checks["delete task"] = e.svc.DeleteTask(e.ctx, a, r, tk.ID, "")
 		_, checks["post"] = e.svc.PostMessage(e.ctx, a, r, room.MessageDraft{Body: "x"}, "")
 		_, checks["invite"] = e.svc.CreateInvite(e.ctx, a, r, room.InviteDraft{Email: "x@y.example"}, "")
-		_, checks["invites"] = e.svc.Invites(e.ctx, a, r)
+		_, _, checks["invites"] = e.svc.Invites(e.ctx, a, r, "", 0)
 		checks["can write"] = e.svc.CanWrite(e.ctx, a, r)
 		for name, err := range checks {
 			requireCode(t, dealroom.ENOTFOUND, err, "%s: %s", a.ID, name)
@@ -538,7 +538,7 @@ func TestCustomersCannotCreateInternalThings(t *testing.T) {
 	requireCode(t, dealroom.EFORBIDDEN, err, "internal upload checked before bytes are stored")
 	_, err = e.svc.CreateInvite(e.ctx, carol, r, room.InviteDraft{Email: "friend@customer.example"}, "")
 	requireCode(t, dealroom.EFORBIDDEN, err, "invite")
-	_, err = e.svc.Invites(e.ctx, carol, r)
+	_, _, err = e.svc.Invites(e.ctx, carol, r, "", 0)
 	requireCode(t, dealroom.EFORBIDDEN, err, "invite list")
 	assert.Equal(t, head, e.head(t, r), "nothing was written")
 
@@ -614,7 +614,7 @@ func TestCustomersSeeOnlySharedThings(t *testing.T) {
 		}
 		_, err = e.svc.Messages(e.ctx, a, room.MessageFilter{Room: r, TaskID: internal.ID, Limit: 10})
 		requireCode(t, dealroom.ENOTFOUND, err)
-		ats, err := e.svc.Attachments(e.ctx, a, r)
+		ats, _, err := e.svc.Attachments(e.ctx, a, r, "", 0)
 		require.NoError(t, err)
 		assert.Empty(t, ats)
 	}
@@ -656,11 +656,11 @@ func TestInviteAccepted(t *testing.T) {
 	assert.WithinDuration(t, created.Add(room.DefaultInviteDays*24*time.Hour), inv.ExpiresAt, time.Second,
 		"an invite lasts %d days by default", room.DefaultInviteDays)
 
-	list, err := e.svc.Invites(e.ctx, bob, r)
+	list, _, err := e.svc.Invites(e.ctx, bob, r, "", 0)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "pending", list[0].Status(e.current()))
-	_, err = e.svc.Invites(e.ctx, rita, r)
+	_, _, err = e.svc.Invites(e.ctx, rita, r, "", 0)
 	requireCode(t, dealroom.EFORBIDDEN, err, "readers do not see invites")
 
 	got, m, err := e.svc.AcceptInvite(e.ctx, inv.Code, room.Acceptance{Name: " Erin ", Email: "erin@customer.example"})
@@ -680,7 +680,7 @@ func TestInviteAccepted(t *testing.T) {
 	assert.False(t, p.Write)
 	assert.False(t, p.Internal)
 
-	list, err = e.svc.Invites(e.ctx, alice, r)
+	list, _, err = e.svc.Invites(e.ctx, alice, r, "", 0)
 	require.NoError(t, err)
 	assert.Equal(t, "accepted", list[0].Status(e.current()))
 	assert.Equal(t, m.UserID, list[0].AcceptedBy)
@@ -775,7 +775,7 @@ func TestInviteExpiry(t *testing.T) {
 	m, err := e.store.Member(e.ctx, r, room.CustomerID("late@customer.example"))
 	require.NoError(t, err)
 	assert.Nil(t, m)
-	list, err := e.svc.Invites(e.ctx, alice, r)
+	list, _, err := e.svc.Invites(e.ctx, alice, r, "", 0)
 	require.NoError(t, err)
 	for _, inv := range list {
 		if inv.ID == late.ID {
@@ -852,7 +852,7 @@ func TestInviteRevoked(t *testing.T) {
 	m, err = e.store.Member(e.ctx, r, fay.UserID)
 	require.NoError(t, err)
 	assert.NotNil(t, m, "the member stays until removed")
-	invs, err := e.svc.Invites(e.ctx, alice, r)
+	invs, _, err := e.svc.Invites(e.ctx, alice, r, "", 100)
 	require.NoError(t, err)
 	for _, i := range invs {
 		if i.ID == inv2.ID {

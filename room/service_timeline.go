@@ -14,17 +14,46 @@ const MaxEventPage = 1000
 // see, in order: the timeline, and catch-up for a device that was away.
 // Customers get the same seq numbers with internal events left out.
 func (s *Service) Events(ctx context.Context, a dealroom.Actor, room string, after int64, limit int) ([]Event, error) {
-	p, err := s.perm(ctx, a, room)
+	page, err := s.EventPage(ctx, a, room, after, limit)
+	return page.Items, err
+}
+
+// EventPage is one page of a room's timeline.
+type EventPage struct {
+	Items []Event
+	// NextAfter is the seq to continue after, 0 when the page reached the
+	// room's head (as it was when the page was read). A customer's page
+	// may hold fewer than the limit, none even, and still have a
+	// NextAfter: a page looks at a bounded stretch of the room
+	// (SharedScan) to find the shared events among the internal ones.
+	NextAfter int64
+}
+
+// EventPage returns a page of the events after seq `after` that the actor
+// may see (see Events), and where to continue.
+func (s *Service) EventPage(ctx context.Context, a dealroom.Actor, room string, after int64, limit int) (EventPage, error) {
+	r, p, err := s.visibleRoom(ctx, a, room)
 	if err != nil {
-		return nil, err
+		return EventPage{}, err
 	}
 	if after < 0 {
-		return nil, dealroom.Invalid("after", "after must be a seq, 0 or more")
+		return EventPage{}, dealroom.Invalid("after", "after must be a seq, 0 or more")
 	}
 	limit = clampLimit(limit, 100, MaxEventPage)
 	evs, err := Redactor{s.Store}.Events(ctx, room, after, limit, !p.Internal)
-	if err != nil || p.Internal {
-		return evs, err
+	if err != nil {
+		return EventPage{}, err
+	}
+	var page EventPage
+	switch {
+	case len(evs) == limit:
+		page.NextAfter = evs[len(evs)-1].Seq
+	case !p.Internal && SharedScanEnd(after, limit) < r.Head:
+		page.NextAfter = SharedScanEnd(after, limit)
+	}
+	if p.Internal {
+		page.Items = evs
+		return page, nil
 	}
 	out := evs[:0]
 	for _, e := range evs {
@@ -32,7 +61,8 @@ func (s *Service) Events(ctx context.Context, a dealroom.Actor, room string, aft
 			out = append(out, v)
 		}
 	}
-	return out, nil
+	page.Items = out
+	return page, nil
 }
 
 // Inbox returns the actor's inbox, newest first: mentions, assignments and

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"dealroom"
@@ -36,6 +37,10 @@ type Command struct {
 	// Fingerprint identifies the request; a key reused with another
 	// fingerprint is a conflict, not a retry.
 	Fingerprint string
+	// At is when the request was made (the service's clock; zero: the
+	// store's). A key recorded KeyRetention or longer before it is
+	// forgotten: the command is carried out anew.
+	At time.Time
 	// Decide turns the room's state into the event to append (its Seq is
 	// set by the store). It must have no side effects: a store may call it
 	// again after a concurrent append.
@@ -49,14 +54,18 @@ type Store interface {
 	// the event it returns as the room's next seq, atomically with the
 	// idempotency key and the read models' update. When the key was used
 	// before by the same actor in the room, it returns that first event and
-	// replayed = true without deciding anything. Errors: those of Decide;
+	// replayed = true without deciding anything (unless the key expired:
+	// KeyRetention). Errors: those of Decide;
 	// ECONFLICT when the key was used for another request; EUNAVAILABLE
 	// when the backend fails (nothing is written then).
 	Execute(ctx context.Context, cmd Command) (ev Event, replayed bool, err error)
 
 	// Events returns up to limit events of the room with seq > after, in
-	// order; with sharedOnly, internal events are left out (and the limit
-	// counts only those returned).
+	// order. With sharedOnly, internal events are left out (and the limit
+	// counts only those returned), and the store looks at the events with
+	// a seq up to after+SharedScan(limit) only: a customer's read of a room
+	// of many internal events costs a bounded scan, and fewer than limit
+	// events does not mean the end of the room.
 	Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]Event, error)
 
 	// Room returns a room, ENOTFOUND when there is none.
@@ -88,15 +97,19 @@ type Store interface {
 	DeletedMessages(ctx context.Context, room string, ids []string) ([]Message, error)
 	// Attachment returns an attachment's metadata, nil when there is none.
 	Attachment(ctx context.Context, room, id string) (*Attachment, error)
-	// Attachments returns the room's attachments, oldest first.
-	Attachments(ctx context.Context, room string) ([]Attachment, error)
+	// Attachments returns up to limit of the room's attachments, oldest
+	// first (by id), those with an id greater than after; with sharedOnly,
+	// internal ones are left out (the limit counts those returned).
+	Attachments(ctx context.Context, room, after string, limit int, sharedOnly bool) ([]Attachment, error)
 	// Invite returns an invite by id, nil when there is none.
 	Invite(ctx context.Context, id string) (*Invite, error)
 	// BlobsInUse returns the sha256 of the bytes of every attachment of
 	// every room.
 	BlobsInUse(ctx context.Context) (map[string]struct{}, error)
-	// Invites returns the room's invites, newest first.
-	Invites(ctx context.Context, room string) ([]Invite, error)
+	// Invites returns up to limit of the room's invites, newest first (by
+	// CreatedAt, then id), those after the invite after in that order (nil:
+	// from the newest).
+	Invites(ctx context.Context, room string, after *Invite, limit int) ([]Invite, error)
 
 	// Inbox returns a user's inbox items newest first, starting after the
 	// item with id before (empty: from the newest).
@@ -155,6 +168,20 @@ func (p PlanStats) Last() float64 {
 	return max(p.Shared.Last, p.Internal.Last)
 }
 
+// SharedScan is how many events a store looks at, at most, to find limit
+// shared ones (Store.Events with sharedOnly): ten per event asked for, and
+// at least 100.
+func SharedScan(limit int) int { return max(10*limit, 100) }
+
+// SharedScanEnd is the last seq a sharedOnly read of limit events after
+// seq after looks at.
+func SharedScanEnd(after int64, limit int) int64 {
+	if n := int64(SharedScan(limit)); after <= math.MaxInt64-n {
+		return after + n
+	}
+	return math.MaxInt64
+}
+
 // RoomFilter selects rooms to list.
 type RoomFilter struct {
 	// Member limits the list to rooms this user is a member of; empty
@@ -179,6 +206,18 @@ func (f RoomFilter) hiddenFields() []string {
 		out = append(out, "close_window")
 	}
 	return out
+}
+
+// KeyRetention is how long an idempotency key is remembered: a retry
+// within it gets the first answer, a request with the key after it is a
+// new request. Clients retry within minutes; a day covers a device that
+// was offline overnight.
+const KeyRetention = 24 * time.Hour
+
+// KeyExpired tells whether a key recorded at `at` is forgotten at `now`
+// (a record without a time, from before keys expired, is).
+func KeyExpired(at, now time.Time) bool {
+	return at.IsZero() || now.Sub(at) >= KeyRetention
 }
 
 // ErrKeyReused is returned for an idempotency key reused with another

@@ -16,6 +16,9 @@
 //	c           -conns 2000 -rooms 1 -rate 20: one big room
 //	d, catchup  -events 10000: devices subscribe from 0 to a room with that many events
 //	e           b with writers on the first -url and readers on the others
+//	f           b at 200 writes/s while one member of a room of 300 posts
+//	            maximal @-mention floods at 40/s (-flood-rate): the other
+//	            rooms' p99 should not move
 //
 // Run cmd/dealroom-bench/run.sh to build and start servers and run them all;
 // docs/benchmarks.md has the figures.
@@ -101,6 +104,10 @@ type Config struct {
 	TargetP99     time.Duration
 	TargetRSSKiB  float64
 	TargetCatchup time.Duration
+	// A mention flood beside the fanout (-flood-rate): one member of a
+	// room of FloodMembers posts maximal mention floods.
+	FloodRate    float64
+	FloodMembers int
 }
 
 // auxPID is a process the server depends on (mongo, redis), whose CPU
@@ -116,6 +123,7 @@ type preset struct {
 	rate                  float64
 	duration              time.Duration
 	needsSeveralInstances bool
+	floodRate             float64
 }
 
 var presets = map[string]preset{
@@ -127,6 +135,7 @@ var presets = map[string]preset{
 	"d":       {kind: "catchup", conns: 1, rooms: 1, events: 10000},
 	"catchup": {kind: "catchup", conns: 1, rooms: 1, events: 10000},
 	"e":       {kind: "fanout", conns: 1000, rooms: 100, rate: 1000, duration: 20 * time.Second, needsSeveralInstances: true},
+	"f":       {kind: "fanout", conns: 1000, rooms: 100, rate: 200, duration: 20 * time.Second, floodRate: 40},
 }
 
 // listFlag collects a flag given several times or comma-separated.
@@ -154,7 +163,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Float64Var(&c.QuietCores, "quiet-cores", 0.15, "what -wait-quiet calls quiet: other processes use less than this many cores")
 	fs.Float64Var(&c.MaxOtherCores, "max-other-cores", 0, "if other processes used more cores than this during the measurement, say so and exit with status 3 (0: do not check)")
 	fs.StringVar(&c.Secret, "secret", "", "the server's HS256 secret, to mint tokens ($DEALROOM_JWT_SECRET)")
-	fs.StringVar(&c.Preset, "scenario", "b", "a|idle, b|fanout, c, d|catchup, e (see the package doc)")
+	fs.StringVar(&c.Preset, "scenario", "b", "a|idle, b|fanout, c, d|catchup, e, f (see the package doc)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in the report")
 	fs.IntVar(&c.Conns, "conns", 0, "subscribed devices (catchup: devices catching up at once)")
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms; devices are spread over them")
@@ -174,6 +183,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.AtPeakCmd, "at-peak-cmd", "", "shell command run (and waited for) while every device is still connected, after the measurement (for example a heap profile download)")
 	fs.DurationVar(&c.TargetP99, "target-p99", 0, "fanout: check p99 end-to-end against this")
 	fs.Float64Var(&c.TargetRSSKiB, "target-rss-kib", 0, "idle: check server RSS per connection against this")
+	fs.Float64Var(&c.FloodRate, "flood-rate", 0, "fanout: one member of a room of -flood-members also posts maximal @-mention floods at this rate (0: none)")
+	fs.IntVar(&c.FloodMembers, "flood-members", 300, "members of the flood room")
 	fs.DurationVar(&c.TargetCatchup, "target-catchup", 0, "catchup: check the time until subscribed against this")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -185,7 +196,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	p, ok := presets[c.Preset]
 	if !ok {
-		return c, fmt.Errorf("-scenario %q: want a, b, c, d, e, idle, fanout or catchup", c.Preset)
+		return c, fmt.Errorf("-scenario %q: want a, b, c, d, e, f, idle, fanout or catchup", c.Preset)
 	}
 	c.Scenario = p.kind
 	if !set["conns"] {
@@ -202,6 +213,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if !set["events"] {
 		c.Events = p.events
+	}
+	if !set["flood-rate"] {
+		c.FloodRate = p.floodRate
 	}
 	if c.Secret == "" {
 		c.Secret = getenv("DEALROOM_JWT_SECRET")
@@ -244,6 +258,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return c, errors.New("-ws-writes is a fraction between 0 and 1")
 	case c.UserRate <= 0:
 		return c, errors.New("-user-rate must be positive")
+	case c.FloodRate < 0 || (c.FloodRate > 0 && c.FloodMembers < 1):
+		return c, errors.New("-flood-rate must be 0 or more, with -flood-members at least 1")
 	}
 	if c.Scenario == "catchup" {
 		c.Rooms = 1

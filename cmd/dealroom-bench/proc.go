@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -157,8 +158,8 @@ func storeCommits(before, after map[string]float64, seconds float64) *StoreCommi
 		}
 		le = strings.TrimSuffix(le, `"}`)
 		x, err := strconv.ParseFloat(le, 64)
-		if err != nil {
-			continue // +Inf
+		if err != nil || math.IsInf(x, 0) {
+			continue // +Inf (which ParseFloat reads): beyond the last bucket, P99Ms -1
 		}
 		bs = append(bs, bucket{x, v - before[k]})
 	}

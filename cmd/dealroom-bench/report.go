@@ -27,6 +27,7 @@ type Result struct {
 	Delivery *DeliveryStats `json:"delivery,omitempty"`
 	Memory   *MemoryStats   `json:"memory,omitempty"`
 	Catchup  *CatchupStats  `json:"catchup,omitempty"`
+	Flood    *FloodStats    `json:"flood,omitempty"`
 	Servers  []ServerStats  `json:"servers,omitempty"`
 	Load     *Load          `json:"load,omitempty"`
 	Targets  []TargetCheck  `json:"targets,omitempty"`
@@ -236,6 +237,14 @@ func printReport(w io.Writer, r *Result) {
 		if m.RSSAfterCloseKiB > 0 {
 			row("after close", "RSS %d KiB, %.0f goroutines", m.RSSAfterCloseKiB, m.GoroutinesAfterDone)
 		}
+	}
+	if f := r.Flood; f != nil {
+		var st []string
+		for k, n := range f.Status {
+			st = append(st, fmt.Sprintf("%d %s", n, k))
+		}
+		slices.Sort(st)
+		row("mention flood", "%d posts in a room of %d (%s); answered %s", f.Sent, f.Members, strings.Join(st, ", "), lat(f.Ack))
 	}
 	if wr := r.Writes; wr != nil {
 		failed := "none failed"

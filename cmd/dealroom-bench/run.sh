@@ -18,6 +18,8 @@
 #   b200 b500 b1000  100 rooms x 10 devices at 200, 500, 1000 writes/s
 #   c                one room, 2000 devices, 20 writes/s
 #   d                catch-up of 10000 missed events
+#   f                b200 while one member of a room of 300 posts maximal
+#                    @-mention floods at 40/s (the rate limit allows 50)
 # and on MongoDB + Redis (mongo-java-server, an in-memory Java server that
 # speaks the MongoDB wire protocol, not a real MongoDB; redis-server):
 #   mb200 mb500 mb1000  as b200, b500, b1000, on one instance
@@ -58,6 +60,8 @@
 #                (mongodb://host:port, no database: every run gets a
 #                database of its own, dealroom_bench_RUN_NAME, left behind)
 #   JAVA_OPTS    the JVM options of mongo-java-server (-Xmx4g)
+#   SERVER_BIN   a dealroom binary to measure instead of building one from
+#                the tree (another commit's, built in a worktree of its own)
 #   RATE_LIMIT   the servers' DEALROOM_RATE_LIMIT (default: the server's
 #                own, 50/s per user; the bench keeps each user under 40/s)
 set -euo pipefail
@@ -113,7 +117,12 @@ trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)" # each websocket is a file, on both sides
 
 log "building the server and the bench from $(git rev-parse --short HEAD 2>/dev/null || echo '?') (uncommitted changes included)"
-go build -o "$work/dealroom" ./cmd/dealroom
+if [ -n "${SERVER_BIN:-}" ]; then
+	log "measuring the server $SERVER_BIN"
+	cp "$SERVER_BIN" "$work/dealroom"
+else
+	go build -o "$work/dealroom" ./cmd/dealroom
+fi
 go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
 if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]] || [[ " $* " == *-trace* ]]; then
 	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
@@ -345,6 +354,10 @@ scenario() {
 	c)
 		start_embedded "$n.server"
 		run_bench "$n" -scenario c -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 200ms
+		;;
+	f)
+		start_embedded "$n.server"
+		run_bench "$n" -scenario f -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 10ms
 		;;
 	d)
 		start_embedded "$n.server"

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,12 +45,16 @@ func TestStore(t *testing.T, open Opener) {
 		{"RefusedCommandWritesNothing", testRefusedWritesNothing},
 		{"NoChangeWritesNothing", testNoChange},
 		{"Idempotency", testIdempotency},
+		{"ReplayRechecksAccess", testReplayRechecksAccess},
+		{"KeysExpire", testKeysExpire},
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
 		{"EventsPaging", testEventsPaging},
+		{"SharedEventsScanIsBounded", testSharedScanBounded},
 		{"Tasks", testTasks},
 		{"Messages", testMessages},
 		{"MembersAndRooms", testMembersAndRooms},
 		{"InvitesAndAttachments", testInvitesAndAttachments},
+		{"ListsPageInTheStore", testListsPageInTheStore},
 		{"Inbox", testInbox},
 		{"Activity", testActivity},
 	}
@@ -221,6 +226,87 @@ func testIdempotency(t *testing.T, open Opener) {
 	assert.Len(t, f.events(t, r1.ID), 1)
 }
 
+// testKeysExpire: a key is remembered for room.KeyRetention from its
+// first use (the service's clock), then forgotten.
+func testKeysExpire(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	first, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	f.advance(room.KeyRetention - time.Minute)
+	again, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "within the retention, a retry gets the first answer")
+	_, err = f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Other"}, "key-1")
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err))
+
+	f.advance(2 * time.Minute) // the replay did not renew the key
+	n := len(f.events(t, r))
+	anew, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, anew.ID, "after the retention, the key is forgotten")
+	assert.Len(t, f.events(t, r), n+1)
+	// The key now stands for the new request, for another retention.
+	again, err = f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, "key-1")
+	require.NoError(t, err)
+	assert.Equal(t, anew.ID, again.ID)
+	f.advance(room.KeyRetention)
+	other, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Other"}, "key-1")
+	require.NoError(t, err, "an expired key may be used for another request")
+	assert.Equal(t, "Other", other.Title)
+}
+
+// testReplayRechecksAccess: the recorded answer of a key is given only to
+// an actor who may still see it.
+func testReplayRechecksAccess(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	post := func(a dealroom.Actor, d room.MessageDraft, key string) (room.MessageResult, error) {
+		return f.svc.PostMessage(f.ctx, a, r, d, key)
+	}
+
+	// An internal note, replayed by its author with a customer's token
+	// (the same person, now seen as a customer): not found.
+	note, err := post(Bob, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	require.NoError(t, err)
+	again, err := post(Bob, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	require.NoError(t, err)
+	assert.Equal(t, note.ID, again.ID)
+	asCustomer := Bob
+	asCustomer.Kind = dealroom.Customer
+	_, err = post(asCustomer, room.MessageDraft{Body: "our floor is 40k", Visibility: "internal"}, "note-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a customer replaying an internal note: %v", err)
+
+	// A customer's task, replayed after they were removed: the room is
+	// not found, as for any non-member.
+	_, err = f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "Our questions"}, "task-1")
+	require.NoError(t, err)
+	_, err = post(Carol, room.MessageDraft{Body: "hello"}, "msg-1")
+	require.NoError(t, err)
+	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, r, Carol.ID, ""))
+	n := len(f.events(t, r))
+	_, err = f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "Our questions"}, "task-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed member replaying: %v", err)
+	_, err = post(Carol, room.MessageDraft{Body: "hello"}, "msg-1")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed member replaying: %v", err)
+	assert.Len(t, f.events(t, r), n, "nothing written")
+
+	// Leaving is the exception: its retry answers as the first time.
+	require.NoError(t, f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1"))
+	assert.NoError(t, f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1"), "a retry of one's own leaving")
+	_, err = f.svc.AddMember(f.ctx, Alice, r, room.MemberDraft{UserID: Bob.ID, Name: Bob.Name, Kind: dealroom.Staff}, "")
+	require.NoError(t, err)
+
+	// Rooms too: a creator removed from their room gets no replay.
+	created, err := f.svc.CreateRoom(f.ctx, Bob, room.Draft{Name: "N", Company: "C"}, "room-key")
+	require.NoError(t, err)
+	_, err = f.svc.AddMember(f.ctx, Bob, created.ID, room.MemberDraft{UserID: Alice.ID, Name: Alice.Name, Kind: dealroom.Staff, RoleInRoom: room.Owner}, "")
+	require.NoError(t, err)
+	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, created.ID, Bob.ID, ""))
+	_, err = f.svc.CreateRoom(f.ctx, Bob, room.Draft{Name: "N", Company: "C"}, "room-key")
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed creator replaying: %v", err)
+}
+
 func testDecisionsSerialize(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	r := f.room(t)
@@ -307,6 +393,89 @@ func testEventsPaging(t *testing.T, open Opener) {
 		assert.False(t, e.At.IsZero())
 		assert.NotEmpty(t, e.Actor.ID)
 	}
+}
+
+// testSharedScanBounded: a customer's read of a room of many internal
+// events looks at SharedScan(limit) events at most, and reading on from
+// where each read stopped finds every shared event.
+func testSharedScanBounded(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	post := func(body string, vis dealroom.Visibility) {
+		_, err := f.svc.PostMessage(f.ctx, Alice, r, room.MessageDraft{Body: body, Visibility: vis}, "")
+		require.NoError(t, err)
+	}
+	post("first shared", dealroom.Shared)
+	internal := 2*room.SharedScan(5) + 30
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < internal; i += 8 {
+				_, err := f.svc.PostMessage(f.ctx, Alice, r, room.MessageDraft{Body: fmt.Sprintf("internal %d", i), Visibility: "internal"}, "")
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	post("last shared", dealroom.Shared)
+	all := f.events(t, r)
+	head := all[len(all)-1].Seq
+	var want []int64
+	for _, e := range all {
+		if e.Visibility == dealroom.Shared {
+			want = append(want, e.Seq)
+		}
+	}
+
+	got, err := f.store.Events(f.ctx, r, 0, 5, true)
+	require.NoError(t, err)
+	for _, e := range got {
+		assert.Equal(t, dealroom.Shared, e.Visibility)
+		assert.LessOrEqual(t, e.Seq, room.SharedScanEnd(0, 5), "looked beyond the scan's budget")
+	}
+	assert.Less(t, len(got), 5, "the last shared event is beyond the budget")
+
+	// The store's rule, read on: every shared event, in order, once.
+	var walked []int64
+	reads := 0
+	for after := int64(0); after < head; reads++ {
+		p, err := f.store.Events(f.ctx, r, after, 5, true)
+		require.NoError(t, err)
+		walked = append(walked, seqs(p)...)
+		if len(p) == 5 {
+			after = p[len(p)-1].Seq
+		} else {
+			after = room.SharedScanEnd(after, 5)
+		}
+		require.Less(t, reads, 100)
+	}
+	assert.Equal(t, want, walked)
+
+	// The service's pages say where to go on; only the last has nothing.
+	walked, reads = nil, 0
+	sawEmpty := false
+	for after := int64(0); ; reads++ {
+		page, err := f.svc.EventPage(f.ctx, Carol, r, after, 5)
+		require.NoError(t, err)
+		walked = append(walked, seqs(page.Items)...)
+		if page.NextAfter == 0 {
+			break
+		}
+		sawEmpty = sawEmpty || len(page.Items) == 0
+		assert.Greater(t, page.NextAfter, after)
+		after = page.NextAfter
+		require.Less(t, reads, 100)
+	}
+	assert.Equal(t, want, walked, "a customer reading on gets every shared event")
+	assert.True(t, sawEmpty, "a page of internal events only is empty and not the end")
+
+	// Staff pages are not bounded that way: they count every event.
+	page, err := f.svc.EventPage(f.ctx, Alice, r, 0, 5)
+	require.NoError(t, err)
+	assert.Equal(t, seqs(all[:5]), seqs(page.Items))
+	assert.Equal(t, all[4].Seq, page.NextAfter)
 }
 
 func testTasks(t *testing.T, open Opener) {
@@ -510,7 +679,7 @@ func testInvitesAndAttachments(t *testing.T, open Opener) {
 	assert.Equal(t, inv.Invite, *got)
 	_, m, err := f.svc.AcceptInvite(f.ctx, inv.Code, room.Acceptance{Name: "Erin", Email: "erin@customer.example"})
 	require.NoError(t, err)
-	invs, err := f.store.Invites(f.ctx, r)
+	invs, err := f.store.Invites(f.ctx, r, nil, 10)
 	require.NoError(t, err)
 	require.Len(t, invs, 1)
 	assert.NotNil(t, invs[0].AcceptedAt)
@@ -526,9 +695,113 @@ func testInvitesAndAttachments(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	require.NotNil(t, stored)
 	assert.Equal(t, at, *stored)
-	all, err := f.store.Attachments(f.ctx, r)
+	all, err := f.store.Attachments(f.ctx, r, "", 10, false)
 	require.NoError(t, err)
 	assert.Equal(t, []room.Attachment{at}, all)
+}
+
+// testListsPageInTheStore: attachments and invites are read a page at a
+// time, in their order, from any position.
+func testListsPageInTheStore(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	var ats []room.Attachment
+	for i := range 7 {
+		vis := dealroom.Shared
+		if i%3 == 1 {
+			vis = dealroom.Internal
+		}
+		at, err := f.svc.AddAttachment(f.ctx, Alice, r, room.Upload{Name: fmt.Sprintf("a%d.pdf", i), ContentType: "application/pdf",
+			Visibility: vis, Blob: room.Blob{SHA256: "ab", Size: 3}}, "")
+		require.NoError(t, err)
+		ats = append(ats, at)
+	}
+	var invs []room.Invite
+	for i := range 7 {
+		inv, err := f.svc.CreateInvite(f.ctx, Alice, r, room.InviteDraft{Email: fmt.Sprintf("p%d@customer.example", i)}, "")
+		require.NoError(t, err)
+		invs = append([]room.Invite{inv.Invite}, invs...) // newest first
+		if i == 3 {
+			f.advance(-time.Hour) // created earlier than the ones before: the order is by time
+		}
+	}
+	slices.SortStableFunc(invs, func(a, b room.Invite) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+
+	ids := func(as []room.Attachment) (out []string) {
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for _, shared := range []bool{false, true} {
+		var want []string
+		for _, a := range ats {
+			if !shared || a.Visibility == dealroom.Shared {
+				want = append(want, a.ID)
+			}
+		}
+		var got []string
+		for after, n := "", 0; n < 10; n++ {
+			p, err := f.store.Attachments(f.ctx, r, after, 2, shared)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(p), 2)
+			for _, a := range p {
+				assert.True(t, !shared || a.Visibility == dealroom.Shared)
+			}
+			got = append(got, ids(p)...)
+			if len(p) < 2 {
+				break
+			}
+			after = p[len(p)-1].ID
+		}
+		assert.Equal(t, want, got, "shared only: %v", shared)
+	}
+
+	var got []string
+	var after *room.Invite
+	for n := 0; n < 10; n++ {
+		p, err := f.store.Invites(f.ctx, r, after, 3)
+		require.NoError(t, err)
+		for _, inv := range p {
+			got = append(got, inv.ID)
+		}
+		if len(p) < 3 {
+			break
+		}
+		after = &p[len(p)-1]
+	}
+	var want []string
+	for _, inv := range invs {
+		want = append(want, inv.ID)
+	}
+	assert.Equal(t, want, got, "newest first, a page at a time")
+
+	// The service's pages: a cursor, and the end.
+	page, next, err := f.svc.Invites(f.ctx, Alice, r, "", 4)
+	require.NoError(t, err)
+	assert.Len(t, page, 4)
+	require.Equal(t, page[3].ID, next)
+	page, next, err = f.svc.Invites(f.ctx, Alice, r, next, 4)
+	require.NoError(t, err)
+	assert.Len(t, page, 3)
+	assert.Empty(t, next)
+	_, _, err = f.svc.Invites(f.ctx, Alice, r, "i_nothere", 4)
+	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err))
+	cpage, next, err := f.svc.Attachments(f.ctx, Carol, r, "", 3)
+	require.NoError(t, err)
+	assert.Len(t, cpage, 3)
+	for _, a := range cpage {
+		assert.Equal(t, dealroom.Shared, a.Visibility)
+	}
+	cpage, next, err = f.svc.Attachments(f.ctx, Carol, r, next, 3)
+	require.NoError(t, err)
+	assert.Len(t, cpage, 2, "five shared of seven")
+	assert.Empty(t, next)
 }
 
 func testInbox(t *testing.T, open Opener) {
