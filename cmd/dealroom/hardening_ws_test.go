@@ -137,7 +137,10 @@ func errCode(f map[string]any) string {
 // whose membership changed acts, over a socket opened before, with the
 // membership of now.
 func testWSSessionFollowsToken(t *testing.T, bin string) {
-	p := startProcess(t, bin, t.TempDir(), "DEALROOM_WS_PING=100ms")
+	// Pings every second: the keep-alive finds the expiry within one,
+	// and a busy machine still answers a ping within its timeout (as
+	// long as the interval).
+	p := startProcess(t, bin, t.TempDir(), "DEALROOM_WS_PING=1s")
 	c := newClient(p)
 	ta := tokenFor(t, alice)
 	roomID := field(t, c.must(t, 201, "POST", "/api/v1/rooms", ta, map[string]any{"name": "Expiry", "company": "Acme"}, ""), "id")
