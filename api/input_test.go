@@ -65,6 +65,9 @@ func badInputs() []badInput {
 			{"bad escape", `{"title": "\q"}`},
 			{"raw control char in string", "{\"title\": \"a\x01b\"}"},
 			{"byte order mark", "\ufeff{}"},
+			// encoding/json would decode these as U+FFFD and store that.
+			{"invalid UTF-8", "{\"title\": \"\xff\xfe\"}"},
+			{"escaped lone surrogate", `{"title": "x\udc00"}`},
 			{"deeply nested", `{"title": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`},
 		} {
 			add(badInput{name: r.method + " " + r.path + ": " + b.name, method: r.method, path: r.path,
@@ -537,4 +540,51 @@ func TestRefusedUploadStoresNothing(t *testing.T) {
 		assert.Equal(t, c.status, r.Status, "%s: %s", c.name, r)
 		assert.ElementsMatch(t, blobs, ts.blobFiles(t), "%s: nothing stored", c.name)
 	}
+}
+
+// TestInvalidUTF8Refused checks that text encoding/json would silently turn
+// into U+FFFD (bytes that are not UTF-8, escapes of half a surrogate pair)
+// is refused as a whole with 400 bad_request, on a route with a token and on
+// the one without, and writes nothing; a real pair is accepted.
+func TestInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	tasks := "/rooms/" + f.Room + "/tasks"
+	for _, c := range []struct{ name, body string }{
+		{"two bytes that are no UTF-8", "{\"title\": \"\xff\xfe\"}"},
+		{"a truncated sequence", "{\"title\": \"Caf\xc3\"}"},
+		{"an encoded surrogate", "{\"title\": \"x\xed\xa0\x80\"}"},
+		{"an overlong encoding", "{\"title\": \"x\xc0\xafy\"}"},
+		{"a bad byte in a field name", "{\"title\": \"x\", \"\xff\": 1}"},
+		{"a lone high surrogate escape", `{"title": "x\ud83d"}`},
+		{"a high surrogate escape before a letter", `{"title": "x\ud83d\u0041"}`},
+		{"a lone low surrogate escape", `{"title": "\ude00x"}`},
+		{"swapped surrogate escapes", `{"title": "\ude00\ud83d"}`},
+		{"a lone surrogate in a list", `{"title": "x", "assignees": ["\uDBFF"]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := ts.eventCount(t, f.Room)
+			tasksBefore := ts.must(t, 200, "GET", tasks, owner, nil).Body
+			r := ts.do(t, "POST", tasks, tok(t, owner), raw(c.body))
+			require.Equal(t, 400, r.Status, "%s", r)
+			assertErrorBody(t, r, "")
+			assert.Equal(t, "bad_request", r.object(t)["error"].(map[string]any)["code"])
+			assert.Contains(t, r.object(t)["error"].(map[string]any)["message"], "not valid UTF-8")
+			assert.Equal(t, before, ts.eventCount(t, f.Room), "nothing is written")
+			assert.JSONEq(t, string(tasksBefore), string(ts.must(t, 200, "GET", tasks, owner, nil).Body))
+		})
+	}
+	t.Run("invite acceptance", func(t *testing.T) {
+		before := ts.eventCount(t, f.Room)
+		r := ts.do(t, "POST", "/invites/"+f.InviteCode+"/accept", "",
+			raw("{\"name\": \"Ivy \xff\", \"email\": \""+inviteeEmail+"\"}"))
+		require.Equal(t, 400, r.Status, "%s", r)
+		assert.Contains(t, r.object(t)["error"].(map[string]any)["message"], "not valid UTF-8")
+		assert.Equal(t, before, ts.eventCount(t, f.Room), "the invite stays unaccepted")
+	})
+	t.Run("escaped pairs and U+FFFD itself are text", func(t *testing.T) {
+		r := ts.must(t, 201, "POST", tasks, owner, raw(`{"title": "Go \ud83d\ude80 \uFFFD \\udc00 \u00e9"}`))
+		assert.Equal(t, "Go \U0001F680 \uFFFD \\udc00 \u00e9", r.str(t, "title"))
+	})
 }

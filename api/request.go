@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -80,9 +81,17 @@ func (s *Server) bind(c echo.Context, v any) error {
 }
 
 // decodeJSON is the strict decoder behind bind, also used for websocket
-// command data.
+// command data. Text that is not valid UTF-8 is refused before decoding:
+// encoding/json would store U+FFFD in its place.
 func decodeJSON(r io.Reader, v any) error {
-	br := bufio.NewReader(r)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return jsonError(err)
+	}
+	if err := dealroom.CheckJSONText("the request body", b); err != nil {
+		return err
+	}
+	br := bufio.NewReader(bytes.NewReader(b))
 	for {
 		b, err := br.ReadByte()
 		if err != nil {
