@@ -9,6 +9,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -149,10 +151,77 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.POST("/rooms/:room/invites", s.createInvite)
 	a.DELETE("/rooms/:room/invites/:id", s.revokeInvite)
 
+	// Everything else under /api/v1 is answered here, in the contract's
+	// shape, rather than by the web app's pages: 405 with Allow for a
+	// route's other methods, 404 for a path that is no route.
+	routes := newRouteTable(e.Routes(), "/api/v1/")
 	v1.Any("/*", func(c echo.Context) error {
-		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", c.Request().Method, c.Request().URL.Path)
+		r := c.Request()
+		if allow := routes.allow(r.URL.Path); allow != "" {
+			c.Response().Header().Set(echo.HeaderAllow, allow)
+			return dealroom.Errorf(dealroom.EMETHOD, "%s %s: this route answers %s", r.Method, r.URL.Path, allow)
+		}
+		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path)
 	})
 	return s
+}
+
+// routeTable answers which methods the routes matching a path serve.
+type routeTable []struct {
+	segments []string // ":name" matches any one non-empty segment
+	methods  []string
+}
+
+// newRouteTable collects the routes whose paths start with prefix.
+func newRouteTable(routes []*echo.Route, prefix string) routeTable {
+	var t routeTable
+	byPath := map[string]int{}
+	for _, rt := range routes {
+		if !strings.HasPrefix(rt.Path, prefix) || strings.Contains(rt.Path, "*") {
+			continue
+		}
+		i, ok := byPath[rt.Path]
+		if !ok {
+			i = len(t)
+			byPath[rt.Path] = i
+			t = append(t, struct {
+				segments []string
+				methods  []string
+			}{segments: strings.Split(rt.Path, "/")})
+		}
+		t[i].methods = append(t[i].methods, rt.Method)
+	}
+	return t
+}
+
+// allow returns the Allow header for path ("GET, PATCH"), or "" when no
+// route matches it.
+func (t routeTable) allow(path string) string {
+	segs := strings.Split(path, "/")
+	var methods []string
+	for _, rt := range t {
+		if matchSegments(rt.segments, segs) {
+			methods = append(methods, rt.methods...)
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
+}
+
+func matchSegments(pattern, segs []string) bool {
+	if len(pattern) != len(segs) {
+		return false
+	}
+	for i, p := range pattern {
+		if strings.HasPrefix(p, ":") {
+			if segs[i] == "" {
+				return false
+			}
+		} else if p != segs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Echo returns the router, so that more routes (the websocket, the web

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -323,6 +324,46 @@ func badInputs() []badInput {
 		badInput{name: "accept name number", method: "POST", path: "/invites/{code}/accept", body: raw(`{"name": 1, "email": "` + inviteeEmail + `"}`), status: 422, field: "name"},
 	)
 
+	// null where the contract does not allow it: refused, not read as
+	// "left out" (encoding/json would leave the field at its default).
+	for _, c := range []struct{ method, path, body, field string }{
+		{"POST", tasks, `{"title": "x", "visibility": null}`, "visibility"},
+		{"POST", tasks, `{"title": "x", "status": null}`, "status"},
+		{"POST", tasks, `{"title": "x", "assignees": null}`, "assignees"},
+		{"POST", tasks, `{"title": "x", "description": null}`, "description"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "tags": null}`, "tags"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "pipeline": null}`, "pipeline"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "close_window": null}`, "close_window"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "template": null}`, "template"},
+		{"POST", msgs, `{"body": "hi", "visibility": null}`, "visibility"},
+		{"POST", msgs, `{"body": "hi", "parent_id": null}`, "parent_id"},
+		{"POST", msgs, `{"body": "hi", "attachments": null}`, "attachments"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "access": null}`, "access"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "role_in_room": null}`, "role_in_room"},
+		{"POST", invites, `{"email": "eve@buyer.example", "access": null}`, "access"},
+		{"POST", invites, `{"email": "eve@buyer.example", "expires_in_days": null}`, "expires_in_days"},
+		{"POST", invites, `{"email": "eve@buyer.example", "Expires_In_Days": null}`, "expires_in_days"},
+	} {
+		add(badInput{name: c.method + " " + c.path + ": " + c.body, method: c.method, path: c.path,
+			body: raw(c.body), status: 422, field: c.field})
+	}
+
+	// Query parameters: given empty where a number or a day is wanted, or
+	// given twice.
+	add(
+		badInput{name: "my tasks due_before empty", method: "GET", path: "/me/tasks?due_before=", status: 422, field: "due_before"},
+		badInput{name: "my tasks due_before twice", method: "GET", path: "/me/tasks?due_before=2030-01-01&due_before=2031-01-01", status: 422, field: "due_before"},
+		badInput{name: "my tasks status empty", method: "GET", path: "/me/tasks?status=", status: 422, field: "status"},
+		badInput{name: "my tasks status twice", method: "GET", path: "/me/tasks?status=open&status=done", status: 422, field: "status"},
+		badInput{name: "tasks limit empty", method: "GET", path: tasks + "?limit=", status: 422, field: "limit"},
+		badInput{name: "tasks limit twice", method: "GET", path: tasks + "?limit=5&limit=6", status: 422, field: "limit"},
+		badInput{name: "tasks limit empty then a number", method: "GET", path: tasks + "?limit=&limit=5", status: 422, field: "limit"},
+		badInput{name: "members cursor twice", method: "GET", path: members + "?cursor=&cursor=x", status: 422, field: "cursor"},
+		badInput{name: "events after empty", method: "GET", path: "/rooms/{room}/events?after=", status: 422, field: "after"},
+		badInput{name: "events after twice", method: "GET", path: "/rooms/{room}/events?after=1&after=2", status: 422, field: "after"},
+		badInput{name: "inbox limit empty", method: "GET", path: "/me/inbox?limit=", status: 422, field: "limit"},
+	)
+
 	// Query parameters.
 	for _, p := range []string{"/rooms/{room}/events", "/rooms/{room}/tasks", "/rooms/{room}/messages", "/rooms/{room}/members",
 		"/rooms/{room}/attachments", "/rooms/{room}/invites", "/rooms", "/me/tasks", "/me/inbox"} {
@@ -587,4 +628,25 @@ func TestInvalidUTF8Refused(t *testing.T) {
 		r := ts.must(t, 201, "POST", tasks, owner, raw(`{"title": "Go \ud83d\ude80 \uFFFD \\udc00 \u00e9"}`))
 		assert.Equal(t, "Go \U0001F680 \uFFFD \\udc00 \u00e9", r.str(t, "title"))
 	})
+}
+
+// TestNullableFieldsTakeNull checks the other side of refusing null: the
+// fields the contract marks nullable take it, and an invite's
+// expires_in_days of 0 means the default as the contract says.
+func TestNullableFieldsTakeNull(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	base := "/rooms/" + f.Room
+	tk := ts.must(t, 201, "POST", base+"/tasks", owner, raw(`{"title": "Nulls", "due": null, "position": null}`)).object(t)
+	assert.Nil(t, tk["due"])
+	ts.must(t, 200, "PATCH", base+"/tasks/"+tk["id"].(string), owner, raw(`{"due": null, "description": null, "assignees": null}`))
+	ts.must(t, 201, "POST", "/rooms", owner, raw(`{"name": "Deal", "company": "Acme", "value": null}`))
+	ts.must(t, 200, "PATCH", base, owner, raw(`{"value": null, "currency": null, "tags": null}`))
+	inv := ts.must(t, 201, "POST", base+"/invites", owner, map[string]any{"email": "zed@buyer.example", "expires_in_days": 0}).object(t)
+	created, err := time.Parse(time.RFC3339, inv["created_at"].(string))
+	require.NoError(t, err)
+	expires, err := time.Parse(time.RFC3339, inv["expires_at"].(string))
+	require.NoError(t, err)
+	assert.Equal(t, 14*24*time.Hour, expires.Sub(created), "0 means the default, 14 days")
 }

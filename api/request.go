@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -118,7 +119,73 @@ func decodeJSON(r io.Reader, v any) error {
 		}
 		return dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after the JSON object")
 	}
+	return refuseNulls(b, v)
+}
+
+// refuseNulls refuses null for a field that cannot hold it: encoding/json
+// leaves the field as it was, so {"visibility": null} would quietly mean
+// the default while the contract does not allow null there. Fields that
+// can say "null" (pointers, Opt of a PATCH) decide for themselves.
+func refuseNulls(b []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil // decoded already: cannot fail
+	}
+	for name, raw := range fields {
+		if string(bytes.TrimSpace(raw)) != "null" {
+			continue
+		}
+		if f, ok := jsonField(t.Elem(), name); ok && !nullable(f.Type) {
+			return dealroom.Invalid(jsonName(f), "%s must not be null: leave it out instead", jsonName(f))
+		}
+	}
 	return nil
+}
+
+// jsonField finds the struct field that encoding/json fills from key
+// (matched as it does, without regard to case).
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.IsExported() && strings.EqualFold(jsonName(f), key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func jsonName(f reflect.StructField) string {
+	if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" {
+		return name
+	}
+	return f.Name
+}
+
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// nullable tells whether a field of type t can tell null from absence.
+func nullable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		return true
+	}
+	return t == reflect.TypeFor[json.RawMessage]() || reflect.PointerTo(t).Implements(unmarshaler)
+}
+
+// queryValue returns a query parameter that may be given once; present
+// tells whether it was given at all (empty included).
+func queryValue(c echo.Context, name string) (v string, present bool, err error) {
+	vs, ok := c.QueryParams()[name]
+	switch {
+	case !ok:
+		return "", false, nil
+	case len(vs) > 1:
+		return "", true, dealroom.Invalid(name, "%s is given more than once", name)
+	}
+	return vs[0], true, nil
 }
 
 // jsonError explains a decoding failure.
@@ -171,9 +238,9 @@ func kindOf(t string) string {
 
 // limitParam reads ?limit=, def when absent.
 func limitParam(c echo.Context, def, max int) (int, error) {
-	raw := c.QueryParam("limit")
-	if raw == "" {
-		return def, nil
+	raw, present, err := queryValue(c, "limit")
+	if err != nil || !present {
+		return def, err
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 {
@@ -200,9 +267,9 @@ func encodeCursor(s string) string {
 }
 
 func decodeCursor(c echo.Context) (string, error) {
-	raw := c.QueryParam("cursor")
+	raw, _, err := queryValue(c, "cursor")
 	if raw == "" {
-		return "", nil
+		return "", err
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil || len(b) > 200 {
