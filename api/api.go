@@ -79,6 +79,7 @@ type Server struct {
 	metrics *Metrics
 	ready   map[string]Pinger
 	pings   pinger
+	routes  routeTable // the API's routes, for 405 and 404
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
@@ -93,6 +94,17 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	// set it; anyone else could write any address there.
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.HTTPErrorHandler = s.handleError
+	// Echo's Any covers the common methods only; the API's paths answer
+	// any other (QUERY, PROPFIND, ...) here, like the catch-all below,
+	// before a group's middleware could ask for a token first.
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if r := c.Request(); strings.HasPrefix(r.URL.Path, "/api/v1/") && !slices.Contains(anyMethods, r.Method) {
+				return s.noRoute(c)
+			}
+			return next(c)
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic", "err", err, "path", c.Path(), "stack", string(stack))
@@ -154,16 +166,26 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	// Everything else under /api/v1 is answered here, in the contract's
 	// shape, rather than by the web app's pages: 405 with Allow for a
 	// route's other methods, 404 for a path that is no route.
-	routes := newRouteTable(e.Routes(), "/api/v1/")
-	v1.Any("/*", func(c echo.Context) error {
-		r := c.Request()
-		if allow := routes.allow(r.URL.Path); allow != "" {
-			c.Response().Header().Set(echo.HeaderAllow, allow)
-			return dealroom.Errorf(dealroom.EMETHOD, "%s %s: this route answers %s", r.Method, r.URL.Path, allow)
-		}
-		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path)
-	})
+	s.routes = newRouteTable(e.Routes(), "/api/v1/")
+	v1.Any("/*", s.noRoute)
 	return s
+}
+
+// anyMethods are the methods Echo's Any registers a route for.
+var anyMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead,
+	http.MethodOptions, http.MethodPatch, http.MethodPost, echo.PROPFIND, http.MethodPut, http.MethodTrace, echo.REPORT}
+
+// noRoute answers a request under /api/v1 that no route serves: 405 with
+// Allow when the path is a route's with other methods, else 404. It also
+// answers for methods that Echo's Any does not cover (QUERY, ...), through
+// the error handler.
+func (s *Server) noRoute(c echo.Context) error {
+	r := c.Request()
+	if allow := s.routes.allow(r.URL.Path); allow != "" {
+		c.Response().Header().Set(echo.HeaderAllow, allow)
+		return dealroom.Errorf(dealroom.EMETHOD, "%s %s: this route answers %s", r.Method, r.URL.Path, allow)
+	}
+	return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path)
 }
 
 // routeTable answers which methods the routes matching a path serve.

@@ -337,7 +337,7 @@ func TestOpenAPIOtherMethods(t *testing.T) {
 		}
 		sort.Strings(listed)
 		concrete := openapiTemplateParam.ReplaceAllString(path, "x1")
-		for _, method := range []string{"GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS", "HEAD"} {
+		for _, method := range []string{"GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS", "HEAD", "QUERY", "PROPFIND"} {
 			if slices.Contains(listed, method) || (method == "OPTIONS" && !strings.HasPrefix(path, "/api/v1/")) {
 				continue // Echo answers OPTIONS on the operations routes itself (204 with Allow)
 			}
@@ -356,7 +356,7 @@ func TestOpenAPIOtherMethods(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/api/v1/nothing", "/api/v1/rooms/x1/nothing", "/api/v1/me/x1"} {
-		for _, method := range []string{"GET", "TRACE", "PUT"} {
+		for _, method := range []string{"GET", "TRACE", "PUT", "QUERY"} {
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest(method, p, nil))
 			assert.Equal(t, http.StatusNotFound, rec.Code, "%s %s: %s", method, p, rec.Body.String())
