@@ -174,7 +174,10 @@ func (s *Server) upload(c echo.Context) error {
 				return uploadError(err)
 			}
 			if part.FormName() == "visibility" {
-				up.Visibility = dealroom.Visibility(strings.TrimSpace(string(v)))
+				vis := strings.TrimSpace(string(v))
+				if up.Visibility = dealroom.Visibility(vis); up.Visibility != dealroom.Shared && up.Visibility != dealroom.Internal {
+					return dealroom.Invalid("visibility", "visibility must be %q or %q, not %q", dealroom.Shared, dealroom.Internal, dealroom.Clip(vis))
+				}
 			} else {
 				up.TaskID = strings.TrimSpace(string(v))
 			}
