@@ -176,9 +176,9 @@ var anyMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet,
 	http.MethodOptions, http.MethodPatch, http.MethodPost, echo.PROPFIND, http.MethodPut, http.MethodTrace, echo.REPORT}
 
 // noRoute answers a request under /api/v1 that no route serves: 405 with
-// Allow when the path is a route's with other methods, else 404. It also
-// answers for methods that Echo's Any does not cover (QUERY, ...), through
-// the error handler.
+// Allow when the path is a route's with other methods, else 404. The
+// catch-all route calls it, and the Pre middleware for the methods that
+// Echo's Any does not cover (QUERY, ...).
 func (s *Server) noRoute(c echo.Context) error {
 	r := c.Request()
 	if allow := s.routes.allow(r.URL.Path); allow != "" {

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -135,8 +137,8 @@ func refuseNulls(b []byte, v any) error {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		return nil // decoded already: cannot fail
 	}
-	for name, raw := range fields {
-		if string(bytes.TrimSpace(raw)) != "null" {
+	for _, name := range slices.Sorted(maps.Keys(fields)) { // the same answer every time
+		if string(bytes.TrimSpace(fields[name])) != "null" {
 			continue
 		}
 		if f, ok := jsonField(t.Elem(), name); ok && !nullable(f.Type) {
