@@ -343,6 +343,19 @@ func badInputs() []badInput {
 		{"POST", invites, `{"email": "eve@buyer.example", "access": null}`, "access"},
 		{"POST", invites, `{"email": "eve@buyer.example", "expires_in_days": null}`, "expires_in_days"},
 		{"POST", invites, `{"email": "eve@buyer.example", "Expires_In_Days": null}`, "expires_in_days"},
+		// An empty value of listed values is not "left out" either.
+		{"POST", tasks, `{"title": "x", "visibility": ""}`, "visibility"},
+		{"POST", tasks, `{"title": "x", "status": ""}`, "status"},
+		{"PATCH", "/rooms/{room}/tasks/{task}", `{"visibility": ""}`, "visibility"},
+		{"PATCH", "/rooms/{room}/tasks/{task}", `{"status": ""}`, "status"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "stage": ""}`, "stage"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "close_window": ""}`, "close_window"},
+		{"PATCH", "/rooms/{room}", `{"close_window": ""}`, "close_window"},
+		{"POST", msgs, `{"body": "hi", "visibility": ""}`, "visibility"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "access": ""}`, "access"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": ""}`, "kind"},
+		{"PATCH", "/rooms/{room}/members/" + staffW.ID, `{"role_in_room": ""}`, "role_in_room"},
+		{"POST", invites, `{"email": "eve@buyer.example", "access": ""}`, "access"},
 	} {
 		add(badInput{name: c.method + " " + c.path + ": " + c.body, method: c.method, path: c.path,
 			body: raw(c.body), status: 422, field: c.field})

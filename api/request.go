@@ -124,10 +124,13 @@ func decodeJSON(r io.Reader, v any) error {
 	return refuseNulls(b, v)
 }
 
-// refuseNulls refuses null for a field that cannot hold it: encoding/json
-// leaves the field as it was, so {"visibility": null} would quietly mean
-// the default while the contract does not allow null there. Fields that
-// can say "null" (pointers, Opt of a PATCH) decide for themselves.
+// refuseNulls refuses null for a field that cannot hold it, and an empty
+// string for a field of enumerated values (a named string type such as
+// Visibility): encoding/json leaves the first at its default, and the
+// domain reads the second as "left out", so {"visibility": null} or
+// {"visibility": ""} would quietly mean the default where the contract
+// allows neither. Fields that can say "null" (pointers, Opt of a PATCH)
+// decide for themselves what null means.
 func refuseNulls(b []byte, v any) error {
 	t := reflect.TypeOf(v)
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
@@ -138,11 +141,19 @@ func refuseNulls(b []byte, v any) error {
 		return nil // decoded already: cannot fail
 	}
 	for _, name := range slices.Sorted(maps.Keys(fields)) { // the same answer every time
-		if string(bytes.TrimSpace(fields[name])) != "null" {
+		f, ok := jsonField(t.Elem(), name)
+		if !ok {
 			continue
 		}
-		if f, ok := jsonField(t.Elem(), name); ok && !nullable(f.Type) {
-			return dealroom.Invalid(jsonName(f), "%s must not be null: leave it out instead", jsonName(f))
+		switch string(bytes.TrimSpace(fields[name])) {
+		case "null":
+			if !nullable(f.Type) {
+				return dealroom.Invalid(jsonName(f), "%s must not be null: leave it out instead", jsonName(f))
+			}
+		case `""`:
+			if enumerated(f.Type) {
+				return dealroom.Invalid(jsonName(f), "%s must not be empty: leave it out for the default", jsonName(f))
+			}
 		}
 	}
 	return nil
@@ -167,6 +178,20 @@ func jsonName(f reflect.StructField) string {
 }
 
 var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// enumerated tells whether a field of type t holds one of a set of words:
+// a named string type, also inside a pointer or an Opt.
+func enumerated(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(unmarshaler) {
+		if v, ok := t.FieldByName("V"); ok {
+			t = v.Type // dealroom.Opt[T]
+		}
+	}
+	return t.Kind() == reflect.String && t.PkgPath() != ""
+}
 
 // nullable tells whether a field of type t can tell null from absence.
 func nullable(t reflect.Type) bool {
