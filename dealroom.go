@@ -122,6 +122,70 @@ func Line(field, s string, min, max int) (string, error) {
 	return s, nil
 }
 
+// CheckJSONText refuses JSON text that encoding/json would silently change
+// rather than reject: bytes that are not valid UTF-8, and \u escapes of a
+// lone UTF-16 surrogate (\ud800 without its pair). Both come out as
+// U+FFFD, so what a client sent would not be what is stored. It returns a
+// bad_request error whose message says "not valid UTF-8" and, where it
+// can, at which byte; what names the text ("the request body", "a frame").
+func CheckJSONText(what string, b []byte) error {
+	if !utf8.Valid(b) {
+		for i := 0; i < len(b); {
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return Errorf(EBADREQUEST, "%s is not valid UTF-8 (at byte %d)", what, i)
+			}
+			i += n
+		}
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // an escape of one character, \\ included
+			continue
+		}
+		r, ok := hex4(b[i+2:])
+		switch {
+		case !ok: // malformed: left to the JSON decoder
+		case r >= 0xd800 && r < 0xdc00:
+			if i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if lo, ok := hex4(b[i+8:]); ok && lo >= 0xdc00 && lo < 0xe000 {
+					i += 11
+					continue
+				}
+			}
+			return Errorf(EBADREQUEST, "%s is not valid UTF-8: the escape at byte %d is half a surrogate pair", what, i)
+		case r >= 0xdc00 && r < 0xe000:
+			return Errorf(EBADREQUEST, "%s is not valid UTF-8: the escape at byte %d is half a surrogate pair", what, i)
+		}
+		i += 5
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 // Clip shortens s for quoting in an error message.
 func Clip(s string) string {
 	if len(s) > 40 {

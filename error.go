@@ -15,6 +15,7 @@ const (
 	ENOTFOUND    = "not_found"
 	ECONFLICT    = "conflict"
 	ETOOLARGE    = "payload_too_large"
+	EMETHOD      = "method_not_allowed" // the route exists, with other methods (405, with Allow)
 	ERATELIMITED = "rate_limited"
 	EUNAVAILABLE = "unavailable"
 	EINTERNAL    = "internal"

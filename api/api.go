@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -104,6 +106,7 @@ type Server struct {
 	ready   map[string]Pinger
 	pings   pinger
 	sockets sockets
+	routes  routeTable // the API's routes, for 405 and 404
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
@@ -129,6 +132,17 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.HTTPErrorHandler = s.handleError
+	// Echo's Any covers the common methods only; the API's paths answer
+	// any other (QUERY, PROPFIND, ...) here, like the catch-all below,
+	// before a group's middleware could ask for a token first.
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if r := c.Request(); strings.HasPrefix(r.URL.Path, "/api/v1/") && !slices.Contains(anyMethods, r.Method) {
+				return s.noRoute(c)
+			}
+			return next(c)
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic", "err", err, "path", c.Path(), "stack", string(stack))
@@ -188,10 +202,87 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.POST("/rooms/:room/invites", s.createInvite)
 	a.DELETE("/rooms/:room/invites/:id", s.revokeInvite)
 
-	v1.Any("/*", func(c echo.Context) error {
-		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", c.Request().Method, c.Request().URL.Path)
-	})
+	// Everything else under /api/v1 is answered here, in the contract's
+	// shape, rather than by the web app's pages: 405 with Allow for a
+	// route's other methods, 404 for a path that is no route.
+	s.routes = newRouteTable(e.Routes(), "/api/v1/")
+	v1.Any("/*", s.noRoute)
 	return s
+}
+
+// anyMethods are the methods Echo's Any registers a route for.
+var anyMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead,
+	http.MethodOptions, http.MethodPatch, http.MethodPost, echo.PROPFIND, http.MethodPut, http.MethodTrace, echo.REPORT}
+
+// noRoute answers a request under /api/v1 that no route serves: 405 with
+// Allow when the path is a route's with other methods, else 404. The
+// catch-all route calls it, and the Pre middleware for the methods that
+// Echo's Any does not cover (QUERY, ...).
+func (s *Server) noRoute(c echo.Context) error {
+	r := c.Request()
+	if allow := s.routes.allow(r.URL.Path); allow != "" {
+		c.Response().Header().Set(echo.HeaderAllow, allow)
+		return dealroom.Errorf(dealroom.EMETHOD, "%s %s: this route answers %s", r.Method, r.URL.Path, allow)
+	}
+	return dealroom.Errorf(dealroom.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path)
+}
+
+// routeTable answers which methods the routes matching a path serve.
+type routeTable []struct {
+	segments []string // ":name" matches any one non-empty segment
+	methods  []string
+}
+
+// newRouteTable collects the routes whose paths start with prefix.
+func newRouteTable(routes []*echo.Route, prefix string) routeTable {
+	var t routeTable
+	byPath := map[string]int{}
+	for _, rt := range routes {
+		if !strings.HasPrefix(rt.Path, prefix) || strings.Contains(rt.Path, "*") {
+			continue
+		}
+		i, ok := byPath[rt.Path]
+		if !ok {
+			i = len(t)
+			byPath[rt.Path] = i
+			t = append(t, struct {
+				segments []string
+				methods  []string
+			}{segments: strings.Split(rt.Path, "/")})
+		}
+		t[i].methods = append(t[i].methods, rt.Method)
+	}
+	return t
+}
+
+// allow returns the Allow header for path ("GET, PATCH"), or "" when no
+// route matches it.
+func (t routeTable) allow(path string) string {
+	segs := strings.Split(path, "/")
+	var methods []string
+	for _, rt := range t {
+		if matchSegments(rt.segments, segs) {
+			methods = append(methods, rt.methods...)
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
+}
+
+func matchSegments(pattern, segs []string) bool {
+	if len(pattern) != len(segs) {
+		return false
+	}
+	for i, p := range pattern {
+		if strings.HasPrefix(p, ":") {
+			if segs[i] == "" {
+				return false
+			}
+		} else if p != segs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Echo returns the router, so that more routes (the websocket, the web

@@ -132,7 +132,22 @@ func (s *Server) upload(c echo.Context) error {
 	if err != nil {
 		return dealroom.Errorf(dealroom.EBADREQUEST, "send the file as multipart/form-data in a field named \"file\"")
 	}
-	up := room.Upload{Visibility: dealroom.Visibility(c.QueryParam("visibility")), TaskID: c.QueryParam("task_id")}
+	// visibility and task_id may come in the query or as form fields (a
+	// form field wins), each once; a value in the query is checked even
+	// when a form field replaces it.
+	var up room.Upload
+	vis, present, err := queryValue(c, "visibility")
+	if err != nil {
+		return err
+	}
+	if v := dealroom.Visibility(vis); present && v != dealroom.Shared && v != dealroom.Internal {
+		return dealroom.Invalid("visibility", "visibility must be %q or %q, not %q", dealroom.Shared, dealroom.Internal, dealroom.Clip(vis))
+	}
+	up.Visibility = dealroom.Visibility(vis)
+	if up.TaskID, _, err = queryValue(c, "task_id"); err != nil {
+		return err
+	}
+	given := map[string]bool{} // form fields seen
 	var got bool
 	var spool *spooled
 	for {
@@ -157,12 +172,19 @@ func (s *Server) upload(c echo.Context) error {
 			}
 			defer spool.Close()
 		case "visibility", "task_id":
+			if given[part.FormName()] {
+				return dealroom.Invalid(part.FormName(), "the form gives %s twice", part.FormName())
+			}
+			given[part.FormName()] = true
 			v, err := io.ReadAll(io.LimitReader(part, 200))
 			if err != nil {
 				return uploadError(err)
 			}
 			if part.FormName() == "visibility" {
-				up.Visibility = dealroom.Visibility(strings.TrimSpace(string(v)))
+				vis := strings.TrimSpace(string(v))
+				if up.Visibility = dealroom.Visibility(vis); up.Visibility != dealroom.Shared && up.Visibility != dealroom.Internal {
+					return dealroom.Invalid("visibility", "visibility must be %q or %q, not %q", dealroom.Shared, dealroom.Internal, dealroom.Clip(vis))
+				}
 			} else {
 				up.TaskID = strings.TrimSpace(string(v))
 			}

@@ -22,6 +22,7 @@ var codes = map[string]struct {
 	dealroom.ENOTFOUND:    {http.StatusNotFound, "not_found"},
 	dealroom.ECONFLICT:    {http.StatusConflict, "conflict"},
 	dealroom.ETOOLARGE:    {http.StatusRequestEntityTooLarge, "payload_too_large"},
+	dealroom.EMETHOD:      {http.StatusMethodNotAllowed, "method_not_allowed"},
 	dealroom.ERATELIMITED: {http.StatusTooManyRequests, "rate_limited"},
 	dealroom.EUNAVAILABLE: {http.StatusServiceUnavailable, "unavailable"},
 	dealroom.EINTERNAL:    {http.StatusInternalServerError, "internal"},
@@ -66,8 +67,8 @@ func fromEcho(he *echo.HTTPError) error {
 	switch he.Code {
 	case http.StatusNotFound:
 		return dealroom.Errorf(dealroom.ENOTFOUND, "no such route")
-	case http.StatusMethodNotAllowed:
-		return dealroom.Errorf(dealroom.EBADREQUEST, "method not allowed on this route")
+	case http.StatusMethodNotAllowed: // Echo has set the Allow header
+		return dealroom.Errorf(dealroom.EMETHOD, "this route does not answer this method; the Allow header lists those it does")
 	case http.StatusRequestEntityTooLarge:
 		return dealroom.Errorf(dealroom.ETOOLARGE, "the request body is too large")
 	case http.StatusUnauthorized:

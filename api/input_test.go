@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,6 +66,9 @@ func badInputs() []badInput {
 			{"bad escape", `{"title": "\q"}`},
 			{"raw control char in string", "{\"title\": \"a\x01b\"}"},
 			{"byte order mark", "\ufeff{}"},
+			// encoding/json would decode these as U+FFFD and store that.
+			{"invalid UTF-8", "{\"title\": \"\xff\xfe\"}"},
+			{"escaped lone surrogate", `{"title": "x\udc00"}`},
 			{"deeply nested", `{"title": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`},
 		} {
 			add(badInput{name: r.method + " " + r.path + ": " + b.name, method: r.method, path: r.path,
@@ -320,6 +324,59 @@ func badInputs() []badInput {
 		badInput{name: "accept name number", method: "POST", path: "/invites/{code}/accept", body: raw(`{"name": 1, "email": "` + inviteeEmail + `"}`), status: 422, field: "name"},
 	)
 
+	// null where the contract does not allow it: refused, not read as
+	// "left out" (encoding/json would leave the field at its default).
+	for _, c := range []struct{ method, path, body, field string }{
+		{"POST", tasks, `{"title": "x", "visibility": null}`, "visibility"},
+		{"POST", tasks, `{"title": "x", "status": null}`, "status"},
+		{"POST", tasks, `{"title": "x", "assignees": null}`, "assignees"},
+		{"POST", tasks, `{"title": "x", "description": null}`, "description"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "tags": null}`, "tags"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "pipeline": null}`, "pipeline"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "close_window": null}`, "close_window"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "template": null}`, "template"},
+		{"POST", msgs, `{"body": "hi", "visibility": null}`, "visibility"},
+		{"POST", msgs, `{"body": "hi", "parent_id": null}`, "parent_id"},
+		{"POST", msgs, `{"body": "hi", "attachments": null}`, "attachments"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "access": null}`, "access"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "role_in_room": null}`, "role_in_room"},
+		{"POST", invites, `{"email": "eve@buyer.example", "access": null}`, "access"},
+		{"POST", invites, `{"email": "eve@buyer.example", "expires_in_days": null}`, "expires_in_days"},
+		{"POST", invites, `{"email": "eve@buyer.example", "Expires_In_Days": null}`, "expires_in_days"},
+		// An empty value of listed values is not "left out" either.
+		{"POST", tasks, `{"title": "x", "visibility": ""}`, "visibility"},
+		{"POST", tasks, `{"title": "x", "status": ""}`, "status"},
+		{"PATCH", "/rooms/{room}/tasks/{task}", `{"visibility": ""}`, "visibility"},
+		{"PATCH", "/rooms/{room}/tasks/{task}", `{"status": ""}`, "status"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "stage": ""}`, "stage"},
+		{"POST", rooms, `{"name": "Deal", "company": "Acme", "close_window": ""}`, "close_window"},
+		{"PATCH", "/rooms/{room}", `{"close_window": ""}`, "close_window"},
+		{"POST", msgs, `{"body": "hi", "visibility": ""}`, "visibility"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": "staff", "access": ""}`, "access"},
+		{"POST", members, `{"user_id": "nina", "name": "Nina", "kind": ""}`, "kind"},
+		{"PATCH", "/rooms/{room}/members/" + staffW.ID, `{"role_in_room": ""}`, "role_in_room"},
+		{"POST", invites, `{"email": "eve@buyer.example", "access": ""}`, "access"},
+	} {
+		add(badInput{name: c.method + " " + c.path + ": " + c.body, method: c.method, path: c.path,
+			body: raw(c.body), status: 422, field: c.field})
+	}
+
+	// Query parameters: given empty where a number or a day is wanted, or
+	// given twice.
+	add(
+		badInput{name: "my tasks due_before empty", method: "GET", path: "/me/tasks?due_before=", status: 422, field: "due_before"},
+		badInput{name: "my tasks due_before twice", method: "GET", path: "/me/tasks?due_before=2030-01-01&due_before=2031-01-01", status: 422, field: "due_before"},
+		badInput{name: "my tasks status empty", method: "GET", path: "/me/tasks?status=", status: 422, field: "status"},
+		badInput{name: "my tasks status twice", method: "GET", path: "/me/tasks?status=open&status=done", status: 422, field: "status"},
+		badInput{name: "tasks limit empty", method: "GET", path: tasks + "?limit=", status: 422, field: "limit"},
+		badInput{name: "tasks limit twice", method: "GET", path: tasks + "?limit=5&limit=6", status: 422, field: "limit"},
+		badInput{name: "tasks limit empty then a number", method: "GET", path: tasks + "?limit=&limit=5", status: 422, field: "limit"},
+		badInput{name: "members cursor twice", method: "GET", path: members + "?cursor=&cursor=x", status: 422, field: "cursor"},
+		badInput{name: "events after empty", method: "GET", path: "/rooms/{room}/events?after=", status: 422, field: "after"},
+		badInput{name: "events after twice", method: "GET", path: "/rooms/{room}/events?after=1&after=2", status: 422, field: "after"},
+		badInput{name: "inbox limit empty", method: "GET", path: "/me/inbox?limit=", status: 422, field: "limit"},
+	)
+
 	// Query parameters.
 	for _, p := range []string{"/rooms/{room}/events", "/rooms/{room}/tasks", "/rooms/{room}/messages", "/rooms/{room}/members",
 		"/rooms/{room}/attachments", "/rooms/{room}/invites", "/rooms", "/me/tasks", "/me/inbox"} {
@@ -469,6 +526,19 @@ func TestUploadInput(t *testing.T) {
 			part{name: "visibility", data: []byte("secret")},
 			part{name: "file", filename: "f.txt", data: []byte("f")}), status: 422, field: "visibility"},
 		{name: "task unknown", query: "?task_id=t_nope", body: fileUpload(t, "g.txt", []byte("g")), status: 422, field: "task_id"},
+		{name: "visibility empty in the query", query: "?visibility=", body: fileUpload(t, "e.txt", []byte("e")), status: 422, field: "visibility"},
+		{name: "visibility empty in the form", body: upload(t,
+			part{name: "visibility", data: []byte("")},
+			part{name: "file", filename: "f.txt", data: []byte("f")}), status: 422, field: "visibility"},
+		{name: "visibility unknown in the query, shared in the form", query: "?visibility=secret", body: upload(t,
+			part{name: "visibility", data: []byte("shared")},
+			part{name: "file", filename: "f.txt", data: []byte("f")}), status: 422, field: "visibility"},
+		{name: "visibility twice in the query", query: "?visibility=shared&visibility=internal", body: fileUpload(t, "e.txt", []byte("e")), status: 422, field: "visibility"},
+		{name: "visibility twice in the form", body: upload(t,
+			part{name: "visibility", data: []byte("internal")},
+			part{name: "visibility", data: []byte("shared")},
+			part{name: "file", filename: "f.txt", data: []byte("f")}), status: 422, field: "visibility"},
+		{name: "task_id twice in the query", query: "?task_id=a&task_id=b", body: fileUpload(t, "g.txt", []byte("g")), status: 422, field: "task_id"},
 		{name: "shared file under internal task", query: "?task_id=" + f.ITask + "&visibility=shared", body: fileUpload(t, "h.txt", []byte("h")), status: 422, field: "visibility"},
 		{name: "JSON instead of multipart", body: map[string]any{"file": "aGVsbG8="}, status: 400},
 		{name: "no body", status: 400},
@@ -537,4 +607,72 @@ func TestRefusedUploadStoresNothing(t *testing.T) {
 		assert.Equal(t, c.status, r.Status, "%s: %s", c.name, r)
 		assert.ElementsMatch(t, blobs, ts.blobFiles(t), "%s: nothing stored", c.name)
 	}
+}
+
+// TestInvalidUTF8Refused checks that text encoding/json would silently turn
+// into U+FFFD (bytes that are not UTF-8, escapes of half a surrogate pair)
+// is refused as a whole with 400 bad_request, on a route with a token and on
+// the one without, and writes nothing; a real pair is accepted.
+func TestInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	tasks := "/rooms/" + f.Room + "/tasks"
+	for _, c := range []struct{ name, body string }{
+		{"two bytes that are no UTF-8", "{\"title\": \"\xff\xfe\"}"},
+		{"a truncated sequence", "{\"title\": \"Caf\xc3\"}"},
+		{"an encoded surrogate", "{\"title\": \"x\xed\xa0\x80\"}"},
+		{"an overlong encoding", "{\"title\": \"x\xc0\xafy\"}"},
+		{"a bad byte in a field name", "{\"title\": \"x\", \"\xff\": 1}"},
+		{"a lone high surrogate escape", `{"title": "x\ud83d"}`},
+		{"a high surrogate escape before a letter", `{"title": "x\ud83d\u0041"}`},
+		{"a lone low surrogate escape", `{"title": "\ude00x"}`},
+		{"swapped surrogate escapes", `{"title": "\ude00\ud83d"}`},
+		{"a lone surrogate in a list", `{"title": "x", "assignees": ["\uDBFF"]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := ts.eventCount(t, f.Room)
+			tasksBefore := ts.must(t, 200, "GET", tasks, owner, nil).Body
+			r := ts.do(t, "POST", tasks, tok(t, owner), raw(c.body))
+			require.Equal(t, 400, r.Status, "%s", r)
+			assertErrorBody(t, r, "")
+			assert.Equal(t, "bad_request", r.object(t)["error"].(map[string]any)["code"])
+			assert.Contains(t, r.object(t)["error"].(map[string]any)["message"], "not valid UTF-8")
+			assert.Equal(t, before, ts.eventCount(t, f.Room), "nothing is written")
+			assert.JSONEq(t, string(tasksBefore), string(ts.must(t, 200, "GET", tasks, owner, nil).Body))
+		})
+	}
+	t.Run("invite acceptance", func(t *testing.T) {
+		before := ts.eventCount(t, f.Room)
+		r := ts.do(t, "POST", "/invites/"+f.InviteCode+"/accept", "",
+			raw("{\"name\": \"Ivy \xff\", \"email\": \""+inviteeEmail+"\"}"))
+		require.Equal(t, 400, r.Status, "%s", r)
+		assert.Contains(t, r.object(t)["error"].(map[string]any)["message"], "not valid UTF-8")
+		assert.Equal(t, before, ts.eventCount(t, f.Room), "the invite stays unaccepted")
+	})
+	t.Run("escaped pairs and U+FFFD itself are text", func(t *testing.T) {
+		r := ts.must(t, 201, "POST", tasks, owner, raw(`{"title": "Go \ud83d\ude80 \uFFFD \\udc00 \u00e9"}`))
+		assert.Equal(t, "Go \U0001F680 \uFFFD \\udc00 \u00e9", r.str(t, "title"))
+	})
+}
+
+// TestNullableFieldsTakeNull checks the other side of refusing null: the
+// fields the contract marks nullable take it, and an invite's
+// expires_in_days of 0 means the default as the contract says.
+func TestNullableFieldsTakeNull(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	base := "/rooms/" + f.Room
+	tk := ts.must(t, 201, "POST", base+"/tasks", owner, raw(`{"title": "Nulls", "due": null, "position": null}`)).object(t)
+	assert.Nil(t, tk["due"])
+	ts.must(t, 200, "PATCH", base+"/tasks/"+tk["id"].(string), owner, raw(`{"due": null, "description": null, "assignees": null}`))
+	ts.must(t, 201, "POST", "/rooms", owner, raw(`{"name": "Deal", "company": "Acme", "value": null}`))
+	ts.must(t, 200, "PATCH", base, owner, raw(`{"value": null, "currency": null, "tags": null}`))
+	inv := ts.must(t, 201, "POST", base+"/invites", owner, map[string]any{"email": "zed@buyer.example", "expires_in_days": 0}).object(t)
+	created, err := time.Parse(time.RFC3339, inv["created_at"].(string))
+	require.NoError(t, err)
+	expires, err := time.Parse(time.RFC3339, inv["expires_at"].(string))
+	require.NoError(t, err)
+	assert.Equal(t, 14*24*time.Hour, expires.Sub(created), "0 means the default, 14 days")
 }

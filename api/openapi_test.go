@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -316,4 +318,60 @@ func openapiResolve(doc map[string]any, ref string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// TestOpenAPIOtherMethods checks that every path of the contract answers a
+// method it does not list with 405, the contract's error body and an Allow
+// header naming exactly the methods the contract lists (for the API's
+// paths), and that a path that is no route stays a 404.
+func TestOpenAPIOtherMethods(t *testing.T) {
+	srv := openapiServer(t)
+	doc := openapiFetch(t, srv)
+	paths := openapiMap(t, doc["paths"], "paths")
+	for path, item := range paths {
+		var listed []string
+		for method := range openapiMap(t, item, "paths."+path) {
+			if openapiIsMethod(method) {
+				listed = append(listed, strings.ToUpper(method))
+			}
+		}
+		sort.Strings(listed)
+		concrete := openapiTemplateParam.ReplaceAllString(path, "x1")
+		for _, method := range []string{"GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS", "HEAD", "QUERY", "PROPFIND"} {
+			if slices.Contains(listed, method) || (method == "OPTIONS" && !strings.HasPrefix(path, "/api/v1/")) {
+				continue // Echo answers OPTIONS on the operations routes itself (204 with Allow)
+			}
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(method, concrete, nil))
+			require.Equal(t, http.StatusMethodNotAllowed, rec.Code, "%s %s: %s", method, concrete, rec.Body.String())
+			allow := strings.Split(rec.Header().Get("Allow"), ", ")
+			if strings.HasPrefix(path, "/api/v1/") {
+				assert.Equal(t, listed, allow, "%s %s: Allow", method, concrete)
+			} else {
+				assert.Subset(t, allow, listed, "%s %s: Allow", method, concrete)
+			}
+			if method != "HEAD" {
+				assert.JSONEq(t, `"method_not_allowed"`, openapiErrorCode(t, rec.Body.Bytes()), "%s %s", method, concrete)
+			}
+		}
+	}
+	for _, p := range []string{"/api/v1/nothing", "/api/v1/rooms/x1/nothing", "/api/v1/me/x1"} {
+		for _, method := range []string{"GET", "TRACE", "PUT", "QUERY"} {
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(method, p, nil))
+			assert.Equal(t, http.StatusNotFound, rec.Code, "%s %s: %s", method, p, rec.Body.String())
+			assert.Empty(t, rec.Header().Get("Allow"), "%s %s", method, p)
+		}
+	}
+}
+
+func openapiErrorCode(t *testing.T, body []byte) string {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Code json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+	return string(e.Error.Code)
 }

@@ -2,12 +2,16 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,9 +84,17 @@ func (s *Server) bind(c echo.Context, v any) error {
 }
 
 // decodeJSON is the strict decoder behind bind, also used for websocket
-// command data.
+// command data. Text that is not valid UTF-8 is refused before decoding:
+// encoding/json would store U+FFFD in its place.
 func decodeJSON(r io.Reader, v any) error {
-	br := bufio.NewReader(r)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return jsonError(err)
+	}
+	if err := dealroom.CheckJSONText("the request body", b); err != nil {
+		return err
+	}
+	br := bufio.NewReader(bytes.NewReader(b))
 	for {
 		b, err := br.ReadByte()
 		if err != nil {
@@ -109,7 +121,98 @@ func decodeJSON(r io.Reader, v any) error {
 		}
 		return dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after the JSON object")
 	}
+	return refuseNulls(b, v)
+}
+
+// refuseNulls refuses null for a field that cannot hold it, and an empty
+// string for a field of enumerated values (a named string type such as
+// Visibility): encoding/json leaves the first at its default, and the
+// domain reads the second as "left out", so {"visibility": null} or
+// {"visibility": ""} would quietly mean the default where the contract
+// allows neither. Fields that can say "null" (pointers, Opt of a PATCH)
+// decide for themselves what null means.
+func refuseNulls(b []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil // decoded already: cannot fail
+	}
+	for _, name := range slices.Sorted(maps.Keys(fields)) { // the same answer every time
+		f, ok := jsonField(t.Elem(), name)
+		if !ok {
+			continue
+		}
+		switch string(bytes.TrimSpace(fields[name])) {
+		case "null":
+			if !nullable(f.Type) {
+				return dealroom.Invalid(jsonName(f), "%s must not be null: leave it out instead", jsonName(f))
+			}
+		case `""`:
+			if enumerated(f.Type) {
+				return dealroom.Invalid(jsonName(f), "%s must not be empty: leave it out for the default", jsonName(f))
+			}
+		}
+	}
 	return nil
+}
+
+// jsonField finds the struct field that encoding/json fills from key
+// (matched as it does, without regard to case).
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.IsExported() && strings.EqualFold(jsonName(f), key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func jsonName(f reflect.StructField) string {
+	if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" {
+		return name
+	}
+	return f.Name
+}
+
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// enumerated tells whether a field of type t holds one of a set of words:
+// a named string type, also inside a pointer or an Opt.
+func enumerated(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(unmarshaler) {
+		if v, ok := t.FieldByName("V"); ok {
+			t = v.Type // dealroom.Opt[T]
+		}
+	}
+	return t.Kind() == reflect.String && t.PkgPath() != ""
+}
+
+// nullable tells whether a field of type t can tell null from absence.
+func nullable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		return true
+	}
+	return t == reflect.TypeFor[json.RawMessage]() || reflect.PointerTo(t).Implements(unmarshaler)
+}
+
+// queryValue returns a query parameter that may be given once; present
+// tells whether it was given at all (empty included).
+func queryValue(c echo.Context, name string) (v string, present bool, err error) {
+	vs, ok := c.QueryParams()[name]
+	switch {
+	case !ok:
+		return "", false, nil
+	case len(vs) > 1:
+		return "", true, dealroom.Invalid(name, "%s is given more than once", name)
+	}
+	return vs[0], true, nil
 }
 
 // jsonError explains a decoding failure.
@@ -162,9 +265,9 @@ func kindOf(t string) string {
 
 // limitParam reads ?limit=, def when absent.
 func limitParam(c echo.Context, def, max int) (int, error) {
-	raw := c.QueryParam("limit")
-	if raw == "" {
-		return def, nil
+	raw, present, err := queryValue(c, "limit")
+	if err != nil || !present {
+		return def, err
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 {
@@ -191,9 +294,9 @@ func encodeCursor(s string) string {
 }
 
 func decodeCursor(c echo.Context) (string, error) {
-	raw := c.QueryParam("cursor")
+	raw, _, err := queryValue(c, "cursor")
 	if raw == "" {
-		return "", nil
+		return "", err
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil || len(b) > 200 {

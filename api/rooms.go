@@ -94,14 +94,16 @@ func (s *Server) updateRoom(c echo.Context) error {
 
 func (s *Server) events(c echo.Context) error {
 	after := int64(0)
-	raw := c.QueryParam("after")
-	if raw == "" {
-		var err error
+	raw, present, err := queryValue(c, "after")
+	if err != nil {
+		return err
+	}
+	if !present {
 		if raw, err = decodeCursor(c); err != nil {
 			return err
 		}
 	}
-	if raw != "" {
+	if raw != "" || present {
 		n, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || n < 0 {
 			return dealroom.Invalid("after", "after must be a seq: a whole number, 0 or more")
@@ -255,7 +257,12 @@ func (s *Server) deleteTask(c echo.Context) error {
 
 func (s *Server) myTasks(c echo.Context) error {
 	var f room.MyTaskFilter
-	if raw := c.QueryParam("status"); raw != "" {
+	if raw, present, err := queryValue(c, "status"); err != nil {
+		return err
+	} else if present {
+		if raw == "" {
+			return dealroom.Invalid("status", "status must name one or more of open, in_progress, done, blocked")
+		}
 		for _, st := range splitList(raw) {
 			v, err := task.ParseStatus(task.Status(st))
 			if err != nil {
@@ -264,7 +271,9 @@ func (s *Server) myTasks(c echo.Context) error {
 			f.Statuses = append(f.Statuses, v)
 		}
 	}
-	if raw := c.QueryParam("due_before"); raw != "" {
+	if raw, present, err := queryValue(c, "due_before"); err != nil {
+		return err
+	} else if present {
 		d, err := task.ParseDate("due_before", raw)
 		if err != nil {
 			return err

@@ -108,8 +108,10 @@ func decodeFrame(b []byte) (Frame, error) {
 		TaskID     *string         `json:"task_id"`
 		Visibility *string         `json:"visibility"`
 	}
-	if !utf8.Valid(b) {
-		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "a frame is UTF-8 JSON text")
+	// Invalid UTF-8, or an escaped lone surrogate, would be decoded as
+	// U+FFFD: what the client sent would not be what is stored.
+	if err := dealroom.CheckJSONText("the frame", b); err != nil {
+		return Frame{}, err
 	}
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "a frame is a JSON object")

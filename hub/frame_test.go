@@ -53,6 +53,8 @@ func TestDecodeFrameValid(t *testing.T) {
 		{"ping with an id", `{"type":"ping","id":"p1"}`, hub.Frame{Type: "ping", ID: "p1"}},
 		{"whitespace around", " \n\t{\"type\":\"ping\"} \r\n ", hub.Frame{Type: "ping"}},
 		{"unicode room", `{"type":"unsubscribe","room":"r_é"}`, hub.Frame{Type: "unsubscribe", Room: "r_é"}},
+		{"escaped surrogate pair in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ud83d\ude80 \\udc00"}}`,
+			hub.Frame{Type: "command", ID: "op-1", Room: "r_1", Op: "task.create", Data: json.RawMessage(`{"title":"\ud83d\ude80 \\udc00"}`)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := hub.DecodeFrame([]byte(tc.in))
@@ -84,6 +86,11 @@ func TestDecodeFrameErrors(t *testing.T) {
 		{"trailing comma", `{"type":"ping"},`, dealroom.EBADREQUEST, "", ""},
 		{"invalid UTF-8", "{\"type\":\"ping\",\"id\":\"\xff\"}", dealroom.EBADREQUEST, "", ""},
 		{"invalid UTF-8 in a room", "{\"type\":\"subscribe\",\"room\":\"r\xc3\"}", dealroom.EBADREQUEST, "", ""},
+		// encoding/json would turn these escapes into U+FFFD.
+		{"lone surrogate escape in a room", `{"type":"subscribe","room":"r_\ud800"}`, dealroom.EBADREQUEST, "", ""},
+		{"lone low surrogate escape in an id", `{"type":"ping","id":"\udfff"}`, dealroom.EBADREQUEST, "", ""},
+		{"lone surrogate escape in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ud83dx"}}`, dealroom.EBADREQUEST, "", ""},
+		{"surrogate escapes swapped in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ude80\ud83d"}}`, dealroom.EBADREQUEST, "", ""},
 		{"unknown field", `{"type":"ping","colour":"red"}`, dealroom.EBADREQUEST, "", ""},
 		{"unknown field on subscribe", `{"type":"subscribe","room":"r","from":3}`, dealroom.EBADREQUEST, "", ""},
 		{"type not a string", `{"type":1}`, dealroom.EBADREQUEST, "", ""},
@@ -393,4 +400,15 @@ func FuzzDecodeFrame(f *testing.F) {
 		fr, err := hub.DecodeFrame(in)
 		checkFrame(t, in, fr, err)
 	})
+}
+
+// TestDecodeFrameNotUTF8Says checks the refusal of text that is not UTF-8
+// (or an escape that would decode as U+FFFD) says so.
+func TestDecodeFrameNotUTF8Says(t *testing.T) {
+	for _, in := range []string{"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}", `{"type":"ping","id":"\udc00"}`} {
+		_, err := hub.DecodeFrame([]byte(in))
+		require.Error(t, err)
+		assert.Equal(t, dealroom.EBADREQUEST, dealroom.ErrorCode(err))
+		assert.Contains(t, dealroom.ErrorMessage(err), "not valid UTF-8")
+	}
 }

@@ -251,18 +251,33 @@ func mask(v string) string {
 	return "***"
 }
 
-// jwtSecret returns the configured secret, or the one kept in the data
-// directory, made on first use.
-func (c Config) jwtSecret() ([]byte, error) {
+// errNoSecret is what existingJWTSecret answers when neither a secret is
+// configured nor one kept in the data directory.
+var errNoSecret = errors.New("no JWT secret")
+
+// existingJWTSecret returns the configured secret, or the one the server
+// keeps in the data directory; it never makes one (errNoSecret).
+func (c Config) existingJWTSecret() ([]byte, error) {
 	if c.JWTSecret != "" {
 		return []byte(c.JWTSecret), nil
 	}
-	path := filepath.Join(c.DataDir, "jwt-secret")
-	if b, err := os.ReadFile(path); err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+	b, err := os.ReadFile(filepath.Join(c.DataDir, "jwt-secret"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNoSecret
+	}
+	if err != nil {
 		return nil, err
 	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// jwtSecret returns the configured secret, or the one kept in the data
+// directory, made on first use.
+func (c Config) jwtSecret() ([]byte, error) {
+	if b, err := c.existingJWTSecret(); !errors.Is(err, errNoSecret) {
+		return b, err
+	}
+	path := filepath.Join(c.DataDir, "jwt-secret")
 	if c.MongoURI != "" {
 		return nil, errors.New("several instances must share one JWT secret: set DEALROOM_JWT_SECRET")
 	}

@@ -108,7 +108,7 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	kind := fs.String("kind", "staff", "staff or customer")
 	role := fs.String("role", "rep", "for staff: rep, manager or admin")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
-	dataDir := fs.String("data-dir", envOr(getenv, "DEALROOM_DATA_DIR", "dealroom-data"), "data directory holding the generated secret ($DEALROOM_DATA_DIR)")
+	dataDir := fs.String("data-dir", envOr(getenv, "DEALROOM_DATA_DIR", "dealroom-data"), "the server's data directory, whose secret is used when none is given ($DEALROOM_DATA_DIR)")
 	secret := fs.String("jwt-secret", "", "HS256 secret ($DEALROOM_JWT_SECRET)")
 	issuer := fs.String("jwt-issuer", getenv("DEALROOM_JWT_ISSUER"), "iss ($DEALROOM_JWT_ISSUER)")
 	audience := fs.String("jwt-audience", getenv("DEALROOM_JWT_AUDIENCE"), "aud ($DEALROOM_JWT_AUDIENCE)")
@@ -132,10 +132,18 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if a.Kind == dealroom.Customer {
 		a.Role = ""
 	}
+	// The token is only useful if the server accepts it: use the server's
+	// secret, never make one (a new secret in the data directory would not
+	// be the one a running server uses, and would replace none).
 	cfg := Config{DataDir: *dataDir, JWTSecret: *secret}
-	key, err := cfg.jwtSecret()
+	key, err := cfg.existingJWTSecret()
+	if errors.Is(err, errNoSecret) {
+		return fmt.Errorf("token: no JWT secret: set DEALROOM_JWT_SECRET (or --jwt-secret) to the server's secret, "+
+			"or point DEALROOM_DATA_DIR (or --data-dir) at the server's data directory, which holds %s once the server has started",
+			filepath.Join(*dataDir, "jwt-secret"))
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("token: reading the JWT secret: %w", err)
 	}
 	keys, err := jwtauth.New(jwtauth.Config{Secret: key, Issuer: *issuer, Audience: *audience})
 	if err != nil {

@@ -157,30 +157,52 @@ func TestTokenBadInput(t *testing.T) {
 	}
 }
 
-func TestTokenGeneratesSecretInDataDir(t *testing.T) {
+// TestTokenUsesServerSecretInDataDir checks that without a configured
+// secret `dealroom token` signs with the one the server keeps in its data
+// directory, and leaves that file as it is.
+func TestTokenUsesServerSecretInDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	e := env{"DEALROOM_DATA_DIR": dir}
-	tok := mintToken(t, e, "--sub", "alice")
+	cfg := Config{DataDir: dir}
+	serverSecret, err := cfg.jwtSecret() // what the server does on its first start
+	require.NoError(t, err)
 	raw, err := os.ReadFile(filepath.Join(dir, "jwt-secret"))
-	require.NoError(t, err, "the secret is kept in the data directory")
-	st, err := os.Stat(filepath.Join(dir, "jwt-secret"))
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "only the owner reads the secret")
-	secret := strings.TrimSpace(string(raw))
-	assert.GreaterOrEqual(t, len(secret), jwtauth.MinSecret)
 
-	keys, err := jwtauth.New(jwtauth.Config{Secret: []byte(secret)})
+	keys, err := jwtauth.New(jwtauth.Config{Secret: serverSecret})
 	require.NoError(t, err)
+	tok := mintToken(t, env{"DEALROOM_DATA_DIR": dir}, "--sub", "alice")
 	_, err = keys.Verify(tok)
-	require.NoError(t, err)
-
-	// A second token uses the same secret, not a new one.
+	require.NoError(t, err, "the server accepts the token")
 	tok2 := mintToken(t, env{}, "--sub", "bob", "--data-dir", dir)
 	_, err = keys.Verify(tok2)
 	require.NoError(t, err)
+
 	again, err := os.ReadFile(filepath.Join(dir, "jwt-secret"))
 	require.NoError(t, err)
-	assert.Equal(t, raw, again)
+	assert.Equal(t, raw, again, "the server's secret is left as it is")
+}
+
+// TestTokenWithoutSecretRefuses checks that `dealroom token` with neither a
+// configured secret nor the server's secret file refuses (an error, which
+// main turns into exit status 1), says what to do, and writes nothing: a secret it made would not be the server's, and the
+// tokens it signed would be refused.
+func TestTokenWithoutSecretRefuses(t *testing.T) {
+	for name, args := range map[string][]string{
+		"missing data dir": {"--data-dir", filepath.Join(t.TempDir(), "nothing-here")},
+		"empty data dir":   {"--data-dir", t.TempDir()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"token", "--sub", "alice"}, args...), env{}.get, &stdout, &stderr)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "no JWT secret")
+			assert.Contains(t, err.Error(), "DEALROOM_JWT_SECRET")
+			assert.Contains(t, err.Error(), "DEALROOM_DATA_DIR")
+			assert.Empty(t, stdout.String(), "no token is printed")
+			_, statErr := os.Stat(filepath.Join(args[1], "jwt-secret"))
+			assert.ErrorIs(t, statErr, os.ErrNotExist, "no secret is made")
+		})
+	}
 }
 
 func TestRunCommands(t *testing.T) {
