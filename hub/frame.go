@@ -83,8 +83,8 @@ func salvage(b []byte) (id, roomID string) {
 			break
 		}
 		var s string
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil || len(s) > maxEcho {
-			continue
+		if len(v) == 0 || v[0] != '"' || dealroom.CheckJSONText("the value", v) != nil || json.Unmarshal(v, &s) != nil || len(s) > maxEcho {
+			continue // not a string, or not one to send back (a lone surrogate escape)
 		}
 		switch tok {
 		case "id":

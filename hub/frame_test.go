@@ -89,8 +89,8 @@ func TestDecodeFrameErrors(t *testing.T) {
 		// encoding/json would turn these escapes into U+FFFD.
 		{"lone surrogate escape in a room", `{"type":"subscribe","room":"r_\ud800"}`, dealroom.EBADREQUEST, "", ""},
 		{"lone low surrogate escape in an id", `{"type":"ping","id":"\udfff"}`, dealroom.EBADREQUEST, "", ""},
-		{"lone surrogate escape in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ud83dx"}}`, dealroom.EBADREQUEST, "", ""},
-		{"surrogate escapes swapped in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ude80\ud83d"}}`, dealroom.EBADREQUEST, "", ""},
+		{"lone surrogate escape in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ud83dx"}}`, dealroom.EBADREQUEST, "", "op-1"},
+		{"surrogate escapes swapped in command data", `{"type":"command","id":"op-1","room":"r_1","op":"task.create","data":{"title":"\ude80\ud83d"}}`, dealroom.EBADREQUEST, "", "op-1"},
 		{"unknown field", `{"type":"ping","colour":"red"}`, dealroom.EBADREQUEST, "", ""},
 		{"unknown field on subscribe", `{"type":"subscribe","room":"r","from":3}`, dealroom.EBADREQUEST, "", ""},
 		{"type not a string", `{"type":1}`, dealroom.EBADREQUEST, "", ""},

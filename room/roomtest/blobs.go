@@ -31,11 +31,13 @@ func TestBlobCollector(t *testing.T, open BlobOpener) {
 		require.NoError(t, err)
 		return blob.SHA256
 	}
-	// tick passes time the stores can tell apart (GridFS keeps ms).
+	// tick passes time the stores can tell apart: GridFS keeps ms, and a
+	// file's mtime comes from the kernel's coarse clock, up to a tick (4
+	// or 10 ms) behind the time read just before the write.
 	tick := func() time.Time {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 		now := time.Now()
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 		return now
 	}
 	stored := func(cutoff time.Time) []string {
