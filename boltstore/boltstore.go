@@ -52,7 +52,7 @@ var (
 	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
 	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
-		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox}
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed}
 )
 
 const schemaVersion = "1"
@@ -122,6 +122,7 @@ func Open(dir string) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		indexInvites := tx.Bucket(bRoomInvitesAt) == nil && tx.Bucket(bInvites) != nil
+		indexListed := tx.Bucket(bListed) == nil && tx.Bucket(bMessages) != nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -137,6 +138,12 @@ func Open(dir string) (*Store, error) {
 				return tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil)
 			})
 			if err != nil {
+				return err
+			}
+		}
+		if indexListed {
+			// A file from before the listings were indexed.
+			if err := fillListed(tx); err != nil {
 				return err
 			}
 		}
@@ -285,7 +292,7 @@ const initialMmap = 1 << 30 * (strconv.IntSize / 64)
 // (split half full) 100 rooms written in turn left their pages 42% used;
 // packed, about 70%: 40% fewer pages, and fewer levels of branches for
 // each commit to write again.
-var appendBuckets = [][]byte{bEvents, bMessages, bReplies, bAttachments, bInbox}
+var appendBuckets = [][]byte{bEvents, bMessages, bReplies, bAttachments, bInbox, bListed}
 
 const appendFill = 0.9
 
@@ -607,9 +614,15 @@ func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error
 				return err
 			}
 		}
+		if err := listMessage(tx, ev.RoomID, m); err != nil {
+			return err
+		}
 	}
 	for _, a := range fx.Attachments {
 		if err := putJSON(tx.Bucket(bAttachments), key(ev.RoomID, a.ID), a); err != nil {
+			return err
+		}
+		if err := listAttachment(tx, ev.RoomID, a); err != nil {
 			return err
 		}
 	}

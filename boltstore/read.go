@@ -310,24 +310,27 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 			}
 			return nil
 		}
-		c := msgs.Cursor()
-		p := prefix(f.Room)
+		// Thread roots, through the index of the listing asked for: every
+		// entry read is one to return.
+		c := tx.Bucket(bListed).Cursor()
+		scope := rootScope(f.TaskID, f.SharedOnly)
+		p := prefix(f.Room, scope)
 		start := p
 		if f.After != "" {
-			start = append(key(f.Room, f.After), 1)
+			start = append(key(f.Room, scope, f.After), 1)
 		}
-		for k, raw := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, raw = c.Next() {
-			var m room.Message
-			if err := json.Unmarshal(raw, &m); err != nil {
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
+			m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+			if err != nil {
 				return err
 			}
-			if !keep(&m) {
+			if !keep(m) {
 				continue
 			}
 			// Replies share their root's visibility, so whoever sees the
 			// root sees all of them.
 			m.ReplyCount = countReplies(tx, f.Room, m.ID)
-			out = append(out, m)
+			out = append(out, *m)
 		}
 		return nil
 	})
@@ -391,6 +394,23 @@ func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attach
 func (s *Store) Attachments(ctx context.Context, roomID, after string, limit int, sharedOnly bool) ([]room.Attachment, error) {
 	var out []room.Attachment
 	err := s.read(func(tx *bolt.Tx) error {
+		if sharedOnly {
+			// Through the index of shared attachments: every entry read
+			// is one to return.
+			atts := tx.Bucket(bAttachments)
+			c := tx.Bucket(bListed).Cursor()
+			p := prefix(roomID, scopeSharedFiles)
+			for k, _ := c.Seek(append(key(roomID, scopeSharedFiles, after), 1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, _ = c.Next() {
+				a, err := getJSON[room.Attachment](atts, key(roomID, string(k[len(p):])))
+				if err != nil {
+					return err
+				}
+				if a != nil && a.Visibility == dealroom.Shared {
+					out = append(out, *a)
+				}
+			}
+			return nil
+		}
 		c := tx.Bucket(bAttachments).Cursor()
 		p := prefix(roomID)
 		k, raw := c.Seek(key(roomID, after))

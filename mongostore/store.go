@@ -251,9 +251,14 @@ var indexes = []index{
 	{colTasks, bson.D{{Key: "assignees", Value: 1}, {Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, false},
 	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, true},
 	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "parent_id", Value: 1}, {Key: "id", Value: 1}}, false},
+	// What a customer's listing of thread roots and a task's discussion
+	// read: the page, not every internal message of the room.
+	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "parent_id", Value: 1}, {Key: "visibility", Value: 1}, {Key: "id", Value: 1}}, false},
+	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "task_id", Value: 1}, {Key: "parent_id", Value: 1}, {Key: "visibility", Value: 1}, {Key: "id", Value: 1}}, false},
 	// The deleted messages of a room (few), for redacting the timeline.
 	{colMessages, bson.D{{Key: "room_id", Value: 1}, {Key: "deleted", Value: 1}}, false},
 	{colAttachments, bson.D{{Key: "room_id", Value: 1}, {Key: "id", Value: 1}}, true},
+	{colAttachments, bson.D{{Key: "room_id", Value: 1}, {Key: "visibility", Value: 1}, {Key: "id", Value: 1}}, false},
 	// Invites are keyed by their id (_id), a hash of the code: accepting
 	// one looks it up without knowing the room (exception).
 	{colInvites, bson.D{{Key: "room_id", Value: 1}, {Key: "created_at", Value: -1}}, false},
