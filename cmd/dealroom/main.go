@@ -273,7 +273,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		commands := metrics.Counter("dealroom_store_commands_total", "Commands written by the embedded store's commits.")
 		bs.OnCommit(func(n int, d time.Duration) {
 			commits.Observe(d)
-			commands.Add(int64(n))
+			commands.Add(float64(n))
 		})
 		if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
 			return err
@@ -405,7 +405,12 @@ func registerHubMetrics(m *api.Metrics, h *hub.Hub) {
 		{"dealroom_hub_presence_dropped_total", "Presence frames dropped for slow devices.", &st.Dropped},
 	} {
 		v := g.v
-		m.Gauge(g.name, g.help, func() float64 { return float64(v.Load()) })
+		read := func() float64 { return float64(v.Load()) }
+		if strings.HasSuffix(g.name, "_total") {
+			m.CounterFunc(g.name, g.help, read)
+		} else {
+			m.Gauge(g.name, g.help, read)
+		}
 	}
 }
 

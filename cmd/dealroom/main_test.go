@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -349,4 +352,37 @@ func TestMetricsShowStoreCommits(t *testing.T) {
 	assert.GreaterOrEqual(t, n, 3, "every room was a commit of its own")
 	assert.Regexp(t, `(?m)^dealroom_store_commit_seconds_bucket\{le="\+Inf"\} `+m[1]+`$`, text)
 	assert.Regexp(t, `(?m)^dealroom_store_commands_total [3-9]$`, text)
+
+	// The whole page is Prometheus's exposition format, as its own parser
+	// reads it: the requests by route and status, the hub's counters and
+	// gauges by their types, the Go runtime and the process.
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	require.NoError(t, err)
+	for name, typ := range map[string]dto.MetricType{
+		"dealroom_http_requests_total":           dto.MetricType_COUNTER,
+		"dealroom_http_request_duration_seconds": dto.MetricType_HISTOGRAM,
+		"dealroom_events_appended_total":         dto.MetricType_COUNTER,
+		"dealroom_ws_sessions":                   dto.MetricType_GAUGE,
+		"dealroom_hub_delivered_total":           dto.MetricType_COUNTER,
+		"go_goroutines":                          dto.MetricType_GAUGE,
+		"go_memstats_heap_alloc_bytes":           dto.MetricType_GAUGE,
+		"process_resident_memory_bytes":          dto.MetricType_GAUGE,
+	} {
+		if assert.Contains(t, fams, name) {
+			assert.Equal(t, typ, fams[name].GetType(), name)
+		}
+	}
+	created := 0.0
+	for _, mm := range fams["dealroom_http_requests_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range mm.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["method"] == "POST" && labels["route"] == "/api/v1/rooms" && labels["status"] == "201" {
+			created = mm.GetCounter().GetValue()
+		}
+	}
+	assert.Equal(t, 3.0, created, "the three rooms made, by route and status")
+	assert.Equal(t, 3.0, fams["dealroom_events_appended_total"].GetMetric()[0].GetCounter().GetValue())
 }
