@@ -35,7 +35,7 @@ func files(t *testing.T, dir string) []string {
 	return out
 }
 
-func TestRoundTrip(t *testing.T) {
+func TestReopenedDirectoryReadsBack(t *testing.T) {
 	dir := t.TempDir()
 	d, err := diskblob.Open(dir)
 	require.NoError(t, err)
@@ -45,9 +45,8 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	sum := sha256.Sum256(data)
 	assert.Equal(t, hex.EncodeToString(sum[:]), b.SHA256)
-	assert.EqualValues(t, len(data), b.Size)
 
-	// Reopened, the bytes are exactly there, and can be read from anywhere.
+	// Reopened, the bytes are exactly there.
 	d, err = diskblob.Open(dir)
 	require.NoError(t, err)
 	rc, err := d.Open(context.Background(), b.SHA256)
@@ -56,12 +55,6 @@ func TestRoundTrip(t *testing.T) {
 	got, err := io.ReadAll(rc)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(data, got))
-	_, err = rc.Seek(1000, io.SeekStart)
-	require.NoError(t, err)
-	part := make([]byte, 10)
-	_, err = io.ReadFull(rc, part)
-	require.NoError(t, err)
-	assert.Equal(t, data[1000:1010], part)
 }
 
 func TestSameBytesStoredOnce(t *testing.T) {
@@ -144,8 +137,10 @@ func TestOpenCleansLeftovers(t *testing.T) {
 	assert.Empty(t, files(t, dir), "a crash's temporary file is removed at start")
 }
 
-func TestBlobCollector(t *testing.T) {
-	roomtest.TestBlobCollector(t, func(tb testing.TB) room.Blobs {
+// TestBlobs runs the room.Blobs (and room.BlobCollector) conformance
+// suite; the tests here check what is the directory's own.
+func TestBlobs(t *testing.T) {
+	roomtest.TestBlobs(t, func(tb testing.TB) room.Blobs {
 		d, err := diskblob.Open(tb.TempDir())
 		require.NoError(tb, err)
 		return d

@@ -91,20 +91,6 @@ func TestBlobsRoundTrip(t *testing.T) {
 	assert.EqualValues(t, mongostore.ChunkSize, f.ChunkSize)
 }
 
-func TestBlobsEmptyFile(t *testing.T) {
-	_, b := blobs(t)
-	ctx := ctxT(t)
-	blob, err := b.Put(ctx, bytes.NewReader(nil), 100)
-	require.NoError(t, err)
-	assert.Equal(t, sumOf(nil), blob.SHA256)
-	rc, err := b.Open(ctx, blob.SHA256)
-	require.NoError(t, err)
-	got, err := io.ReadAll(rc)
-	require.NoError(t, err)
-	assert.Empty(t, got)
-	require.NoError(t, rc.Close())
-}
-
 func TestBlobsTooLargeStoresNothing(t *testing.T) {
 	s, b := blobs(t)
 	ctx := ctxT(t)
@@ -160,15 +146,6 @@ func TestBlobsSameContentIsKeptOnce(t *testing.T) {
 	assert.True(t, bytes.Equal(data, got))
 }
 
-func TestBlobsNotFound(t *testing.T) {
-	_, b := blobs(t)
-	ctx := ctxT(t)
-	for _, sum := range []string{sumOf([]byte("never stored")), "../../etc/passwd", "", "AB"} {
-		_, err := b.Open(ctx, sum)
-		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "%q", sum)
-	}
-}
-
 type failingReader struct{ n int }
 
 func (f *failingReader) Read(p []byte) (int, error) {
@@ -212,8 +189,10 @@ func TestBlobsSweepsDeadUploads(t *testing.T) {
 	assert.EqualValues(t, 1, count(t, s, "blobs.uploads", bson.D{}))
 }
 
-func TestBlobCollector(t *testing.T) {
-	roomtest.TestBlobCollector(t, func(tb testing.TB) room.Blobs {
+// TestBlobs runs the room.Blobs (and room.BlobCollector) conformance
+// suite; the tests below check what is GridFS's own.
+func TestBlobs(t *testing.T) {
+	roomtest.TestBlobs(t, func(tb testing.TB) room.Blobs {
 		_, b := blobs(t)
 		return b
 	})
