@@ -19,10 +19,7 @@ import (
 func (s *Server) listMessages(c echo.Context) error {
 	f := room.MessageFilter{Room: c.Param("room"), ParentID: c.QueryParam("parent_id"), TaskID: c.QueryParam("task_id")}
 	var err error
-	if f.Limit, err = limitParam(c, 100, 500); err != nil {
-		return err
-	}
-	if f.After, err = decodeCursor(c); err != nil {
+	if f.After, f.Limit, err = pageParams(c, 100, 500); err != nil {
 		return err
 	}
 	msgs, err := s.svc.Messages(c.Request().Context(), actor(c), f)
@@ -91,11 +88,7 @@ func (s *Server) deleteMessage(c echo.Context) error {
 }
 
 func (s *Server) listAttachments(c echo.Context) error {
-	limit, err := limitParam(c, 200, room.MaxListPage)
-	if err != nil {
-		return err
-	}
-	after, err := decodeCursor(c)
+	after, limit, err := pageParams(c, 200, room.MaxListPage)
 	if err != nil {
 		return err
 	}
@@ -282,11 +275,7 @@ func (s *Server) download(c echo.Context) error {
 }
 
 func (s *Server) listInvites(c echo.Context) error {
-	limit, err := limitParam(c, 200, room.MaxListPage)
-	if err != nil {
-		return err
-	}
-	after, err := decodeCursor(c)
+	after, limit, err := pageParams(c, 200, room.MaxListPage)
 	if err != nil {
 		return err
 	}
@@ -370,11 +359,7 @@ func (s *Server) publicURL(c echo.Context) string {
 }
 
 func (s *Server) inbox(c echo.Context) error {
-	limit, err := limitParam(c, 50, 200)
-	if err != nil {
-		return err
-	}
-	before, err := decodeCursor(c)
+	before, limit, err := pageParams(c, 50, 200)
 	if err != nil {
 		return err
 	}

@@ -305,14 +305,20 @@ func decodeCursor(c echo.Context) (string, error) {
 	return string(b), nil
 }
 
+// pageParams reads a list's page: its cursor (decoded, "" for the first
+// page) and its limit (def when not given, at most max).
+func pageParams(c echo.Context, def, max int) (cursor string, limit int, err error) {
+	if limit, err = limitParam(c, def, max); err != nil {
+		return "", 0, err
+	}
+	cursor, err = decodeCursor(c)
+	return cursor, limit, err
+}
+
 // pageOf returns one page of an ordered in-memory list: the items after
 // the one whose id is the cursor.
 func pageOf[T any](c echo.Context, items []T, id func(T) string, def, max int) (list[T], error) {
-	limit, err := limitParam(c, def, max)
-	if err != nil {
-		return list[T]{}, err
-	}
-	after, err := decodeCursor(c)
+	after, limit, err := pageParams(c, def, max)
 	if err != nil {
 		return list[T]{}, err
 	}

@@ -45,10 +45,7 @@ func (s *Server) listRooms(c echo.Context) error {
 	f := room.RoomFilter{Stage: room.Stage(c.QueryParam("stage")), Owner: c.QueryParam("owner"),
 		CloseWindow: room.CloseWindow(c.QueryParam("close_window"))}
 	var err error
-	if f.Limit, err = limitParam(c, 50, 200); err != nil {
-		return err
-	}
-	if f.Before, err = decodeCursor(c); err != nil {
+	if f.Before, f.Limit, err = pageParams(c, 50, 200); err != nil {
 		return err
 	}
 	want := f.Limit
