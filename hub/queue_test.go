@@ -492,3 +492,31 @@ func TestSessionWriterFlushesWhenTheRestIsGone(t *testing.T) {
 	assert.Equal(t, []string{`{"type":"one"}`}, tr.frames)
 	assert.Equal(t, []bool{true}, tr.mores, "the first frame was written with more to come")
 }
+
+// endingTransport records why its session was ended.
+type endingTransport struct {
+	recordingTransport
+	ended []error
+}
+
+func (e *endingTransport) End(why error) { e.ended = append(e.ended, why) }
+
+// TestSessionEndedBeforeItsTransport: a hub that closes (or signs a
+// session out) between a websocket's upgrade and its transport's Attach
+// still ends it: the transport is told when it attaches.
+func TestSessionEndedBeforeItsTransport(t *testing.T) {
+	h := New(Config{}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	s.end(ErrShutdown)
+	tr := &endingTransport{recordingTransport: recordingTransport{release: make(chan struct{})}}
+	s.Attach(tr)
+	assert.Equal(t, []error{ErrShutdown}, tr.ended)
+	s.end(ErrOverrun)
+	assert.Len(t, tr.ended, 1, "a session is ended once")
+
+	attached := &endingTransport{recordingTransport: recordingTransport{release: make(chan struct{})}}
+	s2 := h.NewSession(dealroom.Actor{ID: "u2", Kind: dealroom.Staff})
+	s2.Attach(attached)
+	s2.end(ErrSignedOut)
+	assert.Equal(t, []error{ErrSignedOut}, attached.ended)
+}

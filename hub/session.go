@@ -24,7 +24,8 @@ type Session struct {
 	mu     sync.Mutex
 	subs   subList
 	closed bool
-	ending bool // end was called
+	ending bool  // end was called
+	endWhy error // why, for a transport attached after it
 
 	transport   Transport // set by Attach
 	writeFailed bool      // owned by the running writeOut
@@ -125,7 +126,13 @@ type Transport interface {
 func (s *Session) Attach(t Transport) {
 	s.mu.Lock()
 	s.transport = t
+	// The hub may have ended the session before its transport came (a
+	// shutdown right after the upgrade): the transport ends it now.
+	endedBefore := s.endWhy
 	s.mu.Unlock()
+	if endedBefore != nil {
+		defer t.End(endedBefore)
+	}
 	s.q.mu.Lock()
 	s.q.onReady = s.startWriter
 	if s.q.head < len(s.q.frames) && !s.q.active {
@@ -169,7 +176,9 @@ func (s *Session) end(why error) {
 	var t Transport
 	if !s.closed && !s.ending {
 		s.ending = true
-		t = s.transport
+		if t = s.transport; t == nil {
+			s.endWhy = why // Attach ends it
+		}
 	}
 	s.mu.Unlock()
 	if t != nil {
