@@ -23,13 +23,9 @@ import (
 // from before the index gets it when it is opened.
 func TestListingsReadTheirIndex(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
-	require.NoError(t, err)
+	s, svc, r := openWithRoom(t, dir)
 	ctx := context.Background()
-	svc := &room.Service{Store: s}
-	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
-	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "")
-	require.NoError(t, err)
+	alice := testAlice
 	tk, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Security review"}, "")
 	require.NoError(t, err)
 	post := func(d room.MessageDraft) string {
