@@ -490,4 +490,3 @@ func (q *lazyQueue[T]) stop() {
 	}
 	q.mu.Unlock()
 }
-
