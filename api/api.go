@@ -106,7 +106,8 @@ type Server struct {
 	ready   map[string]Pinger
 	pings   pinger
 	sockets sockets
-	routes  routeTable // the API's routes, for 405 and 404
+	routes  routeTable                         // the API's routes, for 405 and 404
+	limits  *middleware.RateLimiterMemoryStore // requests per user
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
@@ -159,6 +160,8 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/openapi.yaml", serveOpenAPI)
+	s.limits = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(s.cfg.RateLimit), Burst: s.cfg.RateBurst, ExpiresIn: 3 * time.Minute})
 	limiter := s.rateLimiter()
 	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
 
@@ -174,33 +177,27 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/rooms", s.listRooms)
 	a.POST("/rooms", s.createRoom)
 	a.GET("/rooms/:room", s.getRoom)
-	a.PATCH("/rooms/:room", s.updateRoom)
 	a.GET("/rooms/:room/events", s.events)
 
 	a.GET("/rooms/:room/members", s.listMembers)
-	a.POST("/rooms/:room/members", s.addMember)
-	a.PATCH("/rooms/:room/members/:user", s.updateMember)
-	a.DELETE("/rooms/:room/members/:user", s.removeMember)
 
 	a.GET("/rooms/:room/tasks", s.listTasks)
-	a.POST("/rooms/:room/tasks", s.createTask)
 	a.GET("/rooms/:room/tasks/:task", s.getTask)
-	a.PATCH("/rooms/:room/tasks/:task", s.updateTask)
-	a.DELETE("/rooms/:room/tasks/:task", s.deleteTask)
 
 	a.GET("/rooms/:room/messages", s.listMessages)
-	a.POST("/rooms/:room/messages", s.postMessage)
 	a.GET("/rooms/:room/messages/:msg", s.getMessage)
-	a.PATCH("/rooms/:room/messages/:msg", s.editMessage)
-	a.DELETE("/rooms/:room/messages/:msg", s.deleteMessage)
 
 	a.GET("/rooms/:room/attachments", s.listAttachments)
 	a.POST("/rooms/:room/attachments", s.upload)
 	a.GET("/rooms/:room/attachments/:id", s.download)
 
 	a.GET("/rooms/:room/invites", s.listInvites)
-	a.POST("/rooms/:room/invites", s.createInvite)
-	a.DELETE("/rooms/:room/invites/:id", s.revokeInvite)
+
+	// The changes of a room: the same declarations serve the websocket's
+	// commands (ops.go).
+	for _, o := range operations {
+		o.register(s, a)
+	}
 
 	// Everything else under /api/v1 is answered here, in the contract's
 	// shape, rather than by the web app's pages: 405 with Allow for a
@@ -315,10 +312,8 @@ func (s *Server) readyz(c echo.Context) error {
 // rateLimiter limits requests per user, or per address for requests that
 // carry no identity yet.
 func (s *Server) rateLimiter() echo.MiddlewareFunc {
-	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-		Rate: rate.Limit(s.cfg.RateLimit), Burst: s.cfg.RateBurst, ExpiresIn: 3 * time.Minute})
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: store,
+		Store: s.limits,
 		IdentifierExtractor: func(c echo.Context) (string, error) {
 			if a, ok := c.Get(actorKey).(dealroom.Actor); ok {
 				return "user:" + a.ID, nil
@@ -327,9 +322,23 @@ func (s *Server) rateLimiter() echo.MiddlewareFunc {
 		},
 		DenyHandler: func(c echo.Context, id string, err error) error {
 			c.Response().Header().Set("Retry-After", "1")
-			return dealroom.Errorf(dealroom.ERATELIMITED, "too many requests; slow down and retry in a moment")
+			return errRateLimited
 		},
 	})
+}
+
+// errRateLimited refuses a request or a command over its user's budget.
+var errRateLimited = dealroom.Errorf(dealroom.ERATELIMITED, "too many requests; slow down and retry in a moment")
+
+// allow takes one request of a's budget of class c (a websocket command;
+// REST requests pass the limiter middleware).
+func (s *Server) allow(c rateClass, a dealroom.Actor) bool {
+	switch c {
+	case perUser:
+		ok, err := s.limits.Allow("user:" + a.ID)
+		return ok && err == nil
+	}
+	return false
 }
 
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {

@@ -44,49 +44,6 @@ func (s *Server) getMessage(c echo.Context) error {
 	return c.JSON(http.StatusOK, m)
 }
 
-func (s *Server) postMessage(c echo.Context) error {
-	var d room.MessageDraft
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &d); err != nil {
-		return err
-	}
-	m, err := s.svc.PostMessage(c.Request().Context(), actor(c), c.Param("room"), d, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, m)
-}
-
-func (s *Server) editMessage(c echo.Context) error {
-	var e room.MessageEdit
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &e); err != nil {
-		return err
-	}
-	m, err := s.svc.EditMessage(c.Request().Context(), actor(c), c.Param("room"), c.Param("msg"), e, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, m)
-}
-
-func (s *Server) deleteMessage(c echo.Context) error {
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.svc.DeleteMessage(c.Request().Context(), actor(c), c.Param("room"), c.Param("msg"), key); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
-}
-
 func (s *Server) listAttachments(c echo.Context) error {
 	after, limit, err := pageParams(c, 200, room.MaxListPage)
 	if err != nil {
@@ -293,39 +250,6 @@ func (s *Server) listInvites(c echo.Context) error {
 		out[i] = shown{inv, inv.Status(now)}
 	}
 	return c.JSON(http.StatusOK, list[shown]{Items: out, NextCursor: encodeCursor(next)})
-}
-
-func (s *Server) createInvite(c echo.Context) error {
-	var d room.InviteDraft
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &d); err != nil {
-		return err
-	}
-	inv, err := s.svc.CreateInvite(c.Request().Context(), actor(c), c.Param("room"), d, key)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"id": inv.ID, "room_id": inv.RoomID, "email": inv.Email, "access": inv.Access,
-		"expires_at": inv.ExpiresAt, "created_at": inv.CreatedAt, "created_by": inv.CreatedBy}
-	if inv.Code != "" {
-		out["code"] = inv.Code
-		out["url"] = s.publicURL(c) + "/invite/" + inv.Code
-	}
-	return c.JSON(http.StatusCreated, out)
-}
-
-func (s *Server) revokeInvite(c echo.Context) error {
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.svc.RevokeInvite(c.Request().Context(), actor(c), c.Param("room"), c.Param("id"), key); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 // acceptInvite needs no token: the code is the credential. It answers with

@@ -25,19 +25,15 @@ const actorKey = "dealroom.actor"
 // authenticate reads the bearer token and puts the actor in the context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		a, ok := preauthenticated(c.Request()) // a websocket command
+		token, ok := bearer(c.Request())
 		if !ok {
-			token, ok := bearer(c.Request())
-			if !ok {
-				return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
-			}
-			var err error
-			if a, err = s.keys.Verify(token); err != nil {
-				return err
-			}
+			return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
 		}
-		// The token may have been ended since it was issued (or since the
-		// websocket that sends this command was opened).
+		a, err := s.keys.Verify(token)
+		if err != nil {
+			return err
+		}
+		// The token may have been ended since it was issued.
 		if err := s.svc.Authorize(c.Request().Context(), a); err != nil {
 			return err
 		}

@@ -73,22 +73,6 @@ func (s *Server) getRoom(c echo.Context) error {
 	return c.JSON(http.StatusOK, p.Present(r))
 }
 
-func (s *Server) updateRoom(c echo.Context) error {
-	var p room.Patch
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &p); err != nil {
-		return err
-	}
-	r, perm, err := s.svc.UpdateRoom(c.Request().Context(), actor(c), c.Param("room"), p, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, perm.Present(r))
-}
-
 func (s *Server) events(c echo.Context) error {
 	after := int64(0)
 	raw, present, err := queryValue(c, "after")
@@ -146,49 +130,6 @@ func (s *Server) listMembers(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
-func (s *Server) addMember(c echo.Context) error {
-	var d room.MemberDraft
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &d); err != nil {
-		return err
-	}
-	m, err := s.svc.AddMember(c.Request().Context(), actor(c), c.Param("room"), d, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, m)
-}
-
-func (s *Server) updateMember(c echo.Context) error {
-	var p room.MemberPatch
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &p); err != nil {
-		return err
-	}
-	m, err := s.svc.UpdateMember(c.Request().Context(), actor(c), c.Param("room"), c.Param("user"), p, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, m)
-}
-
-func (s *Server) removeMember(c echo.Context) error {
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.svc.RemoveMember(c.Request().Context(), actor(c), c.Param("room"), c.Param("user"), key); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
-}
-
 func (s *Server) listTasks(c echo.Context) error {
 	ts, err := s.svc.Tasks(c.Request().Context(), actor(c), c.Param("room"))
 	if err != nil {
@@ -207,49 +148,6 @@ func (s *Server) getTask(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, t)
-}
-
-func (s *Server) createTask(c echo.Context) error {
-	var d task.Draft
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &d); err != nil {
-		return err
-	}
-	t, err := s.svc.CreateTask(c.Request().Context(), actor(c), c.Param("room"), d, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, t)
-}
-
-func (s *Server) updateTask(c echo.Context) error {
-	var p task.Patch
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.bind(c, &p); err != nil {
-		return err
-	}
-	t, err := s.svc.UpdateTask(c.Request().Context(), actor(c), c.Param("room"), c.Param("task"), p, key)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, t)
-}
-
-func (s *Server) deleteTask(c echo.Context) error {
-	key, err := idemKey(c)
-	if err != nil {
-		return err
-	}
-	if err := s.svc.DeleteTask(c.Request().Context(), actor(c), c.Param("room"), c.Param("task"), key); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) myTasks(c echo.Context) error {

@@ -274,7 +274,7 @@ type slowStore struct {
 	delay time.Duration
 }
 
-func (s slowStore) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+func (s slowStore) Execute(ctx context.Context, cmd room.Command) (room.Executed, error) {
 	time.Sleep(s.delay)
 	return s.Store.Execute(ctx, cmd)
 }

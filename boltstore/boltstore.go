@@ -93,9 +93,8 @@ type request struct {
 }
 
 type result struct {
-	ev       room.Event
-	replayed bool
-	err      error
+	room.Executed
+	err error
 }
 
 type idemRecord struct {
@@ -192,27 +191,27 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Execute implements room.Store.
-func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Executed, error) {
 	req := &request{ctx: ctx, cmd: cmd, result: make(chan result, 1)}
 	s.sending.RLock()
 	if s.closed {
 		s.sending.RUnlock()
-		return room.Event{}, false, dealroom.Unavailable(errors.New("store closed"))
+		return room.Executed{}, dealroom.Unavailable(errors.New("store closed"))
 	}
 	select {
 	case s.requests <- req:
 		s.sending.RUnlock()
 	case <-ctx.Done():
 		s.sending.RUnlock()
-		return room.Event{}, false, ctx.Err()
+		return room.Executed{}, ctx.Err()
 	}
 	// Once queued, the command is carried out even if ctx ends: the caller
 	// learns nothing about it then, and a retry with its key is safe.
 	select {
 	case r := <-req.result:
-		return r.ev, r.replayed, r.err
+		return r.Executed, r.err
 	case <-ctx.Done():
-		return room.Event{}, false, ctx.Err()
+		return room.Executed{}, ctx.Err()
 	}
 }
 
@@ -406,17 +405,21 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 				if err != nil {
 					return res, err
 				}
-				return result{ev: ev, replayed: true}, nil
+				return result{Executed: room.Executed{Event: ev, Replayed: true}}, nil
 			}
 		}
 	}
 	v := &view{tx: tx, room: cmd.Room, wc: &s.wc}
-	ev, derr := decide(cmd, v)
+	d, derr := cmd.Run(v)
 	if v.err != nil {
 		return res, v.err
 	}
-	if derr != nil || ev.Type == "" {
+	if derr != nil {
 		return result{err: derr}, nil
+	}
+	ev := d.Event
+	if ev.Type == "" {
+		return result{Executed: room.Executed{Result: d.Result}}, nil
 	}
 	r, err := s.wc.room(tx, cmd.Room)
 	if err != nil {
@@ -441,7 +444,7 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error)
 			return res, err
 		}
 	}
-	return result{ev: ev}, nil
+	return result{Executed: room.Executed{Event: ev, Result: d.Result}}, nil
 }
 
 // inviteAtKey is an invite's key in the room's invites newest first.
@@ -498,17 +501,6 @@ func sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
 		n--
 	}
 	return nil
-}
-
-// decide runs the command's decision, turning a panic into an error so
-// that one bad command cannot take the writer down.
-func decide(cmd room.Command, v room.View) (ev room.Event, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("boltstore: decision panicked: %v", p)
-		}
-	}()
-	return cmd.Decide(v)
 }
 
 // appendEvent writes the event and applies its effects to the read models.

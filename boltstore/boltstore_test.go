@@ -42,7 +42,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	_, err = s.Events(ctx, r.ID, 0, 100, false)
 	assert.Error(t, err, "a closed store refuses reads")
-	_, _, err = s.Execute(ctx, room.Command{Room: r.ID})
+	_, err = s.Execute(ctx, room.Command{Room: r.ID})
 	assert.Error(t, err, "a closed store refuses writes")
 
 	s2 := MustOpen(t, dir)

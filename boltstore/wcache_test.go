@@ -46,12 +46,12 @@ func TestWriterCacheAfterFailedCommit(t *testing.T) {
 
 	// Two commands in one transaction: the first is a good message, the
 	// second an event the store cannot project, so the whole commit fails.
-	good := room.Command{Room: r.ID, Actor: owner.ID, Decide: func(v room.View) (room.Event, error) {
+	good := room.Command{Room: r.ID, Actor: owner.ID, Decide: func(v room.View) (room.Decision, error) {
 		data, _ := json.Marshal(room.Message{ID: "m_good", Body: "hello", Visibility: dealroom.Shared})
-		return room.Event{ID: "ev_good", Type: room.MessagePosted, Visibility: dealroom.Shared, Data: data}, nil
+		return room.Decision{Event: room.Event{ID: "ev_good", Type: room.MessagePosted, Visibility: dealroom.Shared, Data: data}}, nil
 	}}
-	bad := room.Command{Room: r.ID, Actor: owner.ID, Decide: func(v room.View) (room.Event, error) {
-		return room.Event{ID: "ev_bad", Type: room.MessagePosted, Visibility: dealroom.Shared, Data: json.RawMessage(`"not a message"`)}, nil
+	bad := room.Command{Room: r.ID, Actor: owner.ID, Decide: func(v room.View) (room.Decision, error) {
+		return room.Decision{Event: room.Event{ID: "ev_bad", Type: room.MessagePosted, Visibility: dealroom.Shared, Data: json.RawMessage(`"not a message"`)}}, nil
 	}}
 	reqs := []*request{
 		{ctx: ctx, cmd: good, result: make(chan result, 1)},
@@ -92,7 +92,8 @@ func TestWriterCacheSeesNewMembers(t *testing.T) {
 	m, err := svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "hello @sam"}, "")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sam"}, m.Message.Mentions)
-	require.NoError(t, svc.RemoveMember(ctx, owner, r.ID, "sam", ""))
+	_, err = svc.RemoveMember(ctx, owner, r.ID, "sam", "")
+	require.NoError(t, err)
 	m, err = svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "bye @sam"}, "")
 	require.NoError(t, err)
 	assert.Empty(t, m.Message.Mentions, "a removed member is no longer mentioned")

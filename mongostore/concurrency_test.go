@@ -168,14 +168,14 @@ func TestContextDeadlines(t *testing.T) {
 	// A decision that outlives its deadline writes nothing.
 	short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel2()
-	_, _, err = s.Execute(short, room.Command{Room: r, Actor: "alice", Decide: func(v room.View) (room.Event, error) {
+	_, err = s.Execute(short, room.Command{Room: r, Actor: "alice", Decide: func(v room.View) (room.Decision, error) {
 		<-short.Done()
 		rm, err := v.Room()
 		if err != nil {
-			return room.Event{}, err
+			return room.Decision{}, err
 		}
-		return room.Event{ID: "e_x", Type: room.RoomUpdated, At: time.Now().UTC(), Visibility: dealroom.Shared,
-			Actor: room.EventActor{ID: "alice", Kind: dealroom.Staff}, Data: mustJSON(t, rm)}, nil
+		return room.Decision{Event: room.Event{ID: "e_x", Type: room.RoomUpdated, At: time.Now().UTC(), Visibility: dealroom.Shared,
+			Actor: room.EventActor{ID: "alice", Kind: dealroom.Staff}, Data: mustJSON(t, rm)}}, nil
 	}})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)

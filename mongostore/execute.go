@@ -91,13 +91,13 @@ func keyIdem(actor, key string) string {
 
 // Execute implements room.Store. See the package documentation for the
 // algorithm.
-func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Executed, error) {
 	if err := s.begin(); err != nil {
-		return room.Event{}, false, err
+		return room.Executed{}, err
 	}
 	unlock, err := s.locks.lock(ctx, cmd.Room)
 	if err != nil {
-		return room.Event{}, false, err
+		return room.Executed{}, err
 	}
 	defer unlock()
 
@@ -113,10 +113,10 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 		if checkKey && !hot {
 			ev, found, err := s.replay(ctx, cmd, idem)
 			if err != nil {
-				return room.Event{}, false, err
+				return room.Executed{}, err
 			}
 			if found {
-				return ev, true, nil
+				return room.Executed{Event: ev, Replayed: true}, nil
 			}
 			checkKey = false
 		}
@@ -124,14 +124,15 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 		if !hot {
 			var err error
 			if head, exists, err = s.catchUp(ctx, cmd.Room); err != nil {
-				return room.Event{}, false, s.fail(ctx, err)
+				return room.Executed{}, s.fail(ctx, err)
 			}
 		}
 		v := &view{s: s, ctx: ctx, room: cmd.Room, hot: &known}
-		ev, derr := decide(cmd, v)
+		d, derr := cmd.Run(v)
+		ev := d.Event
 		if v.err != nil {
 			s.hot.drop(cmd.Room)
-			return room.Event{}, false, s.fail(ctx, v.err)
+			return room.Executed{}, s.fail(ctx, v.err)
 		}
 		if derr != nil || ev.Type == "" {
 			if hot && checkKey {
@@ -140,26 +141,29 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 				// key, not this decision, gives the answer.
 				rev, found, err := s.replay(ctx, cmd, idem)
 				if err != nil {
-					return room.Event{}, false, err
+					return room.Executed{}, err
 				}
 				if found {
-					return rev, true, nil
+					return room.Executed{Event: rev, Replayed: true}, nil
 				}
 			}
-			return room.Event{}, false, derr
+			if derr != nil {
+				return room.Executed{}, derr
+			}
+			return room.Executed{Result: d.Result}, nil
 		}
 		ev.Seq = head + 1
 		ev.RoomID = cmd.Room
 		fx, err := room.Project(ev)
 		if err != nil {
-			return room.Event{}, false, fmt.Errorf("mongostore: %w", err)
+			return room.Executed{}, fmt.Errorf("mongostore: %w", err)
 		}
 		if fx.Room == nil && !exists {
-			return room.Event{}, false, fmt.Errorf("mongostore: event %s (%s) of unknown room %s", ev.ID, ev.Type, ev.RoomID)
+			return room.Executed{}, fmt.Errorf("mongostore: event %s (%s) of unknown room %s", ev.ID, ev.Type, ev.RoomID)
 		}
 		doc, err := newEventDoc(ev, idem, cmd.Fingerprint)
 		if err != nil {
-			return room.Event{}, false, fmt.Errorf("mongostore: %w", err)
+			return room.Executed{}, fmt.Errorf("mongostore: %w", err)
 		}
 		_, err = s.events.InsertOne(ctx, doc)
 		if mongo.IsDuplicateKeyError(err) {
@@ -169,24 +173,24 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 			s.clashes.Add(1)
 			checkKey = cmd.Key != ""
 			if attempt >= s.cfg.maxAttempts {
-				return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+				return room.Executed{}, dealroom.Unavailable(fmt.Errorf(
 					"mongostore: room %s: no free seq after %d attempts", cmd.Room, attempt))
 			}
 			if err := backoff(ctx, attempt); err != nil {
-				return room.Event{}, false, err
+				return room.Executed{}, err
 			}
 			continue
 		}
 		if err != nil && !s.landed(ctx, doc.OID) {
 			s.hot.drop(cmd.Room)
-			return room.Event{}, false, s.fail(ctx, err)
+			return room.Executed{}, s.fail(ctx, err)
 		}
 		// The event is committed: from here on it is the truth, and the
 		// read models are brought up to it even if the caller gives up.
 		if s.afterInsert != nil {
 			if err := s.afterInsert(ev); err != nil {
 				s.hot.drop(cmd.Room)
-				return room.Event{}, false, err
+				return room.Executed{}, err
 			}
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
@@ -196,23 +200,13 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Event, bool
 			s.hot.drop(cmd.Room)
 			s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
 				"room", ev.RoomID, "seq", ev.Seq, "err", err)
-			return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+			return room.Executed{}, dealroom.Unavailable(fmt.Errorf(
 				"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
 		}
 		s.hot.put(cmd.Room, known.after(ev, fx))
 		s.fresh.mark(cmd.Room, s.cfg.freshFor)
-		return ev, false, nil
+		return room.Executed{Event: ev, Result: d.Result}, nil
 	}
-}
-
-// decide runs the command's decision, turning a panic into an error.
-func decide(cmd room.Command, v room.View) (ev room.Event, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("mongostore: decision panicked: %v", p)
-		}
-	}()
-	return cmd.Decide(v)
 }
 
 // backoff waits a little, more after more failed attempts.

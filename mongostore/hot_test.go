@@ -105,15 +105,17 @@ func TestHotRoomSeesOtherInstances(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sam"}, m.Mentions, "the member added on the other instance is mentioned")
 
-	require.NoError(t, svcB.RemoveMember(ctx, roomtest.Alice, r, "sam", ""))
+	_, err = svcB.RemoveMember(ctx, roomtest.Alice, r, "sam", "")
+	require.NoError(t, err)
 	m, err = svcA.PostMessage(ctx, roomtest.Alice, r, room.MessageDraft{Body: "bye @sam"}, "")
 	require.NoError(t, err)
 	assert.Empty(t, m.Mentions, "the member removed on the other instance is not")
 
-	_, _, err = svcB.UpdateRoom(ctx, roomtest.Alice, r, room.Patch{Name: dealroom.Some("Acme renewal 2027")}, "")
+	_, err = svcB.UpdateRoom(ctx, roomtest.Alice, r, room.Patch{Name: dealroom.Some("Acme renewal 2027")}, "")
 	require.NoError(t, err)
-	got, _, err := svcA.UpdateRoom(ctx, roomtest.Alice, r, room.Patch{Company: dealroom.Some("Acme Corp")}, "")
+	res, err := svcA.UpdateRoom(ctx, roomtest.Alice, r, room.Patch{Company: dealroom.Some("Acme Corp")}, "")
 	require.NoError(t, err)
+	got := res.Room
 	assert.Equal(t, "Acme renewal 2027", got.Name, "the rename on the other instance is kept")
 	assert.Equal(t, "Acme Corp", got.Company)
 
@@ -142,10 +144,12 @@ func TestHotRoomRetries(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first.ID, again.ID, "the retry gets the first message")
 
-	require.NoError(t, svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob"))
-	assert.NoError(t, svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob"),
+	_, err = svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob")
+	require.NoError(t, err)
+	_, err = svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob")
+	assert.NoError(t, err,
 		"the retry of a removal is answered as the removal was, not refused")
-	err = svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob-again")
+	_, err = svc.RemoveMember(ctx, roomtest.Alice, r, roomtest.Bob.ID, "remove-bob-again")
 	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a new removal of someone gone is refused: %v", err)
 
 	_, err = svc.PostMessage(ctx, roomtest.Alice, r, room.MessageDraft{Body: "other"}, "remove-bob")

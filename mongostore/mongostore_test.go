@@ -181,7 +181,7 @@ func TestClosedStore(t *testing.T) {
 	assert.Equal(t, dealroom.EUNAVAILABLE, dealroom.ErrorCode(err))
 	_, err = s.Room(ctx, r.ID)
 	assert.Equal(t, dealroom.EUNAVAILABLE, dealroom.ErrorCode(err))
-	_, _, err = s.Execute(ctx, room.Command{Room: r.ID})
+	_, err = s.Execute(ctx, room.Command{Room: r.ID})
 	assert.Equal(t, dealroom.EUNAVAILABLE, dealroom.ErrorCode(err))
 }
 
@@ -226,25 +226,25 @@ func TestIdempotencyKeysDoNotCollide(t *testing.T) {
 	// Actor "a|b" with key "c" and actor "a" with key "b|c" are different
 	// requests, whatever the encoding of the key.
 	mk := func(actor, key, title string) room.Event {
-		ev, replayed, err := s.Execute(ctx, room.Command{Room: r.ID, Actor: actor, Key: key, Fingerprint: title,
-			Decide: func(v room.View) (room.Event, error) {
-				return room.Event{ID: room.NewID("e", time.Now()), Type: room.RoomUpdated, At: time.Now().UTC().Truncate(time.Millisecond),
+		x, err := s.Execute(ctx, room.Command{Room: r.ID, Actor: actor, Key: key, Fingerprint: title,
+			Decide: func(v room.View) (room.Decision, error) {
+				return room.Decision{Event: room.Event{ID: room.NewID("e", time.Now()), Type: room.RoomUpdated, At: time.Now().UTC().Truncate(time.Millisecond),
 					Visibility: dealroom.Internal, Actor: room.EventActor{ID: "alice", Kind: dealroom.Staff},
-					Data: mustJSON(t, room.Room{ID: r.ID, Name: title, Company: "Acme", Stage: room.Discovery})}, nil
+					Data: mustJSON(t, room.Room{ID: r.ID, Name: title, Company: "Acme", Stage: room.Discovery})}}, nil
 			}})
 		require.NoError(t, err)
-		assert.False(t, replayed)
-		return ev
+		assert.False(t, x.Replayed)
+		return x.Event
 	}
 	e1 := mk("a|b", "c", "one")
 	e2 := mk("a", "b|c", "two")
 	assert.NotEqual(t, e1.Seq, e2.Seq)
 	long := strings.Repeat("k", 300)
 	e3 := mk(strings.Repeat("u", 128), long, "three")
-	ev, replayed, err := s.Execute(ctx, room.Command{Room: r.ID, Actor: strings.Repeat("u", 128), Key: long, Fingerprint: "three"})
+	x, err := s.Execute(ctx, room.Command{Room: r.ID, Actor: strings.Repeat("u", 128), Key: long, Fingerprint: "three"})
 	require.NoError(t, err)
-	assert.True(t, replayed, "long keys are found again")
-	assert.Equal(t, e3.Seq, ev.Seq)
+	assert.True(t, x.Replayed, "long keys are found again")
+	assert.Equal(t, e3.Seq, x.Event.Seq)
 }
 
 func mustJSON(t *testing.T, v any) json.RawMessage {

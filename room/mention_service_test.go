@@ -27,7 +27,7 @@ type countingStore struct {
 	before  func()
 }
 
-func (c *countingStore) Execute(ctx context.Context, cmd room.Command) (room.Event, bool, error) {
+func (c *countingStore) Execute(ctx context.Context, cmd room.Command) (room.Executed, error) {
 	c.mu.Lock()
 	before := c.before
 	c.before = nil
@@ -36,7 +36,7 @@ func (c *countingStore) Execute(ctx context.Context, cmd room.Command) (room.Eve
 		before()
 	}
 	decide := cmd.Decide
-	cmd.Decide = func(v room.View) (room.Event, error) { return decide(&countingView{View: v, c: c}) }
+	cmd.Decide = func(v room.View) (room.Decision, error) { return decide(&countingView{View: v, c: c}) }
 	return c.Store.Execute(ctx, cmd)
 }
 
@@ -183,7 +183,8 @@ func TestMentionOfMemberRemovedMeanwhile(t *testing.T) {
 	r, cs := crowdedRoom(t, e, 3)
 	cs.mu.Lock()
 	cs.before = func() {
-		require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r, "m1", ""))
+		_, err := e.svc.RemoveMember(e.ctx, alice, r, "m1", "")
+		require.NoError(t, err)
 	}
 	cs.mu.Unlock()
 	res, err := e.svc.PostMessage(e.ctx, bob, r, room.MessageDraft{Body: "@Member 0 and @Member 1"}, "")

@@ -32,9 +32,9 @@ var planMembers = []Member{
 	{UserID: "carol", Name: "Carol Buyer", Kind: dealroom.Customer, Access: Write, RoleInRoom: PlainMember},
 }
 
-func (s *planStore) Execute(_ context.Context, cmd Command) (Event, bool, error) {
-	ev, err := cmd.Decide(planView{s: s})
-	return ev, false, err
+func (s *planStore) Execute(_ context.Context, cmd Command) (Executed, error) {
+	d, err := cmd.Run(planView{s: s})
+	return Executed{Event: d.Event, Result: d.Result}, err
 }
 
 func (s *planStore) Members(context.Context, string) ([]Member, error) { return planMembers, nil }

@@ -32,57 +32,88 @@ func (s *Service) now() time.Time {
 	return dealroom.Now()
 }
 
-// change describes one command on an existing room.
-type change struct {
+// Written is where a change left the room's timeline: the seq of the event
+// it appended or, for the replay of an earlier request with the same key,
+// of that request's event (Replayed); 0 when it changed nothing. The
+// websocket acknowledges a command with it. Every result of a change
+// carries one (embedded: it is not part of the result's JSON).
+type Written struct {
+	Seq      int64 `json:"-"`
+	Replayed bool  `json:"-"`
+}
+
+// Wrote returns w; results that embed a Written answer it.
+func (w Written) Wrote() Written { return w }
+
+func (w *Written) setWritten(x Written) { *w = x }
+
+// change describes one command on an existing room, whose caller gets an
+// R back.
+type change[R any] struct {
 	actor dealroom.Actor
 	room  string
 	key   string
 	// op and input make the request's fingerprint.
 	op    string
 	input any
-	// decide returns the event to append, or an event with an empty Type
-	// when there is nothing to change.
-	decide func(v View, p Perm, r *Room, now time.Time) (Event, error)
-	// replayed, when set, learns whether the answer is the replay of an
-	// earlier request with the same key (decide did not run then).
-	replayed *bool
+	// decide returns the event to append (noChange when there is nothing
+	// to change) and the caller's result.
+	decide func(v View, p Perm, r *Room, now time.Time) (Event, R, error)
+	// replay rebuilds the result of an earlier request with the same key
+	// from its event (decide does not run then); nil: a zero R.
+	replay func(ev Event) (R, error)
 }
 
-// run executes c against the room's state. The room must exist and be
-// visible to the actor; otherwise the answer is ENOTFOUND, so that room ids
-// do not leak.
-func (s *Service) run(ctx context.Context, c change) (Event, error) {
+// run carries out c against the room's state and returns the result of
+// its decision (of its replay, for a retried request), with where it left
+// the timeline when R embeds a Written. The room must exist and be visible
+// to the actor; otherwise the answer is ENOTFOUND, so that room ids do not
+// leak.
+func run[R any](ctx context.Context, s *Service, c change[R]) (R, error) {
+	var res R
 	fp, err := fingerprint(c.op, c.room, c.input)
 	if err != nil {
-		return Event{}, err
+		return res, err
 	}
-	cmd := Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp, At: s.now(),
-		Decide: func(v View) (Event, error) {
+	x, err := s.execute(ctx, Command{Room: c.room, Actor: c.actor.ID, Key: c.key, Fingerprint: fp, At: s.now(),
+		Decide: func(v View) (Decision, error) {
 			r, err := v.Room()
 			if err != nil {
-				return Event{}, err
+				return Decision{}, err
 			}
 			if r == nil {
-				return Event{}, dealroom.NotFound("room", c.room)
+				return Decision{}, dealroom.NotFound("room", c.room)
 			}
 			m, err := v.Member(c.actor.ID)
 			if err != nil {
-				return Event{}, err
+				return Decision{}, err
 			}
 			p := PermOf(c.actor, m)
 			if !p.See {
-				return Event{}, dealroom.NotFound("room", c.room)
+				return Decision{}, dealroom.NotFound("room", c.room)
 			}
-			return c.decide(v, p, r, s.now())
-		}}
-	ev, replayed, err := s.executeReplay(ctx, cmd)
-	if err == nil && replayed {
-		err = s.checkReplay(ctx, c.actor, c.room, ev)
+			ev, res, err := c.decide(v, p, r, s.now())
+			return Decision{Event: ev, Result: res}, err
+		}})
+	if err != nil {
+		return res, err
 	}
-	if c.replayed != nil {
-		*c.replayed = replayed
+	if x.Replayed {
+		if err := s.checkReplay(ctx, c.actor, c.room, x.Event); err != nil {
+			return res, err
+		}
+		if c.replay != nil {
+			if res, err = c.replay(x.Event); err != nil {
+				return res, err
+			}
+		}
+	} else if r, ok := x.Result.(R); ok {
+		res = r
 	}
-	return ev, err
+	if w, ok := any(&res).(interface{ setWritten(Written) }); ok {
+		w.setWritten(Written{Seq: x.Event.Seq, Replayed: x.Replayed})
+	}
+	return res, nil
 }
 
 // checkReplay makes sure that the actor of a replayed request may still
@@ -141,21 +172,17 @@ func (s *Service) checkReplay(ctx context.Context, a dealroom.Actor, room string
 	return nil
 }
 
-func (s *Service) execute(ctx context.Context, cmd Command) (Event, error) {
-	ev, _, err := s.executeReplay(ctx, cmd)
-	return ev, err
-}
-
-func (s *Service) executeReplay(ctx context.Context, cmd Command) (Event, bool, error) {
-	ev, replayed, err := s.Store.Execute(ctx, cmd)
+// execute hands cmd to the store, and a newly appended event to
+// Committed: every change of every room goes through here.
+func (s *Service) execute(ctx context.Context, cmd Command) (Executed, error) {
+	x, err := s.Store.Execute(ctx, cmd)
 	if err != nil {
-		return Event{}, false, err
+		return Executed{}, err
 	}
-	if !replayed && ev.Type != "" && s.Committed != nil {
-		s.Committed(ev)
+	if !x.Replayed && x.Event.Type != "" && s.Committed != nil {
+		s.Committed(x.Event)
 	}
-	recordOutcome(ctx, ev, replayed)
-	return ev, replayed, nil
+	return x, nil
 }
 
 // unresolvedAgain recomputes, for the replay of a request, the mentions

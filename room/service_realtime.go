@@ -24,26 +24,3 @@ func (s *Service) TaskVisibility(ctx context.Context, a dealroom.Actor, room, id
 	}
 	return t.Visibility, nil
 }
-
-// Outcome is what a change did, for callers that need more than its
-// result: the websocket acknowledges a command with the event's seq.
-type Outcome struct {
-	// Seq is the seq of the event the change appended or, for a replayed
-	// request, appended the first time; 0 when nothing changed.
-	Seq      int64
-	Replayed bool
-}
-
-type outcomeKey struct{}
-
-// WithOutcome returns a context in which the Service records the outcome
-// of the change it carries out into o.
-func WithOutcome(ctx context.Context, o *Outcome) context.Context {
-	return context.WithValue(ctx, outcomeKey{}, o)
-}
-
-func recordOutcome(ctx context.Context, ev Event, replayed bool) {
-	if o, ok := ctx.Value(outcomeKey{}).(*Outcome); ok {
-		o.Seq, o.Replayed = ev.Seq, replayed
-	}
-}

@@ -30,18 +30,18 @@ func (s *Service) CreateRoom(ctx context.Context, a dealroom.Actor, d Draft, key
 	if err != nil {
 		return nil, err
 	}
-	ev, replayed, err := s.executeReplay(ctx, Command{Room: id, Actor: a.ID, Key: key, Fingerprint: fp, At: s.now(),
-		Decide: func(v View) (Event, error) {
+	x, err := s.execute(ctx, Command{Room: id, Actor: a.ID, Key: key, Fingerprint: fp, At: s.now(),
+		Decide: func(v View) (Decision, error) {
 			if r, err := v.Room(); err != nil || r != nil {
 				if err == nil {
 					err = conflict("room %s exists already", id)
 				}
-				return Event{}, err
+				return Decision{}, err
 			}
 			now := s.now()
 			r, err := newRoom(d, id, a, now)
 			if err != nil {
-				return Event{}, err
+				return Decision{}, err
 			}
 			owner := Member{UserID: a.ID, Name: a.Name, Kind: dealroom.Staff, Access: Write,
 				RoleInRoom: Owner, AddedBy: a.ID, AddedAt: now}
@@ -49,20 +49,21 @@ func (s *Service) CreateRoom(ctx context.Context, a dealroom.Actor, d Draft, key
 			for i, pt := range plan {
 				t, err := task.New(pt, NewID("t", now), id, a.ID, now, float64(i+1))
 				if err != nil {
-					return Event{}, err
+					return Decision{}, err
 				}
 				tasks = append(tasks, t)
 			}
-			return newEvent(RoomCreated, id, a, now, dealroom.Shared,
+			ev, err := newEvent(RoomCreated, id, a, now, dealroom.Shared,
 				RoomCreatedData{Room: r, Members: []Member{owner}, Tasks: tasks})
+			return Decision{Event: ev}, err
 		}})
-	if err == nil && replayed {
-		err = s.checkReplay(ctx, a, id, ev)
+	if err == nil && x.Replayed {
+		err = s.checkReplay(ctx, a, id, x.Event)
 	}
 	if err != nil {
 		return nil, err
 	}
-	d2, err := decodeData[RoomCreatedData](ev)
+	d2, err := decodeData[RoomCreatedData](x.Event)
 	return &d2.Room, err
 }
 
@@ -144,17 +145,25 @@ func (s *Service) Rooms(ctx context.Context, a dealroom.Actor, f RoomFilter) ([]
 	}
 }
 
+// RoomResult is a room after a change, with its reader's permissions in
+// it.
+type RoomResult struct {
+	Room *Room
+	Perm Perm
+	Written
+}
+
 // UpdateRoom changes a room's settings: name, company, stage, value,
 // currency, forecast and tags. Staff with write access only.
-func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p Patch, key string) (*Room, Perm, error) {
-	_, err := s.run(ctx, change{actor: a, room: id, key: key, op: "room.update", input: p,
-		decide: func(v View, pm Perm, r *Room, now time.Time) (Event, error) {
+func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p Patch, key string) (RoomResult, error) {
+	w, err := run(ctx, s, change[Written]{actor: a, room: id, key: key, op: "room.update", input: p,
+		decide: func(v View, pm Perm, r *Room, now time.Time) (Event, Written, error) {
 			if !pm.Settings {
-				return Event{}, forbidden("you cannot change this room's settings")
+				return Event{}, Written{}, forbidden("you cannot change this room's settings")
 			}
 			n, changed, err := r.apply(p, now)
 			if err != nil || len(changed) == 0 {
-				return noChange, err
+				return noChange, Written{}, err
 			}
 			vis := dealroom.Internal
 			for _, f := range changed {
@@ -167,12 +176,15 @@ func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p
 			if err == nil {
 				ev.Changes, err = diff(r, &n, changed)
 			}
-			return ev, err
+			return ev, Written{}, err
 		}})
 	if err != nil {
-		return nil, Perm{}, err
+		return RoomResult{}, err
 	}
-	return s.visibleRoom(ctx, a, id)
+	// The room is read again, with what the event did to its head and
+	// activity, as the actor may see it now.
+	r, pm, err := s.visibleRoom(ctx, a, id)
+	return RoomResult{Room: r, Perm: pm, Written: w}, err
 }
 
 // Present returns what p's holder may see of r: the whole room for staff,

@@ -103,18 +103,16 @@ func attachmentOf(p Perm, a dealroom.Actor, room string, up Upload, now time.Tim
 // AddAttachment records a file whose bytes are already in Blobs. Writers
 // only; customers upload shared files only.
 func (s *Service) AddAttachment(ctx context.Context, a dealroom.Actor, room string, up Upload, key string) (Attachment, error) {
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "attachment.add", input: up,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+	return run(ctx, s, change[Attachment]{actor: a, room: room, key: key, op: "attachment.add", input: up,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, Attachment, error) {
 			at, err := attachmentOf(p, a, room, up, now, v.Task)
 			if err != nil {
-				return Event{}, err
+				return Event{}, Attachment{}, err
 			}
-			return newEvent(AttachmentAdded, room, a, now, at.Visibility, at)
-		}})
-	if err != nil {
-		return Attachment{}, err
-	}
-	return decodeData[Attachment](ev)
+			ev, err := newEvent(AttachmentAdded, room, a, now, at.Visibility, at)
+			return ev, at, err
+		},
+		replay: decodeData[Attachment]})
 }
 
 // OpenAttachment returns an attachment the actor may see and its bytes; the
@@ -142,48 +140,43 @@ func (s *Service) OpenAttachment(ctx context.Context, a dealroom.Actor, room, id
 type NewInvite struct {
 	Invite
 	Code string `json:"code"`
+	Written
 }
 
 // CreateInvite makes an invite link for one customer. Staff with write
 // access only.
 func (s *Service) CreateInvite(ctx context.Context, a dealroom.Actor, room string, d InviteDraft, key string) (NewInvite, error) {
 	code := NewInviteCode()
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "invite.create", input: d,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+	return run(ctx, s, change[NewInvite]{actor: a, room: room, key: key, op: "invite.create", input: d,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, NewInvite, error) {
 			if !p.Invite {
-				return Event{}, forbidden("only staff with write access can invite")
+				return Event{}, NewInvite{}, forbidden("only staff with write access can invite")
 			}
 			inv := Invite{ID: InviteID(code), RoomID: room, CreatedBy: a.ID, CreatedAt: now}
 			var err error
 			if inv.Email, err = checkEmail("email", d.Email); err != nil {
-				return Event{}, err
+				return Event{}, NewInvite{}, err
 			}
 			if inv.Access, err = checkAccess(d.Access); err != nil {
-				return Event{}, err
+				return Event{}, NewInvite{}, err
 			}
 			days := d.ExpiresInDays
 			if days == 0 {
 				days = DefaultInviteDays
 			}
 			if days < 1 || days > MaxInviteDays {
-				return Event{}, dealroom.Invalid("expires_in_days", "expires_in_days must be between 1 and %d", MaxInviteDays)
+				return Event{}, NewInvite{}, dealroom.Invalid("expires_in_days", "expires_in_days must be between 1 and %d", MaxInviteDays)
 			}
 			inv.ExpiresAt = now.Add(time.Duration(days) * 24 * time.Hour)
-			return newEvent(InviteCreated, room, a, now, dealroom.Internal, inv)
+			ev, err := newEvent(InviteCreated, room, a, now, dealroom.Internal, inv)
+			return ev, NewInvite{Invite: inv, Code: code}, err
+		},
+		// An idempotent retry: the code was shown with the first answer
+		// and is not kept anywhere, so it cannot be shown again.
+		replay: func(ev Event) (NewInvite, error) {
+			inv, err := decodeData[Invite](ev)
+			return NewInvite{Invite: inv}, err
 		}})
-	if err != nil {
-		return NewInvite{}, err
-	}
-	inv, err := decodeData[Invite](ev)
-	if err != nil {
-		return NewInvite{}, err
-	}
-	if inv.ID != InviteID(code) {
-		// An idempotent retry: the code was shown with the first answer and
-		// is not kept anywhere, so it cannot be shown again.
-		return NewInvite{Invite: inv}, nil
-	}
-	return NewInvite{Invite: inv, Code: code}, nil
 }
 
 // Invites lists a page of a room's invites for staff with write access,
@@ -217,27 +210,27 @@ func (s *Service) Invites(ctx context.Context, a dealroom.Actor, room, after str
 // RevokeInvite stops an invite from working. Revoking an accepted invite
 // ends the tokens its acceptance issued (Authorize refuses them); the
 // member it let in stays a member until removed.
-func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, key string) error {
-	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "invite.revoke", input: id,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+func (s *Service) RevokeInvite(ctx context.Context, a dealroom.Actor, room, id, key string) (Written, error) {
+	return run(ctx, s, change[Written]{actor: a, room: room, key: key, op: "invite.revoke", input: id,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, Written, error) {
 			if !p.Invite {
-				return Event{}, forbidden("only staff with write access can revoke invites")
+				return Event{}, Written{}, forbidden("only staff with write access can revoke invites")
 			}
 			inv, err := v.Invite(id)
 			if err != nil {
-				return Event{}, err
+				return Event{}, Written{}, err
 			}
 			if inv == nil || inv.RoomID != room {
-				return Event{}, dealroom.NotFound("invite", id)
+				return Event{}, Written{}, dealroom.NotFound("invite", id)
 			}
 			if inv.Status(now) == "revoked" {
-				return noChange, nil
+				return noChange, Written{}, nil
 			}
 			n := *inv
 			n.RevokedAt = &now
-			return newEvent(InviteRevoked, room, a, now, dealroom.Internal, n)
+			ev, err := newEvent(InviteRevoked, room, a, now, dealroom.Internal, n)
+			return ev, Written{}, err
 		}})
-	return err
 }
 
 // Authorize checks that a's sign-in still holds: a token issued on
@@ -284,44 +277,42 @@ func (s *Service) AcceptInvite(ctx context.Context, code string, acc Acceptance)
 	}
 	user := CustomerID(email)
 	actor := dealroom.Actor{ID: user, Name: name, Email: email, Kind: dealroom.Customer}
-	var member Member
-	_, err = s.execute(ctx, Command{Room: inv.RoomID, Decide: func(v View) (Event, error) {
+	x, err := s.execute(ctx, Command{Room: inv.RoomID, Decide: func(v View) (Decision, error) {
 		now := s.now()
 		inv, err := v.Invite(id)
 		if err != nil || inv == nil {
 			if err == nil {
 				err = dealroom.Errorf(dealroom.ENOTFOUND, "this invite link is not valid")
 			}
-			return Event{}, err
+			return Decision{}, err
 		}
 		if !strings.EqualFold(inv.Email, email) {
-			return Event{}, dealroom.Invalid("email", "this invite is for another email address")
+			return Decision{}, dealroom.Invalid("email", "this invite is for another email address")
 		}
 		old, err := v.Member(user)
 		if err != nil {
-			return Event{}, err
+			return Decision{}, err
 		}
 		switch inv.Status(now) {
 		case "revoked":
-			return Event{}, conflict("this invite was revoked; ask for a new one")
+			return Decision{}, conflict("this invite was revoked; ask for a new one")
 		case "expired":
-			return Event{}, conflict("this invite expired; ask for a new one")
+			return Decision{}, conflict("this invite expired; ask for a new one")
 		case "accepted":
 			if inv.AcceptedBy != user || old == nil || now.Sub(*inv.AcceptedAt) > RepeatAcceptWindow {
-				return Event{}, conflict("this invite was used already; ask for a new one")
+				return Decision{}, conflict("this invite was used already; ask for a new one")
 			}
 			if now.After(inv.ExpiresAt) {
-				return Event{}, conflict("this invite expired; ask for a new one")
+				return Decision{}, conflict("this invite expired; ask for a new one")
 			}
-			member = *old
-			return noChange, nil
+			return Decision{Event: noChange, Result: *old}, nil
 		}
 		if old != nil && old.Kind == dealroom.Staff {
-			return Event{}, conflict("this email belongs to a staff member of the room")
+			return Decision{}, conflict("this email belongs to a staff member of the room")
 		}
 		n := *inv
 		n.AcceptedAt, n.AcceptedBy = &now, user
-		member = Member{UserID: user, Name: name, Kind: dealroom.Customer, Access: inv.Access,
+		member := Member{UserID: user, Name: name, Kind: dealroom.Customer, Access: inv.Access,
 			RoleInRoom: PlainMember, AddedBy: inv.CreatedBy, AddedAt: now}
 		if old != nil {
 			member.AddedBy, member.AddedAt = old.AddedBy, old.AddedAt
@@ -329,11 +320,13 @@ func (s *Service) AcceptInvite(ctx context.Context, code string, acc Acceptance)
 				member.Access = Write
 			}
 		}
-		return newEvent(InviteAccepted, inv.RoomID, actor, now, dealroom.Shared, InviteAcceptedData{Invite: n, Member: member})
+		ev, err := newEvent(InviteAccepted, inv.RoomID, actor, now, dealroom.Shared, InviteAcceptedData{Invite: n, Member: member})
+		return Decision{Event: ev, Result: member}, err
 	}})
 	if err != nil {
 		return nil, Member{}, err
 	}
+	member, _ := x.Result.(Member)
 	r, err := s.Store.Room(ctx, inv.RoomID)
 	return r, member, err
 }

@@ -15,6 +15,7 @@ import (
 type TaskResult struct {
 	task.Task
 	UnresolvedMentions []string `json:"unresolved_mentions"`
+	Written
 }
 
 // Tasks lists the room's action plan as the actor may see it, in order.
@@ -50,23 +51,21 @@ func (s *Service) Task(ctx context.Context, a dealroom.Actor, room, id string) (
 // shared tasks only. Assignees must be members, and customers can only be
 // assigned shared tasks.
 func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string, d task.Draft, key string) (TaskResult, error) {
-	var unresolved []string
-	var replayed bool
 	found, err := s.findMentions(ctx, room, d.Description)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.create", input: d, replayed: &replayed,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+	return run(ctx, s, change[TaskResult]{actor: a, room: room, key: key, op: "task.create", input: d,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, TaskResult, error) {
 			if !p.Write {
-				return Event{}, forbidden("you have read access to this room")
+				return Event{}, TaskResult{}, forbidden("you have read access to this room")
 			}
 			if d.Visibility == dealroom.Internal && !p.Internal {
-				return Event{}, forbidden("customers can only create shared tasks")
+				return Event{}, TaskResult{}, forbidden("customers can only create shared tasks")
 			}
 			st, err := v.TaskStats()
 			if err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
 			vis := d.Visibility
 			if vis == "" {
@@ -76,7 +75,7 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			// limit counts the new task's visibility, and a customer's task
 			// goes after the last shared one (staff's after the last task).
 			if st.Of(vis).Count >= MaxTasks {
-				return Event{}, conflict("a room holds at most %d %s tasks", MaxTasks, vis)
+				return Event{}, TaskResult{}, conflict("a room holds at most %d %s tasks", MaxTasks, vis)
 			}
 			last := st.Last()
 			if !p.Internal {
@@ -84,108 +83,102 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			}
 			t, err := task.New(d, NewID("t", now), room, a.ID, now, min(float64(int64(last))+1, task.MaxPosition))
 			if err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
 			if err := checkAssignees(v, t); err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
 			mt, err := found.Check(v, t.Description, t.Visibility, "description")
 			if err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
-			t.Mentions, unresolved = orEmpty(mt.Users), orEmpty(mt.Unresolved)
-			return newEvent(TaskCreated, room, a, now, t.Visibility, t)
-		}})
+			t.Mentions = orEmpty(mt.Users)
+			ev, err := newEvent(TaskCreated, room, a, now, t.Visibility, t)
+			return ev, TaskResult{Task: t, UnresolvedMentions: orEmpty(mt.Unresolved)}, err
+		},
+		replay: func(ev Event) (TaskResult, error) { return s.taskReplay(ctx, ev, true) }})
+}
+
+// taskReplay is the answer to the replay of a task's creation or change:
+// the task as that request left it, and the mentions that reached no one
+// when mentions is set (the first answer's were not stored).
+func (s *Service) taskReplay(ctx context.Context, ev Event, mentions bool) (TaskResult, error) {
+	t, err := decodeData[task.Task](ev)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	t, err := decodeData[task.Task](ev)
-	if replayed {
-		unresolved = s.unresolvedAgain(ctx, room, t.Description, t.Visibility)
+	var unresolved []string
+	if mentions {
+		unresolved = s.unresolvedAgain(ctx, ev.RoomID, t.Description, t.Visibility)
 	}
-	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, err
+	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, nil
 }
 
 // UpdateTask changes a task the actor can see. Writers only.
 func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id string, pt task.Patch, key string) (TaskResult, error) {
-	var unresolved []string
-	var current task.Task
-	var replayed bool
 	found, err := s.taskMentions(ctx, room, id, pt)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	ev, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt}, replayed: &replayed,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+	return run(ctx, s, change[TaskResult]{actor: a, room: room, key: key, op: "task.update", input: []any{id, pt},
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, TaskResult, error) {
 			old, err := visibleTask(v, p, id)
 			if err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
-			current = *old
 			if !p.Write {
-				return Event{}, forbidden("you have read access to this room")
+				return Event{}, TaskResult{}, forbidden("you have read access to this room")
 			}
+			var unresolved []string
 			n, changed, err := old.Apply(pt, now)
 			if err != nil {
-				return Event{}, err
+				return Event{}, TaskResult{}, err
 			}
 			if slices.Contains(changed, "assignees") || slices.Contains(changed, "visibility") {
 				if err := checkAssignees(v, n); err != nil {
-					return Event{}, err
+					return Event{}, TaskResult{}, err
 				}
 			}
 			if slices.Contains(changed, "description") || slices.Contains(changed, "visibility") {
 				mt, err := found.Check(v, n.Description, n.Visibility, "description")
 				if err != nil {
-					return Event{}, err
+					return Event{}, TaskResult{}, err
 				}
-				n.Mentions, unresolved = orEmpty(mt.Users), mt.Unresolved
+				n.Mentions, unresolved = orEmpty(mt.Users), orEmpty(mt.Unresolved)
 				if !slices.Equal(n.Mentions, orEmpty(old.Mentions)) {
 					changed = append(changed, "mentions")
 				}
 			}
 			if len(changed) == 0 {
-				return noChange, nil
+				return noChange, TaskResult{Task: *old, UnresolvedMentions: orEmpty(unresolved)}, nil
 			}
 			ev, err := newEvent(TaskUpdated, room, a, now, n.Visibility, n)
 			if err == nil {
 				ev.Changes, err = diff(old, &n, changed)
 			}
-			return ev, err
-		}})
-	if err != nil {
-		return TaskResult{}, err
-	}
-	t := current
-	if ev.Type != "" {
-		if t, err = decodeData[task.Task](ev); err != nil {
-			return TaskResult{}, err
-		}
-		if replayed && pt.Description.Set {
-			unresolved = s.unresolvedAgain(ctx, room, t.Description, t.Visibility)
-		}
-	}
-	return TaskResult{Task: t, UnresolvedMentions: orEmpty(unresolved)}, nil
+			return ev, TaskResult{Task: n, UnresolvedMentions: orEmpty(unresolved)}, err
+		},
+		replay: func(ev Event) (TaskResult, error) { return s.taskReplay(ctx, ev, pt.Description.Set) }})
 }
 
 // DeleteTask removes a task from the plan. Staff writers delete any task
 // they can see; customers only the tasks they created.
-func (s *Service) DeleteTask(ctx context.Context, a dealroom.Actor, room, id, key string) error {
-	_, err := s.run(ctx, change{actor: a, room: room, key: key, op: "task.delete", input: id,
-		decide: func(v View, p Perm, r *Room, now time.Time) (Event, error) {
+func (s *Service) DeleteTask(ctx context.Context, a dealroom.Actor, room, id, key string) (Written, error) {
+	return run(ctx, s, change[Written]{actor: a, room: room, key: key, op: "task.delete", input: id,
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, Written, error) {
 			t, err := visibleTask(v, p, id)
 			if err != nil {
-				return Event{}, err
+				return Event{}, Written{}, err
 			}
 			if !p.Write {
-				return Event{}, forbidden("you have read access to this room")
+				return Event{}, Written{}, forbidden("you have read access to this room")
 			}
 			if !p.Internal && t.CreatedBy != a.ID {
-				return Event{}, forbidden("customers can delete only the tasks they created")
+				return Event{}, Written{}, forbidden("customers can delete only the tasks they created")
 			}
-			return newEvent(TaskDeleted, room, a, now, t.Visibility, TaskDeletedData{ID: t.ID, Title: t.Title})
+			ev, err := newEvent(TaskDeleted, room, a, now, t.Visibility, TaskDeletedData{ID: t.ID, Title: t.Title})
+			return ev, Written{}, err
 		}})
-	return err
 }
 
 // MyTaskFilter narrows the tasks assigned to the actor.

@@ -202,21 +202,23 @@ func TestRoomSettings(t *testing.T) {
 	e := newEnv(t)
 	r := e.room(t)
 	for _, a := range []dealroom.Actor{carol, dan, rita} {
-		_, _, err := e.svc.UpdateRoom(e.ctx, a, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
+		_, err := e.svc.UpdateRoom(e.ctx, a, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
 		requireCode(t, dealroom.EFORBIDDEN, err, a.ID)
 	}
-	_, _, err := e.svc.UpdateRoom(e.ctx, olga, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
+	_, err := e.svc.UpdateRoom(e.ctx, olga, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
 	requireCode(t, dealroom.ENOTFOUND, err, "a non-member learns nothing")
 
-	got, _, err := e.svc.UpdateRoom(e.ctx, bob, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
+	res, err := e.svc.UpdateRoom(e.ctx, bob, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
 	require.NoError(t, err)
+	got := res.Room
 	assert.Equal(t, room.Trust, got.Stage)
-	got, _, err = e.svc.UpdateRoom(e.ctx, mike, r, room.Patch{Value: dealroom.Some(90000.0), CloseWindow: dealroom.Some(room.NextMonth)}, "")
+	res, err = e.svc.UpdateRoom(e.ctx, mike, r, room.Patch{Value: dealroom.Some(90000.0), CloseWindow: dealroom.Some(room.NextMonth)}, "")
 	require.NoError(t, err, "managers act as writers in every room")
+	got = res.Room
 	require.NotNil(t, got.Value)
 	assert.Equal(t, 90000.0, *got.Value)
 
-	_, _, err = e.svc.UpdateRoom(e.ctx, alice, r, room.Patch{Stage: dealroom.Some(room.Stage("closing"))}, "")
+	_, err = e.svc.UpdateRoom(e.ctx, alice, r, room.Patch{Stage: dealroom.Some(room.Stage("closing"))}, "")
 	requireField(t, "stage", err)
 
 	// The customer's timeline has the stage change, without the forecast.
@@ -234,7 +236,7 @@ func TestRoomSettings(t *testing.T) {
 	assert.Contains(t, updates[0].Changes, "stage")
 
 	head := e.head(t, r)
-	_, _, err = e.svc.UpdateRoom(e.ctx, alice, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
+	_, err = e.svc.UpdateRoom(e.ctx, alice, r, room.Patch{Stage: dealroom.Some(room.Trust)}, "")
 	require.NoError(t, err)
 	assert.Equal(t, head, e.head(t, r), "setting what is already set writes no event")
 }
@@ -384,9 +386,9 @@ func TestTemplateTasksLookLikeOtherTasks(t *testing.T) {
 func TestLastOwnerCannotGo(t *testing.T) {
 	e := newEnv(t)
 	r := e.room(t)
-	err := e.svc.RemoveMember(e.ctx, alice, r, alice.ID, "")
+	_, err := e.svc.RemoveMember(e.ctx, alice, r, alice.ID, "")
 	requireCode(t, dealroom.ECONFLICT, err, "the only owner cannot leave")
-	err = e.svc.RemoveMember(e.ctx, mike, r, alice.ID, "")
+	_, err = e.svc.RemoveMember(e.ctx, mike, r, alice.ID, "")
 	requireCode(t, dealroom.ECONFLICT, err, "not even a manager removes the only owner")
 	_, err = e.svc.UpdateMember(e.ctx, alice, r, alice.ID, room.MemberPatch{RoleInRoom: dealroom.Some(room.PlainMember)}, "")
 	requireCode(t, dealroom.ECONFLICT, err, "the only owner cannot step down")
@@ -400,10 +402,11 @@ func TestLastOwnerCannotGo(t *testing.T) {
 	// With a second owner, the first may go.
 	_, err = e.svc.UpdateMember(e.ctx, alice, r, bob.ID, room.MemberPatch{RoleInRoom: dealroom.Some(room.Owner)}, "")
 	require.NoError(t, err)
-	require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r, alice.ID, ""))
+	_, err = e.svc.RemoveMember(e.ctx, alice, r, alice.ID, "")
+	require.NoError(t, err)
 	_, _, err = e.svc.Room(e.ctx, alice, r)
 	requireCode(t, dealroom.ENOTFOUND, err, "who left sees the room no more")
-	err = e.svc.RemoveMember(e.ctx, bob, r, bob.ID, "")
+	_, err = e.svc.RemoveMember(e.ctx, bob, r, bob.ID, "")
 	requireCode(t, dealroom.ECONFLICT, err, "now Bob is the only owner")
 	_, err = e.svc.UpdateMember(e.ctx, bob, r, bob.ID, room.MemberPatch{RoleInRoom: dealroom.Some(room.PlainMember)}, "")
 	requireCode(t, dealroom.ECONFLICT, err)
@@ -417,7 +420,7 @@ func TestMembershipRules(t *testing.T) {
 	for _, a := range []dealroom.Actor{bob, rita, carol, dan} {
 		_, err := e.svc.AddMember(e.ctx, a, r, eve, "")
 		requireCode(t, dealroom.EFORBIDDEN, err, "%s is no owner", a.ID)
-		err = e.svc.RemoveMember(e.ctx, a, r, alice.ID, "")
+		_, err = e.svc.RemoveMember(e.ctx, a, r, alice.ID, "")
 		requireCode(t, dealroom.EFORBIDDEN, err, "%s is no owner", a.ID)
 		_, err = e.svc.UpdateMember(e.ctx, a, r, dan.ID, room.MemberPatch{Access: dealroom.Some(room.Write)}, "")
 		requireCode(t, dealroom.EFORBIDDEN, err, "%s is no owner", a.ID)
@@ -439,13 +442,14 @@ func TestMembershipRules(t *testing.T) {
 	require.NoError(t, err, "an owner with write access in one step")
 	assert.Equal(t, room.Owner, m.RoleInRoom)
 
-	err = e.svc.RemoveMember(e.ctx, alice, r, "nobody", "")
+	_, err = e.svc.RemoveMember(e.ctx, alice, r, "nobody", "")
 	requireCode(t, dealroom.ENOTFOUND, err)
 	_, err = e.svc.UpdateMember(e.ctx, alice, r, "nobody", room.MemberPatch{Name: dealroom.Some("X")}, "")
 	requireCode(t, dealroom.ENOTFOUND, err)
 
 	// Anyone may leave.
-	require.NoError(t, e.svc.RemoveMember(e.ctx, dan, r, dan.ID, ""))
+	_, err = e.svc.RemoveMember(e.ctx, dan, r, dan.ID, "")
+	require.NoError(t, err)
 	_, _, err = e.svc.Room(e.ctx, dan, r)
 	requireCode(t, dealroom.ENOTFOUND, err)
 
@@ -476,7 +480,7 @@ func TestNonMembersSeeNothing(t *testing.T) {
 		_, _, checks["attachments"] = e.svc.Attachments(e.ctx, a, r, "", 0)
 		_, checks["create task"] = e.svc.CreateTask(e.ctx, a, r, task.Draft{Title: "x"}, "")
 		_, checks["update task"] = e.svc.UpdateTask(e.ctx, a, r, tk.ID, task.Patch{Title: dealroom.Some("x")}, "")
-		checks["delete task"] = e.svc.DeleteTask(e.ctx, a, r, tk.ID, "")
+		_, checks["delete task"] = e.svc.DeleteTask(e.ctx, a, r, tk.ID, "")
 		_, checks["post"] = e.svc.PostMessage(e.ctx, a, r, room.MessageDraft{Body: "x"}, "")
 		_, checks["invite"] = e.svc.CreateInvite(e.ctx, a, r, room.InviteDraft{Email: "x@y.example"}, "")
 		_, _, checks["invites"] = e.svc.Invites(e.ctx, a, r, "", 0)
@@ -505,7 +509,7 @@ func TestReadersChangeNothing(t *testing.T) {
 		checks := map[string]error{}
 		_, checks["create task"] = e.svc.CreateTask(e.ctx, a, r, task.Draft{Title: "x"}, "")
 		_, checks["update task"] = e.svc.UpdateTask(e.ctx, a, r, tk.ID, task.Patch{Status: dealroom.Some(task.Done)}, "")
-		checks["delete task"] = e.svc.DeleteTask(e.ctx, a, r, tk.ID, "")
+		_, checks["delete task"] = e.svc.DeleteTask(e.ctx, a, r, tk.ID, "")
 		_, checks["post"] = e.svc.PostMessage(e.ctx, a, r, room.MessageDraft{Body: "x"}, "")
 		_, checks["attach"] = e.svc.AddAttachment(e.ctx, a, r, room.Upload{Name: "a.pdf", Blob: room.Blob{SHA256: "ab", Size: 1}}, "")
 		checks["can write"] = e.svc.CanWrite(e.ctx, a, r)
@@ -552,7 +556,7 @@ func TestCustomersCannotCreateInternalThings(t *testing.T) {
 	requireField(t, "task_id", errMissing)
 	_, err = e.svc.UpdateTask(e.ctx, carol, r, secret.ID, task.Patch{Title: dealroom.Some("x")}, "")
 	requireCode(t, dealroom.ENOTFOUND, err)
-	err = e.svc.DeleteTask(e.ctx, carol, r, secret.ID, "")
+	_, err = e.svc.DeleteTask(e.ctx, carol, r, secret.ID, "")
 	requireCode(t, dealroom.ENOTFOUND, err)
 
 	// Customers cannot be handed internal work.
@@ -571,12 +575,13 @@ func TestCustomerTaskRights(t *testing.T) {
 	own := e.task(t, carol, r, task.Draft{Title: "Collect requirements", Assignees: []string{"carol", "bob"}})
 	assert.Equal(t, dealroom.Shared, own.Visibility, "a customer's task is shared")
 
-	err := e.svc.DeleteTask(e.ctx, carol, r, staffTask.ID, "")
+	_, err := e.svc.DeleteTask(e.ctx, carol, r, staffTask.ID, "")
 	requireCode(t, dealroom.EFORBIDDEN, err, "customers delete only their own tasks")
 	res, err := e.svc.UpdateTask(e.ctx, carol, r, staffTask.ID, task.Patch{Status: dealroom.Some(task.Done)}, "")
 	require.NoError(t, err, "customers move shared steps of the plan")
 	assert.Equal(t, task.Done, res.Status)
-	require.NoError(t, e.svc.DeleteTask(e.ctx, carol, r, own.ID, ""))
+	_, err = e.svc.DeleteTask(e.ctx, carol, r, own.ID, "")
+	require.NoError(t, err)
 	_, err = e.svc.Task(e.ctx, alice, r, own.ID)
 	requireCode(t, dealroom.ENOTFOUND, err)
 }
@@ -816,13 +821,15 @@ func TestInviteRevoked(t *testing.T) {
 	e := newEnv(t)
 	r := e.room(t)
 	inv := e.invite(t, r, room.InviteDraft{Email: "erin@customer.example"})
-	err := e.svc.RevokeInvite(e.ctx, carol, r, inv.ID, "")
+	_, err := e.svc.RevokeInvite(e.ctx, carol, r, inv.ID, "")
 	requireCode(t, dealroom.EFORBIDDEN, err)
-	err = e.svc.RevokeInvite(e.ctx, rita, r, inv.ID, "")
+	_, err = e.svc.RevokeInvite(e.ctx, rita, r, inv.ID, "")
 	requireCode(t, dealroom.EFORBIDDEN, err)
-	require.NoError(t, e.svc.RevokeInvite(e.ctx, bob, r, inv.ID, ""))
+	_, err = e.svc.RevokeInvite(e.ctx, bob, r, inv.ID, "")
+	require.NoError(t, err)
 	head := e.head(t, r)
-	require.NoError(t, e.svc.RevokeInvite(e.ctx, alice, r, inv.ID, ""), "revoking twice is fine")
+	_, err = e.svc.RevokeInvite(e.ctx, alice, r, inv.ID, "")
+	require.NoError(t, err, "revoking twice is fine")
 	assert.Equal(t, head, e.head(t, r), "and writes nothing")
 
 	_, _, err = e.svc.AcceptInvite(e.ctx, inv.Code, room.Acceptance{Name: "Erin", Email: "erin@customer.example"})
@@ -841,7 +848,8 @@ func TestInviteRevoked(t *testing.T) {
 	require.NoError(t, e.svc.Authorize(e.ctx, fayByLink))
 	_, err = e.svc.Access(e.ctx, fayByLink, r)
 	require.NoError(t, err)
-	require.NoError(t, e.svc.RevokeInvite(e.ctx, alice, r, inv2.ID, ""))
+	_, err = e.svc.RevokeInvite(e.ctx, alice, r, inv2.ID, "")
+	require.NoError(t, err)
 	requireCode(t, dealroom.EUNAUTH, e.svc.Authorize(e.ctx, fayByLink))
 	_, err = e.svc.Access(e.ctx, fayByLink, r)
 	requireCode(t, dealroom.EUNAUTH, err)
@@ -861,7 +869,8 @@ func TestInviteRevoked(t *testing.T) {
 	}
 
 	// Removed, the member cannot come back through the same link.
-	require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r, fay.UserID, ""))
+	_, err = e.svc.RemoveMember(e.ctx, alice, r, fay.UserID, "")
+	require.NoError(t, err)
 	_, _, err = e.svc.AcceptInvite(e.ctx, inv2.Code, room.Acceptance{Name: "Fay", Email: "fay@customer.example"})
 	requireCode(t, dealroom.ECONFLICT, err)
 	m, err = e.store.Member(e.ctx, r, fay.UserID)
@@ -872,9 +881,9 @@ func TestInviteRevoked(t *testing.T) {
 	other, err := e.svc.CreateRoom(e.ctx, alice, room.Draft{Name: "Other", Company: "Other"}, "")
 	require.NoError(t, err)
 	inv3 := e.invite(t, r, room.InviteDraft{Email: "gus@customer.example"})
-	err = e.svc.RevokeInvite(e.ctx, alice, other.ID, inv3.ID, "")
+	_, err = e.svc.RevokeInvite(e.ctx, alice, other.ID, inv3.ID, "")
 	requireCode(t, dealroom.ENOTFOUND, err)
-	err = e.svc.RevokeInvite(e.ctx, alice, r, "i_nothere", "")
+	_, err = e.svc.RevokeInvite(e.ctx, alice, r, "i_nothere", "")
 	requireCode(t, dealroom.ENOTFOUND, err)
 }
 
@@ -975,7 +984,8 @@ func TestReplyToADeletedMessage(t *testing.T) {
 	r := e.room(t)
 	root := e.post(t, alice, r, room.MessageDraft{Body: "Our price is 100k"})
 	first := e.post(t, carol, r, room.MessageDraft{Body: "Too high", ParentID: root.ID})
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, alice, r, root.ID, ""))
+	_, err := e.svc.DeleteMessage(e.ctx, alice, r, root.ID, "")
+	require.NoError(t, err)
 
 	tomb, err := e.svc.Message(e.ctx, carol, r, root.ID)
 	require.NoError(t, err, "a deleted message stays as a tombstone")
@@ -994,7 +1004,8 @@ func TestReplyToADeletedMessage(t *testing.T) {
 	_, err = e.svc.EditMessage(e.ctx, alice, r, root.ID, room.MessageEdit{Body: "Our price is 90k"}, "")
 	requireCode(t, dealroom.ECONFLICT, err)
 	head := e.head(t, r)
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, alice, r, root.ID, ""), "deleting twice is fine")
+	_, err = e.svc.DeleteMessage(e.ctx, alice, r, root.ID, "")
+	require.NoError(t, err, "deleting twice is fine")
 	assert.Equal(t, head, e.head(t, r), "and writes nothing")
 }
 
@@ -1006,7 +1017,8 @@ func TestDeletedMessageTextIsGone(t *testing.T) {
 	r := e.room(t)
 	const slip = "our walk-away price is 62k"
 	m := e.post(t, bob, r, room.MessageDraft{Body: "@Carol " + slip})
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, bob, r, m.ID, ""))
+	_, err := e.svc.DeleteMessage(e.ctx, bob, r, m.ID, "")
+	require.NoError(t, err)
 
 	got, err := e.svc.Message(e.ctx, carol, r, m.ID)
 	require.NoError(t, err)
@@ -1026,7 +1038,8 @@ func TestThreadsOfADeletedTask(t *testing.T) {
 	r := e.room(t)
 	tk := e.task(t, alice, r, task.Draft{Title: "Security review"})
 	root := e.post(t, alice, r, room.MessageDraft{Body: "Which SSO?", TaskID: tk.ID})
-	require.NoError(t, e.svc.DeleteTask(e.ctx, alice, r, tk.ID, ""))
+	_, err := e.svc.DeleteTask(e.ctx, alice, r, tk.ID, "")
+	require.NoError(t, err)
 
 	// Every thread a member is shown can be answered: a thread still listed
 	// in the room's discussion after its task went away must take replies
@@ -1047,9 +1060,9 @@ func TestEditAndDeleteRights(t *testing.T) {
 	requireCode(t, dealroom.EFORBIDDEN, err, "only the author edits")
 	_, err = e.svc.EditMessage(e.ctx, alice, r, m.ID, room.MessageEdit{Body: "Changed"}, "")
 	requireCode(t, dealroom.EFORBIDDEN, err, "not even the owner edits someone's words")
-	err = e.svc.DeleteMessage(e.ctx, bob, r, m.ID, "")
+	_, err = e.svc.DeleteMessage(e.ctx, bob, r, m.ID, "")
 	requireCode(t, dealroom.EFORBIDDEN, err, "a writer does not delete others' messages")
-	err = e.svc.DeleteMessage(e.ctx, dan, r, m.ID, "")
+	_, err = e.svc.DeleteMessage(e.ctx, dan, r, m.ID, "")
 	requireCode(t, dealroom.EFORBIDDEN, err)
 
 	res, err := e.svc.EditMessage(e.ctx, carol, r, m.ID, room.MessageEdit{Body: "Hello all"}, "")
@@ -1063,11 +1076,14 @@ func TestEditAndDeleteRights(t *testing.T) {
 	_, err = e.svc.EditMessage(e.ctx, carol, r, m.ID, room.MessageEdit{Body: " "}, "")
 	requireField(t, "body", err)
 
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, alice, r, m.ID, ""), "owners delete any message")
+	_, err = e.svc.DeleteMessage(e.ctx, alice, r, m.ID, "")
+	require.NoError(t, err, "owners delete any message")
 	m2 := e.post(t, carol, r, room.MessageDraft{Body: "Again"})
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, mike, r, m2.ID, ""), "managers too")
+	_, err = e.svc.DeleteMessage(e.ctx, mike, r, m2.ID, "")
+	require.NoError(t, err, "managers too")
 	m3 := e.post(t, carol, r, room.MessageDraft{Body: "Mine"})
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, carol, r, m3.ID, ""), "authors delete their own")
+	_, err = e.svc.DeleteMessage(e.ctx, carol, r, m3.ID, "")
+	require.NoError(t, err, "authors delete their own")
 }
 
 func TestTaskPositions(t *testing.T) {
@@ -1483,7 +1499,8 @@ func TestInboxFollowsEdits(t *testing.T) {
 	assert.Contains(t, ritas[0].Excerpt, "@Rita")
 
 	// The item shows the message as it stands: deleted, it says so.
-	require.NoError(t, e.svc.DeleteMessage(e.ctx, alice, r, m.ID, ""))
+	_, err = e.svc.DeleteMessage(e.ctx, alice, r, m.ID, "")
+	require.NoError(t, err)
 	for _, a := range []dealroom.Actor{bob, rita} {
 		items := itemsIn(e.inbox(t, a), r, room.InboxMention)
 		require.Len(t, items, 1)
@@ -1522,7 +1539,8 @@ func TestInboxAssignments(t *testing.T) {
 	_, err = e.svc.UpdateTask(e.ctx, alice, r, res.ID, task.Patch{Title: dealroom.Some("Sign the MSA v2")}, "")
 	require.NoError(t, err)
 	assert.Equal(t, "Sign the MSA v2", itemsIn(e.inbox(t, dan), r, room.InboxAssignment)[0].Title)
-	require.NoError(t, e.svc.DeleteTask(e.ctx, alice, r, res.ID, ""))
+	_, err = e.svc.DeleteTask(e.ctx, alice, r, res.ID, "")
+	require.NoError(t, err)
 	assert.Empty(t, itemsIn(e.inbox(t, dan), r, room.InboxAssignment))
 }
 
@@ -1532,7 +1550,8 @@ func TestInboxForgetsRoomsLeft(t *testing.T) {
 	e.post(t, alice, r, room.MessageDraft{Body: "@Carol hello"})
 	e.task(t, alice, r, task.Draft{Title: "Sign", Assignees: []string{"carol"}})
 	require.NotEmpty(t, e.inbox(t, carol))
-	require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r, carol.ID, ""))
+	_, err := e.svc.RemoveMember(e.ctx, alice, r, carol.ID, "")
+	require.NoError(t, err)
 	for _, it := range e.inbox(t, carol) {
 		assert.NotEqual(t, r, it.RoomID, "nothing of a room one left")
 	}
@@ -1585,7 +1604,8 @@ func TestMyTasks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{a.ID, c.ID}, taskIDs(inR1))
 
-	require.NoError(t, e.svc.RemoveMember(e.ctx, alice, r2, carol.ID, ""))
+	_, err = e.svc.RemoveMember(e.ctx, alice, r2, carol.ID, "")
+	require.NoError(t, err)
 	mine, err = e.svc.MyTasks(e.ctx, carol, room.MyTaskFilter{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{a.ID, c.ID}, taskIDs(mine), "tasks of a room one left are gone")

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -42,9 +43,43 @@ type Command struct {
 	// forgotten: the command is carried out anew.
 	At time.Time
 	// Decide turns the room's state into the event to append (its Seq is
-	// set by the store). It must have no side effects: a store may call it
-	// again after a concurrent append.
-	Decide func(View) (Event, error)
+	// set by the store) and the caller's result. It must have no side
+	// effects: a store may call it again after a concurrent append, and
+	// only the last run's decision counts.
+	Decide func(View) (Decision, error)
+}
+
+// Decision is what a command's Decide returns: the event to append (an
+// event with an empty Type when there is nothing to change) and what the
+// caller wants back, for the state the event was decided on.
+type Decision struct {
+	Event  Event
+	Result any
+}
+
+// Executed is what Store.Execute did with a command: the event appended,
+// with its seq (empty Type: the decision changed nothing), or the first
+// event of an earlier request with the same key (Replayed: Decide did not
+// run, and Result is nil); Result is the recorded decision's.
+type Executed struct {
+	Event    Event
+	Replayed bool
+	Result   any
+}
+
+// Run runs the command's decision against v, turning a panic into an
+// error, so that one faulty decision cannot take a store's writer down.
+// Stores call it instead of Decide.
+func (c Command) Run(v View) (d Decision, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = Decision{}, fmt.Errorf("room %s: decision panicked: %v", c.Room, p)
+		}
+	}()
+	if c.Decide == nil {
+		return Decision{}, nil
+	}
+	return c.Decide(v)
 }
 
 // Store is the source of truth: the events of every room and the read
@@ -53,12 +88,12 @@ type Store interface {
 	// Execute runs cmd.Decide against the room's current state and appends
 	// the event it returns as the room's next seq, atomically with the
 	// idempotency key and the read models' update. When the key was used
-	// before by the same actor in the room, it returns that first event and
-	// replayed = true without deciding anything (unless the key expired:
+	// before by the same actor in the room, it returns that first event,
+	// Replayed, without deciding anything (unless the key expired:
 	// KeyRetention). Errors: those of Decide;
 	// ECONFLICT when the key was used for another request; EUNAVAILABLE
 	// when the backend fails (nothing is written then).
-	Execute(ctx context.Context, cmd Command) (ev Event, replayed bool, err error)
+	Execute(ctx context.Context, cmd Command) (Executed, error)
 
 	// Events returns up to limit events of the room with seq > after, in
 	// order. With sharedOnly, internal events are left out (and the limit

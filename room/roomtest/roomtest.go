@@ -179,8 +179,8 @@ func testRefusedWritesNothing(t *testing.T, open Opener) {
 	r := f.room(t)
 	before := f.events(t, r)
 	refusal := dealroom.Invalid("title", "no")
-	_, _, err := f.store.Execute(f.ctx, room.Command{Room: r, Actor: "alice", Key: "k1", Fingerprint: "fp",
-		Decide: func(v room.View) (room.Event, error) { return room.Event{}, refusal }})
+	_, err := f.store.Execute(f.ctx, room.Command{Room: r, Actor: "alice", Key: "k1", Fingerprint: "fp",
+		Decide: func(v room.View) (room.Decision, error) { return room.Decision{}, refusal }})
 	assert.ErrorIs(t, err, refusal)
 	assert.Equal(t, before, f.events(t, r), "a refused command writes no event")
 	// The key of a refused command stays free: a corrected retry works.
@@ -193,11 +193,12 @@ func testNoChange(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	r := f.room(t)
 	before := f.events(t, r)
-	ev, replayed, err := f.store.Execute(f.ctx, room.Command{Room: r, Actor: "alice",
-		Decide: func(v room.View) (room.Event, error) { return room.Event{}, nil }})
+	x, err := f.store.Execute(f.ctx, room.Command{Room: r, Actor: "alice",
+		Decide: func(v room.View) (room.Decision, error) { return room.Decision{Result: "nothing to do"}, nil }})
 	require.NoError(t, err)
-	assert.False(t, replayed)
-	assert.Empty(t, ev.Type)
+	assert.False(t, x.Replayed)
+	assert.Empty(t, x.Event.Type)
+	assert.Equal(t, "nothing to do", x.Result, "a decision that changes nothing still gives its result back")
 	assert.Equal(t, before, f.events(t, r))
 }
 
@@ -283,7 +284,8 @@ func testReplayRechecksAccess(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	_, err = post(Carol, room.MessageDraft{Body: "hello"}, "msg-1")
 	require.NoError(t, err)
-	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, r, Carol.ID, ""))
+	_, err = f.svc.RemoveMember(f.ctx, Alice, r, Carol.ID, "")
+	require.NoError(t, err)
 	n := len(f.events(t, r))
 	_, err = f.svc.CreateTask(f.ctx, Carol, r, task.Draft{Title: "Our questions"}, "task-1")
 	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed member replaying: %v", err)
@@ -292,8 +294,10 @@ func testReplayRechecksAccess(t *testing.T, open Opener) {
 	assert.Len(t, f.events(t, r), n, "nothing written")
 
 	// Leaving is the exception: its retry answers as the first time.
-	require.NoError(t, f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1"))
-	assert.NoError(t, f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1"), "a retry of one's own leaving")
+	_, err = f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1")
+	require.NoError(t, err)
+	_, err = f.svc.RemoveMember(f.ctx, Bob, r, Bob.ID, "leave-1")
+	assert.NoError(t, err, "a retry of one's own leaving")
 	_, err = f.svc.AddMember(f.ctx, Alice, r, room.MemberDraft{UserID: Bob.ID, Name: Bob.Name, Kind: dealroom.Staff}, "")
 	require.NoError(t, err)
 
@@ -302,7 +306,8 @@ func testReplayRechecksAccess(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	_, err = f.svc.AddMember(f.ctx, Bob, created.ID, room.MemberDraft{UserID: Alice.ID, Name: Alice.Name, Kind: dealroom.Staff, RoleInRoom: room.Owner}, "")
 	require.NoError(t, err)
-	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, created.ID, Bob.ID, ""))
+	_, err = f.svc.RemoveMember(f.ctx, Alice, created.ID, Bob.ID, "")
+	require.NoError(t, err)
 	_, err = f.svc.CreateRoom(f.ctx, Bob, room.Draft{Name: "N", Company: "C"}, "room-key")
 	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "a removed creator replaying: %v", err)
 }
@@ -515,7 +520,8 @@ func testTasks(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{t1.ID}, assigned("carol"), "unassigned tasks leave the index")
 	assert.Equal(t, []string{t2.ID}, assigned("bob"))
-	require.NoError(t, f.svc.DeleteTask(f.ctx, Alice, r, t2.ID, ""))
+	_, err = f.svc.DeleteTask(f.ctx, Alice, r, t2.ID, "")
+	require.NoError(t, err)
 	assert.Empty(t, assigned("bob"), "deleted tasks leave the index")
 	got, err := f.store.Task(f.ctx, r, t2.ID)
 	require.NoError(t, err)
@@ -578,7 +584,8 @@ func testMessages(t *testing.T, open Opener) {
 	assert.Equal(t, []string{reply2.ID}, list(room.MessageFilter{ParentID: root.ID, After: reply1.ID}))
 	assert.Equal(t, []string{onTask.ID}, list(room.MessageFilter{After: root.ID, Limit: 1}))
 
-	require.NoError(t, f.svc.DeleteMessage(f.ctx, Alice, r, root.ID, ""))
+	_, err = f.svc.DeleteMessage(f.ctx, Alice, r, root.ID, "")
+	require.NoError(t, err)
 	m, err := f.store.Message(f.ctx, r, root.ID)
 	require.NoError(t, err)
 	require.NotNil(t, m)
@@ -588,12 +595,14 @@ func testMessages(t *testing.T, open Opener) {
 
 	// The deleted ones among some messages, in one read (the timeline's
 	// redaction): unknown ids and messages of other rooms are not found.
-	require.NoError(t, f.svc.DeleteMessage(f.ctx, Bob, r, reply2.ID, ""))
+	_, err = f.svc.DeleteMessage(f.ctx, Bob, r, reply2.ID, "")
+	require.NoError(t, err)
 	other := f.room(t)
 	em, err := f.svc.PostMessage(f.ctx, Alice, other, room.MessageDraft{Body: "Other room"}, "")
 	require.NoError(t, err)
 	elsewhere := em.Message
-	require.NoError(t, f.svc.DeleteMessage(f.ctx, Alice, other, elsewhere.ID, ""))
+	_, err = f.svc.DeleteMessage(f.ctx, Alice, other, elsewhere.ID, "")
+	require.NoError(t, err)
 	gone, err := f.store.DeletedMessages(f.ctx, r, []string{root.ID, onTask.ID, internal.ID, reply1.ID, reply2.ID, "m_unknown"})
 	require.NoError(t, err)
 	var goneIDs []string
@@ -659,7 +668,8 @@ func testMembersAndRooms(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Empty(t, ms2)
 
-	require.NoError(t, f.svc.RemoveMember(f.ctx, Alice, r1, "carol", ""))
+	_, err = f.svc.RemoveMember(f.ctx, Alice, r1, "carol", "")
+	require.NoError(t, err)
 	assert.Empty(t, roomIDs(room.RoomFilter{Member: "carol"}), "a removed member's rooms are gone")
 	ms2, err = f.store.Memberships(f.ctx, "carol", []string{r1})
 	require.NoError(t, err)
