@@ -1,4 +1,4 @@
-package api
+package ws
 
 import (
 	"bytes"
@@ -197,9 +197,9 @@ func TestPingerSpreadsConnections(t *testing.T) {
 	p := &pinger{every: 15 * time.Second}
 	p.running = true // no goroutine: only the wheel is looked at
 	p.cur = 40       // the wheel has turned a while
-	conns := make([]*wsConn, 1500)
+	conns := make([]*conn, 1500)
 	for i := range conns {
-		conns[i] = &wsConn{}
+		conns[i] = &conn{}
 		p.add(conns[i])
 	}
 	require.Len(t, p.slots, 150, "a slot per 100 ms of the interval")
@@ -226,6 +226,6 @@ func TestPingerSpreadsConnections(t *testing.T) {
 
 	short := &pinger{every: 50 * time.Millisecond}
 	short.running = true
-	short.add(&wsConn{})
+	short.add(&conn{})
 	assert.Len(t, short.slots, 1, "an interval under a tick still has its slot")
 }
