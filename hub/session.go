@@ -13,8 +13,8 @@ import (
 )
 
 // Session is one connected device: its subscriptions and its send queue.
-// The transport (the websocket handler) feeds it the client's frames and
-// writes out its frames (see Attach, or Next).
+// The transport (a websocket connection, package ws) feeds it the client's
+// frames and writes out its frames (see Attach, or Next).
 type Session struct {
 	h     *Hub
 	id    string

@@ -46,6 +46,8 @@ const maxPendingFrames = 16
 // more are refused with rate_limited.
 const maxPendingCommands = 64
 
+// run serves the connection: it is the reader goroutine, and when it
+// ends, the connection, its session and its socket's count end with it.
 func (c *conn) run() {
 	defer c.s.sockets.release(c.sess.Actor().ID)
 	defer c.sess.Close()

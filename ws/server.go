@@ -43,9 +43,14 @@ type Server struct {
 	sockets sockets
 }
 
-// New returns a server of websockets for the hub h.
+// New returns a server of websockets whose connections are sessions of
+// h, and whose commands svc carries out. log (nil: none) takes the
+// refused upgrades, at debug level.
 func New(cfg Config, h *hub.Hub, svc Service, log *slog.Logger) *Server {
 	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s := &Server{cfg: cfg, hub: h, svc: svc, log: log}
 	s.pings.every = cfg.PingEvery
 	return s
