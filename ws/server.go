@@ -31,14 +31,14 @@ type Service interface {
 // holds what the connections of an instance share: the count of open
 // sockets and the keep-alive wheel.
 type Server struct {
-	cfg Config
-	hub *hub.Hub
-	svc Service
-	log *slog.Logger
 	// Accepted, if set, is called for every websocket accepted (for a
 	// metric). Set it before the first Serve.
 	Accepted func()
 
+	cfg     Config
+	hub     *hub.Hub
+	svc     Service
+	log     *slog.Logger
 	pings   pinger
 	sockets sockets
 }
