@@ -2,7 +2,10 @@
 // REST routes under /api/v1, health, readiness and metrics. Handlers only
 // translate: they read the request, call room.Service, and write JSON; the
 // rules live in the domain. Errors are mapped to statuses and the
-// contract's error body in one place (errors.go).
+// contract's error body in one place (errors.go). The websocket route
+// authenticates its request and hands it to package ws, the transport;
+// the commands sent over it are carried out as the routes they stand for
+// (wscommand.go).
 package api
 
 import (

@@ -47,10 +47,10 @@ type queue struct {
 	// (pushWait); made when one first waits, signalled with mu held.
 	ready chan struct{} // a frame was added
 	space chan struct{} // a frame was taken
-	// write, when set (by Session.Attach), is the writer: writer starts it
-	// on a goroutine when a frame is added and none runs. It takes frames
-	// with next and ends when next reports the queue empty, so an idle
-	// session has no goroutine writing for it.
+	// write, set by Session.Attach, is the writer's body; writer starts
+	// it on a goroutine when a frame is added and none runs. It takes
+	// frames with next and ends when next reports the queue empty, so an
+	// idle session has no goroutine writing for it.
 	write  func()
 	writer lazy.Runner
 }
