@@ -2,7 +2,10 @@
 // REST routes under /api/v1, health, readiness and metrics. Handlers only
 // translate: they read the request, call room.Service, and write JSON; the
 // rules live in the domain. Errors are mapped to statuses and the
-// contract's error body in one place (errors.go).
+// contract's error body in one place (errors.go). The websocket route
+// authenticates its request and hands it to package ws, the transport;
+// the commands sent over it are carried out as the routes they stand for
+// (wscommand.go).
 package api
 
 import (
@@ -24,6 +27,7 @@ import (
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
+	"dealroom/ws"
 )
 
 // Config is what the API needs besides the service.
@@ -59,7 +63,7 @@ type Config struct {
 	// Hub serves /api/v1/ws; without one the route answers 503.
 	Hub *hub.Hub
 	// Realtime tunes the websocket endpoint.
-	Realtime RealtimeConfig
+	Realtime ws.Config
 }
 
 func (c *Config) defaults() {
@@ -87,7 +91,6 @@ func (c *Config) defaults() {
 	if c.SpoolDir == "" {
 		c.SpoolDir = filepath.Join(os.TempDir(), "dealroom-uploads")
 	}
-	c.Realtime.defaults()
 }
 
 // Pinger is a backend whose reachability /readyz reports.
@@ -104,8 +107,7 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *Metrics
 	ready   map[string]Pinger
-	pings   pinger
-	sockets sockets
+	ws      *ws.Server                         // nil without a hub
 	routes  routeTable                         // the API's routes, for 405 and 404
 	limits  *middleware.RateLimiterMemoryStore // requests per user
 }
@@ -114,7 +116,13 @@ type Server struct {
 func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, metrics *Metrics, ready map[string]Pinger) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
-	s.pings.every = cfg.Realtime.PingEvery
+	if cfg.Hub != nil {
+		s.ws = ws.New(cfg.Realtime, cfg.Hub, wsService{s}, log)
+		if metrics != nil {
+			accepted := metrics.Counter("dealroom_ws_connections_total", "Websocket connections accepted.")
+			s.ws.Accepted = func() { accepted.Add(1) }
+		}
+	}
 	if err := cleanSpool(cfg.SpoolDir, time.Now(), cfg.TransferTimeout+spoolAge); err != nil {
 		log.Warn("the upload spool directory could not be cleaned", "dir", cfg.SpoolDir, "err", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
-	"dealroom/api"
+	"dealroom/ws"
 )
 
 // acceptInvite accepts an invite by its code, as the customer's browser
@@ -98,7 +98,7 @@ func TestRevokedInviteEndsItsTokens(t *testing.T) {
 	for name, d := range map[string]*wsClient{"following the room": following,
 		"idle, on the instance that revoked": idleHere, "idle, on another instance": idleThere} {
 		code, reason := closeOf(t, d)
-		assert.Equal(t, api.StatusSignedOut, code, name)
+		assert.Equal(t, ws.StatusSignedOut, code, name)
 		assert.EqualValues(t, 4003, code, name)
 		assert.Contains(t, reason, "signed out", name)
 	}

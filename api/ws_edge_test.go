@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"dealroom/api"
 	"dealroom/jwtauth"
+	"dealroom/ws"
 )
 
 // rawDial opens a websocket to url; the connection, if any, is closed at
@@ -176,7 +176,7 @@ func TestWSOrigin(t *testing.T) {
 	newWSClient(t, conn).subscribed(roomID, 0)
 
 	// With an allowed origin configured.
-	c2 := newCluster(t, 1, withRealtime(api.RealtimeConfig{AllowedOrigins: []string{"app.example.com"}}))
+	c2 := newCluster(t, 1, withRealtime(ws.Config{AllowedOrigins: []string{"app.example.com"}}))
 	n2 := c2.Nodes[0]
 	room2 := c2.wsRoom("Allowed origin")
 	tok2 := "?token=" + c2.token(staffW)
@@ -193,7 +193,7 @@ func TestWSOrigin(t *testing.T) {
 // 1009; others are served on.
 func TestWSFrameTooBig(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{MaxFrameBytes: 1024}))
+	c := newCluster(t, 1, withRealtime(ws.Config{MaxFrameBytes: 1024}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Big frames")
 	by := newBystander(c, roomID)
@@ -219,7 +219,7 @@ func TestWSFrameTooBig(t *testing.T) {
 // MaxBadFrames the connection is closed with 1008.
 func TestWSGarbage(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{MaxBadFrames: 5}))
+	c := newCluster(t, 1, withRealtime(ws.Config{MaxBadFrames: 5}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Garbage")
 	by := newBystander(c, roomID)

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
-	"dealroom/api"
+	"dealroom/ws"
 )
 
 // The websocket's hardening (issue 11, items 2, 3, 13 and 15).
@@ -71,7 +71,7 @@ func errorFrame(t *testing.T, cl *wsClient) frame {
 func TestWSTokenExpiryEndsSession(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{Now: clock.Now, PingEvery: 200 * time.Millisecond}))
+	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, PingEvery: 200 * time.Millisecond}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Expiry")
 
@@ -87,7 +87,7 @@ func TestWSTokenExpiryEndsSession(t *testing.T) {
 	active.send(map[string]any{"type": "command", "id": "after", "room": roomID, "op": "message.post",
 		"data": map[string]any{"body": "sent with an expired token"}})
 	code, reason := closeOf(t, active)
-	assert.Equal(t, api.StatusTokenExpired, code)
+	assert.Equal(t, ws.StatusTokenExpired, code)
 	assert.EqualValues(t, 4001, code)
 	assert.Contains(t, reason, "token expired")
 	assert.Contains(t, reason, "fresh token")
@@ -97,7 +97,7 @@ func TestWSTokenExpiryEndsSession(t *testing.T) {
 	assert.Len(t, c.visibleEvents(n, owner, roomID), before, "nothing was written with the expired token")
 
 	code, reason = closeOf(t, idle)
-	assert.Equal(t, api.StatusTokenExpired, code)
+	assert.Equal(t, ws.StatusTokenExpired, code)
 	assert.Contains(t, reason, "token expired")
 }
 
@@ -352,7 +352,7 @@ func TestIdempotencyKeyOneRule(t *testing.T) {
 // 503 and the contract's error body, and a closed socket frees its place.
 func TestWSSocketCaps(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{MaxSocketsPerUser: 2, MaxSockets: 3}))
+	c := newCluster(t, 1, withRealtime(ws.Config{MaxSocketsPerUser: 2, MaxSockets: 3}))
 	n := c.Nodes[0]
 
 	first := c.dial(n, owner)
@@ -392,7 +392,7 @@ func TestWSSocketCaps(t *testing.T) {
 // place.
 func TestWSSubscriptionCap(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{MaxSubscriptions: 2}))
+	c := newCluster(t, 1, withRealtime(ws.Config{MaxSubscriptions: 2}))
 	n := c.Nodes[0]
 	r1, r2, r3 := c.wsRoom("One"), c.wsRoom("Two"), c.wsRoom("Three")
 	cl := c.dial(n, owner)
@@ -415,7 +415,7 @@ func TestWSSubscriptionCap(t *testing.T) {
 func TestWSFrameRateLimit(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{Now: clock.Now, FrameRate: 1, FrameBurst: 3, MaxSubscriptions: 3}))
+	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, FrameRate: 1, FrameBurst: 3, MaxSubscriptions: 3}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Rate")
 	cl := c.dial(n, owner)

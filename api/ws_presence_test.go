@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"dealroom/api"
 	"dealroom/hub"
+	"dealroom/ws"
 )
 
 // presenceWait bounds the wait for a presence change that needs no
@@ -292,7 +292,7 @@ func TestWSPresenceLeave(t *testing.T) {
 // room's presence within the keep-alive's bound.
 func TestWSPresenceVanish(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(api.RealtimeConfig{PingEvery: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond}))
+	c := newCluster(t, 1, withRealtime(ws.Config{PingEvery: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Presence vanish")
 	b := c.dial(n, staffW)

@@ -24,6 +24,7 @@ import (
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
+	"dealroom/ws"
 )
 
 // cluster is one store shared by several instances (hub + API server),
@@ -50,7 +51,7 @@ type node struct {
 
 type clusterConfig struct {
 	hub hub.Config
-	rt  api.RealtimeConfig
+	rt  ws.Config
 	// store, when set, wraps the store the instance's service writes to.
 	store func(room.Store) room.Store
 }
@@ -363,7 +364,7 @@ func (l *syncLog) add(ev json.RawMessage) {
 }
 
 // withRealtime sets the websocket endpoint's configuration of every node.
-func withRealtime(rc api.RealtimeConfig) func(*clusterConfig) {
+func withRealtime(rc ws.Config) func(*clusterConfig) {
 	return func(cc *clusterConfig) { cc.rt = rc }
 }
 

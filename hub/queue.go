@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"dealroom/internal/lazy"
 )
 
 // frameKind tells how a queued frame may be treated under pressure.
@@ -45,12 +47,12 @@ type queue struct {
 	// (pushWait); made when one first waits, signalled with mu held.
 	ready chan struct{} // a frame was added
 	space chan struct{} // a frame was taken
-	// onReady, when set, is called (with mu held) when a frame is added
-	// and no writer is active: it starts one. The writer takes frames with
-	// next and ends when next reports the queue empty; so an idle session
-	// has no goroutine writing for it.
-	onReady func()
-	active  bool
+	// write, set by Session.Attach, is the writer's body; writer starts
+	// it on a goroutine when a frame is added and none runs. It takes
+	// frames with next and ends when next reports the queue empty, so an
+	// idle session has no goroutine writing for it.
+	write  func()
+	writer lazy.Runner
 }
 
 var (
@@ -113,22 +115,25 @@ func (q *queue) append(f qframe) {
 		q.bytes += len(f.data)
 	}
 	signal(q.ready)
-	if q.onReady != nil && !q.active {
-		q.active = true
-		q.onReady()
+	if q.write != nil {
+		q.writer.Wake(q.write)
 	}
 }
 
-// next takes the next frame for an on-demand writer, and tells whether
-// more frames wait after it; ok false means the queue is empty (or closed
-// and empty) and the writer must end: a later frame starts a new one.
-func (q *queue) next() (data []byte, more, ok bool) {
+// next takes the next frame for the writer, and tells whether more
+// frames wait after it. ok false means the queue is empty (or closed and
+// empty); if end is set the writer has then ended and must return (a
+// later frame starts a new one), else it keeps running and asks again
+// (after sending what it gathered).
+func (q *queue) next(end bool) (data []byte, more, ok bool) {
 	q.mu.Lock()
 	if q.head >= len(q.frames) {
-		q.active = false
-		// Idle: give the backing array back (an idle device should cost
-		// little; the next frame makes a small one).
-		q.frames, q.head = nil, 0
+		if end {
+			q.writer.Idle()
+			// Idle: give the backing array back (an idle device should
+			// cost little; the next frame makes a small one).
+			q.frames, q.head = nil, 0
+		}
 		q.mu.Unlock()
 		return nil, false, false
 	}

@@ -13,8 +13,8 @@ import (
 )
 
 // Session is one connected device: its subscriptions and its send queue.
-// The transport (the websocket handler) feeds it the client's frames and
-// writes out its frames (see Attach, or Next).
+// The transport (a websocket connection, package ws) feeds it the client's
+// frames and writes out its frames (see Attach, or Next).
 type Session struct {
 	h     *Hub
 	id    string
@@ -28,7 +28,7 @@ type Session struct {
 	endWhy error // why, for a transport attached after it
 
 	transport   Transport // set by Attach
-	writeFailed bool      // owned by the running writeOut
+	writeFailed bool      // owned by the queue's writer (writeOut)
 }
 
 // Why a session is ended by the hub (see Transport.End).
@@ -121,8 +121,8 @@ type Transport interface {
 
 // Attach starts delivery through t: each queued frame is handed to
 // t.WriteFrame, in order, by a goroutine that runs only while there are
-// frames (an idle device costs no goroutine). Call Attach once, instead
-// of reading Next.
+// frames (an idle device costs no goroutine; see package lazy). Call
+// Attach once, instead of reading Next.
 func (s *Session) Attach(t Transport) {
 	s.mu.Lock()
 	s.transport = t
@@ -134,30 +134,35 @@ func (s *Session) Attach(t Transport) {
 		defer t.End(endedBefore)
 	}
 	s.q.mu.Lock()
-	s.q.onReady = s.startWriter
-	if s.q.head < len(s.q.frames) && !s.q.active {
-		s.q.active = true
-		go s.writeOut()
+	s.q.write = s.writeOut
+	if s.q.head < len(s.q.frames) {
+		s.q.writer.Wake(s.q.write)
 	}
 	s.q.mu.Unlock()
 }
 
-func (s *Session) startWriter() { go s.writeOut() }
-
-// writeOut writes the queued frames; one runs at a time (the queue's
-// active flag), so writeFailed needs no lock.
+// writeOut writes the queued frames, as the queue's writer: one runs at a
+// time, and until it has sent what it gathered, so writeFailed needs no
+// lock.
 func (s *Session) writeOut() {
-	pending := false // the last frame was written with more
+	pending := false // frames were written with more, and not sent yet
 	for {
-		fr, more, ok := s.q.next()
+		fr, more, ok := s.q.next(!pending)
 		if !ok {
-			if pending && !s.writeFailed {
+			if !pending {
+				return // the writer has ended
+			}
+			// The frames said to follow are gone (a newer presence frame
+			// replaced or dropped them): send what was gathered, then
+			// look again.
+			pending = false
+			if !s.writeFailed {
 				if err := s.transport.Flush(); err != nil {
 					s.writeFailed = true
 					s.transport.WriteFailed(err)
 				}
 			}
-			return
+			continue
 		}
 		if s.writeFailed {
 			continue // drop: the connection is gone

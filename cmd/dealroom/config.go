@@ -36,7 +36,7 @@ type Config struct {
 	AllowedOrigins []string
 	WSPing         time.Duration
 	PresenceTTL    time.Duration
-	// The websocket's caps (api.RealtimeConfig).
+	// The websocket's caps (ws.Config).
 	WSMaxSockets        int
 	WSMaxSocketsPerUser int
 	WSMaxSubscriptions  int

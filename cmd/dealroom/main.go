@@ -37,6 +37,7 @@ import (
 	"dealroom/mongostore"
 	"dealroom/redisbroker"
 	"dealroom/room"
+	"dealroom/ws"
 )
 
 func main() {
@@ -296,7 +297,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.closers = append(a.closers, func() error { stopGC(); <-gcDone; return nil })
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
-		Hub: h, Realtime: api.RealtimeConfig{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
+		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
 		svc, keys, a.Log, metrics, ready)

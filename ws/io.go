@@ -1,4 +1,4 @@
-package api
+package ws
 
 import (
 	"bufio"
@@ -6,10 +6,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
-
-	"github.com/labstack/echo/v4"
 )
 
 // The websocket's own buffers are small: an idle device should cost
@@ -25,12 +24,14 @@ const (
 // smallBuffers hands the websocket smaller buffers than the HTTP server's
 // 4 KiB ones, and its writes to a gatherWriter.
 type smallBuffers struct {
-	*echo.Response
+	http.ResponseWriter
 	out **gatherWriter // set to the connection's writer
 }
 
+// Hijack takes the connection over from the HTTP server (the websocket
+// library's upgrade calls it).
 func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := w.Response.Hijack()
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return conn, brw, err
 	}

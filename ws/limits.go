@@ -1,4 +1,4 @@
-package api
+package ws
 
 import (
 	"sync"
@@ -75,7 +75,7 @@ type frameLimits struct {
 }
 
 // allow takes a token of the frame kind's bucket at now.
-func (l *frameLimits) allow(rc *RealtimeConfig, kind string, now time.Time) bool {
+func (l *frameLimits) allow(rc *Config, kind string, now time.Time) bool {
 	for i, k := range frameKinds {
 		if k != kind {
 			continue
@@ -95,7 +95,7 @@ func (l *frameLimits) allow(rc *RealtimeConfig, kind string, now time.Time) bool
 }
 
 // expired tells whether the connection's token has expired.
-func (w *wsConn) expired() bool { return !w.rc.Now().Before(w.until) }
+func (c *conn) expired() bool { return !c.s.cfg.Now().Before(c.until) }
 
 // endExpired closes the connection of an expired token.
-func (w *wsConn) endExpired() { w.end(StatusTokenExpired, tokenExpiredReason) }
+func (c *conn) endExpired() { c.end(StatusTokenExpired, tokenExpiredReason) }
