@@ -1,12 +1,13 @@
 package dealroom
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
 
 // Error codes. They are chosen where a fault is known and mapped to HTTP
-// statuses and protocol error frames in one place each (package api).
+// statuses and protocol error frames in one place (PublicOf).
 const (
 	EINVALID     = "invalid"     // a field or value breaks a rule (422, with Field)
 	EBADREQUEST  = "bad_request" // the request as a whole cannot be read (400)
@@ -89,11 +90,63 @@ func ErrorMessage(err error) string {
 	}
 }
 
-// WireCode returns the code the public contract uses for an error code:
-// the same word, except "invalid_field" for EINVALID.
-func WireCode(code string) string {
-	if code == EINVALID {
-		return "invalid_field"
+// codes is the one table from an error code to what the public contract
+// shows: the HTTP status of a REST answer and the code word of its error
+// body, which a websocket error frame carries too.
+var codes = map[string]struct {
+	status int
+	wire   string
+}{
+	EINVALID:     {422, "invalid_field"},
+	EBADREQUEST:  {400, "bad_request"},
+	EUNAUTH:      {401, "unauthenticated"},
+	EFORBIDDEN:   {403, "forbidden"},
+	ENOTFOUND:    {404, "not_found"},
+	ECONFLICT:    {409, "conflict"},
+	ETOOLARGE:    {413, "payload_too_large"},
+	EMETHOD:      {405, "method_not_allowed"},
+	ERATELIMITED: {429, "rate_limited"},
+	EUNAVAILABLE: {503, "unavailable"},
+	EINTERNAL:    {500, "internal"},
+}
+
+// Codes returns every error code, in no particular order.
+func Codes() []string {
+	out := make([]string, 0, len(codes))
+	for c := range codes {
+		out = append(out, c)
 	}
-	return code
+	return out
+}
+
+// Public is an error as the public contract shows it, over HTTP and over
+// the websocket alike.
+type Public struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// PublicOf describes err for its caller: its status, its code word, a
+// message safe to show (internal errors get a generic one) and the field
+// at fault. A cancelled or timed-out context is "unavailable": the caller
+// may retry.
+func PublicOf(err error) Public {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if ErrorCode(err) == EINTERNAL {
+			err = &Error{Code: EUNAVAILABLE, Message: "the server is busy or shutting down; retry", Err: err}
+		}
+	}
+	code := ErrorCode(err)
+	c, ok := codes[code]
+	if !ok {
+		c, err = codes[EINTERNAL], errors.New("unknown error code "+code)
+	}
+	p := Public{Status: c.status, Code: c.wire, Message: ErrorMessage(err)}
+	var e *Error
+	if errors.As(err, &e) {
+		p.Field = e.Field
+	}
+	return p
 }

@@ -59,10 +59,11 @@ func (s *Server) listAttachments(c echo.Context) error {
 	return c.JSON(http.StatusOK, list[room.Attachment]{Items: as, NextCursor: encodeCursor(next)})
 }
 
-// upload streams a multipart upload (field "file", optional fields
-// "visibility" and "task_id", also accepted as query parameters) into the
-// blob store, then records the attachment. Permission is checked first, so
-// that nobody can fill the disk of a room they cannot write to.
+// upload reads a multipart upload (field "file", optional fields
+// "visibility" and "task_id", also accepted as query parameters) into a
+// spool file, and hands it to the service (room.Service.Upload: check,
+// store the bytes, record). Permission is checked before the body is
+// read, so that nobody can fill the disk of a room they cannot write to.
 func (s *Server) upload(c echo.Context) error {
 	ctx := c.Request().Context()
 	a, roomID := actor(c), c.Param("room")
@@ -146,17 +147,9 @@ func (s *Server) upload(c echo.Context) error {
 	if !got {
 		return dealroom.Invalid("file", "the upload has no field named \"file\"")
 	}
-	// Only a file the room would accept reaches the blob store: nobody
-	// fills it with refused uploads.
-	if err := s.svc.CheckUpload(ctx, a, roomID, up); err != nil {
-		return err
-	}
-	if up.Blob, err = s.svc.Blobs.Put(ctx, spool, s.cfg.MaxUploadBytes); err != nil {
-		return uploadError(err)
-	}
-	at, err := s.svc.AddAttachment(ctx, a, roomID, up, key)
+	at, err := s.svc.Upload(ctx, a, roomID, up, spool, s.cfg.MaxUploadBytes, key)
 	if err != nil {
-		return err
+		return uploadError(err)
 	}
 	return c.JSON(http.StatusCreated, at)
 }

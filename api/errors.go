@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
@@ -10,56 +9,22 @@ import (
 	"dealroom"
 )
 
-// codes maps domain error codes to HTTP statuses and the contract's codes.
-var codes = map[string]struct {
-	status int
-	code   string
-}{
-	dealroom.EINVALID:     {http.StatusUnprocessableEntity, "invalid_field"},
-	dealroom.EBADREQUEST:  {http.StatusBadRequest, "bad_request"},
-	dealroom.EUNAUTH:      {http.StatusUnauthorized, "unauthenticated"},
-	dealroom.EFORBIDDEN:   {http.StatusForbidden, "forbidden"},
-	dealroom.ENOTFOUND:    {http.StatusNotFound, "not_found"},
-	dealroom.ECONFLICT:    {http.StatusConflict, "conflict"},
-	dealroom.ETOOLARGE:    {http.StatusRequestEntityTooLarge, "payload_too_large"},
-	dealroom.EMETHOD:      {http.StatusMethodNotAllowed, "method_not_allowed"},
-	dealroom.ERATELIMITED: {http.StatusTooManyRequests, "rate_limited"},
-	dealroom.EUNAVAILABLE: {http.StatusServiceUnavailable, "unavailable"},
-	dealroom.EINTERNAL:    {http.StatusInternalServerError, "internal"},
-}
-
 // errorBody is the contract's error shape.
 type errorBody struct {
-	Error errorDetail `json:"error"`
+	Error dealroom.Public `json:"error"`
 }
 
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
-
-// Status returns the HTTP status and the contract's body for err. Internal
-// errors get a generic message; their text is only logged.
+// Status returns the HTTP status and the contract's body for err
+// (dealroom.PublicOf: the one table from error codes to statuses and code
+// words, which the websocket's error frames use too). Internal errors get
+// a generic message; their text is only logged.
 func Status(err error) (int, errorBody) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		err = fromEcho(he)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		err = dealroom.Unavailable(err)
-	}
-	code := dealroom.ErrorCode(err)
-	m, ok := codes[code]
-	if !ok {
-		m = codes[dealroom.EINTERNAL]
-	}
-	body := errorBody{Error: errorDetail{Code: m.code, Message: dealroom.ErrorMessage(err)}}
-	var de *dealroom.Error
-	if errors.As(err, &de) {
-		body.Error.Field = de.Field
-	}
-	return m.status, body
+	p := dealroom.PublicOf(err)
+	return p.Status, errorBody{Error: p}
 }
 
 // fromEcho turns Echo's own errors (no route, body limit, ...) into ours.

@@ -10,12 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"dealroom"
 )
 
 // TestErrorCodesDocumented keeps what integrators read in step with what
 // the API sends: the error codes table of docs/architecture.md names, for
-// every domain code, the status and the wire code of the codes table in
-// errors.go, and the contract's Error schema lists every wire code.
+// every domain code, the status and the wire code of the one table of
+// dealroom.PublicOf, and the contract's Error schema lists every wire code.
 func TestErrorCodesDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/architecture.md")
 	require.NoError(t, err)
@@ -23,6 +25,18 @@ func TestErrorCodesDocumented(t *testing.T) {
 	require.True(t, ok, "docs/architecture.md has an Error codes section")
 	section, _, _ = strings.Cut(section, "\n## ")
 
+	// The one table (dealroom.PublicOf), by domain code.
+	codes := map[string]struct {
+		status int
+		code   string
+	}{}
+	for _, c := range dealroom.Codes() {
+		p := dealroom.PublicOf(&dealroom.Error{Code: c})
+		codes[c] = struct {
+			status int
+			code   string
+		}{p.Status, p.Code}
+	}
 	firstCode := regexp.MustCompile("`([a-z_]+)`")
 	documented := map[string]bool{}
 	for _, line := range strings.Split(section, "\n") {

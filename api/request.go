@@ -1,23 +1,18 @@
 package api
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"dealroom"
+	"dealroom/internal/strictjson"
 )
 
 const actorKey = "dealroom.actor"
@@ -79,123 +74,18 @@ func (s *Server) bind(c echo.Context, v any) error {
 	return decodeJSON(body, v)
 }
 
-// decodeJSON is the strict decoder behind bind, also used for websocket
-// command data. Text that is not valid UTF-8 is refused before decoding:
-// encoding/json would store U+FFFD in its place.
+// body is how request bodies are read: strictly (internal/strictjson,
+// the decoder of websocket frames too), a field at fault named.
+var body = strictjson.Input{What: "the request body"}
+
+// decodeJSON reads one JSON object from r into v strictly, for bind and
+// for a websocket command's data.
 func decodeJSON(r io.Reader, v any) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return jsonError(err)
 	}
-	if err := dealroom.CheckJSONText("the request body", b); err != nil {
-		return err
-	}
-	br := bufio.NewReader(bytes.NewReader(b))
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return jsonError(err)
-		}
-		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
-			continue
-		}
-		br.UnreadByte()
-		if b != '{' {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "the request body must be a JSON object")
-		}
-		break
-	}
-	dec := json.NewDecoder(br)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return jsonError(err)
-		}
-		return dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after the JSON object")
-	}
-	return refuseNulls(b, v)
-}
-
-// refuseNulls refuses null for a field that cannot hold it, and an empty
-// string for a field of enumerated values (a named string type such as
-// Visibility): encoding/json leaves the first at its default, and the
-// domain reads the second as "left out", so {"visibility": null} or
-// {"visibility": ""} would quietly mean the default where the contract
-// allows neither. Fields that can say "null" (pointers, Opt of a PATCH)
-// decide for themselves what null means.
-func refuseNulls(b []byte, v any) error {
-	t := reflect.TypeOf(v)
-	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
-		return nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return nil // decoded already: cannot fail
-	}
-	for _, name := range slices.Sorted(maps.Keys(fields)) { // the same answer every time
-		f, ok := jsonField(t.Elem(), name)
-		if !ok {
-			continue
-		}
-		switch string(bytes.TrimSpace(fields[name])) {
-		case "null":
-			if !nullable(f.Type) {
-				return dealroom.Invalid(jsonName(f), "%s must not be null: leave it out instead", jsonName(f))
-			}
-		case `""`:
-			if enumerated(f.Type) {
-				return dealroom.Invalid(jsonName(f), "%s must not be empty: leave it out for the default", jsonName(f))
-			}
-		}
-	}
-	return nil
-}
-
-// jsonField finds the struct field that encoding/json fills from key
-// (matched as it does, without regard to case).
-func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		if f := t.Field(i); f.IsExported() && strings.EqualFold(jsonName(f), key) {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
-}
-
-func jsonName(f reflect.StructField) string {
-	if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" {
-		return name
-	}
-	return f.Name
-}
-
-var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
-
-// enumerated tells whether a field of type t holds one of a set of words:
-// a named string type, also inside a pointer or an Opt.
-func enumerated(t reflect.Type) bool {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(unmarshaler) {
-		if v, ok := t.FieldByName("V"); ok {
-			t = v.Type // dealroom.Opt[T]
-		}
-	}
-	return t.Kind() == reflect.String && t.PkgPath() != ""
-}
-
-// nullable tells whether a field of type t can tell null from absence.
-func nullable(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		return true
-	}
-	return t == reflect.TypeFor[json.RawMessage]() || reflect.PointerTo(t).Implements(unmarshaler)
+	return body.Decode(b, v)
 }
 
 // queryValue returns a query parameter that may be given once; present
@@ -211,52 +101,13 @@ func queryValue(c echo.Context, name string) (v string, present bool, err error)
 	return vs[0], true, nil
 }
 
-// jsonError explains a decoding failure.
+// jsonError explains a failure to read a request body.
 func jsonError(err error) error {
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-		mbe *http.MaxBytesError
-		de  *dealroom.Error
-	)
-	switch {
-	case errors.As(err, &de):
-		return de
-	case errors.As(err, &mbe):
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
 		return dealroom.Errorf(dealroom.ETOOLARGE, "the request body is larger than %d bytes", mbe.Limit)
-	case errors.Is(err, io.EOF):
-		return dealroom.Errorf(dealroom.EBADREQUEST, "the request body is empty; send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return dealroom.Errorf(dealroom.EBADREQUEST, "malformed JSON: the body ends too early")
-	case errors.As(err, &syn):
-		return dealroom.Errorf(dealroom.EBADREQUEST, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "the body must be a JSON object")
-		}
-		return dealroom.Invalid(typ.Field, "%s must be %s, not a JSON %s", typ.Field, kindOf(typ.Type.String()), typ.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return dealroom.Invalid(name, "unknown field %q", name)
 	}
-	return dealroom.Errorf(dealroom.EBADREQUEST, "the body could not be read as JSON")
-}
-
-// kindOf names a Go type the way a JSON user thinks of it.
-func kindOf(t string) string {
-	switch {
-	case t == "string" || strings.HasSuffix(t, "Status") || strings.HasSuffix(t, "Visibility") ||
-		strings.HasSuffix(t, "Stage") || strings.HasSuffix(t, "Window") || strings.HasSuffix(t, "Access") ||
-		strings.HasSuffix(t, "Kind") || strings.HasSuffix(t, "RoleInRoom"):
-		return "a string"
-	case strings.HasPrefix(t, "[]"):
-		return "an array"
-	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "float") || strings.HasPrefix(t, "uint"):
-		return "a number"
-	case t == "bool":
-		return "true or false"
-	}
-	return "a " + t
+	return dealroom.Errorf(dealroom.EBADREQUEST, "the request body could not be read")
 }
 
 // limitParam reads ?limit=, def when absent.

@@ -2,15 +2,12 @@ package hub
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"strconv"
 	"unicode/utf8"
 
 	"dealroom"
+	"dealroom/internal/strictjson"
 	"dealroom/presence"
 )
 
@@ -96,36 +93,26 @@ func salvage(b []byte) (id, roomID string) {
 	return id, roomID
 }
 
+// rawFrame is a client frame as sent: every field any frame type has,
+// nil when left out.
+type rawFrame struct {
+	Type       *string         `json:"type"`
+	Room       *string         `json:"room"`
+	After      json.RawMessage `json:"after"`
+	ID         *string         `json:"id"`
+	Op         *string         `json:"op"`
+	Data       json.RawMessage `json:"data"`
+	State      *string         `json:"state"`
+	TaskID     *string         `json:"task_id"`
+	Visibility *string         `json:"visibility"`
+}
+
+// decodeFrame reads a frame: its envelope (id, type), the fields of its
+// type, its room, and no field of another type.
 func decodeFrame(b []byte) (Frame, error) {
-	var raw struct {
-		Type       *string         `json:"type"`
-		Room       *string         `json:"room"`
-		After      json.RawMessage `json:"after"`
-		ID         *string         `json:"id"`
-		Op         *string         `json:"op"`
-		Data       json.RawMessage `json:"data"`
-		State      *string         `json:"state"`
-		TaskID     *string         `json:"task_id"`
-		Visibility *string         `json:"visibility"`
-	}
-	// Invalid UTF-8, or an escaped lone surrogate, would be decoded as
-	// U+FFFD: what the client sent would not be what is stored.
-	if err := dealroom.CheckJSONText("the frame", b); err != nil {
+	var raw rawFrame
+	if err := frameInput.Decode(b, &raw); err != nil {
 		return Frame{}, err
-	}
-	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "a frame is a JSON object")
-	}
-	if err := checkKeys(b); err != nil {
-		return Frame{}, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Frame{}, dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after the frame's JSON object")
 	}
 	var f Frame
 	if raw.ID != nil {
@@ -138,137 +125,127 @@ func decodeFrame(b []byte) (Frame, error) {
 		return f, dealroom.Invalid("type", "a frame needs a type: subscribe, unsubscribe, command, presence or ping")
 	}
 	f.Type = *raw.Type
-	needRoom := true
+	var err error
 	switch f.Type {
 	case Subscribe:
-		if a := string(raw.After); a != "" && a != "null" {
-			if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' {
-				return f, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: after has the wrong type")
-			}
-			n, err := strconv.ParseInt(a, 10, 64)
-			if err != nil || n < 0 {
-				return f, dealroom.Invalid("after", "after is a seq: a whole number, 0 or more")
-			}
-			f.After = n
-		}
-	case Unsubscribe:
+		err = f.readSubscribe(&raw)
+	case Unsubscribe, Ping:
 	case Command:
-		if f.ID == "" {
-			return f, dealroom.Invalid("id", "a command needs an id (the client's operation id)")
-		}
-		if raw.Op == nil || *raw.Op == "" || len(*raw.Op) > 64 {
-			return f, dealroom.Invalid("op", "a command needs an op, such as task.create")
-		}
-		f.Op = *raw.Op
-		if d := bytes.TrimSpace(raw.Data); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
-			if d[0] != '{' {
-				return f, dealroom.Invalid("data", "a command's data is a JSON object")
-			}
-			f.Data = d
-		}
+		err = f.readCommand(&raw)
 	case Presence:
-		st, ok := "", false
-		if raw.State != nil {
-			var s presence.State
-			s, ok = presence.ParseState(*raw.State)
-			st = string(s)
-		}
-		if !ok {
-			return f, dealroom.Invalid("state", "state is viewing, typing or idle")
-		}
-		f.State = presence.State(st)
-		if raw.TaskID != nil {
-			if len(*raw.TaskID) > maxRoomID {
-				return f, dealroom.Invalid("task_id", "task_id is too long")
-			}
-			f.TaskID = *raw.TaskID
-		}
-		if raw.Visibility != nil {
-			v, err := dealroom.ParseVisibility("visibility", dealroom.Visibility(*raw.Visibility), dealroom.Shared)
-			if err != nil {
-				return f, err
-			}
-			f.Visibility = v
-		}
-	case Ping:
-		needRoom = false
+		err = f.readPresence(&raw)
 	default:
-		return f, dealroom.Invalid("type", "unknown frame type %q: subscribe, unsubscribe, command, presence or ping", dealroom.Clip(f.Type))
+		err = dealroom.Invalid("type", "unknown frame type %q: subscribe, unsubscribe, command, presence or ping", dealroom.Clip(f.Type))
 	}
-	if needRoom {
-		if raw.Room == nil || *raw.Room == "" {
-			return f, dealroom.Invalid("room", "a %s frame names a room", f.Type)
-		}
-		if len(*raw.Room) > maxRoomID {
-			return f, dealroom.Invalid("room", "room is not a room id")
-		}
-		f.Room = *raw.Room
+	if err == nil && f.Type != Ping {
+		err = f.readRoom(&raw)
 	}
-	// Fields that do not belong to the type are refused rather than
-	// ignored: a client that sends them misunderstands the protocol.
-	extra := map[string]bool{
-		"after":      raw.After != nil && f.Type != Subscribe,
-		"op":         raw.Op != nil && f.Type != Command,
-		"data":       raw.Data != nil && f.Type != Command,
-		"state":      raw.State != nil && f.Type != Presence,
-		"task_id":    raw.TaskID != nil && f.Type != Presence,
-		"visibility": raw.Visibility != nil && f.Type != Presence,
-		"room":       raw.Room != nil && f.Type == Ping,
+	if err == nil {
+		err = f.refuseOthers(&raw)
 	}
-	for _, k := range []string{"after", "op", "data", "state", "task_id", "visibility", "room"} {
-		if extra[k] {
-			return f, dealroom.Invalid(k, "a %s frame has no %s", f.Type, k)
-		}
-	}
-	return f, nil
+	return f, err
 }
 
-// frameKeys are the fields a client frame may have, spelled exactly.
-var frameKeys = map[string]bool{"type": true, "room": true, "after": true, "id": true, "op": true,
-	"data": true, "state": true, "task_id": true, "visibility": true}
-
-// checkKeys refuses field names the protocol does not define (encoding/json
-// would match "Type" to "type") and fields given twice.
-func checkKeys(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil {
-		return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+// readSubscribe reads the seq a subscription starts after.
+func (f *Frame) readSubscribe(raw *rawFrame) error {
+	a := string(raw.After)
+	if a == "" || a == "null" {
+		return nil
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
+	if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' {
+		return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: after has the wrong type")
+	}
+	n, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || n < 0 {
+		return dealroom.Invalid("after", "after is a seq: a whole number, 0 or more")
+	}
+	f.After = n
+	return nil
+}
+
+// readCommand reads a command's id, op and data.
+func (f *Frame) readCommand(raw *rawFrame) error {
+	if f.ID == "" {
+		return dealroom.Invalid("id", "a command needs an id (the client's operation id)")
+	}
+	if raw.Op == nil || *raw.Op == "" || len(*raw.Op) > 64 {
+		return dealroom.Invalid("op", "a command needs an op, such as task.create")
+	}
+	f.Op = *raw.Op
+	if d := bytes.TrimSpace(raw.Data); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		if d[0] != '{' {
+			return dealroom.Invalid("data", "a command's data is a JSON object")
+		}
+		f.Data = d
+	}
+	return nil
+}
+
+// readPresence reads a presence frame's state, task and visibility.
+func (f *Frame) readPresence(raw *rawFrame) error {
+	st, ok := presence.State(""), false
+	if raw.State != nil {
+		st, ok = presence.ParseState(*raw.State)
+	}
+	if !ok {
+		return dealroom.Invalid("state", "state is viewing, typing or idle")
+	}
+	f.State = st
+	if raw.TaskID != nil {
+		if len(*raw.TaskID) > maxRoomID {
+			return dealroom.Invalid("task_id", "task_id is too long")
+		}
+		f.TaskID = *raw.TaskID
+	}
+	if raw.Visibility != nil {
+		v, err := dealroom.ParseVisibility("visibility", dealroom.Visibility(*raw.Visibility), dealroom.Shared)
 		if err != nil {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+			return err
 		}
-		key, _ := tok.(string)
-		if !frameKeys[key] {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "unknown field %q", dealroom.Clip(key))
-		}
-		if seen[key] {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "field %q is given twice", key)
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s", describe(err))
+		f.Visibility = v
+	}
+	return nil
+}
+
+// readRoom reads the room every frame but a ping names.
+func (f *Frame) readRoom(raw *rawFrame) error {
+	if raw.Room == nil || *raw.Room == "" {
+		return dealroom.Invalid("room", "a %s frame names a room", f.Type)
+	}
+	if len(*raw.Room) > maxRoomID {
+		return dealroom.Invalid("room", "room is not a room id")
+	}
+	f.Room = *raw.Room
+	return nil
+}
+
+// refuseOthers refuses the fields that do not belong to the frame's type
+// rather than ignoring them: a client that sends them misunderstands the
+// protocol.
+func (f *Frame) refuseOthers(raw *rawFrame) error {
+	extra := []struct {
+		name  string
+		given bool
+	}{
+		{"after", raw.After != nil && f.Type != Subscribe},
+		{"op", raw.Op != nil && f.Type != Command},
+		{"data", raw.Data != nil && f.Type != Command},
+		{"state", raw.State != nil && f.Type != Presence},
+		{"task_id", raw.TaskID != nil && f.Type != Presence},
+		{"visibility", raw.Visibility != nil && f.Type != Presence},
+		{"room", raw.Room != nil && f.Type == Ping},
+	}
+	for _, x := range extra {
+		if x.given {
+			return dealroom.Invalid(x.name, "a %s frame has no %s", f.Type, x.name)
 		}
 	}
 	return nil
 }
 
-func describe(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s has the wrong type (%s)", typ.Field, typ.Value)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON ends too early"
-	}
-	return dealroom.Clip(err.Error())
-}
+// frameInput reads client frames: strictly, as request bodies are read
+// (internal/strictjson), and a fault is the frame's as a whole.
+var frameInput = strictjson.Input{What: "the frame", Whole: true}
 
 // Server frames. They are built by hand around pre-encoded parts, so an
 // event is encoded once per visibility, never once per session.
@@ -321,24 +298,12 @@ func AckFrame(id string, seq int64, data json.RawMessage) []byte {
 // ErrorFrame answers a frame that failed; id is the command's, if any,
 // room the frame's, if any.
 func ErrorFrame(id, room string, err error) []byte {
-	e := struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field,omitempty"`
-	}{Code: dealroom.WireCode(dealroom.ErrorCode(err)), Message: dealroom.ErrorMessage(err)}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		e.Code, e.Message = dealroom.EUNAVAILABLE, "the server is busy or shutting down; retry"
-	}
-	var de *dealroom.Error
-	if errors.As(err, &de) {
-		e.Field = de.Field
-	}
 	return mustJSON(struct {
-		Type  string `json:"type"`
-		ID    string `json:"id,omitempty"`
-		Room  string `json:"room,omitempty"`
-		Error any    `json:"error"`
-	}{"error", id, room, e})
+		Type  string          `json:"type"`
+		ID    string          `json:"id,omitempty"`
+		Room  string          `json:"room,omitempty"`
+		Error dealroom.Public `json:"error"`
+	}{"error", id, room, dealroom.PublicOf(err)})
 }
 
 // PongFrame answers a client's ping frame.

@@ -160,10 +160,6 @@ func (h *Hub) Context() context.Context { return h.ctx }
 // Instance returns the hub's instance name.
 func (h *Hub) Instance() string { return h.cfg.Instance }
 
-// SetStore sets the store, for a hub made before its store (the broker
-// that the store's wiring needs wants the hub first). Call it before Start.
-func (h *Hub) SetStore(s Store) { h.store = s }
-
 // Start sets the broker (which delivers to h) and starts the hub's timers.
 func (h *Hub) Start(b broker.Broker) {
 	h.broker = b

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -49,6 +50,7 @@ type Keys struct {
 	cfg     Config
 	methods []string
 	opts    []jwt.ParserOption
+	cache   verifiedCache
 }
 
 // Leeway is the clock skew allowed when checking a token's times: a token
@@ -145,6 +147,10 @@ func (k *Keys) Verify(token string) (dealroom.Actor, error) {
 // returns the instant the token stops being accepted (its exp plus Leeway),
 // when the connection must end.
 func (k *Keys) VerifyUntil(token string) (dealroom.Actor, time.Time, error) {
+	now := k.cfg.Now()
+	if v, ok := k.cache.get(token, now); ok {
+		return v.actor, v.until, nil
+	}
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, k.key, k.opts...)
 	if err != nil {
@@ -154,7 +160,9 @@ func (k *Keys) VerifyUntil(token string) (dealroom.Actor, time.Time, error) {
 	if err != nil {
 		return dealroom.Actor{}, time.Time{}, err
 	}
-	return a, c.ExpiresAt.Time.Add(Leeway), nil
+	until := c.ExpiresAt.Time.Add(Leeway)
+	k.cache.put(token, verified{actor: a, until: until}, now)
+	return a, until, nil
 }
 
 // actor reads and checks who verified claims speak for.
@@ -243,4 +251,59 @@ func reason(err error) string {
 
 func unauth(msg string) *dealroom.Error {
 	return &dealroom.Error{Code: dealroom.EUNAUTH, Message: msg}
+}
+
+// verifiedCache remembers the tokens verified lately, so that a client
+// that sends the same token with every request (a browser's hundred
+// requests a minute) has it parsed and its signature checked once: a
+// token's answer cannot change before it expires (the revocation of a
+// sign-in is checked elsewhere, on every request: room.Service.Authorize).
+// A hit is still refused from its expiry on. The cache holds at most
+// maxVerified tokens; when full, half of them are dropped.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[string]verified
+}
+
+type verified struct {
+	actor dealroom.Actor
+	until time.Time // exp plus Leeway
+}
+
+const maxVerified = 8192
+
+func (c *verifiedCache) get(token string, now time.Time) (verified, bool) {
+	c.mu.Lock()
+	v, ok := c.m[token]
+	if ok && !now.Before(v.until) {
+		delete(c.m, token)
+		ok = false
+	}
+	c.mu.Unlock()
+	return v, ok
+}
+
+func (c *verifiedCache) put(token string, v verified, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]verified)
+	}
+	if len(c.m) >= maxVerified {
+		// Expired ones first, then any (map order is random).
+		n := 0
+		for t, old := range c.m {
+			if !now.Before(old.until) || n%2 == 0 {
+				delete(c.m, t)
+			}
+			n++
+		}
+	}
+	c.m[token] = v
+}
+
+func (c *verifiedCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }

@@ -535,3 +535,28 @@ func TestParsedKeyOfAnUnsupportedKindIsRefusedByNew(t *testing.T) {
 	_, err = jwtauth.New(jwtauth.Config{Secret: secret, PublicKey: pk, Audience: "dealroom"})
 	assert.Error(t, err)
 }
+
+// A token verified once is remembered, but never past its
+// expiry: the same token, asked again after exp plus the leeway, is
+// refused as it would be the first time.
+func TestVerifiedTokensExpireFromTheCache(t *testing.T) {
+	at := now
+	k := mustKeys(t, jwtauth.Config{Now: func() time.Time { return at }})
+	c := claims()
+	c["exp"] = now.Add(time.Minute).Unix()
+	tok := sign(t, jwt.SigningMethodHS256, secret, c)
+	a, until, err := k.VerifyUntil(tok)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", a.ID)
+	assert.True(t, now.Add(time.Minute+jwtauth.Leeway).Equal(until), "until is exp plus the leeway")
+
+	at = now.Add(time.Minute + jwtauth.Leeway - time.Second)
+	again, _, err := k.VerifyUntil(tok)
+	require.NoError(t, err, "still valid a second before its end")
+	assert.Equal(t, a, again)
+
+	at = now.Add(time.Minute + jwtauth.Leeway)
+	requireRefused(t, k, tok)
+	// And a token changed by one character is checked, not found.
+	requireRefused(t, k, tok[:len(tok)-2]+"xx")
+}

@@ -100,6 +100,24 @@ func attachmentOf(p Perm, a dealroom.Actor, room string, up Upload, now time.Tim
 	return at, nil
 }
 
+// Upload adds a file to the room: it checks the upload against the room's
+// rules before any byte is stored (a file the room would refuse never
+// reaches Blobs), stores the bytes of body (at most max), and records the
+// attachment. Bytes stored for an upload whose record then fails (refused
+// by a concurrent change, or the store down) are left to the blob
+// collector (CollectBlobs).
+func (s *Service) Upload(ctx context.Context, a dealroom.Actor, room string, up Upload, body io.Reader, max int64, key string) (Attachment, error) {
+	if err := s.CheckUpload(ctx, a, room, up); err != nil {
+		return Attachment{}, err
+	}
+	blob, err := s.Blobs.Put(ctx, body, max)
+	if err != nil {
+		return Attachment{}, err
+	}
+	up.Blob = blob
+	return s.AddAttachment(ctx, a, room, up, key)
+}
+
 // AddAttachment records a file whose bytes are already in Blobs. Writers
 // only; customers upload shared files only.
 func (s *Service) AddAttachment(ctx context.Context, a dealroom.Actor, room string, up Upload, key string) (Attachment, error) {

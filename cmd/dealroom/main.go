@@ -201,7 +201,9 @@ type App struct {
 	mode     string
 }
 
-// Open wires the parts and starts serving in the background.
+// Open wires the parts and starts serving in the background: the token
+// keys, the backend of the mode (openEmbedded, or openCluster with
+// MongoDB and Redis), the service, the hub and its broker, the API.
 func (a *App) Open(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -213,77 +215,33 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a.Log.Info("starting", cfg.Masked()...)
-	secret, err := cfg.jwtSecret()
-	if err != nil {
-		return fmt.Errorf("jwt secret: %w", err)
-	}
-	jcfg := jwtauth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
-	if cfg.JWTPublicKey != "" {
-		pem, err := os.ReadFile(cfg.JWTPublicKey)
-		if err != nil {
-			return fmt.Errorf("jwt public key: %w", err)
-		}
-		if jcfg.PublicKey, err = jwtauth.ParsePublicKey(pem); err != nil {
-			return err
-		}
-	}
-	keys, err := jwtauth.New(jcfg)
+	keys, err := openKeys(cfg)
 	if err != nil {
 		return err
 	}
-
-	var blobs room.Blobs
-	ready := map[string]api.Pinger{}
 	metrics := api.NewMetrics()
-	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
-	svc := &room.Service{}
-	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, nil, svc, a.Log)
-	var b broker.Broker
+	var be backend
 	if cfg.MongoURI != "" {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		ms, err := mongostore.Open(octx, cfg.MongoURI, mongostore.WithLogger(a.Log))
-		if err != nil {
-			return fmt.Errorf("mongodb: %w", err)
-		}
-		a.store = ms
-		a.closers = append(a.closers, ms.Close)
-		ready["store"] = ms
-		if blobs, err = ms.Blobs(octx); err != nil {
-			return fmt.Errorf("mongodb attachments: %w", err)
-		}
-		redis.SetLogger(redisLog{a.Log})
-		rb, err := redisbroker.New(octx, cfg.RedisURL, h, redisbroker.WithLogger(a.Log))
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		b = rb
-		ready["broker"] = rb
-		db, _ := mongostore.DatabaseFromURI(cfg.MongoURI)
-		a.mode = "MongoDB (database " + db + ") and Redis, instance " + h.Instance()
+		be, err = a.openCluster(ctx, cfg)
 	} else {
-		bs, err := boltstore.Open(cfg.DataDir)
-		if err != nil {
-			return err
-		}
-		a.store = bs
-		a.closers = append(a.closers, bs.Close)
-		ready["store"] = bs
-		commits := metrics.Histogram("dealroom_store_commit_seconds",
-			"Durable commits of the embedded store: each writes a group of commands with one fsync'd transaction.")
-		commands := metrics.Counter("dealroom_store_commands_total", "Commands written by the embedded store's commits.")
-		bs.OnCommit(func(n int, d time.Duration) {
-			commits.Observe(d)
-			commands.Add(float64(n))
-		})
-		if blobs, err = diskblob.Open(filepath.Join(cfg.DataDir, "attachments")); err != nil {
-			return err
-		}
-		b = broker.NewLocal(h)
-		a.mode = "embedded store in " + cfg.DataDir
+		be, err = a.openEmbedded(cfg, metrics)
 	}
-	svc.Store, svc.Blobs = a.store, blobs
-	h.SetStore(room.Redactor{Store: a.store})
+	if err != nil {
+		return err
+	}
+	a.store = be.store
+	a.mode = be.mode
+
+	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
+	svc := &room.Service{Store: be.store, Blobs: be.blobs}
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, room.Redactor{Store: be.store}, svc, a.Log)
+	b, err := be.broker(ctx, h)
+	if err != nil {
+		return err
+	}
+	if be.instance {
+		a.mode += ", instance " + h.Instance()
+	}
 	h.Start(b)
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
 	svc.Committed = func(ev room.Event) {
@@ -300,7 +258,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
-		svc, keys, a.Log, metrics, ready)
+		svc, keys, a.Log, metrics, be.ready)
 	frontend.Register(srv.Echo())
 
 	a.listener, err = net.Listen("tcp", cfg.Addr)
@@ -323,6 +281,94 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}()
 	a.Log.Info("listening", "addr", a.Addr(), "mode", a.mode)
 	return nil
+}
+
+// openKeys makes the token verifier of the configuration.
+func openKeys(cfg Config) (*jwtauth.Keys, error) {
+	secret, err := cfg.jwtSecret()
+	if err != nil {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	jcfg := jwtauth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	if cfg.JWTPublicKey != "" {
+		pem, err := os.ReadFile(cfg.JWTPublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("jwt public key: %w", err)
+		}
+		if jcfg.PublicKey, err = jwtauth.ParsePublicKey(pem); err != nil {
+			return nil, err
+		}
+	}
+	return jwtauth.New(jcfg)
+}
+
+// backend is what a mode gives the app: the store and the blobs, the
+// backends /readyz checks, and how the hub's broker is made (the broker
+// delivers to the hub, which needs the store first).
+type backend struct {
+	store  room.Store
+	blobs  room.Blobs
+	ready  map[string]api.Pinger
+	broker func(ctx context.Context, h *hub.Hub) (broker.Broker, error)
+	mode   string
+	// instance: the mode runs several instances, named in the log.
+	instance bool
+}
+
+// openEmbedded opens the embedded mode: bbolt and files in the data
+// directory, the in-process broker.
+func (a *App) openEmbedded(cfg Config, metrics *api.Metrics) (backend, error) {
+	bs, err := boltstore.Open(cfg.DataDir)
+	if err != nil {
+		return backend{}, err
+	}
+	a.closers = append(a.closers, bs.Close)
+	commits := metrics.Histogram("dealroom_store_commit_seconds",
+		"Durable commits of the embedded store: each writes a group of commands with one fsync'd transaction.")
+	commands := metrics.Counter("dealroom_store_commands_total", "Commands written by the embedded store's commits.")
+	bs.OnCommit(func(n int, d time.Duration) {
+		commits.Observe(d)
+		commands.Add(float64(n))
+	})
+	blobs, err := diskblob.Open(filepath.Join(cfg.DataDir, "attachments"))
+	if err != nil {
+		return backend{}, err
+	}
+	return backend{store: bs, blobs: blobs, ready: map[string]api.Pinger{"store": bs},
+		broker: func(_ context.Context, h *hub.Hub) (broker.Broker, error) { return broker.NewLocal(h), nil },
+		mode:   "embedded store in " + cfg.DataDir}, nil
+}
+
+// openCluster opens the production mode, which runs any number of
+// instances: MongoDB (events, read models, GridFS attachments) and Redis
+// pub/sub between the instances.
+func (a *App) openCluster(ctx context.Context, cfg Config) (backend, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ms, err := mongostore.Open(octx, cfg.MongoURI, mongostore.WithLogger(a.Log))
+	if err != nil {
+		return backend{}, fmt.Errorf("mongodb: %w", err)
+	}
+	a.closers = append(a.closers, ms.Close)
+	blobs, err := ms.Blobs(octx)
+	if err != nil {
+		return backend{}, fmt.Errorf("mongodb attachments: %w", err)
+	}
+	db, _ := mongostore.DatabaseFromURI(cfg.MongoURI)
+	ready := map[string]api.Pinger{"store": ms}
+	return backend{store: ms, blobs: blobs, ready: ready,
+		broker: func(ctx context.Context, h *hub.Hub) (broker.Broker, error) {
+			redis.SetLogger(redisLog{a.Log})
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			rb, err := redisbroker.New(rctx, cfg.RedisURL, h, redisbroker.WithLogger(a.Log))
+			if err != nil {
+				return nil, fmt.Errorf("redis: %w", err)
+			}
+			ready["broker"] = rb
+			return rb, nil
+		},
+		mode: "MongoDB (database " + db + ") and Redis", instance: true}, nil
 }
 
 // blobGrace is how old stored bytes that no attachment refers to must be
