@@ -245,7 +245,7 @@ func (f *Frame) refuseOthers(raw *rawFrame) error {
 
 // frameInput reads client frames: strictly, as request bodies are read
 // (internal/strictjson), and a fault is the frame's as a whole.
-var frameInput = strictjson.Input{What: "the frame", Whole: true}
+var frameInput = strictjson.Input{What: "the frame", Whole: true, Exact: true}
 
 // Server frames. They are built by hand around pre-encoded parts, so an
 // event is encoded once per visibility, never once per session.

@@ -7,8 +7,8 @@
 //     store U+FFFD in its place, and what is stored would not be what was
 //     sent: dealroom.CheckJSONText);
 //   - one JSON object, with nothing after it;
-//   - made of fields the target has, each spelled exactly (encoding/json
-//     alone would fill "title" from "Title") and given once;
+//   - made of fields the target has (for a frame, each spelled exactly and
+//     given once: encoding/json alone would fill "type" from "Type");
 //   - of the right types; null only in a field that can tell null from
 //     absence (a pointer, an Opt of a PATCH, raw JSON), and no empty
 //     string in a field of enumerated words (which the domain would read
@@ -42,6 +42,12 @@ type Input struct {
 	// Whole makes every fault the whole input's (EBADREQUEST), as for a
 	// protocol frame; otherwise a field at fault is named (EINVALID).
 	Whole bool
+	// Exact refuses field names spelled otherwise than the target's, and
+	// fields given twice (a frame: the protocol spells its fields one
+	// way). Without it, a name matches as encoding/json matches it,
+	// without regard to case, and the last of a field given twice counts
+	// (a request body, as the contract has always read it).
+	Exact bool
 }
 
 // Decode reads b into v, a pointer to a struct, by the rules of the
@@ -55,9 +61,8 @@ func (in Input) Decode(b []byte, v any) error {
 	} else if t[0] != '{' {
 		return dealroom.Errorf(dealroom.EBADREQUEST, "%s must be a JSON object", in.What)
 	}
-	if err := in.checkKeys(b, reflect.TypeOf(v)); err != nil {
-		return err
-	}
+	// The decoder reads the whole object before it fills v: malformed
+	// JSON is told before a field at fault.
 	dec := json.NewDecoder(bufio.NewReader(bytes.NewReader(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -65,6 +70,11 @@ func (in Input) Decode(b []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return dealroom.Errorf(dealroom.EBADREQUEST, "unexpected data after %s's JSON object", in.What)
+	}
+	if in.Exact {
+		if err := in.checkKeys(b, reflect.TypeOf(v)); err != nil {
+			return err
+		}
 	}
 	return in.refuseNulls(b, v)
 }
@@ -212,7 +222,8 @@ func (in Input) refuseNulls(b []byte, v any) error {
 	return nil
 }
 
-// jsonField finds the struct field that encoding/json fills from key.
+// jsonField finds the struct field that encoding/json fills from key
+// (matched as it does, without regard to case).
 func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -222,7 +233,7 @@ func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 			}
 			continue
 		}
-		if f.IsExported() && jsonName(f) == key {
+		if f.IsExported() && strings.EqualFold(jsonName(f), key) {
 			return f, true
 		}
 	}
