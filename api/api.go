@@ -1,11 +1,12 @@
 // Package api serves Dealroom's public contract over HTTP with Echo: the
 // REST routes under /api/v1, health, readiness and metrics. Handlers only
 // translate: they read the request, call room.Service, and write JSON; the
-// rules live in the domain. Errors are mapped to statuses and the
-// contract's error body in one place (errors.go). The websocket route
-// authenticates its request and hands it to package ws, the transport;
-// the commands sent over it are carried out as the routes they stand for
-// (wscommand.go).
+// rules live in the domain. Every change of a room is declared once
+// (ops.go: its name, route, input type, service call and rate-limit
+// class), and both its REST route and its websocket command are made from
+// that declaration. Errors are shown through the one table of
+// dealroom.PublicOf (errors.go). The websocket route authenticates its
+// request and hands it to package ws, the transport.
 package api
 
 import (

@@ -6,8 +6,8 @@
 // token and its sign-in) and calls Server.Serve, and turns a refusal into
 // the contract's error body. What the frames mean is decided elsewhere:
 // subscriptions, catch-up and presence by the hub, commands by the Service
-// the server is given (the API, which carries a command out as the route
-// it stands for). The package is an adapter between the hub and the
+// the server is given (the API, which carries a command out by the
+// declaration its REST route is made from too). The package is an adapter between the hub and the
 // websocket library (github.com/coder/websocket), as redisbroker is
 // between the broker and Redis: the hub knows only its Transport
 // interface and does not import it, and it knows no HTTP route.
