@@ -71,6 +71,7 @@ type operation interface {
 	// its answer frame (an ack or an error).
 	command(ctx context.Context, s *Server, a dealroom.Actor, f hub.Frame) []byte
 	opName() string
+	route() (method, path string)
 }
 
 // operations are the changes of a room, for both paths.
@@ -154,6 +155,8 @@ func showInvite(inv room.NewInvite, base string) any {
 }
 
 func (o op[In, Out]) opName() string { return o.name }
+
+func (o op[In, Out]) route() (method, path string) { return o.method, o.path }
 
 func (o op[In, Out]) register(s *Server, g *echo.Group) {
 	g.Add(o.method, o.path, func(c echo.Context) error { return o.rest(s, c) })
