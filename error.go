@@ -133,6 +133,9 @@ type Public struct {
 // at fault. A cancelled or timed-out context is "unavailable": the caller
 // may retry.
 func PublicOf(err error) Public {
+	if err == nil {
+		return Public{}
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if ErrorCode(err) == EINTERNAL {
 			err = &Error{Code: EUNAVAILABLE, Message: "the server is busy or shutting down; retry", Err: err}

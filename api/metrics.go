@@ -21,6 +21,8 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	commands *prometheus.CounterVec
+	cmdTime  *prometheus.HistogramVec
 
 	mu       sync.Mutex
 	counters map[string]prometheus.Counter
@@ -49,7 +51,11 @@ func NewMetrics() *Metrics {
 		Name: "dealroom_http_requests_total", Help: "HTTP requests by route and status."}, labels)
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "dealroom_http_request_duration_seconds", Help: "HTTP request latency.", Buckets: latencyBuckets}, labels)
-	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(),
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dealroom_ws_commands_total", Help: "Websocket commands by op and outcome (ok, or the error code)."}, []string{"op", "code"})
+	m.cmdTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "dealroom_ws_command_duration_seconds", Help: "Websocket command latency, from its turn to its answer.", Buckets: latencyBuckets}, []string{"op"})
+	m.reg.MustRegister(m.requests, m.latency, m.commands, m.cmdTime, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,6 +103,14 @@ func (m *Metrics) observeRequest(method, route string, status int, d time.Durati
 	s := strconv.Itoa(status)
 	m.requests.WithLabelValues(method, route, s).Inc()
 	m.latency.WithLabelValues(method, route, s).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeCommand(op, code string, d time.Duration) {
+	if code == "" {
+		code = "ok"
+	}
+	m.commands.WithLabelValues(op, code).Inc()
+	m.cmdTime.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // Handler serves the registry in the Prometheus exposition formats.

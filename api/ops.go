@@ -68,8 +68,8 @@ type operation interface {
 	// register adds the op's REST route to g.
 	register(s *Server, g *echo.Group)
 	// command carries out a websocket command frame of the op and returns
-	// its answer frame (an ack or an error).
-	command(ctx context.Context, s *Server, a dealroom.Actor, f hub.Frame) []byte
+	// its ack frame, or why it failed.
+	command(ctx context.Context, s *Server, a dealroom.Actor, f hub.Frame) ([]byte, error)
 	opName() string
 	route() (method, path string)
 }
@@ -201,9 +201,9 @@ func (o op[In, Out]) answer(out Out, base string) any {
 // appended (of the first one, for a repeated id) or, when it changed
 // nothing, the room's head: "what the command did is in the timeline up
 // to seq".
-func (o op[In, Out]) command(ctx context.Context, s *Server, a dealroom.Actor, f hub.Frame) []byte {
+func (o op[In, Out]) command(ctx context.Context, s *Server, a dealroom.Actor, f hub.Frame) ([]byte, error) {
 	if !s.allow(o.class, a) {
-		return hub.ErrorFrame(f.ID, f.Room, errRateLimited)
+		return nil, errRateLimited
 	}
 	body := []byte(f.Data)
 	var item string
@@ -211,11 +211,11 @@ func (o op[In, Out]) command(ctx context.Context, s *Server, a dealroom.Actor, f
 		var fields map[string]json.RawMessage
 		if len(body) > 0 {
 			if err := json.Unmarshal(body, &fields); err != nil {
-				return hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.EBADREQUEST, "data is not a JSON object"))
+				return nil, dealroom.Errorf(dealroom.EBADREQUEST, "data is not a JSON object")
 			}
 		}
 		if raw, ok := fields[o.itemField]; !ok || json.Unmarshal(raw, &item) != nil || item == "" {
-			return hub.ErrorFrame(f.ID, f.Room, dealroom.Invalid(o.itemField, "%s needs data.%s", o.name, o.itemField))
+			return nil, dealroom.Invalid(o.itemField, "%s needs data.%s", o.name, o.itemField)
 		}
 		delete(fields, o.itemField)
 		body, _ = json.Marshal(fields)
@@ -226,12 +226,12 @@ func (o op[In, Out]) command(ctx context.Context, s *Server, a dealroom.Actor, f
 			body = []byte("{}")
 		}
 		if err := decodeJSON(bytes.NewReader(body), &in); err != nil {
-			return hub.ErrorFrame(f.ID, f.Room, err)
+			return nil, err
 		}
 	}
 	out, err := o.call(ctx, s.svc, a, f.Room, item, in, f.ID)
 	if err != nil {
-		return hub.ErrorFrame(f.ID, f.Room, err)
+		return nil, err
 	}
 	seq := out.Wrote().Seq
 	if seq == 0 {
@@ -242,8 +242,8 @@ func (o op[In, Out]) command(ctx context.Context, s *Server, a dealroom.Actor, f
 	var data json.RawMessage
 	if o.status != http.StatusNoContent {
 		if data, err = json.Marshal(o.answer(out, s.cfg.PublicURL)); err != nil {
-			return hub.ErrorFrame(f.ID, f.Room, err)
+			return nil, err
 		}
 	}
-	return hub.AckFrame(f.ID, seq, data)
+	return hub.AckFrame(f.ID, seq, data), nil
 }

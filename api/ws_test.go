@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +311,30 @@ func TestWSSlowCommandsKeepTheConnection(t *testing.T) {
 	})
 	assert.Equal(t, []string{"pong ", "ack slow-0", "ack slow-1"}, order,
 		"the ping sent after two slow commands is answered first; the commands in order")
+}
+
+// TestWSCommandsAreCounted: an operator sees the websocket's commands in
+// /metrics by op and outcome, as the REST requests are by route and
+// status (commands no longer pass through the HTTP router).
+func TestWSCommandsAreCounted(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1)
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Counted")
+	cl := c.dial(n, owner)
+	require.Equal(t, "ack", cl.command("k1", roomID, "task.create", map[string]any{"title": "One"}).Type)
+	require.Equal(t, "ack", cl.command("k2", roomID, "task.create", map[string]any{"title": "Two"}).Type)
+	require.Equal(t, "error", cl.command("k3", roomID, "task.create", map[string]any{"title": ""}).Type)
+	require.Equal(t, "error", cl.command("k4", roomID, "task.explode", map[string]any{}).Type)
+
+	resp, err := http.Get(n.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(body)
+	assert.Contains(t, text, `dealroom_ws_commands_total{code="ok",op="task.create"} 2`)
+	assert.Contains(t, text, `dealroom_ws_commands_total{code="invalid_field",op="task.create"} 1`)
+	assert.Contains(t, text, `dealroom_ws_commands_total{code="invalid_field",op="unknown"} 1`, "an unknown op is counted under one label")
+	assert.Contains(t, text, `dealroom_ws_command_duration_seconds_count{op="task.create"} 3`)
 }

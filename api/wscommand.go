@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"dealroom"
 	"dealroom/hub"
@@ -19,9 +20,24 @@ var commands = func() map[string]operation {
 // command carries out a command frame of a websocket session and returns
 // its answer frame.
 func (s *Server) command(ctx context.Context, a dealroom.Actor, f hub.Frame) []byte {
+	start := time.Now()
 	o, ok := commands[f.Op]
-	if !ok {
-		return hub.ErrorFrame(f.ID, f.Room, dealroom.Invalid("op", "unknown op %q", dealroom.Clip(f.Op)))
+	var ack []byte
+	var err error
+	if ok {
+		ack, err = o.command(ctx, s, a, f)
+	} else {
+		err = dealroom.Invalid("op", "unknown op %q", dealroom.Clip(f.Op))
 	}
-	return o.command(ctx, s, a, f)
+	if s.metrics != nil {
+		op := f.Op
+		if !ok {
+			op = "unknown"
+		}
+		s.metrics.observeCommand(op, dealroom.PublicOf(err).Code, time.Since(start))
+	}
+	if err != nil {
+		return hub.ErrorFrame(f.ID, f.Room, err)
+	}
+	return ack
 }
