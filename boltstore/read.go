@@ -22,36 +22,29 @@ type view struct {
 	tx   *bolt.Tx
 	room string
 	wc   *wcache // the writer's cache of rooms and members
-	err  error
+	room.FirstError
 }
 
 var _ room.View = (*view)(nil)
 
-func (v *view) note(err error) error {
-	if err != nil && v.err == nil {
-		v.err = err
-	}
-	return err
-}
-
 func (v *view) Room() (*room.Room, error) {
 	r, err := v.wc.room(v.tx, v.room)
-	return r, v.note(err)
+	return r, v.Note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
 	m, err := v.wc.member(v.tx, v.room, user)
-	return m, v.note(err)
+	return m, v.Note(err)
 }
 
 func (v *view) Members() ([]room.Member, error) {
 	ms, err := v.wc.roomMembers(v.tx, v.room)
-	return ms, v.note(err)
+	return ms, v.Note(err)
 }
 
 func (v *view) Task(id string) (*task.Task, error) {
 	t, err := getJSON[task.Task](v.tx.Bucket(bTasks), key(v.room, id))
-	return t, v.note(err)
+	return t, v.Note(err)
 }
 
 func (v *view) TaskStats() (room.PlanStats, error) {
@@ -62,7 +55,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 		Visibility dealroom.Visibility `json:"visibility"`
 		Position   float64             `json:"position"`
 	}](v.tx.Bucket(bTasks), prefix(v.room))
-	if v.note(err) != nil {
+	if v.Note(err) != nil {
 		return st, err
 	}
 	for _, t := range ts {
@@ -73,17 +66,17 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 
 func (v *view) Message(id string) (*room.Message, error) {
 	m, err := getJSON[room.Message](v.tx.Bucket(bMessages), key(v.room, id))
-	return m, v.note(err)
+	return m, v.Note(err)
 }
 
 func (v *view) Attachment(id string) (*room.Attachment, error) {
 	a, err := getJSON[room.Attachment](v.tx.Bucket(bAttachments), key(v.room, id))
-	return a, v.note(err)
+	return a, v.Note(err)
 }
 
 func (v *view) Invite(id string) (*room.Invite, error) {
 	i, err := getJSON[room.Invite](v.tx.Bucket(bInvites), []byte(id))
-	return i, v.note(err)
+	return i, v.Note(err)
 }
 
 // read runs fn in a read transaction, turning storage failures into
@@ -147,8 +140,7 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return err
 			}
-			if (f.Stage == "" || r.Stage == f.Stage) && (f.Owner == "" || r.OwnerID == f.Owner) &&
-				(f.CloseWindow == "" || r.CloseWindow == f.CloseWindow) {
+			if f.Match(r) {
 				all = append(all, r)
 			}
 			return nil

@@ -13,6 +13,7 @@ import (
 
 	"dealroom"
 	"dealroom/room"
+	"dealroom/task"
 )
 
 // TestExpiredKeysAreSwept: idempotency records do not pile up: those past
@@ -22,19 +23,7 @@ func TestExpiredKeysAreSwept(t *testing.T) {
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	var mu sync.Mutex
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		now = now.Add(time.Millisecond)
-		return now
-	}
-	advance := func(d time.Duration) {
-		mu.Lock()
-		now = now.Add(d)
-		mu.Unlock()
-	}
+	clock, advance := testClock()
 	svc := &room.Service{Store: s, Now: clock}
 	ctx := context.Background()
 	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
@@ -77,4 +66,80 @@ func TestExpiredKeysAreSwept(t *testing.T) {
 	res, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "m3"}, "k3")
 	require.NoError(t, err)
 	assert.Equal(t, "m3", res.Body)
+}
+
+// TestOldKeysAreFound: a data directory whose idempotency records were
+// keyed by the old rule (room 0 actor 0 key) still answers a retry with
+// the first result after the upgrade, until the key expires.
+func TestOldKeysAreFound(t *testing.T) {
+	dir := t.TempDir()
+	clock, advance := testClock()
+	ctx := context.Background()
+	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
+
+	s, err := Open(dir)
+	require.NoError(t, err)
+	assert.True(t, s.legacyKeys.IsZero(), "a new file has no records of the old rule")
+	svc := &room.Service{Store: s, Now: clock}
+	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "")
+	require.NoError(t, err)
+	first, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+
+	// Make the file what the old code left: the record under the old
+	// key, and no mark of the new rule.
+	cmd := room.Command{Room: r.ID, Actor: alice.ID, Key: "k"}
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
+		raw := idem.Get(idemKey(cmd))
+		require.NotNil(t, raw)
+		k, _ := byAge.Cursor().Last()
+		require.NoError(t, byAge.Delete(k))
+		require.NoError(t, idem.Delete(idemKey(cmd)))
+		require.NoError(t, idem.Put(legacyIdemKey(cmd), raw))
+		require.NoError(t, byAge.Put(append(k[:8:8], legacyIdemKey(cmd)...), nil))
+		require.NoError(t, tx.Bucket(bMeta).Delete(metaIdemRule))
+		return nil
+	}))
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.False(t, s.legacyKeys.IsZero(), "the file's old records are noted")
+	svc = &room.Service{Store: s, Now: clock}
+	again, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "a retry finds the record of the old rule")
+	_, err = svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Other"}, "k")
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err))
+
+	advance(room.KeyRetention)
+	anew, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, anew.ID, "after the retention, the old key is forgotten")
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.Nil(t, tx.Bucket(bIdem).Get(legacyIdemKey(cmd)), "the expired old record is swept")
+		assert.NotNil(t, tx.Bucket(bIdem).Get(idemKey(cmd)), "the key is recorded by the new rule")
+		return nil
+	}))
+}
+
+// testClock is a clock for a service that moves on a millisecond at each
+// reading, and by d at advance(d).
+func testClock() (clock func() time.Time, advance func(d time.Duration)) {
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	clock = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Millisecond)
+		return now
+	}
+	advance = func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	return clock, advance
 }

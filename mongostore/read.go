@@ -122,17 +122,10 @@ type view struct {
 	// (see hotRooms); reads of the room and its members are answered from
 	// it and recorded in it.
 	hot *hotRoom
-	err error
+	room.FirstError
 }
 
 var _ room.View = (*view)(nil)
-
-func (v *view) note(err error) error {
-	if err != nil && v.err == nil {
-		v.err = err
-	}
-	return err
-}
 
 func (v *view) Room() (*room.Room, error) {
 	if v.hot != nil && v.hot.room != nil {
@@ -142,13 +135,13 @@ func (v *view) Room() (*room.Room, error) {
 	if err == nil && r != nil && v.hot != nil {
 		v.hot.room = r.Clone()
 	}
-	return r, v.note(err)
+	return r, v.Note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
 	if v.hot == nil {
 		m, err := v.s.getMember(v.ctx, v.room, user)
-		return m, v.note(err)
+		return m, v.Note(err)
 	}
 	ms, err := v.Members()
 	if err != nil {
@@ -165,12 +158,12 @@ func (v *view) Members() ([]room.Member, error) {
 	if err == nil && v.hot != nil {
 		v.hot.members, v.hot.hasMembers = slices.Clone(ms), true
 	}
-	return ms, v.note(err)
+	return ms, v.Note(err)
 }
 
 func (v *view) Task(id string) (*task.Task, error) {
 	t, err := v.s.getTask(v.ctx, v.room, id)
-	return t, v.note(err)
+	return t, v.Note(err)
 }
 
 func (v *view) TaskStats() (room.PlanStats, error) {
@@ -181,7 +174,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
 			{Key: "max", Value: bson.D{{Key: "$max", Value: "$position"}}}}}},
 	})
-	if v.note(err) != nil {
+	if v.Note(err) != nil {
 		return out, err
 	}
 	defer cur.Close(v.ctx)
@@ -191,7 +184,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 			N   int                 `bson:"n"`
 			Max float64             `bson:"max"`
 		}
-		if err := cur.Decode(&st); v.note(err) != nil {
+		if err := cur.Decode(&st); v.Note(err) != nil {
 			return out, err
 		}
 		t := &out.Shared
@@ -200,7 +193,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 		}
 		t.Count, t.Last = st.N, st.Max
 	}
-	if v.note(cur.Err()) != nil {
+	if v.Note(cur.Err()) != nil {
 		return out, cur.Err()
 	}
 	return out, nil
@@ -208,17 +201,17 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 
 func (v *view) Message(id string) (*room.Message, error) {
 	m, err := v.s.getMessage(v.ctx, v.room, id)
-	return m, v.note(err)
+	return m, v.Note(err)
 }
 
 func (v *view) Attachment(id string) (*room.Attachment, error) {
 	a, err := v.s.getAttachment(v.ctx, v.room, id)
-	return a, v.note(err)
+	return a, v.Note(err)
 }
 
 func (v *view) Invite(id string) (*room.Invite, error) {
 	i, err := v.s.getInvite(v.ctx, id)
-	return i, v.note(err)
+	return i, v.Note(err)
 }
 
 // readRoom prepares a read of one room's read models: it refuses work on
@@ -327,8 +320,7 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
-		if b != nil && (f.Member == "" || slices.Contains(memberOf, b.ID)) && (f.Stage == "" || b.Stage == f.Stage) &&
-			(f.Owner == "" || b.OwnerID == f.Owner) && (f.CloseWindow == "" || b.CloseWindow == f.CloseWindow) {
+		if b != nil && (f.Member == "" || slices.Contains(memberOf, b.ID)) && f.Match(*b) {
 			q = append(q, bson.E{Key: "$or", Value: bson.A{
 				bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: b.CreatedAt}}}},
 				bson.D{{Key: "created_at", Value: b.CreatedAt}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: b.ID}}}},
