@@ -9,15 +9,15 @@ import (
 )
 
 // appendEvent writes the event and applies its effects to the read models.
-func appendEvent(tx *bolt.Tx, wc *wcache, ev room.Event) error {
+func (s *Store) appendEvent(tx *bolt.Tx, ev room.Event) error {
 	fx, err := room.Project(ev)
 	if err != nil {
 		return err
 	}
-	if err := putJSON(tx.Bucket(bEvents), seqKey(ev.RoomID, ev.Seq), ev); err != nil {
+	if err := putEvent(tx, &s.zip, ev); err != nil {
 		return err
 	}
-	return applyEffects(tx, wc, ev, fx)
+	return applyEffects(tx, &s.wc, ev, fx)
 }
 
 // applyEffects writes what the event ev changes in the read models (fx,
@@ -30,10 +30,10 @@ func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error
 	if fx.MembersChanged() {
 		wc.membersChanged(ev.RoomID)
 	}
-	for _, put := range []func(*bolt.Tx, string, room.Effects) error{
+	for _, put := range []func(*bolt.Tx, room.Event, room.Effects) error{
 		putMembers, putTasks, putMessages, putAttachments, putInvites, putInbox,
 	} {
-		if err := put(tx, ev.RoomID, fx); err != nil {
+		if err := put(tx, ev, fx); err != nil {
 			return err
 		}
 	}
@@ -67,7 +67,8 @@ func putRoom(tx *bolt.Tx, wc *wcache, ev room.Event, settings *room.Room) error 
 
 // putMembers writes the members added or changed and removes those
 // removed, with the index of each user's rooms.
-func putMembers(tx *bolt.Tx, roomID string, fx room.Effects) error {
+func putMembers(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	roomID := ev.RoomID
 	members, userRooms := tx.Bucket(bMembers), tx.Bucket(bUserRooms)
 	for _, m := range fx.Members {
 		if err := putJSON(members, key(roomID, m.UserID), m); err != nil {
@@ -90,7 +91,8 @@ func putMembers(tx *bolt.Tx, roomID string, fx room.Effects) error {
 
 // putTasks writes the tasks created or changed and removes those deleted,
 // keeping the index of each user's assigned tasks.
-func putTasks(tx *bolt.Tx, roomID string, fx room.Effects) error {
+func putTasks(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	roomID := ev.RoomID
 	tasks, assigned := tx.Bucket(bTasks), tx.Bucket(bAssigned)
 	for _, t := range fx.Tasks {
 		if err := unassign(tx, roomID, t.ID); err != nil {
@@ -135,11 +137,13 @@ type taskDoc struct {
 	Assignees []string `json:"assignees"`
 }
 
-// putMessages writes the messages posted, edited or deleted (deleted ones
-// are the domain's tombstones), with the reply index and the listings.
-func putMessages(tx *bolt.Tx, roomID string, fx room.Effects) error {
+// putMessages records the messages posted, edited or deleted (deleted
+// ones are the domain's tombstones) as the event's data, with the reply
+// index and the listings.
+func putMessages(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	roomID := ev.RoomID
 	for _, m := range fx.Messages {
-		if err := putJSON(tx.Bucket(bMessages), key(roomID, m.ID), m); err != nil {
+		if err := putMessageRef(tx, roomID, m.ID, ev.Seq); err != nil {
 			return err
 		}
 		if m.ParentID != "" {
@@ -155,7 +159,8 @@ func putMessages(tx *bolt.Tx, roomID string, fx room.Effects) error {
 }
 
 // putAttachments writes the attachments added, with their listing.
-func putAttachments(tx *bolt.Tx, roomID string, fx room.Effects) error {
+func putAttachments(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	roomID := ev.RoomID
 	for _, a := range fx.Attachments {
 		if err := putJSON(tx.Bucket(bAttachments), key(roomID, a.ID), a); err != nil {
 			return err
@@ -169,7 +174,8 @@ func putAttachments(tx *bolt.Tx, roomID string, fx room.Effects) error {
 
 // putInvites writes the invites created or changed, with the room's
 // indexes of them.
-func putInvites(tx *bolt.Tx, roomID string, fx room.Effects) error {
+func putInvites(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	roomID := ev.RoomID
 	for _, inv := range fx.Invites {
 		if err := putJSON(tx.Bucket(bInvites), []byte(inv.ID), inv); err != nil {
 			return err
@@ -186,7 +192,7 @@ func putInvites(tx *bolt.Tx, roomID string, fx room.Effects) error {
 
 // putInbox writes the inbox items the event makes; an item that is there
 // already (the event is applied again) keeps its read mark.
-func putInbox(tx *bolt.Tx, _ string, fx room.Effects) error {
+func putInbox(tx *bolt.Tx, _ room.Event, fx room.Effects) error {
 	inbox := tx.Bucket(bInbox)
 	for _, it := range fx.Inbox {
 		k := key(it.UserID, it.ID)

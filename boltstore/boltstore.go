@@ -42,7 +42,7 @@ var (
 	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
 	bTasks       = []byte("tasks")          // room 0 task → Task
 	bAssigned    = []byte("assigned")       // user 0 room 0 task → ""
-	bMessages    = []byte("messages")       // room 0 message → Message
+	bMessages    = []byte("messages")       // room 0 message → seq of its last event (log.go), or Message
 	bReplies     = []byte("replies")        // room 0 parent 0 message → ""
 	bAttachments = []byte("attachments")    // room 0 attachment → Attachment
 	bInvites     = []byte("invites")        // invite → Invite
@@ -73,8 +73,10 @@ type Store struct {
 	// write lock, no request can be queued that the writer would not see.
 	sending sync.RWMutex
 	closed  bool
-	// wc is the writer's cache of decoded rooms and members.
-	wc wcache
+	// wc is the writer's cache of decoded rooms and members, zip its
+	// compressor of events.
+	wc  wcache
+	zip zipper
 	// legacyKeys is the time of the newest idempotency record of the old
 	// rule (zero: none; see idem.go).
 	legacyKeys time.Time
@@ -303,20 +305,34 @@ fill:
 const initialMmap = 1 << 30 * (strconv.IntSize / 64)
 
 // appendBuckets are the buckets whose keys grow within each room (seqs,
-// ids that sort by time): their pages are packed fuller when they split,
-// as what is left of a page is not written to again. At bbolt's default
-// (split half full) 100 rooms written in turn left their pages 42% used;
-// packed, about 70%: 40% fewer pages, and fewer levels of branches for
-// each commit to write again.
-var appendBuckets = [][]byte{bEvents, bMessages, bReplies, bAttachments, bInbox, bListed}
+// ids that sort by time) or in time: their pages are packed fuller when
+// they split, as what is left of a page is not written to again. At
+// bbolt's default (split half full) 100 rooms written in turn left their
+// pages 42% used; packed, about 70%: 40% fewer pages, and fewer levels
+// of branches for each commit to write again. The keys by age of the
+// idempotency records only grow: their pages are 88% used.
+var appendBuckets = [][]byte{bEvents, bAttachments, bInbox, bIdemAt}
 
 const appendFill = 0.9
 
-// packAppends sets the fill of the append buckets for the write
+// indexBuckets grow the same way but hold small records (the seq of a
+// message's event, or keys alone), many to a page. Each room's records go
+// into the middle of a page shared with the next room's; split 90% full,
+// the rest of the page, the next room's records, was left on a page of
+// its own that nobody writes to again. Split 70% full, their pages are
+// 64% used (59% at bbolt's default, 46% at 95%).
+var indexBuckets = [][]byte{bMessages, bReplies, bListed}
+
+const indexFill = 0.7
+
+// packAppends sets the fill of the append and index buckets for the write
 // transaction tx (a bucket's fill is not kept in the file).
 func packAppends(tx *bolt.Tx) {
 	for _, name := range appendBuckets {
 		tx.Bucket(name).FillPercent = appendFill
+	}
+	for _, name := range indexBuckets {
+		tx.Bucket(name).FillPercent = indexFill
 	}
 }
 
@@ -444,7 +460,7 @@ func (s *Store) append(tx *bolt.Tx, roomID string, ev room.Event) (room.Event, e
 	}
 	ev.Seq = head + 1
 	ev.RoomID = roomID
-	return ev, appendEvent(tx, &s.wc, ev)
+	return ev, s.appendEvent(tx, ev)
 }
 
 // inviteAtKey is an invite's key in the room's invites newest first.
@@ -459,17 +475,6 @@ func commandTime(cmd room.Command) time.Time {
 		return time.Now()
 	}
 	return cmd.At
-}
-
-func getEvent(tx *bolt.Tx, roomID string, seq int64) (room.Event, error) {
-	ev, err := getJSON[room.Event](tx.Bucket(bEvents), seqKey(roomID, seq))
-	if err != nil {
-		return room.Event{}, err
-	}
-	if ev == nil {
-		return room.Event{}, fmt.Errorf("boltstore: event %d of room %s is missing", seq, roomID)
-	}
-	return *ev, nil
 }
 
 // key joins parts with 0 bytes.
@@ -490,11 +495,6 @@ func key(parts ...string) []byte {
 
 // prefix returns key(parts...) followed by a 0 byte: every key under it.
 func prefix(parts ...string) []byte { return append(key(parts...), 0) }
-
-func seqKey(roomID string, seq int64) []byte {
-	b := prefix(roomID)
-	return binary.BigEndian.AppendUint64(b, uint64(seq))
-}
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	raw, err := json.Marshal(v)

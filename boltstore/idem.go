@@ -2,7 +2,9 @@ package boltstore
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,13 +27,53 @@ import (
 // only waiting for the sweep, which finds it through bIdemAt whatever
 // its key.
 
-// idemRecord is an idempotency record as stored.
+// idemRecord is an idempotency record. Records are stored in binary
+// (marshal); older files hold them as JSON, which unmarshal reads too.
 type idemRecord struct {
 	Seq         int64  `json:"seq"`
 	Fingerprint string `json:"fingerprint"`
 	// At is when the key was recorded (the command's time); zero in
 	// records from before keys expired.
 	At time.Time `json:"at,omitzero"`
+}
+
+// The binary forms of a record: a tag, the seq and the time (unix ns),
+// 8 bytes each, big-endian, and the fingerprint: its bytes when it is
+// lower-case hex (as room.Service makes them), else as it is. 33 bytes
+// for a record that takes about 90 as JSON.
+const (
+	idemHex byte = 1
+	idemRaw byte = 2
+)
+
+// marshal encodes the record in binary.
+func (r idemRecord) marshal() []byte {
+	b := make([]byte, 17, 17+len(r.Fingerprint))
+	b[0] = idemRaw
+	binary.BigEndian.PutUint64(b[1:], uint64(r.Seq))
+	binary.BigEndian.PutUint64(b[9:], uint64(r.At.UnixNano()))
+	if fp, err := hex.DecodeString(r.Fingerprint); err == nil && hex.EncodeToString(fp) == r.Fingerprint {
+		b[0] = idemHex
+		return append(b, fp...)
+	}
+	return append(b, r.Fingerprint...)
+}
+
+// unmarshal decodes a record in either form.
+func (r *idemRecord) unmarshal(raw []byte) error {
+	if len(raw) == 0 || raw[0] == '{' {
+		return json.Unmarshal(raw, r)
+	}
+	if len(raw) < 17 || (raw[0] != idemHex && raw[0] != idemRaw) {
+		return fmt.Errorf("boltstore: corrupt idempotency record %x", raw)
+	}
+	r.Seq = int64(binary.BigEndian.Uint64(raw[1:]))
+	r.At = time.Unix(0, int64(binary.BigEndian.Uint64(raw[9:])))
+	r.Fingerprint = string(raw[17:])
+	if raw[0] == idemHex {
+		r.Fingerprint = hex.EncodeToString(raw[17:])
+	}
+	return nil
 }
 
 // Keys of bMeta for idempotency records.
@@ -90,7 +132,7 @@ func (s *Store) findKey(tx *bolt.Tx, cmd room.Command) (*idemRecord, []byte, err
 		return nil, nil, nil
 	}
 	var rec idemRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	if err := rec.unmarshal(raw); err != nil {
 		return nil, nil, err
 	}
 	return &rec, k, nil
@@ -122,7 +164,7 @@ func (s *Store) replayKey(tx *bolt.Tx, cmd room.Command) (res result, done bool,
 func recordKey(tx *bolt.Tx, cmd room.Command, seq int64) error {
 	at := commandTime(cmd)
 	k := idemKey(cmd)
-	raw, _ := json.Marshal(idemRecord{Seq: seq, Fingerprint: cmd.Fingerprint, At: at})
+	raw := idemRecord{Seq: seq, Fingerprint: cmd.Fingerprint, At: at}.marshal()
 	if err := tx.Bucket(bIdem).Put(k, raw); err != nil {
 		return err
 	}
@@ -154,7 +196,7 @@ func sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
 		}
 		if raw := idem.Get(k[8:]); raw != nil {
 			var rec idemRecord
-			if err := json.Unmarshal(raw, &rec); err != nil {
+			if err := rec.unmarshal(raw); err != nil {
 				return err
 			}
 			if rec.At.Equal(at) {

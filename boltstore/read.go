@@ -65,7 +65,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 }
 
 func (v *view) Message(id string) (*room.Message, error) {
-	m, err := getJSON[room.Message](v.tx.Bucket(bMessages), key(v.room, id))
+	m, err := getMessage(v.tx, v.room, id)
 	return m, v.Note(err)
 }
 
@@ -92,11 +92,11 @@ func (s *Store) read(fn func(tx *bolt.Tx) error) error {
 // Events implements room.Store.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	var out []room.Event
-	var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
-	if sharedOnly {
-		end = seqKey(roomID, room.SharedScanEnd(after, limit))
-	}
 	err := s.read(func(tx *bolt.Tx) error {
+		var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
+		if sharedOnly {
+			end = seqKey(roomID, room.SharedScanEnd(after, limit))
+		}
 		c := tx.Bucket(bEvents).Cursor()
 		p := prefix(roomID)
 		for k, raw := c.Seek(seqKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
@@ -104,7 +104,7 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 				break // the scan's budget (room.SharedScan)
 			}
 			var ev room.Event
-			if err := json.Unmarshal(raw, &ev); err != nil {
+			if err := decodeEvent(raw, &ev); err != nil {
 				return err
 			}
 			if sharedOnly && ev.Visibility != dealroom.Shared {
@@ -279,7 +279,7 @@ func (s *Store) AssignedTasks(ctx context.Context, user string) ([]task.Task, er
 func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Message, error) {
 	var out []room.Message
 	err := s.read(func(tx *bolt.Tx) error {
-		msgs, replies := tx.Bucket(bMessages), tx.Bucket(bReplies)
+		replies := tx.Bucket(bReplies)
 		keep := func(m *room.Message) bool {
 			return m != nil && (!f.SharedOnly || m.Visibility == dealroom.Shared) &&
 				(f.ParentID != "" || (m.ParentID == "" && (f.TaskID == "" || m.TaskID == f.TaskID)))
@@ -292,7 +292,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 				start = append(key(f.Room, f.ParentID, f.After), 1)
 			}
 			for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
-				m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+				m, err := getMessage(tx, f.Room, string(k[len(p):]))
 				if err != nil {
 					return err
 				}
@@ -312,7 +312,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 			start = append(key(f.Room, scope, f.After), 1)
 		}
 		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
-			m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+			m, err := getMessage(tx, f.Room, string(k[len(p):]))
 			if err != nil {
 				return err
 			}
@@ -343,7 +343,7 @@ func countReplies(tx *bolt.Tx, roomID, parent string) int {
 func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
 	var m *room.Message
 	err := s.read(func(tx *bolt.Tx) (err error) {
-		m, err = getJSON[room.Message](tx.Bucket(bMessages), key(roomID, id))
+		m, err = getMessage(tx, roomID, id)
 		return err
 	})
 	return m, err
@@ -356,15 +356,15 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 		b := tx.Bucket(bMessages)
 		for _, id := range ids {
 			raw := b.Get(key(roomID, id))
-			if raw == nil || !bytes.Contains(raw, []byte(`"deleted":true`)) {
+			if raw == nil || (raw[0] == '{' && !bytes.Contains(raw, []byte(`"deleted":true`))) {
 				continue
 			}
-			var m room.Message
-			if err := json.Unmarshal(raw, &m); err != nil {
+			m, err := messageOf(tx, roomID, raw)
+			if err != nil {
 				return err
 			}
 			if m.Deleted {
-				out = append(out, m)
+				out = append(out, *m)
 			}
 		}
 		return nil
