@@ -143,3 +143,97 @@ func testClock() (clock func() time.Time, advance func(d time.Duration)) {
 	}
 	return clock, advance
 }
+
+// TestOldFormatsAreRead: a file whose events are plain JSON and whose
+// message and idempotency records are JSON documents, as older code wrote
+// them, reads the same after the upgrade, and takes new writes beside
+// them.
+func TestOldFormatsAreRead(t *testing.T) {
+	dir := t.TempDir()
+	clock, _ := testClock()
+	ctx := context.Background()
+	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
+	s, err := Open(dir)
+	require.NoError(t, err)
+	svc := &room.Service{Store: s, Now: clock}
+	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "")
+	require.NoError(t, err)
+	first, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	require.NoError(t, err)
+	gone, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "a message to delete"}, "")
+	require.NoError(t, err)
+	_, err = svc.DeleteMessage(ctx, alice, r.ID, gone.ID, "")
+	require.NoError(t, err)
+	_, err = svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "a reply", ParentID: first.ID}, "")
+	require.NoError(t, err)
+	events, err := s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	roots, err := s.Messages(ctx, room.MessageFilter{Room: r.ID, Limit: 100})
+	require.NoError(t, err)
+	zipped := 0
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		evs := tx.Bucket(bEvents)
+		for _, ev := range events {
+			k := seqKey(r.ID, ev.Seq)
+			if evs.Get(k)[0] == zipTag {
+				zipped++
+			}
+			require.NoError(t, putJSON(evs, k, ev))
+		}
+		msgs := tx.Bucket(bMessages)
+		for _, id := range []string{first.ID, gone.ID} {
+			m, err := getMessage(tx, r.ID, id)
+			require.NoError(t, err)
+			require.NoError(t, putJSON(msgs, key(r.ID, id), m))
+		}
+		idem := tx.Bucket(bIdem)
+		k := idemKey(room.Command{Room: r.ID, Actor: alice.ID, Key: "k1"})
+		var rec idemRecord
+		require.NoError(t, rec.unmarshal(idem.Get(k)))
+		return putJSON(idem, k, rec)
+	}))
+	assert.NotZero(t, zipped, "events with text are stored compressed")
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	svc = &room.Service{Store: s, Now: clock}
+	got, err := s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	assert.Equal(t, events, got)
+	gotRoots, err := s.Messages(ctx, room.MessageFilter{Room: r.ID, Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, roots, gotRoots)
+	deleted, err := s.DeletedMessages(ctx, r.ID, []string{first.ID, gone.ID})
+	require.NoError(t, err)
+	require.Len(t, deleted, 1)
+	assert.Equal(t, gone.ID, deleted[0].ID)
+	again, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "a JSON idempotency record still answers a retry")
+	edited, err := svc.EditMessage(ctx, alice, r.ID, first.ID, room.MessageEdit{Body: "edited"}, "")
+	require.NoError(t, err)
+	m, err := s.Message(ctx, r.ID, first.ID)
+	require.NoError(t, err)
+	assert.Equal(t, edited.Body, m.Body, "a message of the old form takes an edit")
+	got, err = s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	assert.Equal(t, events, got[:len(events)], "old and new forms read side by side")
+	assert.Len(t, got, len(events)+1)
+}
+
+// TestIdemRecordForms: an idempotency record comes back from its binary
+// form, with a fingerprint of hex digits or of anything else.
+func TestIdemRecordForms(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 123456789, time.UTC)
+	for _, fp := range []string{"0123456789abcdef0123456789abcdef", "not hex", "ABCDEF", ""} {
+		rec := idemRecord{Seq: 42, Fingerprint: fp, At: at}
+		var got idemRecord
+		require.NoError(t, got.unmarshal(rec.marshal()))
+		assert.Equal(t, rec.Seq, got.Seq)
+		assert.Equal(t, fp, got.Fingerprint)
+		assert.True(t, at.Equal(got.At))
+	}
+	assert.Len(t, idemRecord{Seq: 1, Fingerprint: "0123456789abcdef0123456789abcdef", At: at}.marshal(), 33)
+}
