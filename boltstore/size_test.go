@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -26,7 +27,9 @@ import (
 // the events as the API sends them; disk/json the one over the other.
 // The file itself grows in steps of 16 MiB (bbolt's AllocSize), which
 // file/event includes. Run it with -benchtime=1x; with -v it logs where
-// the bytes are, bucket by bucket.
+// the bytes are, bucket by bucket. pages/commit counts the runs of pages
+// each commit writes (a run of overflow pages counts once), its meta page
+// included.
 func BenchmarkBytesPerEvent(b *testing.B) {
 	const rooms, messages, writers = 100, 10000, 16
 	for range b.N {
@@ -35,7 +38,12 @@ func BenchmarkBytesPerEvent(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var commits atomic.Int64
+		s.OnCommit(func(int, time.Duration) { commits.Add(1) })
+		before := s.db.Stats()
 		ids := postMessages(b, s, rooms, messages, writers)
+		after := s.db.Stats()
+		writes := after.TxStats.GetWrite() - before.TxStats.GetWrite()
 		if testing.Verbose() {
 			logBuckets(b, s.db)
 		}
@@ -68,6 +76,8 @@ func BenchmarkBytesPerEvent(b *testing.B) {
 		b.ReportMetric(float64(jsonBytes)/float64(events), "json/event")
 		b.ReportMetric(float64(size)/float64(jsonBytes), "disk/json")
 		b.ReportMetric(float64(fi.Size())/float64(events), "file/event")
+		b.ReportMetric(float64(writes)/float64(commits.Load()), "pages/commit")
+		b.ReportMetric(float64(events)/float64(commits.Load()), "events/commit")
 	}
 }
 
