@@ -75,20 +75,15 @@ func TestOldKeysAreFound(t *testing.T) {
 	dir := t.TempDir()
 	clock, advance := testClock()
 	ctx := context.Background()
-	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
-
-	s, err := Open(dir)
-	require.NoError(t, err)
-	assert.True(t, s.legacyKeys.IsZero(), "a new file has no records of the old rule")
+	s, _, r := openWithRoom(t, dir)
 	svc := &room.Service{Store: s, Now: clock}
-	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "")
-	require.NoError(t, err)
-	first, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	assert.True(t, s.legacyKeys.IsZero(), "a new file has no records of the old rule")
+	first, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
 	require.NoError(t, err)
 
 	// Make the file what the old code left: the record under the old
 	// key, and no mark of the new rule.
-	cmd := room.Command{Room: r.ID, Actor: alice.ID, Key: "k"}
+	cmd := room.Command{Room: r.ID, Actor: testAlice.ID, Key: "k"}
 	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
 		idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
 		raw := idem.Get(idemKey(cmd))
@@ -108,14 +103,14 @@ func TestOldKeysAreFound(t *testing.T) {
 	defer s.Close()
 	assert.False(t, s.legacyKeys.IsZero(), "the file's old records are noted")
 	svc = &room.Service{Store: s, Now: clock}
-	again, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	again, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
 	require.NoError(t, err)
 	assert.Equal(t, first.ID, again.ID, "a retry finds the record of the old rule")
-	_, err = svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Other"}, "k")
+	_, err = svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Other"}, "k")
 	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err))
 
 	advance(room.KeyRetention)
-	anew, err := svc.CreateTask(ctx, alice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	anew, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
 	require.NoError(t, err)
 	assert.NotEqual(t, first.ID, anew.ID, "after the retention, the old key is forgotten")
 	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
@@ -152,19 +147,15 @@ func TestOldFormatsAreRead(t *testing.T) {
 	dir := t.TempDir()
 	clock, _ := testClock()
 	ctx := context.Background()
-	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
-	s, err := Open(dir)
-	require.NoError(t, err)
+	s, _, r := openWithRoom(t, dir)
 	svc := &room.Service{Store: s, Now: clock}
-	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "")
+	first, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
 	require.NoError(t, err)
-	first, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	gone, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "a message to delete"}, "")
 	require.NoError(t, err)
-	gone, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "a message to delete"}, "")
+	_, err = svc.DeleteMessage(ctx, testAlice, r.ID, gone.ID, "")
 	require.NoError(t, err)
-	_, err = svc.DeleteMessage(ctx, alice, r.ID, gone.ID, "")
-	require.NoError(t, err)
-	_, err = svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "a reply", ParentID: first.ID}, "")
+	_, err = svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "a reply", ParentID: first.ID}, "")
 	require.NoError(t, err)
 	events, err := s.Events(ctx, r.ID, 0, 100, false)
 	require.NoError(t, err)
@@ -187,7 +178,7 @@ func TestOldFormatsAreRead(t *testing.T) {
 			require.NoError(t, putJSON(msgs, key(r.ID, id), m))
 		}
 		idem := tx.Bucket(bIdem)
-		k := idemKey(room.Command{Room: r.ID, Actor: alice.ID, Key: "k1"})
+		k := idemKey(room.Command{Room: r.ID, Actor: testAlice.ID, Key: "k1"})
 		var rec idemRecord
 		require.NoError(t, rec.unmarshal(idem.Get(k)))
 		return putJSON(idem, k, rec)
@@ -209,10 +200,10 @@ func TestOldFormatsAreRead(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, deleted, 1)
 	assert.Equal(t, gone.ID, deleted[0].ID)
-	again, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	again, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
 	require.NoError(t, err)
 	assert.Equal(t, first.ID, again.ID, "a JSON idempotency record still answers a retry")
-	edited, err := svc.EditMessage(ctx, alice, r.ID, first.ID, room.MessageEdit{Body: "edited"}, "")
+	edited, err := svc.EditMessage(ctx, testAlice, r.ID, first.ID, room.MessageEdit{Body: "edited"}, "")
 	require.NoError(t, err)
 	m, err := s.Message(ctx, r.ID, first.ID)
 	require.NoError(t, err)
@@ -237,3 +228,4 @@ func TestIdemRecordForms(t *testing.T) {
 	}
 	assert.Len(t, idemRecord{Seq: 1, Fingerprint: "0123456789abcdef0123456789abcdef", At: at}.marshal(), 33)
 }
+
