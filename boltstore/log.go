@@ -44,9 +44,17 @@ func seqKey(roomID string, seq int64) []byte {
 // zipper compresses the events the writer appends.
 type zipper struct{ enc *zstd.Encoder }
 
-// pack returns the stored form of an event's JSON: compressed when that
-// makes it smaller.
+// minZip is the size of the smallest event compressed: compressing costs
+// the writer about 10 us whatever the size, and a short event, mostly its
+// envelope, would save only a few hundred bytes.
+const minZip = 512
+
+// pack returns the stored form of an event's JSON: compressed when it is
+// long enough and that makes it smaller.
 func (z *zipper) pack(raw []byte) ([]byte, error) {
+	if len(raw) < minZip {
+		return raw, nil
+	}
 	if z.enc == nil {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
