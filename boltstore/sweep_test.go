@@ -228,4 +228,3 @@ func TestIdemRecordForms(t *testing.T) {
 	}
 	assert.Len(t, idemRecord{Seq: 1, Fingerprint: "0123456789abcdef0123456789abcdef", At: at}.marshal(), 33)
 }
-
