@@ -89,6 +89,16 @@ func (s *Store) read(fn func(tx *bolt.Tx) error) error {
 	return err
 }
 
+// readTx returns what fn reads in a read transaction (see read).
+func readTx[T any](s *Store, fn func(tx *bolt.Tx) (T, error)) (T, error) {
+	var v T
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		v, err = fn(tx)
+		return err
+	})
+	return v, err
+}
+
 // Events implements room.Store.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	var out []room.Event
@@ -119,11 +129,7 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 
 // Room implements room.Store.
 func (s *Store) Room(ctx context.Context, id string) (*room.Room, error) {
-	var r *room.Room
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		r, err = getJSON[room.Room](tx.Bucket(bRooms), []byte(id))
-		return err
-	})
+	r, err := readTx(s, func(tx *bolt.Tx) (*room.Room, error) { return getJSON[room.Room](tx.Bucket(bRooms), []byte(id)) })
 	if err == nil && r == nil {
 		err = dealroom.NotFound("room", id)
 	}
@@ -180,12 +186,9 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 
 // Member implements room.Store.
 func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, error) {
-	var m *room.Member
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		m, err = getJSON[room.Member](tx.Bucket(bMembers), key(roomID, user))
-		return err
+	return readTx(s, func(tx *bolt.Tx) (*room.Member, error) {
+		return getJSON[room.Member](tx.Bucket(bMembers), key(roomID, user))
 	})
-	return m, err
 }
 
 // Memberships implements room.Store.
@@ -209,12 +212,7 @@ func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (m
 
 // Members implements room.Store.
 func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
-	var out []room.Member
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		out, err = members(tx, roomID)
-		return err
-	})
-	return out, err
+	return readTx(s, func(tx *bolt.Tx) ([]room.Member, error) { return members(tx, roomID) })
 }
 
 func members(tx *bolt.Tx, roomID string) ([]room.Member, error) {
@@ -225,12 +223,7 @@ func members(tx *bolt.Tx, roomID string) ([]room.Member, error) {
 
 // Tasks implements room.Store.
 func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
-	var out []task.Task
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		out, err = tasks(tx, roomID)
-		return err
-	})
-	return out, err
+	return readTx(s, func(tx *bolt.Tx) ([]task.Task, error) { return tasks(tx, roomID) })
 }
 
 func tasks(tx *bolt.Tx, roomID string) ([]task.Task, error) {
@@ -246,12 +239,7 @@ func tasks(tx *bolt.Tx, roomID string) ([]task.Task, error) {
 
 // Task implements room.Store.
 func (s *Store) Task(ctx context.Context, roomID, id string) (*task.Task, error) {
-	var t *task.Task
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		t, err = getJSON[task.Task](tx.Bucket(bTasks), key(roomID, id))
-		return err
-	})
-	return t, err
+	return readTx(s, func(tx *bolt.Tx) (*task.Task, error) { return getJSON[task.Task](tx.Bucket(bTasks), key(roomID, id)) })
 }
 
 // AssignedTasks implements room.Store.
@@ -341,12 +329,7 @@ func countReplies(tx *bolt.Tx, roomID, parent string) int {
 
 // Message implements room.Store.
 func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
-	var m *room.Message
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		m, err = getMessage(tx, roomID, id)
-		return err
-	})
-	return m, err
+	return readTx(s, func(tx *bolt.Tx) (*room.Message, error) { return getMessage(tx, roomID, id) })
 }
 
 // DeletedMessages implements room.Store.
@@ -374,12 +357,9 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
-	var a *room.Attachment
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		a, err = getJSON[room.Attachment](tx.Bucket(bAttachments), key(roomID, id))
-		return err
+	return readTx(s, func(tx *bolt.Tx) (*room.Attachment, error) {
+		return getJSON[room.Attachment](tx.Bucket(bAttachments), key(roomID, id))
 	})
-	return a, err
 }
 
 // Attachments implements room.Store.
@@ -426,12 +406,7 @@ func (s *Store) Attachments(ctx context.Context, roomID, after string, limit int
 
 // Invite implements room.Store.
 func (s *Store) Invite(ctx context.Context, id string) (*room.Invite, error) {
-	var inv *room.Invite
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		inv, err = getJSON[room.Invite](tx.Bucket(bInvites), []byte(id))
-		return err
-	})
-	return inv, err
+	return readTx(s, func(tx *bolt.Tx) (*room.Invite, error) { return getJSON[room.Invite](tx.Bucket(bInvites), []byte(id)) })
 }
 
 // Invites implements room.Store.

@@ -227,6 +227,17 @@ func (s *Store) readRoom(ctx context.Context, roomID string) error {
 	return s.fail(ctx, err)
 }
 
+// readIn returns what fn reads of a room's read models, after readRoom,
+// with backend failures turned into EUNAVAILABLE.
+func readIn[T any](ctx context.Context, s *Store, roomID string, fn func() (T, error)) (T, error) {
+	if err := s.readRoom(ctx, roomID); err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := fn()
+	return v, s.fail(ctx, err)
+}
+
 // Events implements room.Store. They come from the log itself.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	if err := s.begin(); err != nil {
@@ -347,20 +358,12 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 
 // Member implements room.Store.
 func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	m, err := s.getMember(ctx, roomID, user)
-	return m, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Member, error) { return s.getMember(ctx, roomID, user) })
 }
 
 // Members implements room.Store.
 func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	ms, err := s.getMembers(ctx, roomID)
-	return ms, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() ([]room.Member, error) { return s.getMembers(ctx, roomID) })
 }
 
 // Memberships implements room.Store.
@@ -388,20 +391,14 @@ func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (m
 
 // Tasks implements room.Store.
 func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	ts, err := findAll[task.Task](ctx, s.tasks, inRoom(roomID, notDeleted), options.Find().SetSort(sortBy("position", "id")))
-	return ts, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() ([]task.Task, error) {
+		return findAll[task.Task](ctx, s.tasks, inRoom(roomID, notDeleted), options.Find().SetSort(sortBy("position", "id")))
+	})
 }
 
 // Task implements room.Store.
 func (s *Store) Task(ctx context.Context, roomID, id string) (*task.Task, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	t, err := s.getTask(ctx, roomID, id)
-	return t, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*task.Task, error) { return s.getTask(ctx, roomID, id) })
 }
 
 // AssignedTasks implements room.Store, ordered by room and task id.
@@ -478,11 +475,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 
 // Message implements room.Store.
 func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	m, err := s.getMessage(ctx, roomID, id)
-	return m, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Message, error) { return s.getMessage(ctx, roomID, id) })
 }
 
 // DeletedMessages implements room.Store.
@@ -513,11 +506,7 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	a, err := s.getAttachment(ctx, roomID, id)
-	return a, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Attachment, error) { return s.getAttachment(ctx, roomID, id) })
 }
 
 // Attachments implements room.Store.
