@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,15 @@ var (
 		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed}
 )
 
-const schemaVersion = "1"
+// schemaVersion is the form of the file this code writes. Version 2
+// stores events compressed, message records as seqs and idempotency
+// records in binary (log.go, idem.go); it reads version 1 files, and
+// marks them 2 when it opens them, so that older binaries, which would
+// misread the new records, refuse the file.
+const schemaVersion = "2"
+
+// oldSchemas are the versions this code upgrades in place.
+var oldSchemas = []string{"1"}
 
 // maxBatch bounds how many commands share one transaction.
 const maxBatch = 256
@@ -163,7 +172,7 @@ func prepare(tx *bolt.Tx) (legacyKeys time.Time, err error) {
 	}
 	meta := tx.Bucket(bMeta)
 	switch v := meta.Get([]byte("schema")); {
-	case v == nil:
+	case v == nil || slices.Contains(oldSchemas, string(v)):
 		if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
 			return legacyKeys, err
 		}

@@ -181,7 +181,8 @@ func TestOldFormatsAreRead(t *testing.T) {
 		k := idemKey(room.Command{Room: r.ID, Actor: testAlice.ID, Key: "k1"})
 		var rec idemRecord
 		require.NoError(t, rec.unmarshal(idem.Get(k)))
-		return putJSON(idem, k, rec)
+		require.NoError(t, putJSON(idem, k, rec))
+		return tx.Bucket(bMeta).Put([]byte("schema"), []byte("1"))
 	}))
 	assert.NotZero(t, zipped, "events with text are stored compressed")
 	require.NoError(t, s.Close())
@@ -190,6 +191,11 @@ func TestOldFormatsAreRead(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	svc = &room.Service{Store: s, Now: clock}
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.Equal(t, schemaVersion, string(tx.Bucket(bMeta).Get([]byte("schema"))),
+			"the file is marked with the new schema, which older binaries refuse")
+		return nil
+	}))
 	got, err := s.Events(ctx, r.ID, 0, 100, false)
 	require.NoError(t, err)
 	assert.Equal(t, events, got)
