@@ -36,9 +36,9 @@ import (
 var (
 	bMeta        = []byte("meta")
 	bRooms       = []byte("rooms")          // room → Room
-	bEvents      = []byte("events")         // room 0 seq → Event
-	bIdem        = []byte("idempotency")    // room 0 actor 0 key → idemRecord
-	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) room 0 actor 0 key → "": the records by age
+	bEvents      = []byte("events")         // room 0 seq → Event, compressed (log.go)
+	bIdem        = []byte("idempotency")    // room 0 room.IdempotencyID(actor, key) → idemRecord (idem.go)
+	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) and a record's key → "": the records by age
 	bMembers     = []byte("members")        // room 0 user → Member
 	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
 	bTasks       = []byte("tasks")          // room 0 task → Task
