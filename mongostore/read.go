@@ -187,11 +187,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 		if err := cur.Decode(&st); v.Note(err) != nil {
 			return out, err
 		}
-		t := &out.Shared
-		if st.Vis == dealroom.Internal {
-			t = &out.Internal
-		}
-		t.Count, t.Last = st.N, st.Max
+		out.Set(st.Vis, room.TaskTally{Count: st.N, Last: st.Max})
 	}
 	if v.Note(cur.Err()) != nil {
 		return out, cur.Err()

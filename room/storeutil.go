@@ -41,6 +41,16 @@ func (r *Room) Advance(ev Event) {
 	}
 }
 
+// Set sets the tally of one visibility, for a store that counts tasks
+// itself (PlanStats.Add counts them one by one).
+func (p *PlanStats) Set(v dealroom.Visibility, t TaskTally) {
+	if v == dealroom.Internal {
+		p.Internal = t
+	} else {
+		p.Shared = t
+	}
+}
+
 // MembersChanged tells whether the effects add, change or remove a
 // member: what a store's memory of the room's members must forget.
 func (fx Effects) MembersChanged() bool {
