@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,14 +36,14 @@ import (
 var (
 	bMeta        = []byte("meta")
 	bRooms       = []byte("rooms")          // room → Room
-	bEvents      = []byte("events")         // room 0 seq → Event
-	bIdem        = []byte("idempotency")    // room 0 actor 0 key → idemRecord
-	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) room 0 actor 0 key → "": the records by age
+	bEvents      = []byte("events")         // room 0 seq → Event, compressed (log.go)
+	bIdem        = []byte("idempotency")    // room 0 room.IdempotencyID(actor, key) → idemRecord (idem.go)
+	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) and a record's key → "": the records by age
 	bMembers     = []byte("members")        // room 0 user → Member
 	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
 	bTasks       = []byte("tasks")          // room 0 task → Task
 	bAssigned    = []byte("assigned")       // user 0 room 0 task → ""
-	bMessages    = []byte("messages")       // room 0 message → Message
+	bMessages    = []byte("messages")       // room 0 message → seq of its last event (log.go), or Message
 	bReplies     = []byte("replies")        // room 0 parent 0 message → ""
 	bAttachments = []byte("attachments")    // room 0 attachment → Attachment
 	bInvites     = []byte("invites")        // invite → Invite
@@ -55,7 +56,15 @@ var (
 		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed}
 )
 
-const schemaVersion = "1"
+// schemaVersion is the form of the file this code writes. Version 2
+// stores events compressed, message records as seqs and idempotency
+// records in binary (log.go, idem.go); it reads version 1 files, and
+// marks them 2 when it opens them, so that older binaries, which would
+// misread the new records, refuse the file.
+const schemaVersion = "2"
+
+// oldSchemas are the versions this code upgrades in place.
+var oldSchemas = []string{"1"}
 
 // maxBatch bounds how many commands share one transaction.
 const maxBatch = 256
@@ -73,8 +82,13 @@ type Store struct {
 	// write lock, no request can be queued that the writer would not see.
 	sending sync.RWMutex
 	closed  bool
-	// wc is the writer's cache of decoded rooms and members.
-	wc wcache
+	// wc is the writer's cache of decoded rooms and members, zip its
+	// compressor of events.
+	wc  wcache
+	zip zipper
+	// legacyKeys is the time of the newest idempotency record of the old
+	// rule (zero: none; see idem.go).
+	legacyKeys time.Time
 	// observe, when set, is told of every commit.
 	observe atomic.Pointer[func(commands int, d time.Duration)]
 }
@@ -97,14 +111,6 @@ type result struct {
 	err error
 }
 
-type idemRecord struct {
-	Seq         int64  `json:"seq"`
-	Fingerprint string `json:"fingerprint"`
-	// At is when the key was recorded (the command's time); zero in
-	// records from before keys expired.
-	At time.Time `json:"at,omitzero"`
-}
-
 // Open opens (creating if needed) the store in dir.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -119,50 +125,61 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w (is another dealroom running on this data directory?)", dir, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		indexInvites := tx.Bucket(bRoomInvitesAt) == nil && tx.Bucket(bInvites) != nil
-		indexListed := tx.Bucket(bListed) == nil && tx.Bucket(bMessages) != nil
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		if indexInvites {
-			// A file from before the invites were indexed by time.
-			err := tx.Bucket(bInvites).ForEach(func(_, raw []byte) error {
-				var inv room.Invite
-				if err := json.Unmarshal(raw, &inv); err != nil {
-					return err
-				}
-				return tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if indexListed {
-			// A file from before the listings were indexed.
-			if err := fillListed(tx); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bMeta)
-		switch v := meta.Get([]byte("schema")); {
-		case v == nil:
-			return meta.Put([]byte("schema"), []byte(schemaVersion))
-		case string(v) != schemaVersion:
-			return fmt.Errorf("data directory has schema %s, this binary knows %s", v, schemaVersion)
-		}
-		return nil
+	var legacyKeys time.Time
+	err = db.Update(func(tx *bolt.Tx) (err error) {
+		legacyKeys, err = prepare(tx)
+		return err
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: %w", err)
 	}
-	s := &Store{db: db, requests: make(chan *request, maxBatch), done: make(chan struct{})}
+	s := &Store{db: db, requests: make(chan *request, maxBatch), done: make(chan struct{}), legacyKeys: legacyKeys}
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
+}
+
+// prepare readies a file for this code: it creates the buckets, fills the
+// indexes a file from before them lacks, checks the schema, and returns
+// the time of the newest idempotency record of the old rule (see idem.go).
+func prepare(tx *bolt.Tx) (legacyKeys time.Time, err error) {
+	indexInvites := tx.Bucket(bRoomInvitesAt) == nil && tx.Bucket(bInvites) != nil
+	indexListed := tx.Bucket(bListed) == nil && tx.Bucket(bMessages) != nil
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return legacyKeys, err
+		}
+	}
+	if indexInvites {
+		// A file from before the invites were indexed by time.
+		err := tx.Bucket(bInvites).ForEach(func(_, raw []byte) error {
+			var inv room.Invite
+			if err := json.Unmarshal(raw, &inv); err != nil {
+				return err
+			}
+			return tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil)
+		})
+		if err != nil {
+			return legacyKeys, err
+		}
+	}
+	if indexListed {
+		// A file from before the listings were indexed.
+		if err := fillListed(tx); err != nil {
+			return legacyKeys, err
+		}
+	}
+	meta := tx.Bucket(bMeta)
+	switch v := meta.Get([]byte("schema")); {
+	case v == nil || slices.Contains(oldSchemas, string(v)):
+		if err := meta.Put([]byte("schema"), []byte(schemaVersion)); err != nil {
+			return legacyKeys, err
+		}
+	case string(v) != schemaVersion:
+		return legacyKeys, fmt.Errorf("data directory has schema %s, this binary knows %s", v, schemaVersion)
+	}
+	return markIdemRule(tx)
 }
 
 // Close stops the writer after the commands it holds and closes the file.
@@ -218,16 +235,13 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Executed, e
 // writer commits queued commands in groups until the store closes.
 func (s *Store) writer() {
 	defer s.wg.Done()
+	g := gatherer{requests: s.requests, timer: time.NewTimer(time.Hour)}
+	g.timer.Stop()
 	batch := make([]*request, 0, maxBatch)
-	prev := 0
-	var load rate
-	gather := time.NewTimer(time.Hour)
-	gather.Stop()
 	for {
-		batch = batch[:0]
 		select {
 		case r := <-s.requests:
-			batch = append(batch, r)
+			batch = g.gather(append(batch[:0], r))
 		case <-s.done:
 			// Answer whatever is still queued.
 			for {
@@ -239,43 +253,57 @@ func (s *Store) writer() {
 				}
 			}
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.requests:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		load.add(prev, time.Now())
-		if (prev > 1 || load.perSecond >= busyRate) && len(batch) < maxBatch {
-			// Writers are busy: the ones the last commit answered are
-			// about to send again, or others are about to. Waiting a
-			// moment for them fills this commit instead of leaving them a
-			// whole commit (two fsyncs) behind it; fewer, fuller commits
-			// also leave the disk and the CPU less busy, which is what
-			// keeps the slow tail short under load.
-			gather.Reset(gatherWindow)
-		wait:
-			for len(batch) < maxBatch {
-				select {
-				case r := <-s.requests:
-					batch = append(batch, r)
-				case <-gather.C:
-					break wait
-				}
-			}
-			if !gather.Stop() {
-				select {
-				case <-gather.C:
-				default:
-				}
-			}
-		}
-		prev = len(batch)
 		s.commit(batch)
 	}
+}
+
+// gatherer fills the writer's groups of commands.
+type gatherer struct {
+	requests chan *request
+	timer    *time.Timer
+	prev     int  // commands in the last group
+	load     rate // of commands
+}
+
+// gather adds to batch the commands already queued and, when writers are
+// busy, those that come within gatherWindow, up to maxBatch.
+func (g *gatherer) gather(batch []*request) []*request {
+fill:
+	for len(batch) < maxBatch {
+		select {
+		case r := <-g.requests:
+			batch = append(batch, r)
+		default:
+			break fill
+		}
+	}
+	g.load.add(g.prev, time.Now())
+	if (g.prev > 1 || g.load.perSecond >= busyRate) && len(batch) < maxBatch {
+		// Writers are busy: the ones the last commit answered are
+		// about to send again, or others are about to. Waiting a
+		// moment for them fills this commit instead of leaving them a
+		// whole commit (two fsyncs) behind it; fewer, fuller commits
+		// also leave the disk and the CPU less busy, which is what
+		// keeps the slow tail short under load.
+		g.timer.Reset(gatherWindow)
+	wait:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-g.requests:
+				batch = append(batch, r)
+			case <-g.timer.C:
+				break wait
+			}
+		}
+		if !g.timer.Stop() {
+			select {
+			case <-g.timer.C:
+			default:
+			}
+		}
+	}
+	g.prev = len(batch)
+	return batch
 }
 
 // initialMmap is the address space the file is mapped with from the start.
@@ -286,20 +314,34 @@ func (s *Store) writer() {
 const initialMmap = 1 << 30 * (strconv.IntSize / 64)
 
 // appendBuckets are the buckets whose keys grow within each room (seqs,
-// ids that sort by time): their pages are packed fuller when they split,
-// as what is left of a page is not written to again. At bbolt's default
-// (split half full) 100 rooms written in turn left their pages 42% used;
-// packed, about 70%: 40% fewer pages, and fewer levels of branches for
-// each commit to write again.
-var appendBuckets = [][]byte{bEvents, bMessages, bReplies, bAttachments, bInbox, bListed}
+// ids that sort by time) or in time: their pages are packed fuller when
+// they split, as what is left of a page is not written to again. At
+// bbolt's default (split half full) 100 rooms written in turn left their
+// pages 42% used; packed, about 70%: 40% fewer pages, and fewer levels
+// of branches for each commit to write again. The keys by age of the
+// idempotency records only grow: their pages are 88% used.
+var appendBuckets = [][]byte{bEvents, bAttachments, bInbox, bIdemAt}
 
 const appendFill = 0.9
 
-// packAppends sets the fill of the append buckets for the write
+// indexBuckets grow the same way but hold small records (the seq of a
+// message's event, or keys alone), many to a page. Each room's records go
+// into the middle of a page shared with the next room's; split 90% full,
+// the rest of the page, the next room's records, was left on a page of
+// its own that nobody writes to again. Split 70% full, their pages are
+// 64% used (59% at bbolt's default, 46% at 95%).
+var indexBuckets = [][]byte{bMessages, bReplies, bListed}
+
+const indexFill = 0.7
+
+// packAppends sets the fill of the append and index buckets for the write
 // transaction tx (a bucket's fill is not kept in the file).
 func packAppends(tx *bolt.Tx) {
 	for _, name := range appendBuckets {
 		tx.Bucket(name).FillPercent = appendFill
+	}
+	for _, name := range indexBuckets {
+		tx.Bucket(name).FillPercent = indexFill
 	}
 }
 
@@ -383,68 +425,51 @@ func (s *Store) commit(batch []*request) {
 	}
 }
 
-// executeTx runs one command inside the write transaction. Its returned
-// error is a storage failure; a refused command is reported in the result.
-func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (res result, err error) {
-	var idemKey []byte
+// executeTx runs one command inside the write transaction: its key, its
+// decision, and the event it decides on. Its returned error is a storage
+// failure; a refused command is reported in the result.
+func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (result, error) {
 	if cmd.Key != "" {
-		idemKey = key(cmd.Room, cmd.Actor, cmd.Key)
-		if raw := tx.Bucket(bIdem).Get(idemKey); raw != nil {
-			var rec idemRecord
-			if err := json.Unmarshal(raw, &rec); err != nil {
-				return res, err
-			}
-			switch {
-			case room.KeyExpired(rec.At, commandTime(cmd)):
-				// Forgotten: carried out anew, and recorded again below
-				// (the sweep leaves a record newer than its index entry).
-			case rec.Fingerprint != cmd.Fingerprint:
-				return result{err: room.ErrKeyReused}, nil
-			default:
-				ev, err := getEvent(tx, cmd.Room, rec.Seq)
-				if err != nil {
-					return res, err
-				}
-				return result{Executed: room.Executed{Event: ev, Replayed: true}}, nil
-			}
+		if res, done, err := s.replayKey(tx, cmd); err != nil || done {
+			return res, err
 		}
 	}
 	v := &view{tx: tx, room: cmd.Room, wc: &s.wc}
 	d, derr := cmd.Run(v)
-	if v.err != nil {
-		return res, v.err
+	if err := v.Err(); err != nil {
+		return result{}, err
 	}
 	if derr != nil {
 		return result{err: derr}, nil
 	}
-	ev := d.Event
-	if ev.Type == "" {
+	if d.Event.Type == "" {
 		return result{Executed: room.Executed{Result: d.Result}}, nil
 	}
-	r, err := s.wc.room(tx, cmd.Room)
+	ev, err := s.append(tx, cmd.Room, d.Event)
 	if err != nil {
-		return res, err
+		return result{}, err
+	}
+	if cmd.Key != "" {
+		if err := recordKey(tx, cmd, ev.Seq); err != nil {
+			return result{}, err
+		}
+	}
+	return result{Executed: room.Executed{Event: ev, Result: d.Result}}, nil
+}
+
+// append gives ev the room's next seq and writes it with its effects.
+func (s *Store) append(tx *bolt.Tx, roomID string, ev room.Event) (room.Event, error) {
+	r, err := s.wc.room(tx, roomID)
+	if err != nil {
+		return ev, err
 	}
 	var head int64
 	if r != nil {
 		head = r.Head
 	}
 	ev.Seq = head + 1
-	ev.RoomID = cmd.Room
-	if err := appendEvent(tx, &s.wc, ev); err != nil {
-		return res, err
-	}
-	if idemKey != nil {
-		at := commandTime(cmd)
-		raw, _ := json.Marshal(idemRecord{Seq: ev.Seq, Fingerprint: cmd.Fingerprint, At: at})
-		if err := tx.Bucket(bIdem).Put(idemKey, raw); err != nil {
-			return res, err
-		}
-		if err := tx.Bucket(bIdemAt).Put(idemAtKey(at, idemKey), nil); err != nil {
-			return res, err
-		}
-	}
-	return result{Executed: room.Executed{Event: ev, Result: d.Result}}, nil
+	ev.RoomID = roomID
+	return ev, s.appendEvent(tx, ev)
 }
 
 // inviteAtKey is an invite's key in the room's invites newest first.
@@ -459,203 +484,6 @@ func commandTime(cmd room.Command) time.Time {
 		return time.Now()
 	}
 	return cmd.At
-}
-
-// sweepBatch bounds the expired keys one commit removes: a backlog (after
-// a long stop) goes over many commits, none of which it slows down much.
-const sweepBatch = 64
-
-// idemAtKey is the key of a record in the index by age.
-func idemAtKey(at time.Time, idemKey []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), idemKey...)
-}
-
-// sweepKeys removes up to n idempotency records that expired at now (and
-// their index entries), oldest first. A record written again since its
-// entry (its key expired and was used anew) stays.
-func sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
-	if now.IsZero() {
-		return nil
-	}
-	idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
-	c := byAge.Cursor()
-	for k, _ := c.First(); k != nil && n > 0; k, _ = c.First() {
-		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
-		if !room.KeyExpired(at, now) {
-			return nil
-		}
-		if raw := idem.Get(k[8:]); raw != nil {
-			var rec idemRecord
-			if err := json.Unmarshal(raw, &rec); err != nil {
-				return err
-			}
-			if rec.At.Equal(at) {
-				if err := idem.Delete(k[8:]); err != nil {
-					return err
-				}
-			}
-		}
-		if err := byAge.Delete(k); err != nil {
-			return err
-		}
-		n--
-	}
-	return nil
-}
-
-// appendEvent writes the event and applies its effects to the read models.
-func appendEvent(tx *bolt.Tx, wc *wcache, ev room.Event) error {
-	fx, err := room.Project(ev)
-	if err != nil {
-		return err
-	}
-	if err := putJSON(tx.Bucket(bEvents), seqKey(ev.RoomID, ev.Seq), ev); err != nil {
-		return err
-	}
-	return applyEffects(tx, wc, ev, fx)
-}
-
-func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error {
-	rooms := tx.Bucket(bRooms)
-	current, err := wc.room(tx, ev.RoomID)
-	if err != nil {
-		return err
-	}
-	r := fx.Room
-	if r == nil {
-		r = current
-	} else if current != nil {
-		r.Head, r.LastActivityAt, r.LastCustomerActivityAt = current.Head, current.LastActivityAt, current.LastCustomerActivityAt
-	}
-	if r == nil {
-		return fmt.Errorf("boltstore: event %d of unknown room %s", ev.Seq, ev.RoomID)
-	}
-	r.Head = ev.Seq
-	r.LastActivityAt = ev.At
-	if ev.Actor.Kind == dealroom.Customer {
-		at := ev.At
-		r.LastCustomerActivityAt = &at
-	}
-	if err := putJSON(rooms, []byte(r.ID), r); err != nil {
-		return err
-	}
-	wc.putRoom(r.ID, r)
-	if len(fx.Members) > 0 || len(fx.RemovedMembers) > 0 {
-		wc.membersChanged(ev.RoomID)
-	}
-
-	members, userRooms := tx.Bucket(bMembers), tx.Bucket(bUserRooms)
-	for _, m := range fx.Members {
-		if err := putJSON(members, key(ev.RoomID, m.UserID), m); err != nil {
-			return err
-		}
-		if err := userRooms.Put(key(m.UserID, ev.RoomID), nil); err != nil {
-			return err
-		}
-	}
-	for _, u := range fx.RemovedMembers {
-		if err := members.Delete(key(ev.RoomID, u)); err != nil {
-			return err
-		}
-		if err := userRooms.Delete(key(u, ev.RoomID)); err != nil {
-			return err
-		}
-	}
-
-	tasks, assigned := tx.Bucket(bTasks), tx.Bucket(bAssigned)
-	unassign := func(id string) error {
-		old, err := getJSON[taskDoc](tasks, key(ev.RoomID, id))
-		if err != nil || old == nil {
-			return err
-		}
-		for _, u := range old.Assignees {
-			if err := assigned.Delete(key(u, ev.RoomID, id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, t := range fx.Tasks {
-		if err := unassign(t.ID); err != nil {
-			return err
-		}
-		if err := putJSON(tasks, key(ev.RoomID, t.ID), t); err != nil {
-			return err
-		}
-		for _, u := range t.Assignees {
-			if err := assigned.Put(key(u, ev.RoomID, t.ID), nil); err != nil {
-				return err
-			}
-		}
-	}
-	for _, id := range fx.DeletedTasks {
-		if err := unassign(id); err != nil {
-			return err
-		}
-		if err := tasks.Delete(key(ev.RoomID, id)); err != nil {
-			return err
-		}
-	}
-
-	for _, m := range fx.Messages {
-		if err := putJSON(tx.Bucket(bMessages), key(ev.RoomID, m.ID), m); err != nil {
-			return err
-		}
-		if m.ParentID != "" {
-			if err := tx.Bucket(bReplies).Put(key(ev.RoomID, m.ParentID, m.ID), nil); err != nil {
-				return err
-			}
-		}
-		if err := listMessage(tx, ev.RoomID, m); err != nil {
-			return err
-		}
-	}
-	for _, a := range fx.Attachments {
-		if err := putJSON(tx.Bucket(bAttachments), key(ev.RoomID, a.ID), a); err != nil {
-			return err
-		}
-		if err := listAttachment(tx, ev.RoomID, a); err != nil {
-			return err
-		}
-	}
-	for _, inv := range fx.Invites {
-		if err := putJSON(tx.Bucket(bInvites), []byte(inv.ID), inv); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bRoomInvites).Put(key(ev.RoomID, inv.ID), nil); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bRoomInvitesAt).Put(inviteAtKey(inv), nil); err != nil {
-			return err
-		}
-	}
-	inbox := tx.Bucket(bInbox)
-	for _, it := range fx.Inbox {
-		k := key(it.UserID, it.ID)
-		if inbox.Get(k) != nil {
-			continue // keep its read mark
-		}
-		if err := putJSON(inbox, k, it); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// taskDoc reads only what the index upkeep needs of a stored task.
-type taskDoc struct {
-	Assignees []string `json:"assignees"`
-}
-
-func getEvent(tx *bolt.Tx, roomID string, seq int64) (room.Event, error) {
-	ev, err := getJSON[room.Event](tx.Bucket(bEvents), seqKey(roomID, seq))
-	if err != nil {
-		return room.Event{}, err
-	}
-	if ev == nil {
-		return room.Event{}, fmt.Errorf("boltstore: event %d of room %s is missing", seq, roomID)
-	}
-	return *ev, nil
 }
 
 // key joins parts with 0 bytes.
@@ -676,11 +504,6 @@ func key(parts ...string) []byte {
 
 // prefix returns key(parts...) followed by a 0 byte: every key under it.
 func prefix(parts ...string) []byte { return append(key(parts...), 0) }
-
-func seqKey(roomID string, seq int64) []byte {
-	b := prefix(roomID)
-	return binary.BigEndian.AppendUint64(b, uint64(seq))
-}
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	raw, err := json.Marshal(v)

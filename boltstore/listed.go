@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/json"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,11 +78,12 @@ func listAttachment(tx *bolt.Tx, roomID string, a room.Attachment) error {
 // bListed.
 func fillListed(tx *bolt.Tx) error {
 	err := tx.Bucket(bMessages).ForEach(func(k, raw []byte) error {
-		var m room.Message
-		if err := json.Unmarshal(raw, &m); err != nil {
+		roomID := string(k[:bytes.IndexByte(k, 0)]) // room 0 message
+		m, err := messageOf(tx, roomID, raw)
+		if err != nil {
 			return err
 		}
-		return listMessage(tx, m.RoomID, m)
+		return listMessage(tx, roomID, *m)
 	})
 	if err != nil {
 		return err

@@ -22,36 +22,29 @@ type view struct {
 	tx   *bolt.Tx
 	room string
 	wc   *wcache // the writer's cache of rooms and members
-	err  error
+	room.FirstError
 }
 
 var _ room.View = (*view)(nil)
 
-func (v *view) note(err error) error {
-	if err != nil && v.err == nil {
-		v.err = err
-	}
-	return err
-}
-
 func (v *view) Room() (*room.Room, error) {
 	r, err := v.wc.room(v.tx, v.room)
-	return r, v.note(err)
+	return r, v.Note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
 	m, err := v.wc.member(v.tx, v.room, user)
-	return m, v.note(err)
+	return m, v.Note(err)
 }
 
 func (v *view) Members() ([]room.Member, error) {
 	ms, err := v.wc.roomMembers(v.tx, v.room)
-	return ms, v.note(err)
+	return ms, v.Note(err)
 }
 
 func (v *view) Task(id string) (*task.Task, error) {
 	t, err := getJSON[task.Task](v.tx.Bucket(bTasks), key(v.room, id))
-	return t, v.note(err)
+	return t, v.Note(err)
 }
 
 func (v *view) TaskStats() (room.PlanStats, error) {
@@ -62,7 +55,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 		Visibility dealroom.Visibility `json:"visibility"`
 		Position   float64             `json:"position"`
 	}](v.tx.Bucket(bTasks), prefix(v.room))
-	if v.note(err) != nil {
+	if v.Note(err) != nil {
 		return st, err
 	}
 	for _, t := range ts {
@@ -72,18 +65,18 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 }
 
 func (v *view) Message(id string) (*room.Message, error) {
-	m, err := getJSON[room.Message](v.tx.Bucket(bMessages), key(v.room, id))
-	return m, v.note(err)
+	m, err := getMessage(v.tx, v.room, id)
+	return m, v.Note(err)
 }
 
 func (v *view) Attachment(id string) (*room.Attachment, error) {
 	a, err := getJSON[room.Attachment](v.tx.Bucket(bAttachments), key(v.room, id))
-	return a, v.note(err)
+	return a, v.Note(err)
 }
 
 func (v *view) Invite(id string) (*room.Invite, error) {
 	i, err := getJSON[room.Invite](v.tx.Bucket(bInvites), []byte(id))
-	return i, v.note(err)
+	return i, v.Note(err)
 }
 
 // read runs fn in a read transaction, turning storage failures into
@@ -96,14 +89,24 @@ func (s *Store) read(fn func(tx *bolt.Tx) error) error {
 	return err
 }
 
+// readTx returns what fn reads in a read transaction (see read).
+func readTx[T any](s *Store, fn func(tx *bolt.Tx) (T, error)) (T, error) {
+	var v T
+	err := s.read(func(tx *bolt.Tx) (err error) {
+		v, err = fn(tx)
+		return err
+	})
+	return v, err
+}
+
 // Events implements room.Store.
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	var out []room.Event
-	var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
-	if sharedOnly {
-		end = seqKey(roomID, room.SharedScanEnd(after, limit))
-	}
 	err := s.read(func(tx *bolt.Tx) error {
+		var end []byte // with sharedOnly, the last key the scan may look at (room.SharedScan)
+		if sharedOnly {
+			end = seqKey(roomID, room.SharedScanEnd(after, limit))
+		}
 		c := tx.Bucket(bEvents).Cursor()
 		p := prefix(roomID)
 		for k, raw := c.Seek(seqKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, raw = c.Next() {
@@ -111,7 +114,7 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 				break // the scan's budget (room.SharedScan)
 			}
 			var ev room.Event
-			if err := json.Unmarshal(raw, &ev); err != nil {
+			if err := decodeEvent(raw, &ev); err != nil {
 				return err
 			}
 			if sharedOnly && ev.Visibility != dealroom.Shared {
@@ -126,11 +129,7 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 
 // Room implements room.Store.
 func (s *Store) Room(ctx context.Context, id string) (*room.Room, error) {
-	var r *room.Room
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		r, err = getJSON[room.Room](tx.Bucket(bRooms), []byte(id))
-		return err
-	})
+	r, err := readTx(s, func(tx *bolt.Tx) (*room.Room, error) { return getJSON[room.Room](tx.Bucket(bRooms), []byte(id)) })
 	if err == nil && r == nil {
 		err = dealroom.NotFound("room", id)
 	}
@@ -147,8 +146,7 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return err
 			}
-			if (f.Stage == "" || r.Stage == f.Stage) && (f.Owner == "" || r.OwnerID == f.Owner) &&
-				(f.CloseWindow == "" || r.CloseWindow == f.CloseWindow) {
+			if f.Match(r) {
 				all = append(all, r)
 			}
 			return nil
@@ -188,12 +186,9 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 
 // Member implements room.Store.
 func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, error) {
-	var m *room.Member
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		m, err = getJSON[room.Member](tx.Bucket(bMembers), key(roomID, user))
-		return err
+	return readTx(s, func(tx *bolt.Tx) (*room.Member, error) {
+		return getJSON[room.Member](tx.Bucket(bMembers), key(roomID, user))
 	})
-	return m, err
 }
 
 // Memberships implements room.Store.
@@ -217,12 +212,7 @@ func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (m
 
 // Members implements room.Store.
 func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
-	var out []room.Member
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		out, err = members(tx, roomID)
-		return err
-	})
-	return out, err
+	return readTx(s, func(tx *bolt.Tx) ([]room.Member, error) { return members(tx, roomID) })
 }
 
 func members(tx *bolt.Tx, roomID string) ([]room.Member, error) {
@@ -233,12 +223,7 @@ func members(tx *bolt.Tx, roomID string) ([]room.Member, error) {
 
 // Tasks implements room.Store.
 func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
-	var out []task.Task
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		out, err = tasks(tx, roomID)
-		return err
-	})
-	return out, err
+	return readTx(s, func(tx *bolt.Tx) ([]task.Task, error) { return tasks(tx, roomID) })
 }
 
 func tasks(tx *bolt.Tx, roomID string) ([]task.Task, error) {
@@ -254,12 +239,7 @@ func tasks(tx *bolt.Tx, roomID string) ([]task.Task, error) {
 
 // Task implements room.Store.
 func (s *Store) Task(ctx context.Context, roomID, id string) (*task.Task, error) {
-	var t *task.Task
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		t, err = getJSON[task.Task](tx.Bucket(bTasks), key(roomID, id))
-		return err
-	})
-	return t, err
+	return readTx(s, func(tx *bolt.Tx) (*task.Task, error) { return getJSON[task.Task](tx.Bucket(bTasks), key(roomID, id)) })
 }
 
 // AssignedTasks implements room.Store.
@@ -287,7 +267,7 @@ func (s *Store) AssignedTasks(ctx context.Context, user string) ([]task.Task, er
 func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Message, error) {
 	var out []room.Message
 	err := s.read(func(tx *bolt.Tx) error {
-		msgs, replies := tx.Bucket(bMessages), tx.Bucket(bReplies)
+		replies := tx.Bucket(bReplies)
 		keep := func(m *room.Message) bool {
 			return m != nil && (!f.SharedOnly || m.Visibility == dealroom.Shared) &&
 				(f.ParentID != "" || (m.ParentID == "" && (f.TaskID == "" || m.TaskID == f.TaskID)))
@@ -300,7 +280,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 				start = append(key(f.Room, f.ParentID, f.After), 1)
 			}
 			for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
-				m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+				m, err := getMessage(tx, f.Room, string(k[len(p):]))
 				if err != nil {
 					return err
 				}
@@ -320,7 +300,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 			start = append(key(f.Room, scope, f.After), 1)
 		}
 		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(out) < f.Limit; k, _ = c.Next() {
-			m, err := getJSON[room.Message](msgs, key(f.Room, string(k[len(p):])))
+			m, err := getMessage(tx, f.Room, string(k[len(p):]))
 			if err != nil {
 				return err
 			}
@@ -349,12 +329,7 @@ func countReplies(tx *bolt.Tx, roomID, parent string) int {
 
 // Message implements room.Store.
 func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
-	var m *room.Message
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		m, err = getJSON[room.Message](tx.Bucket(bMessages), key(roomID, id))
-		return err
-	})
-	return m, err
+	return readTx(s, func(tx *bolt.Tx) (*room.Message, error) { return getMessage(tx, roomID, id) })
 }
 
 // DeletedMessages implements room.Store.
@@ -364,15 +339,15 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 		b := tx.Bucket(bMessages)
 		for _, id := range ids {
 			raw := b.Get(key(roomID, id))
-			if raw == nil || !bytes.Contains(raw, []byte(`"deleted":true`)) {
+			if raw == nil || (raw[0] == '{' && !bytes.Contains(raw, []byte(`"deleted":true`))) {
 				continue
 			}
-			var m room.Message
-			if err := json.Unmarshal(raw, &m); err != nil {
+			m, err := messageOf(tx, roomID, raw)
+			if err != nil {
 				return err
 			}
 			if m.Deleted {
-				out = append(out, m)
+				out = append(out, *m)
 			}
 		}
 		return nil
@@ -382,12 +357,9 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
-	var a *room.Attachment
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		a, err = getJSON[room.Attachment](tx.Bucket(bAttachments), key(roomID, id))
-		return err
+	return readTx(s, func(tx *bolt.Tx) (*room.Attachment, error) {
+		return getJSON[room.Attachment](tx.Bucket(bAttachments), key(roomID, id))
 	})
-	return a, err
 }
 
 // Attachments implements room.Store.
@@ -434,12 +406,7 @@ func (s *Store) Attachments(ctx context.Context, roomID, after string, limit int
 
 // Invite implements room.Store.
 func (s *Store) Invite(ctx context.Context, id string) (*room.Invite, error) {
-	var inv *room.Invite
-	err := s.read(func(tx *bolt.Tx) (err error) {
-		inv, err = getJSON[room.Invite](tx.Bucket(bInvites), []byte(id))
-		return err
-	})
-	return inv, err
+	return readTx(s, func(tx *bolt.Tx) (*room.Invite, error) { return getJSON[room.Invite](tx.Bucket(bInvites), []byte(id)) })
 }
 
 // Invites implements room.Store.

@@ -13,6 +13,7 @@ import (
 
 	"dealroom"
 	"dealroom/room"
+	"dealroom/task"
 )
 
 // TestExpiredKeysAreSwept: idempotency records do not pile up: those past
@@ -22,19 +23,7 @@ func TestExpiredKeysAreSwept(t *testing.T) {
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	var mu sync.Mutex
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		now = now.Add(time.Millisecond)
-		return now
-	}
-	advance := func(d time.Duration) {
-		mu.Lock()
-		now = now.Add(d)
-		mu.Unlock()
-	}
+	clock, advance := testClock()
 	svc := &room.Service{Store: s, Now: clock}
 	ctx := context.Background()
 	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
@@ -77,4 +66,171 @@ func TestExpiredKeysAreSwept(t *testing.T) {
 	res, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: "m3"}, "k3")
 	require.NoError(t, err)
 	assert.Equal(t, "m3", res.Body)
+}
+
+// TestOldKeysAreFound: a data directory whose idempotency records were
+// keyed by the old rule (room 0 actor 0 key) still answers a retry with
+// the first result after the upgrade, until the key expires.
+func TestOldKeysAreFound(t *testing.T) {
+	dir := t.TempDir()
+	clock, advance := testClock()
+	ctx := context.Background()
+	s, _, r := openWithRoom(t, dir)
+	svc := &room.Service{Store: s, Now: clock}
+	assert.True(t, s.legacyKeys.IsZero(), "a new file has no records of the old rule")
+	first, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+
+	// Make the file what the old code left: the record under the old
+	// key, and no mark of the new rule.
+	cmd := room.Command{Room: r.ID, Actor: testAlice.ID, Key: "k"}
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
+		raw := idem.Get(idemKey(cmd))
+		require.NotNil(t, raw)
+		k, _ := byAge.Cursor().Last()
+		require.NoError(t, byAge.Delete(k))
+		require.NoError(t, idem.Delete(idemKey(cmd)))
+		require.NoError(t, idem.Put(legacyIdemKey(cmd), raw))
+		require.NoError(t, byAge.Put(append(k[:8:8], legacyIdemKey(cmd)...), nil))
+		require.NoError(t, tx.Bucket(bMeta).Delete(metaIdemRule))
+		return nil
+	}))
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.False(t, s.legacyKeys.IsZero(), "the file's old records are noted")
+	svc = &room.Service{Store: s, Now: clock}
+	again, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "a retry finds the record of the old rule")
+	_, err = svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Other"}, "k")
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err))
+
+	advance(room.KeyRetention)
+	anew, err := svc.CreateTask(ctx, testAlice, r.ID, task.Draft{Title: "Kick-off"}, "k")
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, anew.ID, "after the retention, the old key is forgotten")
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.Nil(t, tx.Bucket(bIdem).Get(legacyIdemKey(cmd)), "the expired old record is swept")
+		assert.NotNil(t, tx.Bucket(bIdem).Get(idemKey(cmd)), "the key is recorded by the new rule")
+		return nil
+	}))
+}
+
+// testClock is a clock for a service that moves on a millisecond at each
+// reading, and by d at advance(d).
+func testClock() (clock func() time.Time, advance func(d time.Duration)) {
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	clock = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Millisecond)
+		return now
+	}
+	advance = func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	return clock, advance
+}
+
+// TestOldFormatsAreRead: a file whose events are plain JSON and whose
+// message and idempotency records are JSON documents, as older code wrote
+// them, reads the same after the upgrade, and takes new writes beside
+// them.
+func TestOldFormatsAreRead(t *testing.T) {
+	dir := t.TempDir()
+	clock, _ := testClock()
+	ctx := context.Background()
+	s, _, r := openWithRoom(t, dir)
+	svc := &room.Service{Store: s, Now: clock}
+	first, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	require.NoError(t, err)
+	gone, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "a message to delete"}, "")
+	require.NoError(t, err)
+	_, err = svc.DeleteMessage(ctx, testAlice, r.ID, gone.ID, "")
+	require.NoError(t, err)
+	_, err = svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "a reply", ParentID: first.ID}, "")
+	require.NoError(t, err)
+	events, err := s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	roots, err := s.Messages(ctx, room.MessageFilter{Room: r.ID, Limit: 100})
+	require.NoError(t, err)
+	zipped := 0
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		evs := tx.Bucket(bEvents)
+		for _, ev := range events {
+			k := seqKey(r.ID, ev.Seq)
+			if evs.Get(k)[0] == zipTag {
+				zipped++
+			}
+			require.NoError(t, putJSON(evs, k, ev))
+		}
+		msgs := tx.Bucket(bMessages)
+		for _, id := range []string{first.ID, gone.ID} {
+			m, err := getMessage(tx, r.ID, id)
+			require.NoError(t, err)
+			require.NoError(t, putJSON(msgs, key(r.ID, id), m))
+		}
+		idem := tx.Bucket(bIdem)
+		k := idemKey(room.Command{Room: r.ID, Actor: testAlice.ID, Key: "k1"})
+		var rec idemRecord
+		require.NoError(t, rec.unmarshal(idem.Get(k)))
+		require.NoError(t, putJSON(idem, k, rec))
+		return tx.Bucket(bMeta).Put([]byte("schema"), []byte("1"))
+	}))
+	assert.NotZero(t, zipped, "events with text are stored compressed")
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	svc = &room.Service{Store: s, Now: clock}
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.Equal(t, schemaVersion, string(tx.Bucket(bMeta).Get([]byte("schema"))),
+			"the file is marked with the new schema, which older binaries refuse")
+		return nil
+	}))
+	got, err := s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	assert.Equal(t, events, got)
+	gotRoots, err := s.Messages(ctx, room.MessageFilter{Room: r.ID, Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, roots, gotRoots)
+	deleted, err := s.DeletedMessages(ctx, r.ID, []string{first.ID, gone.ID})
+	require.NoError(t, err)
+	require.Len(t, deleted, 1)
+	assert.Equal(t, gone.ID, deleted[0].ID)
+	again, err := svc.PostMessage(ctx, testAlice, r.ID, room.MessageDraft{Body: "the first message, long enough to be compressed when stored"}, "k1")
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID, "a JSON idempotency record still answers a retry")
+	edited, err := svc.EditMessage(ctx, testAlice, r.ID, first.ID, room.MessageEdit{Body: "edited"}, "")
+	require.NoError(t, err)
+	m, err := s.Message(ctx, r.ID, first.ID)
+	require.NoError(t, err)
+	assert.Equal(t, edited.Body, m.Body, "a message of the old form takes an edit")
+	got, err = s.Events(ctx, r.ID, 0, 100, false)
+	require.NoError(t, err)
+	assert.Equal(t, events, got[:len(events)], "old and new forms read side by side")
+	assert.Len(t, got, len(events)+1)
+}
+
+// TestIdemRecordForms: an idempotency record comes back from its binary
+// form, with a fingerprint of hex digits or of anything else.
+func TestIdemRecordForms(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 123456789, time.UTC)
+	for _, fp := range []string{"0123456789abcdef0123456789abcdef", "not hex", "ABCDEF", ""} {
+		rec := idemRecord{Seq: 42, Fingerprint: fp, At: at}
+		var got idemRecord
+		require.NoError(t, got.unmarshal(rec.marshal()))
+		assert.Equal(t, rec.Seq, got.Seq)
+		assert.Equal(t, fp, got.Fingerprint)
+		assert.True(t, at.Equal(got.At))
+	}
+	assert.Len(t, idemRecord{Seq: 1, Fingerprint: "0123456789abcdef0123456789abcdef", At: at}.marshal(), 33)
 }

@@ -69,7 +69,7 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, error
 		os.Remove(f.Name()) // gone already after a successful rename
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(&ctxReader{ctx, r}, max+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(room.ContextReader(ctx, r), max+1))
 	if err != nil {
 		var de *dealroom.Error
 		if errors.As(err, &de) || ctx.Err() != nil {
@@ -196,17 +196,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -105,8 +105,8 @@ func TestCodecMatchesJSON(t *testing.T) {
 }
 
 func TestKeyIdem(t *testing.T) {
-	assert.NotEqual(t, keyIdem("a|b", "c"), keyIdem("a", "b|c"))
-	assert.NotEqual(t, keyIdem("a:1", "c"), keyIdem("a", "1:c"))
-	long := keyIdem("alice", string(make([]byte, 1000)))
+	assert.NotEqual(t, room.IdempotencyID("a|b", "c"), room.IdempotencyID("a", "b|c"))
+	assert.NotEqual(t, room.IdempotencyID("a:1", "c"), room.IdempotencyID("a", "1:c"))
+	long := room.IdempotencyID("alice", string(make([]byte, 1000)))
 	assert.Len(t, long, 2+64)
 }

@@ -80,8 +80,9 @@
 //  3. Run cmd.Decide against a View that reads the read models, which now
 //     reflect every event up to H.
 //  4. Insert the event with seq = H+1. The insert is the commit: the event
-//     document holds the idempotency key (idem: the actor and key, encoded
-//     without ambiguity, hashed when long; an event without a key gets
+//     document holds the idempotency key (idem: room.IdempotencyID of the
+//     actor and key, the rule the embedded store uses too: encoded without
+//     ambiguity, hashed when long; an event without a key gets
 //     "e:" + its ObjectId, so that the unique index needs no partial
 //     filter) and the request's fingerprint, so key and event are recorded
 //     by one single-document write.

@@ -3,13 +3,10 @@ package mongostore
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -77,20 +74,10 @@ func (d *eventDoc) event() (room.Event, error) {
 	return ev, nil
 }
 
-// keyIdem encodes an actor's idempotency key without ambiguity (user ids
-// may hold any separator); long ones are hashed to keep index entries
-// small.
-func keyIdem(actor, key string) string {
-	k := "k:" + strconv.Itoa(len(actor)) + ":" + actor + ":" + key
-	if len(k) > 400 {
-		sum := sha256.Sum256([]byte(k))
-		return "h:" + hex.EncodeToString(sum[:])
-	}
-	return k
-}
-
 // Execute implements room.Store. See the package documentation for the
-// algorithm.
+// algorithm: each attempt decides on the room's state and inserts the
+// event at the next seq; an attempt whose seq another writer took is
+// tried again.
 func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Executed, error) {
 	if err := s.begin(); err != nil {
 		return room.Executed{}, err
@@ -101,112 +88,153 @@ func (s *Store) Execute(ctx context.Context, cmd room.Command) (room.Executed, e
 	}
 	defer unlock()
 
-	var idem string
+	w := write{cmd: cmd, checkKey: cmd.Key != ""}
 	if cmd.Key != "" {
-		idem = keyIdem(cmd.Actor, cmd.Key)
+		w.idem = room.IdempotencyID(cmd.Actor, cmd.Key)
 	}
-	checkKey := cmd.Key != ""
 	for attempt := 1; ; attempt++ {
-		// A room this instance wrote last is decided on what it knows
-		// (see hotRooms); the insert below checks that nobody wrote since.
-		known, hot := s.hot.get(cmd.Room)
-		if checkKey && !hot {
-			ev, found, err := s.replay(ctx, cmd, idem)
-			if err != nil {
-				return room.Executed{}, err
-			}
-			if found {
-				return room.Executed{Event: ev, Replayed: true}, nil
-			}
-			checkKey = false
+		x, clash, err := s.attempt(ctx, &w)
+		if !clash {
+			return x, err
 		}
-		head, exists := known.head, true
-		if !hot {
-			var err error
-			if head, exists, err = s.catchUp(ctx, cmd.Room); err != nil {
-				return room.Executed{}, s.fail(ctx, err)
-			}
-		}
-		v := &view{s: s, ctx: ctx, room: cmd.Room, hot: &known}
-		d, derr := cmd.Run(v)
-		ev := d.Event
-		if v.err != nil {
-			s.hot.drop(cmd.Room)
-			return room.Executed{}, s.fail(ctx, v.err)
-		}
-		if derr != nil || ev.Type == "" {
-			if hot && checkKey {
-				// The key was not looked up: a retry whose first attempt
-				// is in may be refused now (a message it deleted), and its
-				// key, not this decision, gives the answer.
-				rev, found, err := s.replay(ctx, cmd, idem)
-				if err != nil {
-					return room.Executed{}, err
-				}
-				if found {
-					return room.Executed{Event: rev, Replayed: true}, nil
-				}
-			}
-			if derr != nil {
-				return room.Executed{}, derr
-			}
-			return room.Executed{Result: d.Result}, nil
-		}
-		ev.Seq = head + 1
-		ev.RoomID = cmd.Room
-		fx, err := room.Project(ev)
-		if err != nil {
-			return room.Executed{}, fmt.Errorf("mongostore: %w", err)
-		}
-		if fx.Room == nil && !exists {
-			return room.Executed{}, fmt.Errorf("mongostore: event %s (%s) of unknown room %s", ev.ID, ev.Type, ev.RoomID)
-		}
-		doc, err := newEventDoc(ev, idem, cmd.Fingerprint)
-		if err != nil {
-			return room.Executed{}, fmt.Errorf("mongostore: %w", err)
-		}
-		_, err = s.events.InsertOne(ctx, doc)
-		if mongo.IsDuplicateKeyError(err) {
-			// Another writer took this seq (or, with the same key, this
-			// request): look again, the long way.
-			s.hot.drop(cmd.Room)
-			s.clashes.Add(1)
-			checkKey = cmd.Key != ""
-			if attempt >= s.cfg.maxAttempts {
-				return room.Executed{}, dealroom.Unavailable(fmt.Errorf(
-					"mongostore: room %s: no free seq after %d attempts", cmd.Room, attempt))
-			}
-			if err := backoff(ctx, attempt); err != nil {
-				return room.Executed{}, err
-			}
-			continue
-		}
-		if err != nil && !s.landed(ctx, doc.OID) {
-			s.hot.drop(cmd.Room)
-			return room.Executed{}, s.fail(ctx, err)
-		}
-		// The event is committed: from here on it is the truth, and the
-		// read models are brought up to it even if the caller gives up.
-		if s.afterInsert != nil {
-			if err := s.afterInsert(ev); err != nil {
-				s.hot.drop(cmd.Room)
-				return room.Executed{}, err
-			}
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
-		err = s.apply(actx, ev, fx)
-		cancel()
-		if err != nil {
-			s.hot.drop(cmd.Room)
-			s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
-				"room", ev.RoomID, "seq", ev.Seq, "err", err)
+		// Another writer took this seq (or, with the same key, this
+		// request): look again, the long way.
+		s.clashes.Add(1)
+		w.checkKey = cmd.Key != ""
+		if attempt >= s.cfg.maxAttempts {
 			return room.Executed{}, dealroom.Unavailable(fmt.Errorf(
-				"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
+				"mongostore: room %s: no free seq after %d attempts", cmd.Room, attempt))
 		}
-		s.hot.put(cmd.Room, known.after(ev, fx))
-		s.fresh.mark(cmd.Room, s.cfg.freshFor)
-		return room.Executed{Event: ev, Result: d.Result}, nil
+		if err := backoff(ctx, attempt); err != nil {
+			return room.Executed{}, err
+		}
 	}
+}
+
+// write is one command being executed, across its attempts.
+type write struct {
+	cmd  room.Command
+	idem string // the idempotency id of the key (empty: no key)
+	// checkKey says that the key is still to be looked up before the
+	// next decision.
+	checkKey bool
+}
+
+// attempt makes one attempt at a write: the key, the decision on the
+// room's state, the insert at the next seq and the read models' update.
+// clash reports that another writer took the seq first.
+func (s *Store) attempt(ctx context.Context, w *write) (x room.Executed, clash bool, err error) {
+	cmd := w.cmd
+	// A room this instance wrote last is decided on what it knows
+	// (see hotRooms); the insert below checks that nobody wrote since.
+	known, hot := s.hot.get(cmd.Room)
+	if w.checkKey && !hot {
+		ev, found, err := s.replay(ctx, cmd, w.idem)
+		if err != nil || found {
+			return room.Executed{Event: ev, Replayed: found}, false, err
+		}
+		w.checkKey = false
+	}
+	head, exists := known.head, true
+	if !hot {
+		if head, exists, err = s.catchUp(ctx, cmd.Room); err != nil {
+			return room.Executed{}, false, s.fail(ctx, err)
+		}
+	}
+	v := &view{s: s, ctx: ctx, room: cmd.Room, hot: &known}
+	d, derr := cmd.Run(v)
+	if err := v.Err(); err != nil {
+		s.hot.drop(cmd.Room)
+		return room.Executed{}, false, s.fail(ctx, err)
+	}
+	if derr != nil || d.Event.Type == "" {
+		x, err := s.nothingToAppend(ctx, w, hot, d, derr)
+		return x, false, err
+	}
+	ev, fx, err := nextEvent(d.Event, cmd.Room, head, exists)
+	if err != nil {
+		return room.Executed{}, false, err
+	}
+	if clash, err := s.insert(ctx, ev, w); clash || err != nil {
+		s.hot.drop(cmd.Room)
+		return room.Executed{}, clash, err
+	}
+	if err := s.applyInserted(ctx, ev, fx); err != nil {
+		s.hot.drop(cmd.Room)
+		return room.Executed{}, false, err
+	}
+	s.hot.put(cmd.Room, known.after(ev, fx))
+	s.fresh.mark(cmd.Room, s.cfg.freshFor)
+	return room.Executed{Event: ev, Result: d.Result}, false, nil
+}
+
+// nothingToAppend answers a decision that appends nothing: refused (derr)
+// or changing nothing. On the short way (hot) the key was not looked up:
+// a retry whose first attempt is in may be refused now (a message it
+// deleted), and its key, not this decision, gives the answer.
+func (s *Store) nothingToAppend(ctx context.Context, w *write, hot bool, d room.Decision, derr error) (room.Executed, error) {
+	if hot && w.checkKey {
+		ev, found, err := s.replay(ctx, w.cmd, w.idem)
+		if err != nil || found {
+			return room.Executed{Event: ev, Replayed: found}, err
+		}
+	}
+	if derr != nil {
+		return room.Executed{}, derr
+	}
+	return room.Executed{Result: d.Result}, nil
+}
+
+// nextEvent makes the decided event the room's event at head+1, with its
+// effects on the read models.
+func nextEvent(ev room.Event, roomID string, head int64, exists bool) (room.Event, room.Effects, error) {
+	ev.Seq = head + 1
+	ev.RoomID = roomID
+	fx, err := room.Project(ev)
+	if err != nil {
+		return ev, fx, fmt.Errorf("mongostore: %w", err)
+	}
+	if fx.Room == nil && !exists {
+		return ev, fx, fmt.Errorf("mongostore: event %s (%s) of unknown room %s", ev.ID, ev.Type, ev.RoomID)
+	}
+	return ev, fx, nil
+}
+
+// insert commits the event: one insert that takes its seq and records the
+// write's key. clash reports that the seq (or the key) was taken.
+func (s *Store) insert(ctx context.Context, ev room.Event, w *write) (clash bool, err error) {
+	doc, err := newEventDoc(ev, w.idem, w.cmd.Fingerprint)
+	if err != nil {
+		return false, fmt.Errorf("mongostore: %w", err)
+	}
+	_, err = s.events.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return true, nil
+	}
+	if err != nil && !s.landed(ctx, doc.OID) {
+		return false, s.fail(ctx, err)
+	}
+	return false, nil
+}
+
+// applyInserted brings the read models up to an event just committed:
+// from then on it is the truth, and they are updated even if the caller
+// gives up. A failure leaves the room to be repaired on its next use.
+func (s *Store) applyInserted(ctx context.Context, ev room.Event, fx room.Effects) error {
+	if s.afterInsert != nil {
+		if err := s.afterInsert(ev); err != nil {
+			return err
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
+	defer cancel()
+	if err := s.apply(actx, ev, fx); err != nil {
+		s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
+			"room", ev.RoomID, "seq", ev.Seq, "err", err)
+		return dealroom.Unavailable(fmt.Errorf(
+			"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
+	}
+	return nil
 }
 
 // backoff waits a little, more after more failed attempts.
@@ -367,63 +395,68 @@ func (s *Store) Repair(ctx context.Context) error {
 		return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
 	}
 	defer cur.Close(ctx)
-	type head struct {
-		Room string `bson:"_id"`
-		Head int64  `bson:"head"`
-	}
-	var batch []head
-	flush := func() error {
-		ids := make([]string, len(batch))
-		for i, h := range batch {
-			ids[i] = h.Room
-		}
-		metas, err := findAll[struct {
-			ID         string `bson:"_id"`
-			AppliedSeq int64  `bson:"applied_seq"`
-		}](ctx, s.rooms, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-			options.Find().SetProjection(bson.D{{Key: "applied_seq", Value: 1}}))
-		if err != nil {
-			return err
-		}
-		applied := make(map[string]int64, len(metas))
-		for _, m := range metas {
-			applied[m.ID] = m.AppliedSeq
-		}
-		for _, h := range batch {
-			if applied[h.Room] >= h.Head {
-				continue
-			}
-			unlock, err := s.locks.lock(ctx, h.Room)
-			if err != nil {
-				return err
-			}
-			_, _, err = s.catchUp(ctx, h.Room)
-			unlock()
-			if err != nil {
-				return err
-			}
-		}
-		batch = batch[:0]
-		return nil
-	}
+	var batch []roomHead
 	for cur.Next(ctx) {
-		var h head
+		var h roomHead
 		if err := cur.Decode(&h); err != nil {
 			return s.fail(ctx, err)
 		}
 		batch = append(batch, h)
 		if len(batch) == 500 {
-			if err := flush(); err != nil {
+			if err := s.repairRooms(ctx, batch); err != nil {
 				return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
 			}
+			batch = batch[:0]
 		}
 	}
 	if err := cur.Err(); err != nil {
 		return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
 	}
 	if len(batch) > 0 {
-		if err := flush(); err != nil {
+		if err := s.repairRooms(ctx, batch); err != nil {
 			return s.fail(ctx, fmt.Errorf("mongostore: repair: %w", err))
+		}
+	}
+	return nil
+}
+
+// roomHead is the last seq of a room's log.
+type roomHead struct {
+	Room string `bson:"_id"`
+	Head int64  `bson:"head"`
+}
+
+// repairRooms catches up those of the rooms whose read models lag behind
+// their heads, each under its lock.
+func (s *Store) repairRooms(ctx context.Context, heads []roomHead) error {
+	ids := make([]string, len(heads))
+	for i, h := range heads {
+		ids[i] = h.Room
+	}
+	metas, err := findAll[struct {
+		ID         string `bson:"_id"`
+		AppliedSeq int64  `bson:"applied_seq"`
+	}](ctx, s.rooms, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "applied_seq", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	applied := make(map[string]int64, len(metas))
+	for _, m := range metas {
+		applied[m.ID] = m.AppliedSeq
+	}
+	for _, h := range heads {
+		if applied[h.Room] >= h.Head {
+			continue
+		}
+		unlock, err := s.locks.lock(ctx, h.Room)
+		if err != nil {
+			return err
+		}
+		_, _, err = s.catchUp(ctx, h.Room)
+		unlock()
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -479,19 +512,7 @@ var derived = []string{"head", "last_activity_at", "last_customer_activity_at"}
 func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error {
 	n := ev.Seq
 	if fx.Room != nil {
-		set, err := marshalD(fx.Room, derived...)
-		if err != nil {
-			return err
-		}
-		set = append(set, bson.E{Key: "settings_seq", Value: n})
-		update := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
-			{Key: "applied_seq", Value: int64(0)}, {Key: "customer_seq", Value: int64(0)},
-			{Key: "last_activity_at", Value: ev.At}}}}
-		err = s.condWrite(ctx, s.rooms, bson.D{{Key: "_id", Value: ev.RoomID}}, "settings_seq", n, func(filter bson.D) error {
-			_, err := s.rooms.UpdateOne(ctx, filter, update, options.Update().SetUpsert(true))
-			return err
-		})
-		if err != nil {
+		if err := s.putSettings(ctx, ev, fx.Room); err != nil {
 			return err
 		}
 	}
@@ -554,6 +575,24 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 		}
 	}
 	return s.advance(ctx, ev)
+}
+
+// putSettings writes the room's settings as the event ev sets them,
+// creating the room's document if needed, unless a later event's are
+// there.
+func (s *Store) putSettings(ctx context.Context, ev room.Event, r *room.Room) error {
+	set, err := marshalD(r, derived...)
+	if err != nil {
+		return err
+	}
+	set = append(set, bson.E{Key: "settings_seq", Value: ev.Seq})
+	update := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
+		{Key: "applied_seq", Value: int64(0)}, {Key: "customer_seq", Value: int64(0)},
+		{Key: "last_activity_at", Value: ev.At}}}}
+	return s.condWrite(ctx, s.rooms, bson.D{{Key: "_id", Value: ev.RoomID}}, "settings_seq", ev.Seq, func(filter bson.D) error {
+		_, err := s.rooms.UpdateOne(ctx, filter, update, options.Update().SetUpsert(true))
+		return err
+	})
 }
 
 // advance moves the room's high-water mark and activity times to ev.

@@ -134,16 +134,26 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 	if _, err := b.uploads.InsertOne(ctx, upload{ID: id, Started: time.Now()}); err != nil {
 		return room.Blob{}, b.s.fail(ctx, err)
 	}
-	// On failure, remove the chunks written so far even if ctx is over.
-	discard := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := b.chunks.DeleteMany(cctx, bson.D{{Key: "files_id", Value: id}}); err == nil {
-			b.uploads.DeleteOne(cctx, bson.D{{Key: "_id", Value: id}})
+	blob, err := b.writeChunks(ctx, id, r, max)
+	if err == nil {
+		var mine bool
+		if mine, err = b.publish(ctx, id, blob); mine && err == nil {
+			return blob, nil
 		}
 	}
+	// The chunks written are not the blob's: removed even if ctx is over.
+	b.discard(ctx, id)
+	if err != nil {
+		return room.Blob{}, err
+	}
+	return blob, nil
+}
+
+// writeChunks writes the bytes of r, up to max, as the chunks of the
+// upload id, and returns their hash and size.
+func (b *Blobs) writeChunks(ctx context.Context, id primitive.ObjectID, r io.Reader, max int64) (room.Blob, error) {
 	h := sha256.New()
-	in := io.LimitReader(&ctxReader{ctx, r}, max+1)
+	in := io.LimitReader(room.ContextReader(ctx, r), max+1)
 	buf := make([]byte, ChunkSize)
 	var size int64
 	for n := int32(0); ; n++ {
@@ -151,12 +161,10 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 		if k > 0 {
 			size += int64(k)
 			if size > max {
-				discard()
 				return room.Blob{}, dealroom.Errorf(dealroom.ETOOLARGE, "the file is larger than the limit of %d bytes", max)
 			}
 			h.Write(buf[:k])
 			if _, err := b.chunks.InsertOne(ctx, gridChunk{ID: primitive.NewObjectID(), FilesID: id, N: n, Data: buf[:k]}); err != nil {
-				discard()
 				return room.Blob{}, b.s.fail(ctx, err)
 			}
 		}
@@ -164,7 +172,6 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 			break
 		}
 		if rerr != nil {
-			discard()
 			var de *dealroom.Error
 			if errors.As(rerr, &de) || ctx.Err() != nil {
 				return room.Blob{}, rerr
@@ -172,51 +179,59 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, max int64) (room.Blob, err
 			return room.Blob{}, dealroom.Errorf(dealroom.EBADREQUEST, "the upload could not be read: %v", rerr)
 		}
 	}
-	blob := room.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
+	return room.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, nil
+}
 
-	// The same bytes may be here already: then they are stored again now
-	// (for StoredBefore). The update and Remove's conditional delete are
-	// each atomic: either the bytes stay, or they are gone and this upload
-	// stores its own.
+// publish makes the chunks of the upload id the blob's, by inserting its
+// files document; mine is false when the same bytes are stored already
+// (then they are stored again now, for StoredBefore, and the upload's
+// chunks are not needed).
+func (b *Blobs) publish(ctx context.Context, id primitive.ObjectID, blob room.Blob) (mine bool, err error) {
+	// The update and Remove's conditional delete are each atomic: either
+	// the bytes stay, or they are gone and this upload stores its own.
 	res, err := b.files.UpdateOne(ctx, bson.D{{Key: "filename", Value: blob.SHA256}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "uploadDate", Value: time.Now().UTC().Truncate(time.Millisecond)}}}})
 	if err != nil {
-		discard()
-		return room.Blob{}, b.s.fail(ctx, err)
+		return false, b.s.fail(ctx, err)
 	}
 	if res.MatchedCount > 0 {
-		discard()
-		return blob, nil
+		return false, nil
 	}
 	// Claim the upload, so that no sweep removes its chunks from now on.
 	claimed, err := b.uploads.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
-		discard()
-		return room.Blob{}, b.s.fail(ctx, err)
+		return false, b.s.fail(ctx, err)
 	}
 	if claimed.DeletedCount != 1 {
-		discard()
-		return room.Blob{}, dealroom.Unavailable(errors.New("mongostore: the upload took too long and was cleaned up"))
+		return false, dealroom.Unavailable(errors.New("mongostore: the upload took too long and was cleaned up"))
 	}
-	f := gridFile{ID: id, Length: size, ChunkSize: ChunkSize, UploadDate: time.Now().UTC().Truncate(time.Millisecond),
+	f := gridFile{ID: id, Length: blob.Size, ChunkSize: ChunkSize, UploadDate: time.Now().UTC().Truncate(time.Millisecond),
 		Filename: blob.SHA256, Metadata: bson.D{{Key: "sha256", Value: blob.SHA256}}}
 	_, err = b.files.InsertOne(ctx, f)
 	switch {
 	case err == nil:
-		return blob, nil
+		return true, nil
 	case mongo.IsDuplicateKeyError(err):
 		// The same bytes were stored meanwhile by another upload.
-		discard()
-		return blob, nil
+		return false, nil
 	}
 	// The answer was lost: the insert may have happened.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if n, cerr := b.files.CountDocuments(cctx, bson.D{{Key: "_id", Value: id}}); cerr == nil && n == 1 {
-		return blob, nil
+		return true, nil
 	}
-	discard()
-	return room.Blob{}, b.s.fail(ctx, err)
+	return false, b.s.fail(ctx, err)
+}
+
+// discard removes the chunks of a failed or needless upload, and then
+// its record, even if ctx is over.
+func (b *Blobs) discard(ctx context.Context, id primitive.ObjectID) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := b.chunks.DeleteMany(cctx, bson.D{{Key: "files_id", Value: id}}); err == nil {
+		b.uploads.DeleteOne(cctx, bson.D{{Key: "_id", Value: id}})
+	}
 }
 
 // StoredBefore implements room.BlobCollector: a files document's
@@ -393,17 +408,4 @@ func (r *blobReader) Close() error {
 		r.cur = nil
 	}
 	return nil
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

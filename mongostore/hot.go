@@ -3,7 +3,6 @@ package mongostore
 import (
 	"sync"
 
-	"dealroom"
 	"dealroom/room"
 )
 
@@ -62,14 +61,10 @@ func (e hotRoom) after(ev room.Event, fx room.Effects) hotRoom {
 		e.room = nil // read again next time
 	} else if e.room != nil {
 		r := e.room.Clone()
-		r.Head, r.LastActivityAt = ev.Seq, ev.At
-		if ev.Actor.Kind == dealroom.Customer {
-			at := ev.At
-			r.LastCustomerActivityAt = &at
-		}
+		r.Advance(ev)
 		e.room = r
 	}
-	if len(fx.Members) > 0 || len(fx.RemovedMembers) > 0 {
+	if fx.MembersChanged() {
 		e.members, e.hasMembers = nil, false
 	}
 	return e

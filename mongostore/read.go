@@ -122,17 +122,10 @@ type view struct {
 	// (see hotRooms); reads of the room and its members are answered from
 	// it and recorded in it.
 	hot *hotRoom
-	err error
+	room.FirstError
 }
 
 var _ room.View = (*view)(nil)
-
-func (v *view) note(err error) error {
-	if err != nil && v.err == nil {
-		v.err = err
-	}
-	return err
-}
 
 func (v *view) Room() (*room.Room, error) {
 	if v.hot != nil && v.hot.room != nil {
@@ -142,13 +135,13 @@ func (v *view) Room() (*room.Room, error) {
 	if err == nil && r != nil && v.hot != nil {
 		v.hot.room = r.Clone()
 	}
-	return r, v.note(err)
+	return r, v.Note(err)
 }
 
 func (v *view) Member(user string) (*room.Member, error) {
 	if v.hot == nil {
 		m, err := v.s.getMember(v.ctx, v.room, user)
-		return m, v.note(err)
+		return m, v.Note(err)
 	}
 	ms, err := v.Members()
 	if err != nil {
@@ -165,12 +158,12 @@ func (v *view) Members() ([]room.Member, error) {
 	if err == nil && v.hot != nil {
 		v.hot.members, v.hot.hasMembers = slices.Clone(ms), true
 	}
-	return ms, v.note(err)
+	return ms, v.Note(err)
 }
 
 func (v *view) Task(id string) (*task.Task, error) {
 	t, err := v.s.getTask(v.ctx, v.room, id)
-	return t, v.note(err)
+	return t, v.Note(err)
 }
 
 func (v *view) TaskStats() (room.PlanStats, error) {
@@ -181,7 +174,7 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
 			{Key: "max", Value: bson.D{{Key: "$max", Value: "$position"}}}}}},
 	})
-	if v.note(err) != nil {
+	if v.Note(err) != nil {
 		return out, err
 	}
 	defer cur.Close(v.ctx)
@@ -191,16 +184,12 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 			N   int                 `bson:"n"`
 			Max float64             `bson:"max"`
 		}
-		if err := cur.Decode(&st); v.note(err) != nil {
+		if err := cur.Decode(&st); v.Note(err) != nil {
 			return out, err
 		}
-		t := &out.Shared
-		if st.Vis == dealroom.Internal {
-			t = &out.Internal
-		}
-		t.Count, t.Last = st.N, st.Max
+		out.Set(st.Vis, room.TaskTally{Count: st.N, Last: st.Max})
 	}
-	if v.note(cur.Err()) != nil {
+	if v.Note(cur.Err()) != nil {
 		return out, cur.Err()
 	}
 	return out, nil
@@ -208,17 +197,17 @@ func (v *view) TaskStats() (room.PlanStats, error) {
 
 func (v *view) Message(id string) (*room.Message, error) {
 	m, err := v.s.getMessage(v.ctx, v.room, id)
-	return m, v.note(err)
+	return m, v.Note(err)
 }
 
 func (v *view) Attachment(id string) (*room.Attachment, error) {
 	a, err := v.s.getAttachment(v.ctx, v.room, id)
-	return a, v.note(err)
+	return a, v.Note(err)
 }
 
 func (v *view) Invite(id string) (*room.Invite, error) {
 	i, err := v.s.getInvite(v.ctx, id)
-	return i, v.note(err)
+	return i, v.Note(err)
 }
 
 // readRoom prepares a read of one room's read models: it refuses work on
@@ -232,6 +221,17 @@ func (s *Store) readRoom(ctx context.Context, roomID string) error {
 	}
 	_, _, err := s.catchUp(ctx, roomID)
 	return s.fail(ctx, err)
+}
+
+// readIn returns what fn reads of a room's read models, after readRoom,
+// with backend failures turned into EUNAVAILABLE.
+func readIn[T any](ctx context.Context, s *Store, roomID string, fn func() (T, error)) (T, error) {
+	if err := s.readRoom(ctx, roomID); err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := fn()
+	return v, s.fail(ctx, err)
 }
 
 // Events implements room.Store. They come from the log itself.
@@ -327,8 +327,7 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
-		if b != nil && (f.Member == "" || slices.Contains(memberOf, b.ID)) && (f.Stage == "" || b.Stage == f.Stage) &&
-			(f.Owner == "" || b.OwnerID == f.Owner) && (f.CloseWindow == "" || b.CloseWindow == f.CloseWindow) {
+		if b != nil && (f.Member == "" || slices.Contains(memberOf, b.ID)) && f.Match(*b) {
 			q = append(q, bson.E{Key: "$or", Value: bson.A{
 				bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: b.CreatedAt}}}},
 				bson.D{{Key: "created_at", Value: b.CreatedAt}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: b.ID}}}},
@@ -355,20 +354,12 @@ func (s *Store) Rooms(ctx context.Context, f room.RoomFilter) ([]room.Room, erro
 
 // Member implements room.Store.
 func (s *Store) Member(ctx context.Context, roomID, user string) (*room.Member, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	m, err := s.getMember(ctx, roomID, user)
-	return m, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Member, error) { return s.getMember(ctx, roomID, user) })
 }
 
 // Members implements room.Store.
 func (s *Store) Members(ctx context.Context, roomID string) ([]room.Member, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	ms, err := s.getMembers(ctx, roomID)
-	return ms, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() ([]room.Member, error) { return s.getMembers(ctx, roomID) })
 }
 
 // Memberships implements room.Store.
@@ -396,20 +387,14 @@ func (s *Store) Memberships(ctx context.Context, user string, rooms []string) (m
 
 // Tasks implements room.Store.
 func (s *Store) Tasks(ctx context.Context, roomID string) ([]task.Task, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	ts, err := findAll[task.Task](ctx, s.tasks, inRoom(roomID, notDeleted), options.Find().SetSort(sortBy("position", "id")))
-	return ts, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() ([]task.Task, error) {
+		return findAll[task.Task](ctx, s.tasks, inRoom(roomID, notDeleted), options.Find().SetSort(sortBy("position", "id")))
+	})
 }
 
 // Task implements room.Store.
 func (s *Store) Task(ctx context.Context, roomID, id string) (*task.Task, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	t, err := s.getTask(ctx, roomID, id)
-	return t, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*task.Task, error) { return s.getTask(ctx, roomID, id) })
 }
 
 // AssignedTasks implements room.Store, ordered by room and task id.
@@ -486,11 +471,7 @@ func (s *Store) Messages(ctx context.Context, f room.MessageFilter) ([]room.Mess
 
 // Message implements room.Store.
 func (s *Store) Message(ctx context.Context, roomID, id string) (*room.Message, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	m, err := s.getMessage(ctx, roomID, id)
-	return m, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Message, error) { return s.getMessage(ctx, roomID, id) })
 }
 
 // DeletedMessages implements room.Store.
@@ -521,11 +502,7 @@ func (s *Store) DeletedMessages(ctx context.Context, roomID string, ids []string
 
 // Attachment implements room.Store.
 func (s *Store) Attachment(ctx context.Context, roomID, id string) (*room.Attachment, error) {
-	if err := s.readRoom(ctx, roomID); err != nil {
-		return nil, err
-	}
-	a, err := s.getAttachment(ctx, roomID, id)
-	return a, s.fail(ctx, err)
+	return readIn(ctx, s, roomID, func() (*room.Attachment, error) { return s.getAttachment(ctx, roomID, id) })
 }
 
 // Attachments implements room.Store.

@@ -45,6 +45,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"RefusedCommandWritesNothing", testRefusedWritesNothing},
 		{"NoChangeWritesNothing", testNoChange},
 		{"Idempotency", testIdempotency},
+		{"LongKeys", testLongKeys},
 		{"ReplayRechecksAccess", testReplayRechecksAccess},
 		{"KeysExpire", testKeysExpire},
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
@@ -225,6 +226,36 @@ func testIdempotency(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, r1.ID, r2.ID)
 	assert.Len(t, f.events(t, r1.ID), 1)
+}
+
+// testLongKeys: keys long enough for a store to shorten (hash) them are
+// still told apart by every character, and kept apart per actor, however
+// the actor's id and the key divide the characters between them.
+func testLongKeys(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	r := f.room(t)
+	long := strings.Repeat("k", 600)
+	a, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, long+"1")
+	require.NoError(t, err)
+	again, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, long+"1")
+	require.NoError(t, err)
+	assert.Equal(t, a.ID, again.ID, "a retry with a long key returns the first result")
+	b, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Send MSA"}, long+"2")
+	require.NoError(t, err)
+	assert.NotEqual(t, a.ID, b.ID, "long keys that differ in their last character are two keys")
+	_, err = f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Other"}, long+"1")
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err), "a long key reused for another request is a conflict")
+
+	// An actor whose id ends the way another's key begins.
+	alice2 := Alice
+	alice2.ID = Alice.ID + ":1"
+	_, err = f.svc.AddMember(f.ctx, Alice, r, room.MemberDraft{UserID: alice2.ID, Name: "Alice Two", Kind: dealroom.Staff}, "")
+	require.NoError(t, err)
+	first, err := f.svc.CreateTask(f.ctx, Alice, r, task.Draft{Title: "Split"}, "1:x")
+	require.NoError(t, err)
+	second, err := f.svc.CreateTask(f.ctx, alice2, r, task.Draft{Title: "Split"}, "x")
+	require.NoError(t, err)
+	assert.NotEqual(t, first.ID, second.ID, "keys belong to their actor, whatever characters the ids hold")
 }
 
 // testKeysExpire: a key is remembered for room.KeyRetention from its
