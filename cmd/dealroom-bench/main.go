@@ -79,6 +79,7 @@ type Config struct {
 	Secret     string
 	Scenario   string // idle, fanout or catchup, after presets
 	Preset     string // what -scenario said
+	Target     string // dealroom, or centrifuge: the reference server
 	Label      string
 	Conns      int
 	Rooms      int
@@ -165,6 +166,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Secret, "secret", "", "the server's HS256 secret, to mint tokens ($DEALROOM_JWT_SECRET)")
 	fs.StringVar(&c.Preset, "scenario", "b", "a|idle, b|fanout, c, d|catchup, e, f (see the package doc)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in the report")
+	fs.StringVar(&c.Target, "target", "dealroom", "dealroom, or centrifuge: the reference server of cmd/dealroom-bench/centrifuge (scenarios a, b, c)")
 	fs.IntVar(&c.Conns, "conns", 0, "subscribed devices (catchup: devices catching up at once)")
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms; devices are spread over them")
 	fs.IntVar(&c.RoomUsers, "room-users", 0, "distinct subscriber users per room, all members (0: one per device, at most 400)")
@@ -260,6 +262,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return c, errors.New("-user-rate must be positive")
 	case c.FloodRate < 0 || (c.FloodRate > 0 && c.FloodMembers < 1):
 		return c, errors.New("-flood-rate must be 0 or more, with -flood-members at least 1")
+	case c.Target != "dealroom" && c.Target != "centrifuge":
+		return c, fmt.Errorf("-target %q: want dealroom or centrifuge", c.Target)
+	case c.Target == "centrifuge" && (c.Scenario == "catchup" || c.FloodRate > 0 || len(c.URLs) > 1):
+		return c, errors.New("-target centrifuge runs scenarios a, b and c on one instance: it stores nothing to catch up from")
 	}
 	if c.Scenario == "catchup" {
 		c.Rooms = 1

@@ -36,6 +36,7 @@ type Result struct {
 
 // Params are the run's settings.
 type Params struct {
+	Target         string   `json:"target,omitempty"` // dealroom or centrifuge
 	URLs           []string `json:"urls"`
 	WriterURL      string   `json:"writer_url"`
 	ReaderURLs     []string `json:"reader_urls"`

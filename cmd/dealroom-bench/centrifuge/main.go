@@ -9,7 +9,8 @@
 //
 //	GET  /api/v1/ws                      Centrifuge's websocket transport (JSON protocol)
 //	POST /api/v1/rooms/{room}/messages   {"body": ...}: publishes to the channel {room}
-//	GET  /readyz, /metrics               as Dealroom does
+//	GET  /readyz, /metrics               as Dealroom does; centrifuge_ref_ws_sessions
+//	                                     counts the connections
 //
 // A device authenticates as it does on Dealroom, with the HS256 token in
 // the Authorization header of the upgrade (or in the connect command), then
@@ -39,6 +40,7 @@ import (
 	"time"
 
 	"github.com/centrifugal/centrifuge"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -77,6 +79,12 @@ func run(ctx context.Context, args []string) error {
 	if err := node.Run(); err != nil {
 		return err
 	}
+
+	// Centrifuge's own gauge of clients is updated once a minute; the
+	// bench checks the count right after connecting.
+	prometheus.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "centrifuge_ref_ws_sessions", Help: "Websocket sessions connected now.",
+	}, func() float64 { return float64(node.Hub().NumClients()) }))
 
 	mux := http.NewServeMux()
 	ws := centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
