@@ -96,6 +96,7 @@ type Config struct {
 	SetupConc  int
 	Settle     time.Duration
 	ProfileCmd string
+	DataDir    string // the server's data directory, to size the store
 	AtPeakCmd  string
 	// A shared machine: wait for quiet, and flag runs that others disturbed.
 	WaitQuiet     time.Duration
@@ -181,6 +182,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.DialConc, "dial-concurrency", 100, "websocket dials at once")
 	fs.IntVar(&c.SetupConc, "setup-concurrency", 32, "set-up requests at once")
 	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "idle: wait this long with every device connected before reading the memory")
+	fs.StringVar(&c.DataDir, "data-dir", "", "fanout: the server's data directory (same machine): its size per stored event is reported")
 	fs.StringVar(&c.ProfileCmd, "profile-cmd", "", "shell command started when the measured window starts and sent SIGINT when it ends (for example perf record -p PID)")
 	fs.StringVar(&c.AtPeakCmd, "at-peak-cmd", "", "shell command run (and waited for) while every device is still connected, after the measurement (for example a heap profile download)")
 	fs.DurationVar(&c.TargetP99, "target-p99", 0, "fanout: check p99 end-to-end against this")

@@ -702,6 +702,7 @@ func (b *bench) fanout(ctx context.Context) error {
 			b.problem("error frame: %s", s.lastError)
 		}
 	}
+	b.eventSizes(d, subs)
 	d.Timeline = timeline(sent, delays, b.win.from.Load(), 250*time.Millisecond)
 	d.WindowStart = float64(b.clk.start.Add(time.Duration(b.win.from.Load())).UnixNano()) / 1e9
 	d.EndToEnd = summarize(delays)
@@ -726,6 +727,38 @@ func (b *bench) fanout(ctx context.Context) error {
 				Met:   d.Accounting.Lost == 0 && d.Accounting.Duplicated == 0 && d.Accounting.Unknown == 0 && d.Drained})
 	}
 	return nil
+}
+
+// eventSizes fills the size of an event as devices receive it and, for
+// Dealroom, what the store holds per event.
+func (b *bench) eventSizes(d *DeliveryStats, subs []*subscriber) {
+	var frames, bytes, envelope int64
+	for _, s := range subs {
+		frames += s.seq.received
+		bytes += s.eventBytes
+		if !s.cf {
+			// {"type":"event","room":"ID","event":...}
+			envelope += s.seq.received * int64(len(`{"type":"event","room":"","event":}`)+len(s.room.id))
+		}
+	}
+	if frames > 0 {
+		d.EventJSONBytes = float64(bytes-envelope) / float64(frames)
+	}
+	if b.centrifuge() {
+		return
+	}
+	for _, r := range b.rooms {
+		d.EventsStored += r.head
+	}
+	if b.cfg.DataDir == "" || d.EventsStored == 0 {
+		return
+	}
+	size, alloc, err := diskUsage(b.cfg.DataDir)
+	if err != nil {
+		b.problem("sizing the data directory: %v", err)
+		return
+	}
+	d.Store = &StoreSize{Bytes: size, AllocatedBytes: alloc, PerEvent: float64(alloc) / float64(d.EventsStored)}
 }
 
 // writeLoad sends cfg.Rate writes per second for cfg.Duration, open loop:
