@@ -6,6 +6,7 @@
 //	dealroom-bench -url http://127.0.0.1:8080 -secret $DEALROOM_JWT_SECRET -scenario b
 //	dealroom-bench freeport    print a free TCP port on 127.0.0.1 (for run.sh)
 //	dealroom-bench summary RESULT.json...   markdown tables of results (median of repeated runs)
+//	dealroom-bench compare RESULT.json...   Dealroom's runs NAME beside the reference server's cf-NAME, with ratios
 //
 // It creates its own rooms and members through the REST API, signing
 // tokens with the server's HS256 secret. Scenarios (flags given override
@@ -51,8 +52,12 @@ func main() {
 		fmt.Println(port)
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == "summary" {
-		if err := runSummary(os.Args[2:], os.Stdout); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "summary" || os.Args[1] == "compare") {
+		sum := runSummary
+		if os.Args[1] == "compare" {
+			sum = runCompare
+		}
+		if err := sum(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "dealroom-bench:", err)
 			os.Exit(1)
 		}
