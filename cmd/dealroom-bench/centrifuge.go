@@ -55,7 +55,10 @@ var pushPrefix = []byte(`{"push":{"channel":"`)
 // parseEvent does; anything else is decoded as JSON. Nothing numbers a
 // publication: its seq is the bench's write number within the room (the
 // writes go round the rooms, so write n is the (n/rooms+1)-th of its
-// room). ok is false for replies that are not publications.
+// room). Lost and doubled publications are told from it; out of order
+// is not a fault here, as concurrent writes may be published in another
+// order than they were sent. ok is false for replies that are not
+// publications.
 func parsePush(frame []byte, rooms int) (ev eventInfo, ok bool) {
 	rest, found := bytes.CutPrefix(frame, pushPrefix)
 	end := bytes.IndexByte(rest, '"')

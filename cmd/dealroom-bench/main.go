@@ -21,6 +21,10 @@
 //	            maximal @-mention floods at 40/s (-flood-rate): the other
 //	            rooms' p99 should not move
 //
+// With -target centrifuge it drives the reference server of
+// cmd/dealroom-bench/centrifuge instead (scenarios a, b and c): the same
+// client code, the same payload and accounting, Centrifuge's framing.
+//
 // Run cmd/dealroom-bench/run.sh to build and start servers and run them all;
 // docs/benchmarks.md has the figures.
 package main
