@@ -6,6 +6,7 @@
 //	dealroom-bench -url http://127.0.0.1:8080 -secret $DEALROOM_JWT_SECRET -scenario b
 //	dealroom-bench freeport    print a free TCP port on 127.0.0.1 (for run.sh)
 //	dealroom-bench summary RESULT.json...   markdown tables of results (median of repeated runs)
+//	dealroom-bench compare RESULT.json...   Dealroom's runs NAME beside the reference server's cf-NAME, with ratios
 //
 // It creates its own rooms and members through the REST API, signing
 // tokens with the server's HS256 secret. Scenarios (flags given override
@@ -19,6 +20,10 @@
 //	f           b at 200 writes/s while one member of a room of 300 posts
 //	            maximal @-mention floods at 40/s (-flood-rate): the other
 //	            rooms' p99 should not move
+//
+// With -target centrifuge it drives the reference server of
+// cmd/dealroom-bench/centrifuge instead (scenarios a, b and c): the same
+// client code, the same payload and accounting, Centrifuge's framing.
 //
 // Run cmd/dealroom-bench/run.sh to build and start servers and run them all;
 // docs/benchmarks.md has the figures.
@@ -51,8 +56,12 @@ func main() {
 		fmt.Println(port)
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == "summary" {
-		if err := runSummary(os.Args[2:], os.Stdout); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "summary" || os.Args[1] == "compare") {
+		sum := runSummary
+		if os.Args[1] == "compare" {
+			sum = runCompare
+		}
+		if err := sum(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "dealroom-bench:", err)
 			os.Exit(1)
 		}
@@ -79,6 +88,7 @@ type Config struct {
 	Secret     string
 	Scenario   string // idle, fanout or catchup, after presets
 	Preset     string // what -scenario said
+	Target     string // dealroom, or centrifuge: the reference server
 	Label      string
 	Conns      int
 	Rooms      int
@@ -95,6 +105,7 @@ type Config struct {
 	SetupConc  int
 	Settle     time.Duration
 	ProfileCmd string
+	DataDir    string // the server's data directory, to size the store
 	AtPeakCmd  string
 	// A shared machine: wait for quiet, and flag runs that others disturbed.
 	WaitQuiet     time.Duration
@@ -165,6 +176,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Secret, "secret", "", "the server's HS256 secret, to mint tokens ($DEALROOM_JWT_SECRET)")
 	fs.StringVar(&c.Preset, "scenario", "b", "a|idle, b|fanout, c, d|catchup, e, f (see the package doc)")
 	fs.StringVar(&c.Label, "label", "", "name of the run in the report")
+	fs.StringVar(&c.Target, "target", "dealroom", "dealroom, or centrifuge: the reference server of cmd/dealroom-bench/centrifuge (scenarios a, b, c)")
 	fs.IntVar(&c.Conns, "conns", 0, "subscribed devices (catchup: devices catching up at once)")
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms; devices are spread over them")
 	fs.IntVar(&c.RoomUsers, "room-users", 0, "distinct subscriber users per room, all members (0: one per device, at most 400)")
@@ -179,6 +191,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.DialConc, "dial-concurrency", 100, "websocket dials at once")
 	fs.IntVar(&c.SetupConc, "setup-concurrency", 32, "set-up requests at once")
 	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "idle: wait this long with every device connected before reading the memory")
+	fs.StringVar(&c.DataDir, "data-dir", "", "fanout: the server's data directory (same machine): its size per stored event is reported")
 	fs.StringVar(&c.ProfileCmd, "profile-cmd", "", "shell command started when the measured window starts and sent SIGINT when it ends (for example perf record -p PID)")
 	fs.StringVar(&c.AtPeakCmd, "at-peak-cmd", "", "shell command run (and waited for) while every device is still connected, after the measurement (for example a heap profile download)")
 	fs.DurationVar(&c.TargetP99, "target-p99", 0, "fanout: check p99 end-to-end against this")
@@ -260,6 +273,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return c, errors.New("-user-rate must be positive")
 	case c.FloodRate < 0 || (c.FloodRate > 0 && c.FloodMembers < 1):
 		return c, errors.New("-flood-rate must be 0 or more, with -flood-members at least 1")
+	case c.Target != "dealroom" && c.Target != "centrifuge":
+		return c, fmt.Errorf("-target %q: want dealroom or centrifuge", c.Target)
+	case c.Target == "centrifuge" && (c.Scenario == "catchup" || c.FloodRate > 0 || len(c.URLs) > 1):
+		return c, errors.New("-target centrifuge runs scenarios a, b and c on one instance: it stores nothing to catch up from")
 	}
 	if c.Scenario == "catchup" {
 		c.Rooms = 1

@@ -36,6 +36,7 @@ type Result struct {
 
 // Params are the run's settings.
 type Params struct {
+	Target         string   `json:"target,omitempty"` // dealroom or centrifuge
 	URLs           []string `json:"urls"`
 	WriterURL      string   `json:"writer_url"`
 	ReaderURLs     []string `json:"reader_urls"`
@@ -101,10 +102,25 @@ type DeliveryStats struct {
 	ErrorFrames      int64      `json:"error_frames"`
 	PresenceFrames   int64      `json:"presence_frames"`
 	ConnsLost        int        `json:"conns_lost"`
+	// EventsStored is the events of the rooms' timelines at the end (the
+	// sum of their heads: the writes and the set-up's member events);
+	// EventJSONBytes the mean size of an event as devices receive it,
+	// without the frame's envelope.
+	EventsStored   int64   `json:"events_stored,omitempty"`
+	EventJSONBytes float64 `json:"event_json_bytes,omitempty"`
+	// Store is the size of the server's data directory (-data-dir).
+	Store *StoreSize `json:"store_size,omitempty"`
 	// Timeline is the end-to-end delay per 250ms of send time, from
 	// WindowStart (Unix seconds).
 	Timeline    []Slice `json:"timeline,omitempty"`
 	WindowStart float64 `json:"window_start_unix,omitempty"`
+}
+
+// StoreSize is the size of the server's data directory after a run.
+type StoreSize struct {
+	Bytes          int64   `json:"bytes"`           // the files' sizes
+	AllocatedBytes int64   `json:"allocated_bytes"` // what the file system allocated to them
+	PerEvent       float64 `json:"allocated_bytes_per_event"`
 }
 
 // MemoryStats are the server's memory before and with the idle devices.
@@ -278,6 +294,10 @@ func printReport(w io.Writer, r *Result) {
 		}
 		row("drain", "drained=%v in %.1fs; heads agree with timeline=%v; resyncs %d, error frames %d, conns lost %d, presence frames %d",
 			d.Drained, d.DrainSeconds, d.HeadsAgree, d.Resyncs, d.ErrorFrames, d.ConnsLost, d.PresenceFrames)
+		if st := d.Store; st != nil {
+			row("store on disk", "%d events in the timelines, %.1f MiB allocated (%.1f MiB size): %.0f bytes per event; an event's JSON is %.0f bytes",
+				d.EventsStored, float64(st.AllocatedBytes)/(1<<20), float64(st.Bytes)/(1<<20), st.PerEvent, d.EventJSONBytes)
+		}
 	}
 	if c := r.Catchup; c != nil {
 		row("missed events", "%d written in %.2fs (%.0f events/s), ack %s", c.Events, c.WriteSeconds, c.WriteEventsPerSec, lat(c.WriteAck))

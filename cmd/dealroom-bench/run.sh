@@ -7,11 +7,13 @@
 #   NAME.txt          its table; NAME.bench.log its progress
 #   NAME.*.log        the logs of the servers, mongo-java-server and redis
 #   summary.md        the tables of docs/benchmarks.md: the median of the runs
+#   compare.md        with runs of the reference server: both side by side
 #   machine.txt       the machine, the date and the commit
 #
 #   cmd/dealroom-bench/run.sh                   # every scenario
 #   cmd/dealroom-bench/run.sh b1000 c           # only these
 #   OUT=/tmp/bench REPEAT=1 PROFILE=1 cmd/dealroom-bench/run.sh b1000-prof
+#   cmd/dealroom-bench/run.sh vs                # side by side with Centrifuge
 #
 # Scenarios, on the embedded store (bbolt in a temporary data directory):
 #   a1k a5k a10k     idle devices, server memory per connection
@@ -27,6 +29,15 @@
 #   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
 #                    devices on the other
 #   mc               c with the writer on one instance, the devices on the other
+# Side by side with the reference server on Centrifuge
+# (cmd/dealroom-bench/centrifuge, a module of its own: the fan-out alone,
+# in memory, storing nothing), measured by the same client:
+#   cf-a1k cf-a5k cf-a10k cf-b200 cf-b500 cf-b1000 cf-c
+#                    as a1k ... c, against the reference server
+#   vs-S             S and cf-S in turn, each REPEAT times (S, cf-S, S.r2,
+#                    cf-S.r2, ...), so that a busy spell of the machine
+#                    falls on both; compare.md has the ratios
+#   vs               vs-b1000 vs-c vs-a10k: the targets of issue 12
 # Diagnostics (with PROFILE=1, DIAG=1 or PPROF=1; the profiled ones once,
 # as profiling slows the server down):
 #   b1000-prof c-prof mb1000-prof me-prof
@@ -124,6 +135,10 @@ else
 	go build -o "$work/dealroom" ./cmd/dealroom
 fi
 go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
+if [[ " $* " == *" cf-"* ]] || [[ " $* " == *" vs"* ]]; then
+	log "building the reference server on Centrifuge (its own module: cmd/dealroom-bench/centrifuge)"
+	(cd cmd/dealroom-bench/centrifuge && go build -o "$work/centrifuge-ref" .)
+fi
 if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]] || [[ " $* " == *-trace* ]]; then
 	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
 	go build -overlay "$work/overlay.json" -o "$work/dealroom-pprof" ./cmd/dealroom
@@ -186,6 +201,26 @@ start_embedded() {
 	shift
 	data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
 	start_server "$name" DEALROOM_DATA_DIR="$data" "$@"
+	server_data="$data"
+}
+
+# start_reference NAME: the reference server on Centrifuge on a free port;
+# sets server_url and server_pid.
+start_reference() {
+	local name="$1" port
+	port="$("$bench" freeport)"
+	"$work/centrifuge-ref" -addr "127.0.0.1:$port" -secret "$secret" >"$out/$name.log" 2>&1 &
+	server_pid=$!
+	pids+=("$server_pid")
+	server_url="http://127.0.0.1:$port"
+	for _ in $(seq 300); do
+		if curl -fsS "$server_url/readyz" >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$server_pid" 2>/dev/null || die "the reference server $name did not start: $(tail -5 "$out/$name.log")"
+		sleep 0.1
+	done
+	die "the reference server $name is not ready after 30s"
 }
 
 # start_backends NAME: a redis-server and a mongo-java-server on free
@@ -349,11 +384,27 @@ scenario() {
 		;;
 	b200 | b500 | b1000)
 		start_embedded "$n.server"
-		run_bench "$n" -scenario b -url "$server_url" -pid "$server_pid" -rate "${s#b}" -duration "$duration" -target-p99 10ms
+		run_bench "$n" -scenario b -url "$server_url" -pid "$server_pid" -rate "${s#b}" -duration "$duration" -target-p99 10ms \
+			-data-dir "$server_data"
 		;;
 	c)
 		start_embedded "$n.server"
-		run_bench "$n" -scenario c -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 200ms
+		run_bench "$n" -scenario c -url "$server_url" -pid "$server_pid" -duration "$duration" -target-p99 200ms \
+			-data-dir "$server_data"
+		;;
+	cf-a1k | cf-a5k | cf-a10k)
+		local conns=${s#cf-a}
+		conns=$((${conns%k} * 1000))
+		start_reference "$n.server"
+		run_bench "$n" -target centrifuge -scenario a -url "$server_url" -pid "$server_pid" -conns "$conns" -rooms $((conns / 10))
+		;;
+	cf-b200 | cf-b500 | cf-b1000)
+		start_reference "$n.server"
+		run_bench "$n" -target centrifuge -scenario b -url "$server_url" -pid "$server_pid" -rate "${s#cf-b}" -duration "$duration"
+		;;
+	cf-c)
+		start_reference "$n.server"
+		run_bench "$n" -target centrifuge -scenario c -url "$server_url" -pid "$server_pid" -duration "$duration"
 		;;
 	f)
 		start_embedded "$n.server"
@@ -462,26 +513,38 @@ all=(a1k a5k a10k b200 b500 b1000 c d mb200 mb500 mb1000 md me200 me500 me mc)
 [ "${DIAG:-}" = 1 ] && all+=(b1000-tmpfs b1000-gogc400 b1000-gctrace)
 [ "${PPROF:-}" = 1 ] && all+=(a10k-pprof b1000-pprof c-pprof b1000-trace)
 [ $# -gt 0 ] && all=("$@")
+if [ "${all[*]}" = vs ]; then
+	all=(vs-b1000 vs-c vs-a10k)
+fi
 for s in "${all[@]}"; do
 	runs="$repeat"
 	case "$s" in *-prof | *-fsync | *-pprof | *-trace) runs=1 ;; esac
+	# vs-S runs S and the reference server's cf-S in turn.
+	turns=("$s")
+	case "$s" in vs-*) turns=("${s#vs-}" "cf-${s#vs-}") ;; esac
 	for r in $(seq "$runs"); do
-		name="$s"
-		[ "$r" -gt 1 ] && name="$s.r$r"
-		for attempt in $(seq "$tries"); do
-			disturbed=0
-			scenario "$s" "$name"
-			[ "$disturbed" = 0 ] && break
-			log "$name: other processes disturbed the run (see $name.busy$attempt.txt)"
+		for t in "${turns[@]}"; do
+			name="$t"
+			[ "$r" -gt 1 ] && name="$t.r$r"
+			for attempt in $(seq "$tries"); do
+				disturbed=0
+				scenario "$t" "$name"
+				[ "$disturbed" = 0 ] && break
+				log "$name: other processes disturbed the run (see $name.busy$attempt.txt)"
+			done
+			if [ "$disturbed" = 1 ]; then
+				# Keep the last disturbed run; its problems say that it was.
+				cp "$out/$name.busy$tries.json.disturbed" "$out/$name.json"
+				cp "$out/$name.busy$tries.txt" "$out/$name.txt"
+				log "$name: still disturbed after $tries tries; kept the last run"
+			fi
 		done
-		if [ "$disturbed" = 1 ]; then
-			# Keep the last disturbed run; its problems say that it was.
-			cp "$out/$name.busy$tries.json.disturbed" "$out/$name.json"
-			cp "$out/$name.busy$tries.txt" "$out/$name.txt"
-			log "$name: still disturbed after $tries tries; kept the last run"
-		fi
 	done
 done
 "$bench" summary "$out"/*.json >"$out/summary.md"
 cat "$out/summary.md" >&2
+if compgen -G "$out/cf-*.json" >/dev/null; then
+	"$bench" compare "$out"/*.json >"$out/compare.md" || true
+	cat "$out/compare.md" >&2
+fi
 log "results in $out"

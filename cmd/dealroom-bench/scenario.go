@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"dealroom"
+
+	"github.com/coder/websocket"
 )
 
 // benchRoom is a room the bench made, with its people.
@@ -32,6 +34,7 @@ type benchRoom struct {
 	head      int64
 	// ackedMeasured counts acknowledged writes of the measured window.
 	ackedMeasured atomic.Int64
+	sent          atomic.Int64 // writes sent into it
 }
 
 // bench is one run against one or several servers.
@@ -84,10 +87,13 @@ func newBench(cfg Config, log io.Writer) (*bench, error) {
 		b.readerURLs = cfg.URLs[1:]
 	}
 	b.res = &Result{Scenario: cfg.Preset, Label: cfg.Label, Started: time.Now().UTC(), Params: Params{
-		URLs: cfg.URLs, WriterURL: cfg.URLs[0], ReaderURLs: b.readerURLs, Conns: cfg.Conns, Rooms: cfg.Rooms,
+		Target: cfg.Target, URLs: cfg.URLs, WriterURL: cfg.URLs[0], ReaderURLs: b.readerURLs, Conns: cfg.Conns, Rooms: cfg.Rooms,
 		RoomUsers: cfg.RoomUsers, WSWrites: cfg.WSWrites, BodyBytes: cfg.BodyBytes}}
 	return b, nil
 }
+
+// centrifuge tells whether the server is the reference on Centrifuge.
+func (b *bench) centrifuge() bool { return b.cfg.Target == "centrifuge" }
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.log, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
@@ -124,6 +130,12 @@ func (b *bench) setup(ctx context.Context, writersPerRoom, subUsers int) error {
 	err := parallel(ctx, cfg.Rooms, cfg.SetupConc, func(ctx context.Context, i int) error {
 		r := &benchRoom{index: i, owner: fmt.Sprintf("bench-%s-r%d-owner", b.runID, i)}
 		r.ownerTok = b.mint.token(r.owner, dealroom.Rep)
+		if b.centrifuge() {
+			// A channel is there to subscribe to: nothing to create.
+			r.id = fmt.Sprintf("bench-%s-r%d", b.runID, i)
+			b.rooms[i] = r
+			return nil
+		}
 		var out struct {
 			ID string `json:"id"`
 		}
@@ -159,6 +171,9 @@ func (b *bench) setup(ctx context.Context, writersPerRoom, subUsers int) error {
 			r.subTokens = append(r.subTokens, b.mint.token(u, dealroom.Rep))
 		}
 	}
+	if b.centrifuge() {
+		adds = nil // anyone may subscribe and publish
+	}
 	err = parallel(ctx, len(adds), cfg.SetupConc, func(ctx context.Context, i int) error {
 		a := adds[i]
 		admin := b.mint.token(fmt.Sprintf("bench-%s-admin%d", b.runID, i%64), dealroom.Admin)
@@ -186,7 +201,12 @@ func (b *bench) connectWriters(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("writer websocket: %w", err)
 		}
-		w.conn = conn
+		w.conn, w.cf = conn, b.centrifuge()
+		if w.cf {
+			if err := conn.Write(ctx, websocket.MessageText, cfConnectFrame()); err != nil {
+				return fmt.Errorf("writer websocket: connect: %w", err)
+			}
+		}
 		go w.readAcks(context.Background(), b.clk)
 		return nil
 	})
@@ -206,7 +226,7 @@ func (b *bench) connectSubscribers(ctx context.Context, n int, after int64) ([]*
 			return fmt.Errorf("device %d: %w", i, err)
 		}
 		s := &subscriber{room: r, conn: conn, clk: b.clk, win: &b.win, seq: newSeqTracker(after),
-			lastPresence: &b.lastPresence, done: make(chan struct{})}
+			cf: b.centrifuge(), rooms: len(b.rooms), lastPresence: &b.lastPresence, done: make(chan struct{})}
 		subs[i] = s
 		go s.read(context.Background())
 		if err := s.subscribe(ctx, after); err != nil {
@@ -562,6 +582,9 @@ func (b *bench) memory(ctx context.Context, c *client, pid, samples int) (memSam
 	m.sys = met["go_memstats_sys_bytes"] / 1024
 	m.goroutines = met["go_goroutines"]
 	m.sessions = met["dealroom_ws_sessions"]
+	if b.centrifuge() {
+		m.sessions = met["centrifuge_ref_ws_sessions"]
+	}
 	return m, nil
 }
 
@@ -679,6 +702,7 @@ func (b *bench) fanout(ctx context.Context) error {
 			b.problem("error frame: %s", s.lastError)
 		}
 	}
+	b.eventSizes(d, subs)
 	d.Timeline = timeline(sent, delays, b.win.from.Load(), 250*time.Millisecond)
 	d.WindowStart = float64(b.clk.start.Add(time.Duration(b.win.from.Load())).UnixNano()) / 1e9
 	d.EndToEnd = summarize(delays)
@@ -703,6 +727,38 @@ func (b *bench) fanout(ctx context.Context) error {
 				Met:   d.Accounting.Lost == 0 && d.Accounting.Duplicated == 0 && d.Accounting.Unknown == 0 && d.Drained})
 	}
 	return nil
+}
+
+// eventSizes fills the size of an event as devices receive it and, for
+// Dealroom, what the store holds per event.
+func (b *bench) eventSizes(d *DeliveryStats, subs []*subscriber) {
+	var frames, bytes, envelope int64
+	for _, s := range subs {
+		frames += s.seq.received
+		bytes += s.eventBytes
+		if !s.cf {
+			// {"type":"event","room":"ID","event":...}
+			envelope += s.seq.received * int64(len(`{"type":"event","room":"","event":}`)+len(s.room.id))
+		}
+	}
+	if frames > 0 {
+		d.EventJSONBytes = float64(bytes-envelope) / float64(frames)
+	}
+	if b.centrifuge() {
+		return
+	}
+	for _, r := range b.rooms {
+		d.EventsStored += r.head
+	}
+	if b.cfg.DataDir == "" || d.EventsStored == 0 {
+		return
+	}
+	size, alloc, err := diskUsage(b.cfg.DataDir)
+	if err != nil {
+		b.problem("sizing the data directory: %v", err)
+		return
+	}
+	d.Store = &StoreSize{Bytes: size, AllocatedBytes: alloc, PerEvent: float64(alloc) / float64(d.EventsStored)}
 }
 
 // writeLoad sends cfg.Rate writes per second for cfg.Duration, open loop:
@@ -781,6 +837,7 @@ func (b *bench) writeLoad(ctx context.Context) *WriteStats {
 		r := b.rooms[n%int64(len(b.rooms))]
 		w := r.writers[(n/int64(len(b.rooms)))%int64(len(r.writers))]
 		wr.Sent++
+		r.sent.Add(1)
 		// The first ws-writes share of every run of writes goes over the
 		// websocket, spread evenly.
 		viaWS := cfg.WSWrites > 0 && math.Floor(float64(n+1)*cfg.WSWrites) > math.Floor(float64(n)*cfg.WSWrites)
@@ -817,6 +874,13 @@ func (b *bench) writeLoad(ctx context.Context) *WriteStats {
 // readHeads asks the server for every room's head, and checks it against
 // the room's timeline; it tells whether both agree everywhere.
 func (b *bench) readHeads(ctx context.Context) bool {
+	if b.centrifuge() {
+		// Nothing is stored: a room's last publication is its last write.
+		for _, r := range b.rooms {
+			r.head = r.sent.Load()
+		}
+		return true
+	}
 	var disagree atomic.Int64
 	err := parallel(ctx, len(b.rooms), b.cfg.SetupConc, func(ctx context.Context, i int) error {
 		r := b.rooms[i]

@@ -16,27 +16,10 @@ var repeatSuffix = regexp.MustCompile(`\.r[0-9]+$`)
 // summary reads result files and writes markdown tables, one row per
 // scenario: the median of its runs, with the range where runs differ.
 func summary(files []string, w io.Writer) error {
-	groups := map[string][]*Result{}
-	var order []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var r Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		name := repeatSuffix.ReplaceAllString(r.Label, "")
-		if name == "" {
-			name = r.Scenario
-		}
-		if _, ok := groups[name]; !ok {
-			order = append(order, name)
-		}
-		groups[name] = append(groups[name], &r)
+	groups, order, err := readGroups(files)
+	if err != nil {
+		return err
 	}
-	slices.Sort(order)
 
 	var fan, idle, catch []string
 	for _, name := range order {
@@ -78,6 +61,16 @@ func summary(files []string, w io.Writer) error {
 				med(rs, diskPerEvent, "%.1f"))
 		}
 		fmt.Fprintln(w)
+		for _, name := range fan {
+			rs := groups[name]
+			if rs[0].Delivery.Store == nil {
+				continue
+			}
+			fmt.Fprintf(w, "- %s: the store holds %s bytes per event on disk (allocated; %s events in the timelines); an event's JSON is %s bytes\n", name,
+				med(rs, func(r *Result) float64 { return storeOf(r).PerEvent }, "%.0f"),
+				med(rs, func(r *Result) float64 { return float64(r.Delivery.EventsStored) }, "%.0f"),
+				med(rs, func(r *Result) float64 { return r.Delivery.EventJSONBytes }, "%.0f"))
+		}
 	}
 	if len(idle) > 0 {
 		fmt.Fprintln(w, "| run | n | idle conns | RSS per conn KiB (range) | RssAnon per conn KiB | Go heap per conn KiB | goroutines per conn | RSS with all conns MiB | connect + subscribe s |")
@@ -133,6 +126,32 @@ func summary(files []string, w io.Writer) error {
 	return nil
 }
 
+// readGroups reads result files and groups the runs by their label
+// without the repeat suffix; order is the groups' names, sorted.
+func readGroups(files []string) (groups map[string][]*Result, order []string, err error) {
+	groups = map[string][]*Result{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		var r Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f, err)
+		}
+		name := repeatSuffix.ReplaceAllString(r.Label, "")
+		if name == "" {
+			name = r.Scenario
+		}
+		if _, ok := groups[name]; !ok {
+			order = append(order, name)
+		}
+		groups[name] = append(groups[name], &r)
+	}
+	slices.Sort(order)
+	return groups, order, nil
+}
+
 // diskPerEvent is what the servers wrote to storage per acknowledged write
 // of the run (0 when not measured).
 func diskPerEvent(r *Result) float64 {
@@ -151,6 +170,13 @@ func instances(p Params) string {
 		return fmt.Sprintf("%d instances", len(p.URLs))
 	}
 	return "1 instance"
+}
+
+func storeOf(r *Result) StoreSize {
+	if r.Delivery == nil || r.Delivery.Store == nil {
+		return StoreSize{}
+	}
+	return *r.Delivery.Store
 }
 
 func loadOf(r *Result) Load {
@@ -196,11 +222,15 @@ func runSummary(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: dealroom-bench summary RESULT.json ...")
 	}
+	return summary(jsonFiles(args), stdout)
+}
+
+func jsonFiles(args []string) []string {
 	var files []string
 	for _, a := range args {
 		if strings.HasSuffix(a, ".json") {
 			files = append(files, a)
 		}
 	}
-	return summary(files, stdout)
+	return files
 }

@@ -2,7 +2,10 @@
 
 package main
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 func raiseFileLimit() (uint64, error) { return 0, nil }
 
@@ -17,3 +20,7 @@ func (b *bench) startProfile() {
 func (b *bench) stopProfile() {}
 
 func (b *bench) runAtPeak() { b.problem("-at-peak-cmd needs a Unix system") }
+
+func diskUsage(string) (size, allocated int64, err error) {
+	return 0, 0, errors.New("-data-dir needs a Unix system")
+}

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -73,4 +75,25 @@ func (b *bench) runAtPeak() {
 	if err := cmd.Run(); err != nil {
 		b.problem("-at-peak-cmd: %v", err)
 	}
+}
+
+// diskUsage sums the regular files under dir: their sizes, and the
+// bytes the file system allocated to them (less for sparse files, such
+// as a bbolt file grown ahead of its data).
+func diskUsage(dir string) (size, allocated int64, err error) {
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			allocated += st.Blocks * 512
+		}
+		return nil
+	})
+	return size, allocated, err
 }

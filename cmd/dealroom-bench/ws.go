@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +58,11 @@ type subscriber struct {
 	conn *websocket.Conn
 	clk  clock
 	win  *window
+	// cf: the server is the reference on Centrifuge (-target centrifuge),
+	// whose publications the bench numbers from the write number and the
+	// count of rooms.
+	cf    bool
+	rooms int
 
 	seq    *seqTracker
 	delays []int64 // end-to-end delays of measured writes, ns
@@ -75,6 +82,9 @@ type subscriber struct {
 
 func (s *subscriber) subscribe(ctx context.Context, after int64) error {
 	b, _ := json.Marshal(map[string]any{"type": "subscribe", "room": s.room.id, "after": after})
+	if s.cf {
+		b = cfSubscribeFrame(s.room.id)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return s.conn.Write(wctx, websocket.MessageText, b)
@@ -90,18 +100,15 @@ func (s *subscriber) read(ctx context.Context) {
 			return
 		}
 		now := s.clk.now()
+		if s.cf {
+			if err := s.readCentrifuge(ctx, data, now); err != nil {
+				s.readErr = err
+				return
+			}
+			continue
+		}
 		if ev, ok := parseEvent(data); ok {
-			if ev.room != s.room.id {
-				s.other++
-				continue
-			}
-			s.firstEventAt.CompareAndSwap(0, int64(now))
-			s.eventBytes += int64(len(data))
-			if s.seq.add(ev.seq) && ev.marked && s.win.contains(ev.sent) {
-				s.delays = append(s.delays, int64(now-ev.sent))
-				s.sentAt = append(s.sentAt, int64(ev.sent))
-			}
-			s.contiguous.Store(s.seq.Contiguous())
+			s.event(ev, now, len(data))
 			continue
 		}
 		switch frameType(data) {
@@ -127,6 +134,21 @@ func (s *subscriber) read(ctx context.Context) {
 	}
 }
 
+// event records the arrival of an event frame of size bytes.
+func (s *subscriber) event(ev eventInfo, now time.Duration, size int) {
+	if ev.room != s.room.id {
+		s.other++
+		return
+	}
+	s.firstEventAt.CompareAndSwap(0, int64(now))
+	s.eventBytes += int64(size)
+	if s.seq.add(ev.seq) && ev.marked && s.win.contains(ev.sent) {
+		s.delays = append(s.delays, int64(now-ev.sent))
+		s.sentAt = append(s.sentAt, int64(ev.sent))
+	}
+	s.contiguous.Store(s.seq.Contiguous())
+}
+
 // writer is a user who writes in one room, over REST and, when some writes
 // go over the websocket, over a connection of its own.
 type writer struct {
@@ -134,6 +156,8 @@ type writer struct {
 	token string
 	room  *benchRoom
 	conn  *websocket.Conn
+	cf    bool          // the server is the reference on Centrifuge
+	cmdID atomic.Uint32 // Centrifuge: the last command id
 
 	mu      sync.Mutex
 	pending map[string]pendingCmd
@@ -152,6 +176,11 @@ func (w *writer) command(ctx context.Context, id, body string, sent time.Duratio
 	result func(time.Duration, bool, string)) error {
 	frame, _ := json.Marshal(map[string]any{"type": "command", "id": id, "room": w.room.id, "op": "message.post",
 		"data": map[string]string{"body": body}})
+	if w.cf {
+		// Centrifuge numbers commands; 1 was the connect command.
+		n := w.cmdID.Add(1) + cfConnectID
+		id, frame = strconv.FormatUint(uint64(n), 10), cfPostFrame(n, w.room.id, body)
+	}
 	w.mu.Lock()
 	w.pending[id] = pendingCmd{sent: sent, measured: measured, result: result}
 	w.mu.Unlock()
@@ -179,29 +208,60 @@ func (w *writer) readAcks(ctx context.Context, clk clock) {
 			return
 		}
 		now := clk.now()
-		var f struct {
-			Type  string `json:"type"`
-			ID    string `json:"id"`
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &f) != nil || f.ID == "" {
+		if !w.cf {
+			w.ack(data, now)
 			continue
 		}
-		w.mu.Lock()
-		p, ok := w.pending[f.ID]
-		delete(w.pending, f.ID)
-		w.mu.Unlock()
-		if !ok {
-			continue
-		}
-		if f.Type == "ack" {
-			p.result(now-p.sent, p.measured, "")
-		} else {
-			p.result(now-p.sent, p.measured, "ws "+f.Error.Code)
+		// Centrifuge sends several replies in a frame, one a line, and
+		// pings as empty replies.
+		for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+			if string(line) == "{}" {
+				w.pong(ctx)
+				continue
+			}
+			w.ack(line, now)
 		}
 	}
+}
+
+// ack matches one answer to its pending command: Dealroom's ack or error
+// frame ({"type":"ack","id":"..."}), or Centrifuge's reply ({"id":N} with
+// an "error" or not).
+func (w *writer) ack(data []byte, now time.Duration) {
+	var f struct {
+		Type  string          `json:"type"`
+		ID    json.RawMessage `json:"id"`
+		Error *struct {
+			Code json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &f) != nil || len(f.ID) == 0 {
+		return
+	}
+	id := strings.Trim(string(f.ID), `"`)
+	w.mu.Lock()
+	p, ok := w.pending[id]
+	delete(w.pending, id)
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	if f.Type == "ack" || (w.cf && f.Error == nil) {
+		p.result(now-p.sent, p.measured, "")
+		return
+	}
+	code := ""
+	if f.Error != nil {
+		code = strings.Trim(string(f.Error.Code), `"`)
+	}
+	p.result(now-p.sent, p.measured, "ws "+code)
+}
+
+// pong answers a Centrifuge ping.
+func (w *writer) pong(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = w.conn.Write(wctx, websocket.MessageText, []byte("{}"))
 }
 
 func (w *writer) failPending(why string) {
