@@ -6,8 +6,9 @@
 // events from the broker (which may lose, reorder or repeat them) and
 // repairs that from the store by seq: it moves its head forward only by
 // one, parks early arrivals and reads a gap from the store when it does
-// not close by itself. It keeps the room's recent events, encoded once per
-// visibility, so that a returning session catches up from memory.
+// not close by itself. It keeps the room's latest events, encoded once per
+// visibility, within a budget of bytes and of age, so that a device back
+// from a short absence catches up from memory.
 //
 // A session subscribes by catching up from the seq it last processed: it
 // reads the store (through a cache of fixed pages of events shared by every
@@ -60,7 +61,16 @@ type Config struct {
 	// 1 MiB).
 	QueueFrames int
 	QueueBytes  int
-	// Recent is how many of a room's latest events the feed keeps (1024).
+	// RecentBytes bounds the encoded events a followed room's feed keeps
+	// in memory, so that a device that was away a moment catches up
+	// without a store read (32 KiB). Older catch-up comes from the shared
+	// page cache and the store.
+	RecentBytes int
+	// RecentAge is how long the feed keeps an event after it took it in
+	// (1m): a room that is quiet costs no more than its bookkeeping.
+	RecentAge time.Duration
+	// Recent bounds the count of events the feed keeps, within RecentBytes
+	// (1024), and of early events it holds while a gap is filled.
 	Recent int
 	// PageSize is the number of events of a shared catch-up page (256).
 	PageSize int
@@ -82,6 +92,8 @@ type Config struct {
 	// PresenceEvery is the shortest time between two presence frames of
 	// one room (100ms; longer in big rooms).
 	PresenceEvery time.Duration
+	// Now is the clock of the feeds' memory (time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -102,6 +114,8 @@ func (c *Config) defaults() {
 	}
 	def(&c.QueueFrames, 512)
 	def(&c.QueueBytes, 1<<20)
+	def(&c.RecentBytes, 32<<10)
+	defd(&c.RecentAge, time.Minute)
 	def(&c.Recent, 1024)
 	def(&c.PageSize, 256)
 	def(&c.CachedPages, 256)
@@ -110,6 +124,9 @@ func (c *Config) defaults() {
 	defd(&c.Linger, 30*time.Second)
 	defd(&c.PresenceTTL, 30*time.Second)
 	defd(&c.PresenceEvery, 100*time.Millisecond)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Stats are the hub's counters.
@@ -370,6 +387,7 @@ func (h *Hub) tick() {
 			return
 		case <-heads.C:
 			for _, f := range h.allFeeds() {
+				f.expire()
 				f.checkHead()
 			}
 		case <-renew.C:
