@@ -74,8 +74,10 @@ type Config struct {
 	Recent int
 	// PageSize is the number of events of a shared catch-up page (256).
 	PageSize int
-	// CachedPages bounds the shared page cache (256 pages).
+	// CachedPages and CachedBytes bound the shared page cache (256 pages,
+	// 32 MiB of events).
 	CachedPages int
+	CachedBytes int
 	// GapWait is how long an early event waits for the missing ones before
 	// the gap is read from the store (30ms).
 	GapWait time.Duration
@@ -119,6 +121,7 @@ func (c *Config) defaults() {
 	def(&c.Recent, 1024)
 	def(&c.PageSize, 256)
 	def(&c.CachedPages, 256)
+	def(&c.CachedBytes, 32<<20)
 	defd(&c.GapWait, 30*time.Millisecond)
 	defd(&c.HeadCheck, 5*time.Second)
 	defd(&c.Linger, 30*time.Second)
@@ -167,7 +170,7 @@ func New(cfg Config, store Store, access Access, log *slog.Logger) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{cfg: cfg, store: store, access: access, log: log, presence: presence.NewTracker(),
 		feeds: map[string]*feed{}, sessions: map[*Session]struct{}{}, ctx: ctx, cancel: cancel}
-	h.pages = newPageCache(h, cfg.CachedPages)
+	h.pages = newPageCache(h, cfg.CachedPages, cfg.CachedBytes)
 	return h
 }
 
