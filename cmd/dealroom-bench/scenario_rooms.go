@@ -361,7 +361,16 @@ func (b *bench) waitCaughtUp(ctx context.Context, subs []*subscriber, want func(
 		case behind == 0:
 			return nil
 		case time.Now().After(deadline):
-			return fmt.Errorf("%d of %d devices are not caught up after %s", behind, len(subs), within)
+			// What the server told them, read once their readers ended.
+			b.closeSubscribers()
+			why := ""
+			for _, s := range subs {
+				if s.lastError != "" {
+					why = ": " + s.lastError
+					break
+				}
+			}
+			return fmt.Errorf("%d of %d devices are not caught up after %s%s", behind, len(subs), within, why)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
