@@ -215,16 +215,29 @@ func (b *bench) followedRooms(ctx context.Context) error {
 	subs := make([]*subscriber, len(b.rooms))
 	err = parallel(ctx, len(b.rooms), cfg.DialConc, func(ctx context.Context, i int) error {
 		r := b.rooms[i]
-		conn, err := dial(ctx, b.dialHC, srv.base, r.subTokens[0])
-		if err != nil {
-			return fmt.Errorf("device %d: %w", i, err)
-		}
 		after := max(r.head-int64(cfg.Events), 0)
-		s := &subscriber{room: r, conn: conn, clk: b.clk, win: &b.win, seq: newSeqTracker(after),
-			lastPresence: &b.lastPresence, done: make(chan struct{})}
-		subs[i] = s
-		go s.read(context.Background())
-		return s.subscribe(ctx, after)
+		// A device that is not answered "subscribed" in time (the server
+		// said "unavailable: retry", as a slow store makes it) connects
+		// and subscribes again, as an app would.
+		for attempt := 1; ; attempt++ {
+			conn, err := dial(ctx, b.dialHC, srv.base, r.subTokens[0])
+			if err != nil {
+				return fmt.Errorf("device %d: %w", i, err)
+			}
+			s := &subscriber{room: r, conn: conn, clk: b.clk, win: &b.win, seq: newSeqTracker(after),
+				lastPresence: &b.lastPresence, done: make(chan struct{})}
+			go s.read(context.Background())
+			if err := s.subscribe(ctx, after); err != nil {
+				return fmt.Errorf("device %d: subscribe: %w", i, err)
+			}
+			if waitSubscribed(ctx, s, 30*time.Second) || attempt == 5 {
+				subs[i] = s
+				return nil
+			}
+			conn.CloseNow()
+			<-s.done
+			b.logf("device %d: no \"subscribed\" (%s); again", i, s.lastError)
+		}
 	})
 	for _, s := range subs {
 		if s != nil {
@@ -334,6 +347,20 @@ func (b *bench) followedRooms(ctx context.Context) error {
 			Value: fmt.Sprintf("%d / %d / %d", st.Lost, st.Duplicated, st.OutOfOrder),
 			Met:   st.Lost == 0 && st.Duplicated == 0 && st.OutOfOrder == 0})
 	return nil
+}
+
+// waitSubscribed waits until s got "subscribed", its connection ended or
+// within passed, and tells whether it got it.
+func waitSubscribed(ctx context.Context, s *subscriber, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for s.subscribedAt.Load() == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-s.done:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return s.subscribedAt.Load() != 0
 }
 
 // waitCaughtUp waits until every device that is still connected has every
