@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"dealroom"
 	"dealroom/presence"
@@ -33,6 +34,25 @@ type entry struct {
 	// revoked is the accepted invite an invite.revoked event revokes: the
 	// sessions of its tokens end.
 	revoked string
+	// kept is when a feed took the entry into its memory (Unix ns).
+	kept int64
+}
+
+// entrySize is what an entry costs besides its frames and strings: the
+// struct and its place in the feed's list.
+const entrySize = int(unsafe.Sizeof(entry{})) + int(unsafe.Sizeof(&entry{}))
+
+// size returns the bytes the entry holds: what a feed counts against its
+// budget.
+func (e *entry) size() int {
+	n := entrySize + cap(e.staff) + len(e.removed) + len(e.member) + len(e.message) + len(e.revoked)
+	if len(e.customer) > 0 && (len(e.staff) == 0 || &e.customer[0] != &e.staff[0]) {
+		n += cap(e.customer)
+	}
+	if m := e.tombstone; m != nil {
+		n += int(unsafe.Sizeof(*m)) + len(m.ID) + len(m.Body)
+	}
+	return n
 }
 
 func newEntry(ev room.Event, raw []byte) *entry {
@@ -127,9 +147,15 @@ type feed struct {
 	users  int
 	linger *time.Timer
 
-	mu      sync.Mutex
-	head    int64    // every event up to head was delivered
-	recent  []*entry // the latest events, recent[i].seq == head-len(recent)+1+i
+	mu   sync.Mutex
+	head int64 // every event up to head was delivered
+	// recent are the latest events, recent[i].seq ==
+	// head-len(recent)+1+i, within the budget of the hub's config
+	// (RecentBytes, RecentAge, Recent); recentBytes is their size.
+	recent      []*entry
+	recentBytes int
+	// pending are events that came before the ones they follow (nil when
+	// none: a map keeps its room once grown).
 	pending map[int64]*entry
 	filling bool
 	// staleHead is a head the store showed beyond ours (head check).
@@ -143,13 +169,17 @@ type feed struct {
 }
 
 func newFeed(h *Hub, id string) *feed {
-	return &feed{h: h, room: id, ready: make(chan struct{}), head: -1,
-		pending: map[int64]*entry{}, live: map[*sub]struct{}{}}
+	return &feed{h: h, room: id, ready: make(chan struct{}), head: -1, live: map[*sub]struct{}{}}
 }
 
+// startEvents is how many of a room's latest events a feed loads when it
+// starts: as many as its budget could hold of small events (256 bytes
+// each), however long the room's history.
+func (c *Config) startEvents() int { return min(c.Recent, c.RecentBytes/256) }
+
 // start subscribes to the room's messages, then loads the latest events
-// from the store: whatever is committed after the load arrives through the
-// broker or is found as a gap.
+// from the store (what the feed's budget holds): whatever is committed
+// after the load arrives through the broker or is found as a gap.
 func (f *feed) start() {
 	defer close(f.ready)
 	ctx, cancel := context.WithTimeout(f.h.ctx, 10*time.Second)
@@ -164,9 +194,9 @@ func (f *feed) start() {
 		f.err = err
 		return
 	}
-	after := max(r.Head-int64(f.h.cfg.Recent), 0)
+	after := max(r.Head-int64(f.h.cfg.startEvents()), 0)
 	f.h.Stats.StoreReads.Add(1)
-	evs, err := f.h.store.Events(ctx, f.room, after, f.h.cfg.Recent+f.h.cfg.PageSize, false)
+	evs, err := f.h.store.Events(ctx, f.room, after, f.h.cfg.startEvents()+f.h.cfg.PageSize, false)
 	if err != nil {
 		f.h.broker.Unsubscribe(f.room)
 		f.err = err
@@ -206,10 +236,15 @@ func (f *feed) offer(e *entry) {
 }
 
 func (f *feed) park(e *entry) {
-	if len(f.pending) < f.h.cfg.Recent {
-		f.pending[e.seq] = e
+	if len(f.pending) >= f.h.cfg.Recent {
+		// The store has it: the gap fill reads up to it.
+		f.staleHead = max(f.staleHead, e.seq)
+		return
 	}
-	// Past that, the store has it: the gap fill reads it.
+	if f.pending == nil {
+		f.pending = map[int64]*entry{}
+	}
+	f.pending[e.seq] = e
 }
 
 // drainPending delivers parked events that are next; f.mu is held.
@@ -227,18 +262,19 @@ func (f *feed) drainPending() {
 			delete(f.pending, seq)
 		}
 	}
+	if len(f.pending) == 0 {
+		f.pending = nil
+	}
 }
 
 // push appends the next event and delivers it to the live sessions; f.mu
 // is held.
 func (f *feed) push(e *entry) {
 	f.head = e.seq
-	if len(f.recent) >= f.h.cfg.Recent {
-		n := copy(f.recent, f.recent[len(f.recent)/4:])
-		clear(f.recent[n:])
-		f.recent = f.recent[:n]
-	}
+	e.kept = f.h.cfg.Now().UnixNano()
 	f.recent = append(f.recent, e)
+	f.recentBytes += e.size()
+	f.trim(0)
 	for s := range f.live {
 		f.deliver(s, e)
 	}
@@ -258,7 +294,10 @@ func (f *feed) redact(m *room.Message) {
 				Event room.Event `json:"event"`
 			}
 			if json.Unmarshal(r.staff, &fr) == nil {
-				f.recent[i] = newEntry(fr.Event.Redacted(*m), nil)
+				red := newEntry(fr.Event.Redacted(*m), nil)
+				red.kept = r.kept
+				f.recentBytes += red.size() - r.size()
+				f.recent[i] = red
 			}
 		}
 	}
@@ -287,6 +326,42 @@ func (f *feed) deliver(s *sub, e *entry) {
 func (f *feed) endLive(s *sub, why error) {
 	delete(f.live, s)
 	s.sess.ended(s, why)
+}
+
+// trim drops the oldest events in memory while they are over the feed's
+// budget, or were taken in before keptBefore (Unix ns); f.mu is held. A
+// device catching up holds the events it was handed; the ones it has yet
+// to read it reads from the page cache and the store.
+func (f *feed) trim(keptBefore int64) {
+	cfg := &f.h.cfg
+	n := 0
+	for n < len(f.recent) {
+		e := f.recent[n]
+		if f.recentBytes <= cfg.RecentBytes && len(f.recent)-n <= cfg.Recent && e.kept >= keptBefore {
+			break
+		}
+		f.recentBytes -= e.size()
+		f.recent[n] = nil
+		n++
+	}
+	switch {
+	case n == len(f.recent):
+		f.recent, f.recentBytes = nil, 0 // let the array go
+	case n > 0:
+		f.recent = f.recent[n:]
+		if cap(f.recent) > 4*len(f.recent)+16 {
+			// Grown for a burst: a quiet room keeps a small array.
+			f.recent = append([]*entry(nil), f.recent...)
+		}
+	}
+}
+
+// expire drops the events the feed took in longer than RecentAge ago.
+func (f *feed) expire() {
+	keptBefore := f.h.cfg.Now().Add(-f.h.cfg.RecentAge).UnixNano()
+	f.mu.Lock()
+	f.trim(keptBefore)
+	f.mu.Unlock()
 }
 
 // firstRecent returns the seq of the oldest event in memory; f.mu is held.
@@ -339,7 +414,6 @@ func (f *feed) fill(wait time.Duration) {
 		f.drainPending()
 		if progress {
 			f.h.Stats.GapsRepaired.Add(1)
-			f.staleHead = 0
 		}
 		f.mu.Unlock()
 		if err != nil || !progress {

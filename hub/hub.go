@@ -6,8 +6,9 @@
 // events from the broker (which may lose, reorder or repeat them) and
 // repairs that from the store by seq: it moves its head forward only by
 // one, parks early arrivals and reads a gap from the store when it does
-// not close by itself. It keeps the room's recent events, encoded once per
-// visibility, so that a returning session catches up from memory.
+// not close by itself. It keeps the room's latest events, encoded once per
+// visibility, within a budget of bytes and of age, so that a device back
+// from a short absence catches up from memory.
 //
 // A session subscribes by catching up from the seq it last processed: it
 // reads the store (through a cache of fixed pages of events shared by every
@@ -60,12 +61,23 @@ type Config struct {
 	// 1 MiB).
 	QueueFrames int
 	QueueBytes  int
-	// Recent is how many of a room's latest events the feed keeps (1024).
+	// RecentBytes bounds the encoded events a followed room's feed keeps
+	// in memory, so that a device that was away a moment catches up
+	// without a store read (32 KiB). Older catch-up comes from the shared
+	// page cache and the store.
+	RecentBytes int
+	// RecentAge is how long the feed keeps an event after it took it in
+	// (1m): a room that is quiet costs no more than its bookkeeping.
+	RecentAge time.Duration
+	// Recent bounds the count of events the feed keeps, within RecentBytes
+	// (1024), and of early events it holds while a gap is filled.
 	Recent int
 	// PageSize is the number of events of a shared catch-up page (256).
 	PageSize int
-	// CachedPages bounds the shared page cache (256 pages).
+	// CachedPages and CachedBytes bound the shared page cache (256 pages,
+	// 32 MiB of events).
 	CachedPages int
+	CachedBytes int
 	// GapWait is how long an early event waits for the missing ones before
 	// the gap is read from the store (30ms).
 	GapWait time.Duration
@@ -82,6 +94,8 @@ type Config struct {
 	// PresenceEvery is the shortest time between two presence frames of
 	// one room (100ms; longer in big rooms).
 	PresenceEvery time.Duration
+	// Now is the clock of the feeds' memory (time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -102,14 +116,20 @@ func (c *Config) defaults() {
 	}
 	def(&c.QueueFrames, 512)
 	def(&c.QueueBytes, 1<<20)
+	def(&c.RecentBytes, 32<<10)
+	defd(&c.RecentAge, time.Minute)
 	def(&c.Recent, 1024)
 	def(&c.PageSize, 256)
 	def(&c.CachedPages, 256)
+	def(&c.CachedBytes, 32<<20)
 	defd(&c.GapWait, 30*time.Millisecond)
 	defd(&c.HeadCheck, 5*time.Second)
 	defd(&c.Linger, 30*time.Second)
 	defd(&c.PresenceTTL, 30*time.Second)
 	defd(&c.PresenceEvery, 100*time.Millisecond)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Stats are the hub's counters.
@@ -150,7 +170,7 @@ func New(cfg Config, store Store, access Access, log *slog.Logger) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{cfg: cfg, store: store, access: access, log: log, presence: presence.NewTracker(),
 		feeds: map[string]*feed{}, sessions: map[*Session]struct{}{}, ctx: ctx, cancel: cancel}
-	h.pages = newPageCache(h, cfg.CachedPages)
+	h.pages = newPageCache(h, cfg.CachedPages, cfg.CachedBytes)
 	return h
 }
 
@@ -366,6 +386,7 @@ func (h *Hub) tick() {
 			return
 		case <-heads.C:
 			for _, f := range h.allFeeds() {
+				f.expire()
 				f.checkHead()
 			}
 		case <-renew.C:

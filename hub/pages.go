@@ -10,11 +10,14 @@ import (
 // pageCache shares the store reads of catch-up: events are read in fixed
 // pages (page n holds the seqs n*size+1 ... (n+1)*size), a page is read
 // once however many sessions want it at the same time, and full pages,
-// which never change, are kept (least recently used go first).
+// which never change, are kept (least recently used go first) within a
+// count of pages and a count of bytes.
 type pageCache struct {
 	h        *Hub
 	max      int
+	maxBytes int
 	mu       sync.Mutex
+	bytes    int // of the pages kept
 	pages    map[pageKey]*list.Element
 	lru      *list.List
 	inflight map[pageKey]*pageCall
@@ -28,6 +31,7 @@ type pageKey struct {
 type cachedPage struct {
 	key     pageKey
 	entries []*entry
+	bytes   int
 }
 
 type pageCall struct {
@@ -40,8 +44,8 @@ type pageCall struct {
 	stale bool
 }
 
-func newPageCache(h *Hub, max int) *pageCache {
-	return &pageCache{h: h, max: max, pages: map[pageKey]*list.Element{}, lru: list.New(), inflight: map[pageKey]*pageCall{}}
+func newPageCache(h *Hub, max, maxBytes int) *pageCache {
+	return &pageCache{h: h, max: max, maxBytes: maxBytes, pages: map[pageKey]*list.Element{}, lru: list.New(), inflight: map[pageKey]*pageCall{}}
 }
 
 // readAhead is how many pages one store read fills at most. A long
@@ -139,12 +143,18 @@ func (c *pageCache) load(first pageKey, calls []*pageCall) {
 		}
 		delete(c.inflight, key)
 		if err == nil && int64(len(call.entries)) == size {
-			c.pages[key] = c.lru.PushFront(&cachedPage{key: key, entries: call.entries})
+			p := &cachedPage{key: key, entries: call.entries}
+			for _, e := range p.entries {
+				p.bytes += e.size()
+			}
+			c.pages[key] = c.lru.PushFront(p)
+			c.bytes += p.bytes
 		}
 	}
-	for c.lru.Len() > c.max {
+	for c.lru.Len() > c.max || c.lru.Len() > 0 && c.bytes > c.maxBytes {
 		old := c.lru.Remove(c.lru.Back()).(*cachedPage)
 		delete(c.pages, old.key)
+		c.bytes -= old.bytes
 	}
 	c.mu.Unlock()
 	for _, call := range calls {
@@ -164,6 +174,7 @@ func (c *pageCache) forget(room string) {
 		if key.room == room {
 			c.lru.Remove(el)
 			delete(c.pages, key)
+			c.bytes -= el.Value.(*cachedPage).bytes
 		}
 	}
 	for key, call := range c.inflight {

@@ -143,3 +143,35 @@ func TestPageReadInFlightDuringDeletion(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, reads, st.readCount(), "a full page read after the deletion is kept")
 }
+
+// TestPageCacheKeepsWithinBytes: the shared page cache keeps at most its
+// budget of bytes, however many pages are read, and still answers every
+// page with its events.
+func TestPageCacheKeepsWithinBytes(t *testing.T) {
+	st := &logStore{}
+	for range 640 {
+		st.commit("r1", 450)
+	}
+	h := New(Config{PageSize: 16, CachedBytes: 40 << 10}, st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(h.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for from := int64(1); from <= 640; from += 16 {
+		entries, err := h.pages.get(ctx, "r1", from, from+15)
+		require.NoError(t, err)
+		require.Len(t, entries, 16)
+		assert.Equal(t, from, entries[0].seq)
+	}
+	c := h.pages
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		for _, e := range el.Value.(*cachedPage).entries {
+			total += e.size()
+		}
+	}
+	assert.Equal(t, total, c.bytes, "the cache counts what it keeps")
+	assert.LessOrEqual(t, c.bytes, 40<<10, "the cache keeps more than its budget")
+	assert.NotZero(t, c.lru.Len(), "the cache keeps the pages that fit")
+}

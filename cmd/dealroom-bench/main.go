@@ -20,6 +20,9 @@
 //	f           b at 200 writes/s while one member of a room of 300 posts
 //	            maximal @-mention floods at 40/s (-flood-rate): the other
 //	            rooms' p99 should not move
+//	rooms       -manifest FILE -events 100 -rate 100: one device per room
+//	            written by `dealroom-bench seed` (scenario_rooms.go); heap
+//	            per followed room
 //
 // With -target centrifuge it drives the reference server of
 // cmd/dealroom-bench/centrifuge instead (scenarios a, b and c): the same
@@ -54,6 +57,13 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println(port)
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "seed" {
+		if err := runSeed(context.Background(), os.Args[2:], os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "dealroom-bench:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if len(os.Args) > 1 && (os.Args[1] == "summary" || os.Args[1] == "compare") {
@@ -99,6 +109,7 @@ type Config struct {
 	Warmup     time.Duration
 	WSWrites   float64
 	Events     int
+	Manifest   string // rooms: what `dealroom-bench seed` wrote
 	BodyBytes  int
 	JSON       string
 	DialConc   int
@@ -147,6 +158,7 @@ var presets = map[string]preset{
 	"catchup": {kind: "catchup", conns: 1, rooms: 1, events: 10000},
 	"e":       {kind: "fanout", conns: 1000, rooms: 100, rate: 1000, duration: 20 * time.Second, needsSeveralInstances: true},
 	"f":       {kind: "fanout", conns: 1000, rooms: 100, rate: 200, duration: 20 * time.Second, floodRate: 40},
+	"rooms":   {kind: "rooms", conns: 1, rooms: 1 << 30, events: 100, rate: 100, duration: 10 * time.Second},
 }
 
 // listFlag collects a flag given several times or comma-separated.
@@ -185,7 +197,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.Duration, "duration", 0, "how long to write (fanout)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "first part of -duration whose writes are not measured")
 	fs.Float64Var(&c.WSWrites, "ws-writes", 0.5, "fraction of writes sent as websocket commands instead of REST requests")
-	fs.IntVar(&c.Events, "events", 0, "missed events to catch up (catchup)")
+	fs.IntVar(&c.Events, "events", 0, "missed events to catch up (catchup; rooms: per device)")
+	fs.StringVar(&c.Manifest, "manifest", "", "rooms: the rooms `dealroom-bench seed` wrote")
 	fs.IntVar(&c.BodyBytes, "body-bytes", 100, "size of a written message's body")
 	fs.StringVar(&c.JSON, "json", "", "write the result as JSON to this file")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 100, "websocket dials at once")
@@ -318,6 +331,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = b.fanout(ctx)
 	case "catchup":
 		err = b.catchup(ctx)
+	case "rooms":
+		err = b.followedRooms(ctx)
 	}
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ type Result struct {
 	Memory   *MemoryStats   `json:"memory,omitempty"`
 	Catchup  *CatchupStats  `json:"catchup,omitempty"`
 	Flood    *FloodStats    `json:"flood,omitempty"`
+	Rooms    *RoomsStats    `json:"followed_rooms,omitempty"`
 	Servers  []ServerStats  `json:"servers,omitempty"`
 	Load     *Load          `json:"load,omitempty"`
 	Targets  []TargetCheck  `json:"targets,omitempty"`

@@ -26,6 +26,12 @@
 # speaks the MongoDB wire protocol, not a real MongoDB; redis-server):
 #   mb200 mb500 mb1000  as b200, b500, b1000, on one instance
 #   md               d on one instance
+#   rooms mrooms     ROOMS rooms (10000) with HISTORY messages each (2000),
+#                    written by `dealroom-bench seed` before the server
+#                    starts (rooms: into its data directory, or a copy of
+#                    ROOMS_SEED, a directory with data/ and manifest.json
+#                    from an earlier seed; mrooms: MongoDB + Redis), one
+#                    device each: heap per followed room
 #   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
 #                    devices on the other
 #   mc               c with the writer on one instance, the devices on the other
@@ -477,6 +483,26 @@ scenario() {
 		else
 			run_bench "$n" "${args[@]}"
 		fi
+		;;
+	rooms)
+		local data
+		data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
+		if [ -n "${ROOMS_SEED:-}" ]; then
+			cp -a "$ROOMS_SEED/data/." "$data/" && cp "$ROOMS_SEED/manifest.json" "$out/$n.manifest.json"
+		else
+			"$bench" seed -data "$data" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
+		fi
+		start_server "$n.server" DEALROOM_DATA_DIR="$data"
+		run_bench "$n" -scenario rooms -manifest "$out/$n.manifest.json" -url "$server_url" -pid "$server_pid" -settle 75s
+		;;
+	mrooms)
+		start_backends "$n"
+		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
+		start_mongo_redis "$n.server"
+		# mongo-java-server scans a collection for each query: devices
+		# subscribe ten at a time, so that each one's reads end in time.
+		run_bench "$n" -scenario rooms -manifest "$out/$n.manifest.json" -url "$server_url" -pid "$server_pid" -aux-pid "$(aux_pids)" \
+			-settle 75s -dial-concurrency 10
 		;;
 	md)
 		start_backends "$n"

@@ -1,0 +1,296 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"dealroom"
+	"dealroom/broker"
+	"dealroom/room"
+)
+
+// logStore is a room's event log in memory.
+type logStore struct {
+	mu     sync.Mutex
+	events []room.Event // events[i].Seq == i+1
+}
+
+func (s *logStore) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if after >= int64(len(s.events)) {
+		return nil, nil
+	}
+	return append([]room.Event(nil), s.events[after:min(int64(len(s.events)), after+int64(limit))]...), nil
+}
+
+func (s *logStore) Room(ctx context.Context, id string) (*room.Room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &room.Room{ID: id, Head: int64(len(s.events))}, nil
+}
+
+// commit appends a message of body bytes to the log; the caller hands it
+// to the hub.
+func (s *logStore) commit(roomID string, body int) room.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq := int64(len(s.events) + 1)
+	m := room.Message{ID: fmt.Sprint("m", seq), RoomID: roomID, Author: "olivia", Visibility: dealroom.Shared,
+		Body: fmt.Sprintf("%06d ", seq) + strings.Repeat("x", body-7)}
+	data, _ := json.Marshal(m)
+	ev := room.Event{Seq: seq, ID: fmt.Sprint("e", seq), RoomID: roomID, Type: room.MessagePosted,
+		Visibility: dealroom.Shared, Data: data}
+	s.events = append(s.events, ev)
+	return ev
+}
+
+// seeAll lets everyone see every room as staff.
+type seeAll struct{}
+
+func (seeAll) Access(ctx context.Context, a dealroom.Actor, roomID string) (room.Perm, error) {
+	return room.Perm{See: true, Internal: true}, nil
+}
+
+func (seeAll) TaskVisibility(ctx context.Context, a dealroom.Actor, roomID, task string) (dealroom.Visibility, error) {
+	return dealroom.Shared, nil
+}
+
+// testClock is a clock the test moves.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestHub(t *testing.T, cfg Config, st Store) *Hub {
+	t.Helper()
+	h := New(cfg, st, seeAll{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := broker.NewLocal(h)
+	h.Start(b)
+	t.Cleanup(func() { h.Close(); b.Close() })
+	return h
+}
+
+// readUntilSubscribed reads a session's frames until "subscribed" and
+// returns the seqs of the events before it.
+func readUntilSubscribed(t *testing.T, ctx context.Context, s *Session) []int64 {
+	t.Helper()
+	var seqs []int64
+	for {
+		fr, err := s.Next(ctx)
+		require.NoError(t, err, "no \"subscribed\"")
+		var f struct {
+			Type  string `json:"type"`
+			Event struct {
+				Seq int64 `json:"seq"`
+			} `json:"event"`
+		}
+		require.NoError(t, json.Unmarshal(fr, &f))
+		switch f.Type {
+		case "event":
+			seqs = append(seqs, f.Event.Seq)
+		case "subscribed":
+			return seqs
+		case "presence":
+		default:
+			t.Fatalf("unexpected frame %s", fr)
+		}
+	}
+}
+
+// readEvents reads a session's frames until it has n events, and returns
+// their seqs.
+func readEvents(t *testing.T, ctx context.Context, s *Session, n int) []int64 {
+	t.Helper()
+	var seqs []int64
+	for len(seqs) < n {
+		fr, err := s.Next(ctx)
+		require.NoError(t, err, "%d events of %d", len(seqs), n)
+		var f struct {
+			Type  string `json:"type"`
+			Event struct {
+				Seq int64 `json:"seq"`
+			} `json:"event"`
+		}
+		require.NoError(t, json.Unmarshal(fr, &f))
+		if f.Type == "event" {
+			seqs = append(seqs, f.Event.Seq)
+		}
+	}
+	return seqs
+}
+
+func seqRange(from, to int64) []int64 {
+	var out []int64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// checkBudget checks what a feed keeps against its budget, counting the
+// bytes of its frames.
+func checkBudget(t *testing.T, f *feed) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	total, frames := 0, 0
+	for i, e := range f.recent {
+		require.Equal(t, f.head-int64(len(f.recent))+1+int64(i), e.seq, "the feed's events follow each other up to its head")
+		total += e.size()
+		frames += len(e.staff)
+		if len(e.customer) > 0 && &e.customer[0] != &e.staff[0] {
+			frames += len(e.customer)
+		}
+	}
+	assert.Equal(t, total, f.recentBytes, "the feed counts what it keeps")
+	assert.LessOrEqual(t, f.recentBytes, f.h.cfg.RecentBytes, "the feed keeps more than its budget")
+	assert.LessOrEqual(t, frames, f.h.cfg.RecentBytes, "the frames kept are more than the budget")
+	assert.LessOrEqual(t, cap(f.recent), 4*len(f.recent)+16, "the feed's list keeps room for far more than it holds")
+}
+
+// TestFeedOverBudgetDeliversEverything: a room whose recent events are far
+// more than its feed keeps; a live device gets every event, and devices
+// that subscribe from far behind, while events keep coming, get every one
+// in order, once, from the store's pages and the feed.
+func TestFeedOverBudgetDeliversEverything(t *testing.T) {
+	st := &logStore{}
+	for range 300 {
+		st.commit("r1", 450)
+	}
+	h := newTestHub(t, Config{RecentBytes: 8 << 10, PageSize: 16, CachedPages: 4}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	live := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	defer live.Close()
+	live.Subscribe("r1", 290)
+	require.Equal(t, seqRange(291, 300), readUntilSubscribed(t, ctx, live))
+
+	for range 200 {
+		h.Committed(st.commit("r1", 450))
+	}
+	assert.Equal(t, seqRange(301, 500), readEvents(t, ctx, live, 200), "the live device")
+	f := h.lookup("r1")
+	checkBudget(t, f)
+	f.mu.Lock()
+	kept := len(f.recent)
+	f.mu.Unlock()
+	require.Less(t, kept, 20, "the test wants a feed that keeps few events")
+
+	// Devices far behind subscribe while events keep coming.
+	var writes sync.WaitGroup
+	writes.Go(func() {
+		for range 100 {
+			h.Committed(st.commit("r1", 450))
+			time.Sleep(time.Millisecond)
+		}
+	})
+	froms := []int64{0, 7, 250, 490}
+	behind := make([]*Session, len(froms))
+	for i, from := range froms {
+		behind[i] = h.NewSession(dealroom.Actor{ID: fmt.Sprint("far", i), Kind: dealroom.Staff})
+		defer behind[i].Close()
+		behind[i].Subscribe("r1", from)
+	}
+	writes.Wait()
+	for i, s := range behind {
+		caught := readUntilSubscribed(t, ctx, s)
+		require.NotEmpty(t, caught)
+		last := caught[len(caught)-1]
+		rest := readEvents(t, ctx, s, int(600-last))
+		assert.Equal(t, seqRange(froms[i]+1, 600), append(caught, rest...), "device from %d", froms[i])
+	}
+	assert.Equal(t, seqRange(501, 600), readEvents(t, ctx, live, 100), "the live device")
+	checkBudget(t, f)
+}
+
+// TestFeedMemoryWithinBudget: however many events a room receives, its
+// feed keeps at most its budget of bytes, and once they are older than
+// RecentAge, only its bookkeeping; devices that come after still get
+// every event.
+func TestFeedMemoryWithinBudget(t *testing.T) {
+	clk := &testClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	st := &logStore{}
+	h := newTestHub(t, Config{Now: clk.Now, HeadCheck: time.Hour, QueueFrames: 4096, QueueBytes: 16 << 20}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	live := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	defer live.Close()
+	live.Subscribe("r1", 0)
+	require.Empty(t, readUntilSubscribed(t, ctx, live))
+
+	const events = 3000
+	for i := range events {
+		h.Committed(st.commit("r1", 450))
+		if i%100 == 0 {
+			clk.add(time.Second)
+		}
+	}
+	require.Equal(t, seqRange(1, events), readEvents(t, ctx, live, events))
+	f := h.lookup("r1")
+	checkBudget(t, f)
+	f.mu.Lock()
+	assert.Greater(t, f.recentBytes, h.cfg.RecentBytes/2, "the feed keeps what its budget holds")
+	assert.Nil(t, f.pending, "the feed keeps no map of early events once they are delivered")
+	f.mu.Unlock()
+
+	clk.add(h.cfg.RecentAge + time.Second)
+	f.expire()
+	f.mu.Lock()
+	assert.Nil(t, f.recent, "events older than RecentAge are kept")
+	assert.Zero(t, f.recentBytes)
+	f.mu.Unlock()
+
+	// A device that comes back now reads the store.
+	back := h.NewSession(dealroom.Actor{ID: "u2", Kind: dealroom.Staff})
+	defer back.Close()
+	back.Subscribe("r1", events-50)
+	assert.Equal(t, seqRange(events-49, events), readUntilSubscribed(t, ctx, back))
+	h.Committed(st.commit("r1", 450))
+	assert.Equal(t, []int64{events + 1}, readEvents(t, ctx, back, 1))
+	assert.Equal(t, []int64{events + 1}, readEvents(t, ctx, live, 1))
+}
+
+// TestFeedLostEventsPastPendingAreRead: when more early events arrive than
+// the feed parks, the ones it does not park are read from the store
+// without waiting for a later event.
+func TestFeedLostEventsPastPendingAreRead(t *testing.T) {
+	st := &logStore{}
+	h := newTestHub(t, Config{Recent: 4, PageSize: 2, HeadCheck: time.Hour}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	defer s.Close()
+	s.Subscribe("r1", 0)
+	require.Empty(t, readUntilSubscribed(t, ctx, s))
+
+	// Event 1's message is lost; 2 to 10 arrive, more than the feed parks.
+	st.commit("r1", 100)
+	for range 9 {
+		h.Committed(st.commit("r1", 100))
+	}
+	assert.Equal(t, seqRange(1, 10), readEvents(t, ctx, s, 10))
+}
