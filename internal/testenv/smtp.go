@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,7 @@ type SMTPServer struct {
 	port  int
 	tls   *tls.Config // nil with SMTPPlain
 	roots *x509.CertPool
+	pem   []byte
 
 	mu       sync.Mutex
 	srv      *smtp.Server // nil while stopped
@@ -114,6 +116,7 @@ func StartSMTP(tb testing.TB, opts SMTPOptions) *SMTPServer {
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		s.roots = roots
+		s.pem = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -147,6 +150,10 @@ func (s *SMTPServer) URL() string {
 // RootCAs returns a pool holding the server's certificate (nil without
 // TLS), for the clients' tls.Config.RootCAs.
 func (s *SMTPServer) RootCAs() *x509.CertPool { return s.roots }
+
+// CertPEM returns the server's certificate in PEM (nil without TLS), for
+// clients configured with a CA file.
+func (s *SMTPServer) CertPEM() []byte { return s.pem }
 
 // Messages returns the messages accepted so far, oldest first. A message
 // is there before the server answers the end of its data, so a client
