@@ -172,6 +172,16 @@ func TestStartTLSWithAuth(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.True(t, got[0].TLS, "sent after STARTTLS")
 	assert.Equal(t, "dealroom", got[0].User, "authenticated")
+
+	// Sends at once share the client's settings and nothing else.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			assert.NoError(t, s.Send(ctxT(t), simple(fmt.Sprintf("p%d@customer.example", i))))
+		})
+	}
+	wg.Wait()
+	assert.Len(t, srv.Messages(), 9)
 }
 
 func TestImplicitTLSWithAuth(t *testing.T) {
