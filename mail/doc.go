@@ -14,14 +14,15 @@
 //
 // The URL names the server and how to reach it:
 //
-//	smtp://user:pass@host:587   STARTTLS when the server offers it
-//	smtp://host:587?tls=required  STARTTLS or no sending
-//	smtps://user:pass@host:465  TLS from the first byte (implicit TLS)
+//	smtp://user:pass@host:587               STARTTLS when the server offers it
+//	smtp://user:pass@host:587?tls=required  STARTTLS or no sending
+//	smtps://user:pass@host:465              TLS from the first byte
 //
 // A password is only ever sent over TLS: the library's mechanism discovery
-// offers PLAIN and LOGIN on encrypted connections only, so credentials for a
-// server that offers no STARTTLS end in a (permanent) error, not in the
-// clear.
+// uses PLAIN and LOGIN, which carry the password itself, on encrypted
+// connections only (challenge-response mechanisms such as SCRAM, which do
+// not reveal it, also without), so credentials for a server that offers no
+// STARTTLS end in a permanent error, not in the clear.
 //
 // # Every message on its own connection
 //
