@@ -63,7 +63,7 @@ func newSMTP(cfg Config) (*SMTP, error) {
 	if err != nil {
 		return nil, dealroom.Invalid("from", "%q is not an email address: %v", cfg.From, err)
 	}
-	if cfg.Rate < 0 || cfg.Attempts < 0 || cfg.Backoff < 0 || cfg.Timeout < 0 {
+	if !(cfg.Rate >= 0) || cfg.Attempts < 0 || cfg.Backoff < 0 || cfg.Timeout < 0 {
 		return nil, dealroom.Invalid("", "the rate, attempts, backoff and timeout must not be negative")
 	}
 	s := &SMTP{

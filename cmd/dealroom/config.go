@@ -159,8 +159,8 @@ func (c *Config) settings() []setting {
 		{"mail-from", "DEALROOM_MAIL_FROM", "", `sender of the server's email, like "Dealroom <rooms@example.com>" (required with DEALROOM_SMTP_URL)`, false, str(&c.MailFrom)},
 		{"mail-rate", "DEALROOM_MAIL_RATE", "5", "most messages per second the server sends, all together, evenly spaced", false, func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f <= 0 || f > 1e4 {
-				return errors.New("must be a positive number of messages per second")
+			if err != nil || !(f > 0 && f <= 1e4) { // NaN too
+				return errors.New("must be a positive number of messages per second, at most 10000")
 			}
 			c.MailRate = f
 			return nil

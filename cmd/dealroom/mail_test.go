@@ -83,6 +83,8 @@ func TestMailBadSettingsStopStart(t *testing.T) {
 			[]string{"-mail-from", "DEALROOM_MAIL_FROM", "not an email address"}},
 		{"no rate", env{"DEALROOM_MAIL_RATE": "0"},
 			[]string{"-mail-rate", "DEALROOM_MAIL_RATE", "positive"}},
+		{"a rate that is no number", env{"DEALROOM_MAIL_RATE": "NaN"},
+			[]string{"-mail-rate", "DEALROOM_MAIL_RATE", "positive"}},
 		{"a missing CA file", env{"DEALROOM_SMTP_URL": "smtp://mail.example.com", "DEALROOM_MAIL_FROM": "a@example.com", "DEALROOM_SMTP_CA_FILE": "/nonexistent/ca.pem"},
 			[]string{"-smtp-ca-file", "DEALROOM_SMTP_CA_FILE"}},
 	} {
