@@ -2,17 +2,22 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"dealroom"
+	"dealroom/mail"
 )
 
 // Config is everything the server reads at start, from flags and
@@ -41,6 +46,11 @@ type Config struct {
 	WSMaxSocketsPerUser int
 	WSMaxSubscriptions  int
 	WSFrameRate         float64
+	// Outgoing email (mail.Config): none without SMTPURL.
+	SMTPURL    string
+	SMTPCAFile string
+	MailFrom   string
+	MailRate   float64
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -144,6 +154,17 @@ func (c *Config) settings() []setting {
 			c.WSFrameRate = f
 			return nil
 		}},
+		{"smtp-url", "DEALROOM_SMTP_URL", "", "mail server for customers' sign-in links and notifications: smtp://user:pass@host:587 (STARTTLS when the server offers it; add ?tls=required to insist) or smtps://user:pass@host:465 (TLS from the start) (default: no email)", true, str(&c.SMTPURL)},
+		{"smtp-ca-file", "DEALROOM_SMTP_CA_FILE", "", "PEM file of certificate authorities trusted for the mail server's certificate, besides the system's (a company CA)", false, str(&c.SMTPCAFile)},
+		{"mail-from", "DEALROOM_MAIL_FROM", "", `sender of the server's email, like "Dealroom <rooms@example.com>" (required with DEALROOM_SMTP_URL)`, false, str(&c.MailFrom)},
+		{"mail-rate", "DEALROOM_MAIL_RATE", "5", "most messages per second the server sends, all together, evenly spaced", false, func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0 && f <= 1e4) { // NaN too
+				return errors.New("must be a positive number of messages per second, at most 10000")
+			}
+			c.MailRate = f
+			return nil
+		}},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
 			if v != "text" && v != "json" {
 				return errors.New(`must be "text" or "json"`)
@@ -214,7 +235,43 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if (c.MongoURI == "") != (c.RedisURL == "") {
 		return c, errors.New("set both DEALROOM_MONGO_URI and DEALROOM_REDIS_URL for the multi-instance deployment, or neither for the embedded one")
 	}
+	if _, err := c.openMail(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// openMail returns the mail sender of the configuration, nil without
+// -smtp-url. It connects to nothing, so parseConfig calls it to check the
+// settings at start.
+func (c Config) openMail() (mail.Sender, error) {
+	if c.SMTPURL == "" {
+		return nil, nil
+	}
+	mc := mail.Config{URL: c.SMTPURL, From: c.MailFrom, Rate: c.MailRate}
+	if c.SMTPCAFile != "" {
+		pem, err := os.ReadFile(c.SMTPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-smtp-ca-file / DEALROOM_SMTP_CA_FILE: %w", err)
+		}
+		if mc.RootCAs, err = x509.SystemCertPool(); err != nil {
+			mc.RootCAs = x509.NewCertPool()
+		}
+		if !mc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-smtp-ca-file / DEALROOM_SMTP_CA_FILE: no PEM certificate in %s", c.SMTPCAFile)
+		}
+	}
+	s, err := mail.Open(mc)
+	var e *dealroom.Error
+	if errors.As(err, &e) {
+		switch e.Field {
+		case "url":
+			return nil, fmt.Errorf("-smtp-url / DEALROOM_SMTP_URL: %s", e.Message)
+		case "from":
+			return nil, fmt.Errorf("-mail-from / DEALROOM_MAIL_FROM: %s", e.Message)
+		}
+	}
+	return s, err
 }
 
 // Masked returns the configuration as safe to log: secrets replaced.
@@ -223,14 +280,17 @@ func (c Config) Masked() []any {
 	vals := map[string]string{
 		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
 		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
-		"public-url": c.PublicURL,
+		"public-url": c.PublicURL, "smtp-url": c.SMTPURL, "smtp-ca-file": c.SMTPCAFile, "mail-from": c.MailFrom,
 	}
 	for _, s := range c.settings() {
 		v, ok := vals[s.flag]
 		if !ok {
 			continue
 		}
-		if s.secret && v != "" {
+		switch {
+		case s.flag == "smtp-url":
+			v = maskPassword(v)
+		case s.secret && v != "":
 			v = mask(v)
 		}
 		out = append(out, s.flag, v)
@@ -249,6 +309,20 @@ func mask(v string) string {
 		return v[:i+3] + rest
 	}
 	return "***"
+}
+
+// maskPassword hides the password of a URL and keeps the rest, the user
+// name included, which helps to debug a refused login. A URL that cannot
+// be read is masked whole.
+func maskPassword(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return mask(v)
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return strings.Replace(u.String(), "%2A%2A%2A@", "***@", 1) // URL escapes the stars
 }
 
 // errNoSecret is what existingJWTSecret answers when neither a secret is

@@ -197,7 +197,8 @@ func TestConfigHelpListsEverySetting(t *testing.T) {
 
 func TestConfigMasked(t *testing.T) {
 	c := Config{Addr: ":8080", DataDir: "d", JWTSecret: "0123456789abcdef0123456789abcdef",
-		MongoURI: "mongodb://user:p4ss@mongo:27017/dealroom", RedisURL: "redis://:hunter2@redis:6379/0"}
+		MongoURI: "mongodb://user:p4ss@mongo:27017/dealroom", RedisURL: "redis://:hunter2@redis:6379/0",
+		SMTPURL: "smtp://apikey:sm7p-pass@mail.example.com:587?tls=required"}
 	kv := c.Masked()
 	logged := map[string]any{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -207,9 +208,10 @@ func TestConfigMasked(t *testing.T) {
 	assert.Equal(t, "***", logged["jwt-secret"])
 	assert.Equal(t, "mongodb://***@mongo:27017/dealroom", logged["mongo-uri"])
 	assert.Equal(t, "redis://***@redis:6379/0", logged["redis-url"])
+	assert.Equal(t, "smtp://apikey:***@mail.example.com:587?tls=required", logged["smtp-url"], "only the password is hidden")
 	for _, v := range kv {
 		s, _ := v.(string)
-		for _, secret := range []string{"0123456789abcdef", "p4ss", "hunter2"} {
+		for _, secret := range []string{"0123456789abcdef", "p4ss", "hunter2", "sm7p-pass"} {
 			assert.NotContains(t, s, secret)
 		}
 	}

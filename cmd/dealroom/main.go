@@ -34,6 +34,7 @@ import (
 	"dealroom/frontend"
 	"dealroom/hub"
 	"dealroom/jwtauth"
+	"dealroom/mail"
 	"dealroom/mongostore"
 	"dealroom/redisbroker"
 	"dealroom/room"
@@ -199,7 +200,12 @@ type App struct {
 	done     chan error
 	closers  []func() error
 	mode     string
+	mail     mail.Sender // nil without -smtp-url
 }
+
+// Mail returns the sender of the server's email, nil when none is
+// configured (sign-in links and notifications are then not sent).
+func (a *App) Mail() mail.Sender { return a.mail }
 
 // Open wires the parts and starts serving in the background: the token
 // keys, the backend of the mode (openEmbedded, or openCluster with
@@ -217,6 +223,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.Log.Info("starting", cfg.Masked()...)
 	keys, err := openKeys(cfg)
 	if err != nil {
+		return err
+	}
+	if a.mail, err = cfg.openMail(); err != nil {
 		return err
 	}
 	metrics := api.NewMetrics()
@@ -273,8 +282,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	a.done = make(chan error, 1)
+	hs, l := a.http, a.listener // Close may clear a.http before this goroutine runs
 	go func() {
-		if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			a.done <- err
 		}
 		close(a.done)

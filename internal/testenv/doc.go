@@ -1,6 +1,7 @@
 // Package testenv starts the real services that Dealroom's tests talk to:
-// a redis-server and a MongoDB-compatible server (mongo-java-server with its
-// in-memory backend, or a real MongoDB named by DEALROOM_TEST_MONGO_URI).
+// a redis-server, a MongoDB-compatible server (mongo-java-server with its
+// in-memory backend, or a real MongoDB named by DEALROOM_TEST_MONGO_URI)
+// and an SMTP server.
 //
 // It is meant to be imported by _test.go files only.
 //
@@ -15,6 +16,15 @@
 // [StartRedis] starts a redis-server that belongs to one test only and is
 // stopped by the test's cleanup. Its Stop, Kill and Start methods let fault
 // tests simulate outages; Start brings it back on the same port.
+//
+// # SMTP
+//
+// [StartSMTP] runs an SMTP server (github.com/emersion/go-smtp) inside the
+// test binary, for one test: nothing to install, so it is never skipped.
+// It keeps the messages it accepts, read back for assertions
+// ([ReceivedMail]), offers STARTTLS or implicit TLS with a certificate made
+// at start and AUTH PLAIN when asked, and can refuse messages or stop
+// listening to show a client's retries.
 //
 // # Missing services
 //
