@@ -104,7 +104,7 @@ func (c *Config) settings() []setting {
 		}},
 		{"rate-limit", "DEALROOM_RATE_LIMIT", "50", "sustained requests per second per user (bursts of twice that)", false, func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f <= 0 {
+			if err != nil || !(f > 0 && f <= 1e9) { // NaN and infinity too
 				return errors.New("must be a positive number")
 			}
 			c.RateLimit = f
@@ -148,7 +148,7 @@ func (c *Config) settings() []setting {
 		{"ws-max-subscriptions", "DEALROOM_WS_MAX_SUBSCRIPTIONS", "100", "most rooms one websocket follows; a subscribe past it is refused with rate_limited", false, positiveInt(&c.WSMaxSubscriptions)},
 		{"ws-frame-rate", "DEALROOM_WS_FRAME_RATE", "20", "sustained frames per second a websocket may send of each kind (subscribe, unsubscribe, presence, ping, command), bursts of twice that; more are refused with rate_limited", false, func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f <= 0 || f > 1e6 {
+			if err != nil || !(f > 0 && f <= 1e6) { // NaN too
 				return errors.New("must be a positive number of frames per second")
 			}
 			c.WSFrameRate = f

@@ -277,7 +277,7 @@ func TestConfigWebsocketCaps(t *testing.T) {
 	assert.EqualValues(t, 2.5, c.WSFrameRate)
 
 	for _, bad := range [][]string{{"-ws-max-sockets", "0"}, {"-ws-max-sockets-per-user", "-1"},
-		{"-ws-max-subscriptions", "many"}, {"-ws-frame-rate", "0"}} {
+		{"-ws-max-subscriptions", "many"}, {"-ws-frame-rate", "0"}, {"-ws-frame-rate", "NaN"}} {
 		_, err := parseConfig("dealroom serve", bad, env{}.get, &bytes.Buffer{})
 		if assert.Error(t, err, "%v", bad) {
 			assert.Contains(t, err.Error(), bad[0])
