@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
 	"dealroom"
 	"dealroom/internal/testenv"
 )
@@ -217,6 +219,21 @@ func TestWrongIssuer(t *testing.T) {
 	}
 	if dealroom.ErrorCode(err) != dealroom.EUNAVAILABLE || !strings.Contains(err.Error(), "issuer") {
 		t.Errorf("New: %v, want unavailable about the issuer", err)
+	}
+
+	// Past discovery (go-oidc's escape hatch for providers whose discovery
+	// document names another issuer), the ID token's issuer is checked too.
+	ctx := gooidc.InsecureIssuerURLContext(context.Background(), "https://login.other.example")
+	r, err := New(ctx, config(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL, a := r.Begin()
+	q := login(t, p, authURL, "ada@example.com")
+	_, _, err = r.Finish(context.Background(), a, q)
+	wantRefused(t, err, dealroom.EUNAUTH, "not valid for this server", q)
+	if !strings.Contains(err.Error(), "different provider") {
+		t.Errorf("refused for %v, want the issuer", err)
 	}
 }
 
