@@ -303,12 +303,15 @@ type oidcClient struct {
 	lifetime time.Duration
 }
 
-func (c *oidcClient) IDTokenLifetime() time.Duration       { return c.lifetime }
+// IDTokenLifetime is OIDCOptions.IDTokenLifetime.
+func (c *oidcClient) IDTokenLifetime() time.Duration { return c.lifetime }
+
+// IDTokenUserinfoClaimsAssertion puts email and profile claims in the ID
+// token even though an access token is issued with it.
 func (c *oidcClient) IDTokenUserinfoClaimsAssertion() bool { return true }
-func (c *oidcClient) IsScopeAllowed(scope string) bool     { return scope == groupsScope }
-func (c *oidcClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
-	return func(s []string) []string { return s }
-}
+
+// IsScopeAllowed allows the groups scope besides the standard ones.
+func (c *oidcClient) IsScopeAllowed(scope string) bool { return scope == groupsScope }
 
 // oidcUsers is the example storage's user store, with our users by
 // subject.
