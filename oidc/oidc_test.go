@@ -10,7 +10,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
 	"dealroom"
-	"dealroom/internal/testenv"
+	"dealroom/internal/testenv/oidcop"
 )
 
 const (
@@ -20,7 +20,7 @@ const (
 
 // users of the test provider: an admin, a manager, a rep, one from
 // another company, one whose email is not verified.
-var users = []testenv.OIDCUser{
+var users = []oidcop.User{
 	{Email: "ada@example.com", EmailVerified: true, GivenName: "Ada", FamilyName: "Admin", Groups: []string{"staff", "dealroom-admins"}, Password: password},
 	{Email: "max@example.com", EmailVerified: true, GivenName: "Max", FamilyName: "Manager", Groups: []string{"dealroom-managers"}, Password: password},
 	{Email: "rita@Example.COM", EmailVerified: true, GivenName: "Rita", FamilyName: "Rep", Groups: []string{"staff"}, Password: password},
@@ -30,18 +30,18 @@ var users = []testenv.OIDCUser{
 
 // startProvider starts a provider with users and two clients, "dealroom"
 // and "other".
-func startProvider(t *testing.T, opts testenv.OIDCOptions) *testenv.OIDCProvider {
+func startProvider(t *testing.T, opts oidcop.Options) *oidcop.Provider {
 	t.Helper()
 	opts.Users = users
-	opts.Clients = []testenv.OIDCClient{
+	opts.Clients = []oidcop.Client{
 		{ID: "dealroom", Secret: "s3cret", RedirectURIs: []string{callback}},
 		{ID: "other", Secret: "0ther", RedirectURIs: []string{callback}},
 	}
-	return testenv.StartOIDC(t, opts)
+	return oidcop.Start(t, opts)
 }
 
 // config is the relying party's configuration for client "dealroom" of p.
-func config(p *testenv.OIDCProvider) Config {
+func config(p *oidcop.Provider) Config {
 	return Config{
 		Issuer:         p.Issuer,
 		ClientID:       "dealroom",
@@ -65,7 +65,7 @@ func mustNew(t *testing.T, cfg Config) *RelyingParty {
 
 // login signs email in at p for the authorization URL and returns the
 // callback's query.
-func login(t *testing.T, p *testenv.OIDCProvider, authURL, email string) url.Values {
+func login(t *testing.T, p *oidcop.Provider, authURL, email string) url.Values {
 	t.Helper()
 	cb, err := p.Login(context.Background(), authURL, email, password)
 	if err != nil {
@@ -96,7 +96,7 @@ func wantRefused(t *testing.T, err error, code, part string, q url.Values) {
 }
 
 func TestFullLoginAndRoles(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	for _, tc := range []struct {
 		email, name string
@@ -152,7 +152,7 @@ func TestFullLoginAndRoles(t *testing.T) {
 }
 
 func TestRoleFromOtherClaim(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{GroupsClaim: "roles"})
+	p := startProvider(t, oidcop.Options{GroupsClaim: "roles"})
 	cfg := config(p)
 	r := mustNew(t, cfg)
 	authURL, a := r.Begin()
@@ -177,7 +177,7 @@ func TestRoleFromOtherClaim(t *testing.T) {
 }
 
 func TestRefusedPeople(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	for _, tc := range []struct{ email, part string }{
 		{"otto@other.org", `not open to email addresses at "other.org"`},
@@ -191,7 +191,7 @@ func TestRefusedPeople(t *testing.T) {
 }
 
 func TestWrongAudience(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	ours := mustNew(t, config(p))
 	cfg := config(p)
 	cfg.ClientID, cfg.ClientSecret = "other", "0ther"
@@ -210,7 +210,7 @@ func TestWrongAudience(t *testing.T) {
 }
 
 func TestWrongIssuer(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	cfg := config(p)
 	cfg.Issuer = strings.Replace(p.Issuer, "127.0.0.1", "localhost", 1)
 	_, err := New(context.Background(), cfg)
@@ -238,7 +238,7 @@ func TestWrongIssuer(t *testing.T) {
 }
 
 func TestReplayedState(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	authURL, a := r.Begin()
 	q := login(t, p, authURL, "ada@example.com")
@@ -250,7 +250,7 @@ func TestReplayedState(t *testing.T) {
 }
 
 func TestReplayedNonce(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	authURL, a := r.Begin()
 	q := login(t, p, authURL, "ada@example.com")
@@ -269,7 +269,7 @@ func TestReplayedNonce(t *testing.T) {
 }
 
 func TestNonceMismatch(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	authURL, a := r.Begin()
 	q := login(t, p, authURL, "ada@example.com")
@@ -279,7 +279,7 @@ func TestNonceMismatch(t *testing.T) {
 }
 
 func TestStateMismatch(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	authURL, _ := r.Begin()
 	q := login(t, p, authURL, "ada@example.com")
@@ -290,7 +290,7 @@ func TestStateMismatch(t *testing.T) {
 }
 
 func TestExpiredIDToken(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{IDTokenLifetime: time.Minute})
+	p := startProvider(t, oidcop.Options{IDTokenLifetime: time.Minute})
 	cfg := config(p)
 	// The relying party's clock is five minutes ahead: the attempt (ten
 	// minutes) is still valid, the ID token (one minute) no longer.
@@ -303,7 +303,7 @@ func TestExpiredIDToken(t *testing.T) {
 }
 
 func TestExpiredAttempt(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	cfg := config(p)
 	now := time.Now()
 	cfg.Now = func() time.Time { return now }
@@ -316,7 +316,7 @@ func TestExpiredAttempt(t *testing.T) {
 }
 
 func TestProviderRefusal(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	_, a := r.Begin()
 	q := url.Values{"error": {"access_denied"}, "state": {a.State}}
@@ -361,7 +361,7 @@ func TestSealedAttempt(t *testing.T) {
 }
 
 func TestTamperedAttemptCookie(t *testing.T) {
-	p := startProvider(t, testenv.OIDCOptions{})
+	p := startProvider(t, oidcop.Options{})
 	r := mustNew(t, config(p))
 	key := []byte(strings.Repeat("k", MinKeyLen))
 	authURL, a := r.Begin()

@@ -1,4 +1,9 @@
-package testenv
+// Package oidcop runs a real OpenID provider for tests: zitadel/oidc's
+// certified provider library, with its example login page and in-memory
+// storage, on a free port of 127.0.0.1, with the users and clients a test
+// defines. It is a package of its own so that only the tests that sign in
+// through it build the provider in.
+package oidcop
 
 import (
 	"context"
@@ -21,10 +26,10 @@ import (
 	"golang.org/x/net/html"
 )
 
-// OIDCUser is a person who can sign in at an [OIDCProvider].
-type OIDCUser struct {
+// User is a person who can sign in at an [Provider].
+type User struct {
 	// Subject is the user's "sub" claim; "" makes one ("user1", "user2", ...
-	// in the order of OIDCOptions.Users).
+	// in the order of Options.Users).
 	Subject string
 	// Email is the "email" claim and the name typed into the login form.
 	Email         string
@@ -37,27 +42,27 @@ type OIDCUser struct {
 	Password string
 }
 
-// OIDCClient is a confidential client (a relying party) registered at an
-// [OIDCProvider]: it authenticates at the token endpoint with its secret
+// Client is a confidential client (a relying party) registered at an
+// [Provider]: it authenticates at the token endpoint with its secret
 // (HTTP Basic or form post).
-type OIDCClient struct {
+type Client struct {
 	ID, Secret   string
 	RedirectURIs []string
 }
 
-// OIDCOptions configure an [OIDCProvider].
-type OIDCOptions struct {
-	Users   []OIDCUser
-	Clients []OIDCClient
+// Options configure an [Provider].
+type Options struct {
+	Users   []User
+	Clients []Client
 	// IDTokenLifetime is how long the ID tokens it issues are valid; zero
 	// means one hour.
 	IDTokenLifetime time.Duration
-	// GroupsClaim names the claim that carries OIDCUser.Groups; "" means
+	// GroupsClaim names the claim that carries User.Groups; "" means
 	// "groups".
 	GroupsClaim string
 }
 
-// OIDCProvider is a real OpenID provider, github.com/zitadel/oidc/v3's op
+// Provider is a real OpenID provider, github.com/zitadel/oidc/v3's op
 // (an OpenID-certified implementation) with its example login page and its
 // in-memory storage, running in the test's process on a free port of
 // 127.0.0.1 and stopped by the test's cleanup. Its issuer is
@@ -65,9 +70,9 @@ type OIDCOptions struct {
 // flow with PKCE (S256), RS256-signed ID tokens and their keys.
 //
 // The users, the groups claim, the clients and the ID token lifetime come
-// from OIDCOptions: the glue in this file (oidcStorage, oidcClient) only
+// from Options: the glue in this file (oidcStorage, oidcClient) only
 // adds them to zitadel's example storage; the protocol is zitadel's.
-type OIDCProvider struct {
+type Provider struct {
 	// Issuer is the provider's issuer URL, as it writes it in its tokens and
 	// discovery document.
 	Issuer string
@@ -75,15 +80,15 @@ type OIDCProvider struct {
 	redirects []string
 }
 
-// StartOIDC starts an OpenID provider for tb alone, stopped in tb's
+// Start starts an OpenID provider for tb alone, stopped in tb's
 // cleanup.
-func StartOIDC(tb testing.TB, opts OIDCOptions) *OIDCProvider {
+func Start(tb testing.TB, opts Options) *Provider {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("testenv: listening for the OpenID provider: %v", err)
+		tb.Fatalf("oidcop: listening for the OpenID provider: %v", err)
 	}
-	p := &OIDCProvider{Issuer: "http://" + ln.Addr().String()}
+	p := &Provider{Issuer: "http://" + ln.Addr().String()}
 	st := newOIDCStorage(opts)
 	for _, c := range opts.Clients {
 		p.redirects = append(p.redirects, c.RedirectURIs...)
@@ -110,7 +115,7 @@ func StartOIDC(tb testing.TB, opts OIDCOptions) *OIDCProvider {
 // URL (the relying party's callback, with code and state, or with error
 // and error_description when the provider refused the request) without
 // requesting it. A wrong password is an error.
-func (p *OIDCProvider) Login(ctx context.Context, authURL, email, password string) (*url.URL, error) {
+func (p *Provider) Login(ctx context.Context, authURL, email, password string) (*url.URL, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return nil, err
@@ -141,7 +146,7 @@ func (p *OIDCProvider) Login(ctx context.Context, authURL, email, password strin
 		case resp.StatusCode >= 300 && resp.StatusCode < 400:
 			next, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 			if err != nil {
-				return nil, fmt.Errorf("testenv: bad redirect from the provider: %w", err)
+				return nil, fmt.Errorf("oidcop: bad redirect from the provider: %w", err)
 			}
 			if p.isRedirectURI(next) {
 				return next, nil
@@ -151,7 +156,7 @@ func (p *OIDCProvider) Login(ctx context.Context, authURL, email, password strin
 			}
 		case resp.StatusCode == http.StatusOK:
 			if posted {
-				return nil, errors.New("testenv: the provider refused the credentials (its login page came back)")
+				return nil, errors.New("oidcop: the provider refused the credentials (its login page came back)")
 			}
 			action, form, err := loginForm(resp.Request.URL, body)
 			if err != nil {
@@ -166,15 +171,15 @@ func (p *OIDCProvider) Login(ctx context.Context, authURL, email, password strin
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			posted = true
 		default:
-			return nil, fmt.Errorf("testenv: the provider answered %s at %s: %.200s", resp.Status, resp.Request.URL.Path, body)
+			return nil, fmt.Errorf("oidcop: the provider answered %s at %s: %.200s", resp.Status, resp.Request.URL.Path, body)
 		}
 	}
-	return nil, errors.New("testenv: too many redirects at the provider")
+	return nil, errors.New("oidcop: too many redirects at the provider")
 }
 
 // isRedirectURI reports whether u, without its query, is a redirect URI
 // of one of the provider's clients.
-func (p *OIDCProvider) isRedirectURI(u *url.URL) bool {
+func (p *Provider) isRedirectURI(u *url.URL) bool {
 	bare := *u
 	bare.RawQuery, bare.Fragment = "", ""
 	return slices.Contains(p.redirects, bare.String())
@@ -185,7 +190,7 @@ func (p *OIDCProvider) isRedirectURI(u *url.URL) bool {
 func loginForm(page *url.URL, body []byte) (*url.URL, url.Values, error) {
 	doc, err := html.Parse(strings.NewReader(string(body)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("testenv: reading the provider's login page: %w", err)
+		return nil, nil, fmt.Errorf("oidcop: reading the provider's login page: %w", err)
 	}
 	var form *html.Node
 	for n := range doc.Descendants() {
@@ -195,11 +200,11 @@ func loginForm(page *url.URL, body []byte) (*url.URL, url.Values, error) {
 		}
 	}
 	if form == nil {
-		return nil, nil, fmt.Errorf("testenv: no form on the provider's page %s: %.200s", page.Path, body)
+		return nil, nil, fmt.Errorf("oidcop: no form on the provider's page %s: %.200s", page.Path, body)
 	}
 	action, err := page.Parse(attr(form, "action"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("testenv: the login form's action: %w", err)
+		return nil, nil, fmt.Errorf("oidcop: the login form's action: %w", err)
 	}
 	values := url.Values{}
 	for n := range form.Descendants() {
@@ -232,7 +237,7 @@ type oidcStorage struct {
 // groupsScope is the scope that asks for the groups claim.
 const groupsScope = "groups"
 
-func newOIDCStorage(opts OIDCOptions) *oidcStorage {
+func newOIDCStorage(opts Options) *oidcStorage {
 	users := oidcUsers{}
 	groups := map[string][]string{}
 	for i, u := range opts.Users {
@@ -303,7 +308,7 @@ type oidcClient struct {
 	lifetime time.Duration
 }
 
-// IDTokenLifetime is OIDCOptions.IDTokenLifetime.
+// IDTokenLifetime is Options.IDTokenLifetime.
 func (c *oidcClient) IDTokenLifetime() time.Duration { return c.lifetime }
 
 // IDTokenUserinfoClaimsAssertion puts email and profile claims in the ID

@@ -1,4 +1,4 @@
-package testenv_test
+package oidcop_test
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"dealroom/internal/testenv"
+	"dealroom/internal/testenv/oidcop"
 )
 
 // authURL reads the provider's discovery document and returns an
 // authorization URL for client "app" with the given state.
-func authURL(t *testing.T, p *testenv.OIDCProvider, state string) string {
+func authURL(t *testing.T, p *oidcop.Provider, state string) string {
 	t.Helper()
 	resp, err := http.Get(p.Issuer + "/.well-known/openid-configuration")
 	require.NoError(t, err)
@@ -37,9 +37,9 @@ func authURL(t *testing.T, p *testenv.OIDCProvider, state string) string {
 }
 
 func TestOIDCLogin(t *testing.T) {
-	p := testenv.StartOIDC(t, testenv.OIDCOptions{
-		Users:   []testenv.OIDCUser{{Email: "ada@example.com", EmailVerified: true, Password: "pw"}},
-		Clients: []testenv.OIDCClient{{ID: "app", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:9/cb"}}},
+	p := oidcop.Start(t, oidcop.Options{
+		Users:   []oidcop.User{{Email: "ada@example.com", EmailVerified: true, Password: "pw"}},
+		Clients: []oidcop.Client{{ID: "app", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:9/cb"}}},
 	})
 	ctx := context.Background()
 
