@@ -130,13 +130,18 @@ func random(n int) string {
 }
 
 // Create opens a session of a, signed in via how, and returns the token
-// for the browser's cookie with the session.
-func (m *Sessions) Create(ctx context.Context, a dealroom.Actor, via Via) (token string, s Session, err error) {
+// for the browser's cookie with the session. A non-zero notAfter ends the
+// session then at the latest (the end of the token it was exchanged for:
+// a session never outlives the sign-in it came from).
+func (m *Sessions) Create(ctx context.Context, a dealroom.Actor, via Via, notAfter time.Time) (token string, s Session, err error) {
 	now := m.now()
 	idle, max := m.lifetimes()
 	token = random(32)
 	s = Session{ID: Hash(token), Actor: a, CSRF: random(32), Via: via,
 		CreatedAt: now, LastSeen: now, IdleUntil: now.Add(idle), ExpiresAt: now.Add(max)}
+	if !notAfter.IsZero() && notAfter.Before(s.ExpiresAt) {
+		s.ExpiresAt = notAfter
+	}
 	if s.IdleUntil.After(s.ExpiresAt) {
 		s.IdleUntil = s.ExpiresAt
 	}

@@ -67,6 +67,13 @@ func New(cfg Config, h *hub.Hub, svc Service, log *slog.Logger) *Server {
 // upgrade (a bad handshake, an origin that is not allowed) has been
 // answered already, and is nil.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, a dealroom.Actor, until time.Time) error {
+	return s.ServeSignIn(w, r, a, until, "")
+}
+
+// ServeSignIn is Serve for a request authenticated by the browser session
+// signIn (its id, package session): the connection is closed when that
+// session ends (hub.EndSignIns).
+func (s *Server) ServeSignIn(w http.ResponseWriter, r *http.Request, a dealroom.Actor, until time.Time, signIn string) error {
 	// Counted before the upgrade, so that a refusal is a plain HTTP answer
 	// with the contract's error body.
 	if err := s.sockets.acquire(a.ID, s.cfg.MaxSocketsPerUser, s.cfg.MaxSockets); err != nil {
@@ -88,7 +95,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, a dealroom.Actor,
 	if s.Accepted != nil {
 		s.Accepted()
 	}
-	c := &conn{s: s, ws: ws, out: out, sess: s.hub.NewSession(a), until: until}
+	c := &conn{s: s, ws: ws, out: out, sess: s.hub.NewSignedInSession(a, signIn), until: until}
 	// The connection is ours now: serve it from a fresh goroutine and let
 	// the HTTP handler's (deep) stack go.
 	go c.run()

@@ -38,7 +38,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("CreateAndGet", func(t *testing.T) {
 		m, _, _ := setup(t)
-		token, s, err := m.Create(ctx, Carol, session.ViaInvite)
+		token, s, err := m.Create(ctx, Carol, session.ViaInvite, time.Time{})
 		require.NoError(t, err)
 		got, err := m.Get(ctx, token)
 		require.NoError(t, err)
@@ -59,7 +59,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("TokenNeverStored", func(t *testing.T) {
 		m, st, _ := setup(t)
-		token, s, err := m.Create(ctx, Alice, session.ViaToken)
+		token, s, err := m.Create(ctx, Alice, session.ViaToken, time.Time{})
 		require.NoError(t, err)
 		assert.NotEqual(t, token, s.ID)
 		_, err = st.Session(ctx, token)
@@ -85,7 +85,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("IdleExpiry", func(t *testing.T) {
 		m, _, c := setup(t)
-		token, _, err := m.Create(ctx, Alice, session.ViaOIDC)
+		token, _, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		c.advance(50 * time.Minute)
 		_, err = m.Get(ctx, token)
@@ -103,7 +103,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("RefreshAtMostOnceAMinute", func(t *testing.T) {
 		m, st, c := setup(t)
-		token, s, err := m.Create(ctx, Alice, session.ViaOIDC)
+		token, s, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		c.advance(30 * time.Second)
 		_, err = m.Get(ctx, token)
@@ -122,7 +122,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("AbsoluteExpiry", func(t *testing.T) {
 		m, _, c := setup(t)
-		token, _, err := m.Create(ctx, Alice, session.ViaOIDC)
+		token, _, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		for i := 0; i < 19; i++ {
 			c.advance(30 * time.Minute)
@@ -134,11 +134,22 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 		assert.Equal(t, dealroom.EUNAUTH, dealroom.ErrorCode(err), "used all along, but past the absolute lifetime")
 	})
 
+	t.Run("NotAfter", func(t *testing.T) {
+		m, _, c := setup(t)
+		token, s, err := m.Create(ctx, Carol, session.ViaInvite, c.t.Add(30*time.Minute))
+		require.NoError(t, err)
+		assert.True(t, c.t.Add(30*time.Minute).Equal(s.ExpiresAt), "a session ends with the token it came from")
+		assert.True(t, s.ExpiresAt.Equal(s.IdleUntil))
+		c.advance(30 * time.Minute)
+		_, err = m.Get(ctx, token)
+		assert.Equal(t, dealroom.EUNAUTH, dealroom.ErrorCode(err))
+	})
+
 	t.Run("End", func(t *testing.T) {
 		m, _, _ := setup(t)
-		t1, s1, err := m.Create(ctx, Alice, session.ViaOIDC)
+		t1, s1, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
-		t2, _, err := m.Create(ctx, Alice, session.ViaOIDC)
+		t2, _, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		require.NoError(t, m.End(ctx, s1.ID))
 		require.NoError(t, m.End(ctx, s1.ID), "ending twice is no error")
@@ -153,13 +164,13 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 		var mine []string
 		var tokens []string
 		for i := 0; i < 3; i++ {
-			tok, s, err := m.Create(ctx, Alice, session.ViaOIDC)
+			tok, s, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 			require.NoError(t, err)
 			mine = append(mine, s.ID)
 			tokens = append(tokens, tok)
 			c.advance(time.Second)
 		}
-		carolToken, _, err := m.Create(ctx, Carol, session.ViaInvite)
+		carolToken, _, err := m.Create(ctx, Carol, session.ViaInvite, time.Time{})
 		require.NoError(t, err)
 
 		list, err := m.List(ctx, Alice.ID)
@@ -190,10 +201,10 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 
 	t.Run("ListLeavesOutEnded", func(t *testing.T) {
 		m, _, c := setup(t)
-		_, _, err := m.Create(ctx, Alice, session.ViaOIDC)
+		_, _, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		c.advance(2 * time.Hour)
-		_, fresh, err := m.Create(ctx, Alice, session.ViaOIDC)
+		_, fresh, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
 		require.NoError(t, err)
 		list, err := m.List(ctx, Alice.ID)
 		require.NoError(t, err)
