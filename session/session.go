@@ -75,14 +75,16 @@ type Store interface {
 
 // Defaults of Sessions' lifetimes.
 const (
-	// DefaultIdle: a working day and a night. A staff member who comes
-	// back the next morning signs in again; a session left open on a
-	// shared or lost computer does not last longer.
-	DefaultIdle = 12 * time.Hour
-	// DefaultMax: a session ends after two weeks whatever its use, so that
-	// a stolen cookie does not last for ever and a changed role or a
-	// person who left is seen at the next sign-in.
-	DefaultMax = 14 * 24 * time.Hour
+	// DefaultIdle: a week. Customers have no password and no identity
+	// provider: their session is their way back into the room until a new
+	// invite, so one who looks in weekly stays signed in; a session left
+	// unused for longer (a lost laptop, a shared computer) ends.
+	DefaultIdle = 7 * 24 * time.Hour
+	// DefaultMax: 30 days whatever the use (the default lifetime of the
+	// token a customer gets on accepting an invite), so that a stolen
+	// cookie does not last for ever and a changed role or a person who
+	// left is seen at the next sign-in.
+	DefaultMax = 30 * 24 * time.Hour
 	// RefreshEvery bounds how often use of a session is written: at most
 	// once a minute, not once per request.
 	RefreshEvery = time.Minute
