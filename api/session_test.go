@@ -368,3 +368,21 @@ func TestSessionWebsocketOrigin(t *testing.T) {
 	assert.Contains(t, err.Error(), "403")
 	b.dial(t, n) // the server's own page
 }
+
+// TestEndedSessionLostNews: an instance that missed the news of an ended
+// session (the broker lost it) closes the session's socket at its next
+// command.
+func TestEndedSessionLostNews(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2)
+	n0, n1 := c.Nodes[0], c.Nodes[1]
+	walter := dealroom.Actor{ID: "walter", Name: "Walter", Kind: dealroom.Staff, Role: dealroom.Rep}
+	b := c.signInOn(n0, walter)
+	cl := b.dial(t, n1)
+	n1.Broker.Close() // n1 hears nothing more from the others
+
+	require.Equal(t, http.StatusNoContent, b.send(t, n0, "DELETE", "/session"))
+	cl.send(map[string]any{"type": "command", "id": "after-sign-out", "room": "r_none", "op": "message.post", "data": map[string]any{"body": "hello"}})
+	code, _ := closeOf(t, cl)
+	assert.Equal(t, ws.StatusSignedOut, code)
+}

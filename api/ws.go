@@ -64,7 +64,14 @@ type wsService struct{ s *Server }
 
 var _ ws.Service = wsService{}
 
-func (w wsService) Authorize(ctx context.Context, a dealroom.Actor) error {
+func (w wsService) Authorize(ctx context.Context, a dealroom.Actor, signIn string) error {
+	// The browser session may have ended on another instance, and the
+	// news of it (hub.EndSignIns) been lost on the way.
+	if signIn != "" && w.s.sessions != nil {
+		if err := w.s.sessions.Alive(ctx, signIn); err != nil {
+			return err
+		}
+	}
 	return w.s.svc.Authorize(ctx, a)
 }
 

@@ -99,6 +99,10 @@ func (h *Hub) NewSignedInSession(a dealroom.Actor, signIn string) *Session {
 // ID returns the session's id.
 func (s *Session) ID() string { return s.id }
 
+// SignIn returns the id of the browser session the device connected
+// with, "" when it connected with a token.
+func (s *Session) SignIn() string { return s.signIn }
+
 // Actor returns who the session belongs to.
 func (s *Session) Actor() dealroom.Actor { return s.actor }
 

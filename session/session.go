@@ -185,6 +185,17 @@ func (m *Sessions) Get(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
+// Alive checks that the session of an id has not ended, without
+// recording a use (a websocket's command checks its session so): EUNAUTH
+// when it has.
+func (m *Sessions) Alive(ctx context.Context, id string) error {
+	s, err := m.Store.Session(ctx, id)
+	if dealroom.ErrorCode(err) == dealroom.ENOTFOUND || (err == nil && s.Ended(m.now())) {
+		return errNoSession
+	}
+	return err
+}
+
 var errNoSession = dealroom.Errorf(dealroom.EUNAUTH, "this session has ended; sign in again")
 
 // End ends one session.

@@ -17,9 +17,10 @@ import (
 // holds.
 type Service interface {
 	// Authorize checks that the actor's sign-in was not ended since the
-	// token was issued (an invite revoked): EUNAUTH if it was. Other
-	// errors are the store's.
-	Authorize(ctx context.Context, a dealroom.Actor) error
+	// token was issued (an invite revoked), nor the browser session
+	// signIn ("" for a token) the connection was opened with: EUNAUTH if
+	// it was. Other errors are the store's.
+	Authorize(ctx context.Context, a dealroom.Actor, signIn string) error
 	// Command carries out a command frame of the actor and returns the
 	// frame that answers it (an ack, or an error frame naming the
 	// command's id). It is called for one command of a connection at a
