@@ -135,6 +135,16 @@ func (s *Server) createSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// One browser, one sign-in: the session the browser held before (of
+	// this person or another) ends, with its websockets.
+	if ck, err := c.Request().Cookie(sessionCookie); err == nil && ck.Value != "" {
+		old := session.Hash(ck.Value)
+		if err := s.sessions.End(ctx, old); err != nil {
+			s.log.Warn("the browser's previous session could not be ended", "err", err)
+		} else {
+			s.endSignIns([]string{old}, "")
+		}
+	}
 	s.setSessionCookie(c, token, sess.ExpiresAt)
 	return c.JSON(http.StatusCreated, answerOf(sess))
 }

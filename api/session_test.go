@@ -182,6 +182,20 @@ func TestSessionOfRevokedInvite(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, r.Status, "%s", r)
 }
 
+func TestSessionReplacesThePrevious(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	before := ts.signIn(t, staffW)
+	r := ts.do(t, "POST", "/session", "", map[string]any{"token": ts.tok(t, custW)}, header{"Cookie", "dealroom_session=" + before.Cookie})
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r)
+	after := browserOf(t, r)
+	assert.NotEqual(t, before.Cookie, after.Cookie, "a fresh token, never the one the browser had")
+	assert.Equal(t, http.StatusUnauthorized, before.do(t, ts, false, "GET", "/me", nil).Status, "the browser's previous session ended")
+	me := after.do(t, ts, false, "GET", "/me", nil)
+	require.Equal(t, http.StatusOK, me.Status)
+	assert.Equal(t, custW.ID, me.str(t, "user_id"))
+}
+
 func TestSignOutEverywhere(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)

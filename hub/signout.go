@@ -75,9 +75,9 @@ func (h *Hub) signedOut(ev room.Event) {
 // connected with the browser sessions signIns (their ids), and with user
 // not empty every device of that user. The sessions themselves are ended
 // in the store by the caller first, so that a device cannot connect again
-// with them. The other instances are told through the broker: one that
-// misses the message (the broker lost it) keeps such a device until its
-// session's end, or until it reconnects and is refused.
+// with them. The other instances are told through the broker; one that
+// misses the message (the broker lost it) closes such a device at its
+// next command, which checks the session (ws.Service.Authorize).
 func (h *Hub) EndSignIns(signIns []string, user string) {
 	so := signOut{SignIns: signIns, User: user}
 	if so.empty() {
