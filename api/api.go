@@ -28,6 +28,7 @@ import (
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
+	"dealroom/session"
 	"dealroom/ws"
 )
 
@@ -61,6 +62,13 @@ type Config struct {
 	// system's temporary directory, dealroom-uploads); leftovers of a
 	// process that died mid-upload are removed at start.
 	SpoolDir string
+	// Sessions keeps the browser sessions (session.go); nil: none, the
+	// session cookie is ignored and the session routes answer 503.
+	// SessionIdle and SessionMax are their lifetimes without use and in
+	// all (defaults: session.DefaultIdle and session.DefaultMax).
+	Sessions    session.Store
+	SessionIdle time.Duration
+	SessionMax  time.Duration
 	// Hub serves /api/v1/ws; without one the route answers 503.
 	Hub *hub.Hub
 	// Realtime tunes the websocket endpoint.
@@ -111,12 +119,17 @@ type Server struct {
 	ws      *ws.Server                         // nil without a hub
 	routes  routeTable                         // the API's routes, for 405 and 404
 	limits  *middleware.RateLimiterMemoryStore // requests per user
+	// sessions: nil without Config.Sessions.
+	sessions *session.Sessions
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
 func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, metrics *Metrics, ready map[string]Pinger) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, svc: svc, keys: keys, log: log, echo: echo.New(), metrics: metrics, ready: ready}
+	if cfg.Sessions != nil {
+		s.sessions = &session.Sessions{Store: cfg.Sessions, Idle: cfg.SessionIdle, Max: cfg.SessionMax}
+	}
 	if cfg.Hub != nil {
 		s.ws = ws.New(cfg.Realtime, cfg.Hub, wsService{s}, log)
 		if metrics != nil {
@@ -173,6 +186,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 		Rate: rate.Limit(s.cfg.RateLimit), Burst: s.cfg.RateBurst, ExpiresIn: 3 * time.Minute})
 	limiter := s.rateLimiter()
 	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
+	v1.POST("/session", s.createSession, limiter)
 
 	e.GET(wsRoute, s.serveWS)
 
@@ -182,6 +196,11 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/me/inbox", s.inbox)
 	a.POST("/me/inbox/:item/read", s.markRead)
 	a.GET("/templates", s.templates)
+
+	a.GET("/session", s.getSession)
+	a.DELETE("/session", s.deleteSession)
+	a.POST("/session/end-all", s.endAllSessions)
+	a.DELETE("/users/:user/sessions", s.endSessionsOf)
 
 	a.GET("/rooms", s.listRooms)
 	a.POST("/rooms", s.createRoom)

@@ -90,6 +90,9 @@ func newTestServer(tb testing.TB, opts ...serverOption) *testServer {
 	metrics := api.NewMetrics()
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
 	svc := &room.Service{Store: store, Blobs: blobs, Committed: func(room.Event) { appended.Add(1) }}
+	if cfg.api.Sessions == nil {
+		cfg.api.Sessions = store
+	}
 	srv := api.New(cfg.api, svc, keys, log, metrics, map[string]api.Pinger{"store": store})
 	frontend.Register(srv.Echo())
 

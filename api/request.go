@@ -17,14 +17,13 @@ import (
 
 const actorKey = "dealroom.actor"
 
-// authenticate reads the bearer token and puts the actor in the context.
+// authenticate reads the bearer token, or else the session cookie (see
+// session.go), and puts the actor in the context. A cookie-authenticated
+// request that changes something without the session's CSRF token is
+// refused here, before anything is written.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		token, ok := bearer(c.Request())
-		if !ok {
-			return dealroom.Errorf(dealroom.EUNAUTH, "this route needs an Authorization: Bearer <token> header")
-		}
-		a, err := s.keys.Verify(token)
+		a, err := s.requestActor(c)
 		if err != nil {
 			return err
 		}

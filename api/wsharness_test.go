@@ -24,6 +24,7 @@ import (
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/room"
+	"dealroom/session"
 	"dealroom/ws"
 )
 
@@ -102,7 +103,8 @@ func (c *cluster) AddNode(cc clusterConfig) *node {
 	if rt.FrameRate == 0 {
 		rt.FrameRate, rt.FrameBurst = 1e6, 1<<20
 	}
-	srv := api.New(api.Config{RateLimit: 1e6, RateBurst: 1e6, Hub: h, Realtime: rt}, svc, c.Keys, log, api.NewMetrics(), nil)
+	sessions, _ := c.Store.(session.Store)
+	srv := api.New(api.Config{RateLimit: 1e6, RateBurst: 1e6, Hub: h, Realtime: rt, Sessions: sessions}, svc, c.Keys, log, api.NewMetrics(), nil)
 	hs := httptest.NewServer(srv)
 	n := &node{URL: hs.URL, Hub: h, Svc: svc, srv: hs, Broker: b}
 	c.t.Cleanup(func() {

@@ -10,6 +10,8 @@ import (
 	"dealroom/boltstore"
 	"dealroom/room"
 	"dealroom/room/roomtest"
+	"dealroom/session"
+	"dealroom/session/sessiontest"
 	"dealroom/task"
 )
 
@@ -63,4 +65,8 @@ func TestSecondOpenOfOneDirectoryFails(t *testing.T) {
 	MustOpen(t, dir)
 	_, err := boltstore.Open(dir)
 	assert.ErrorContains(t, err, "another dealroom")
+}
+
+func TestSessionStore(t *testing.T) {
+	sessiontest.TestStore(t, func(tb testing.TB) session.Store { return MustOpen(tb, tb.TempDir()) })
 }

@@ -19,7 +19,10 @@ type Session struct {
 	h     *Hub
 	id    string
 	actor dealroom.Actor
-	q     *queue
+	// signIn is the browser session (package session) the device was
+	// connected with; "" for a bearer token.
+	signIn string
+	q      *queue
 
 	mu     sync.Mutex
 	subs   subList
@@ -76,11 +79,16 @@ func (sb *sub) stop() {
 var errRemoved = errors.New("removed from the room")
 
 // NewSession registers a connected device of the actor.
-func (h *Hub) NewSession(a dealroom.Actor) *Session {
+func (h *Hub) NewSession(a dealroom.Actor) *Session { return h.NewSignedInSession(a, "") }
+
+// NewSignedInSession registers a connected device of the actor that
+// authenticated with the browser session signIn (its id): the device is
+// disconnected when that session ends (see EndSignIns).
+func (h *Hub) NewSignedInSession(a dealroom.Actor, signIn string) *Session {
 	var b [8]byte
 	rand.Read(b[:])
 	h.Stats.Sessions.Add(1)
-	s := &Session{h: h, id: h.cfg.Instance + "-" + hex.EncodeToString(b[:]), actor: a,
+	s := &Session{h: h, id: h.cfg.Instance + "-" + hex.EncodeToString(b[:]), actor: a, signIn: signIn,
 		q: newQueue(h.cfg.QueueFrames, h.cfg.QueueBytes)}
 	h.mu.Lock()
 	h.sessions[s] = struct{}{}
@@ -90,6 +98,10 @@ func (h *Hub) NewSession(a dealroom.Actor) *Session {
 
 // ID returns the session's id.
 func (s *Session) ID() string { return s.id }
+
+// SignIn returns the id of the browser session the device connected
+// with, "" when it connected with a token.
+func (s *Session) SignIn() string { return s.signIn }
 
 // Actor returns who the session belongs to.
 func (s *Session) Actor() dealroom.Actor { return s.actor }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"dealroom/broker"
@@ -11,19 +12,30 @@ import (
 )
 
 // ErrSignedOut ends a session whose sign-in was ended: the invite its
-// token came from was revoked. The transport closes the connection so
-// that the device signs out (it has no way to a fresh token).
+// token came from was revoked, or the browser session it was opened with
+// was signed out (by its user, everywhere, or by an admin). The transport
+// closes the connection so that the device signs out (it has no way to a
+// fresh token).
 var ErrSignedOut = errors.New("this sign-in was ended")
 
 // sessionsChannel is the broker channel of news about sessions rather than
 // rooms. No room id has this form.
 const sessionsChannel = "~sessions"
 
-// signOut names the sessions to end, on every instance.
+// signOut names the sessions to end, on every instance. Each field names
+// some; a message may fill several.
 type signOut struct {
 	// Invite: the sessions whose token came from this invite.
 	Invite string `json:"invite"`
+	// SignIns: the sessions opened with these browser sessions (their ids,
+	// package session).
+	SignIns []string `json:"sign_ins,omitempty"`
+	// User: every session of this user, however it signed in.
+	User string `json:"user,omitempty"`
 }
+
+// empty reports whether so names no session.
+func (so signOut) empty() bool { return so.Invite == "" && len(so.SignIns) == 0 && so.User == "" }
 
 // subscribeSessions follows the sessions channel, trying again until it
 // is followed or the hub closes.
@@ -56,7 +68,26 @@ func (h *Hub) signedOut(ev room.Event) {
 	if invite == "" {
 		return
 	}
-	so := signOut{Invite: invite}
+	h.signOut(signOut{Invite: invite})
+}
+
+// EndSignIns disconnects, here and on every other instance, the devices
+// connected with the browser sessions signIns (their ids), and with user
+// not empty every device of that user. The sessions themselves are ended
+// in the store by the caller first, so that a device cannot connect again
+// with them. The other instances are told through the broker; one that
+// misses the message (the broker lost it) closes such a device at its
+// next command, which checks the session (ws.Service.Authorize).
+func (h *Hub) EndSignIns(signIns []string, user string) {
+	so := signOut{SignIns: signIns, User: user}
+	if so.empty() {
+		return
+	}
+	h.signOut(so)
+}
+
+// signOut ends the sessions so names here, and tells the other instances.
+func (h *Hub) signOut(so signOut) {
 	h.endSessions(so)
 	data, err := json.Marshal(so)
 	if err != nil {
@@ -65,7 +96,8 @@ func (h *Hub) signedOut(ev room.Event) {
 	ctx, cancel := context.WithTimeout(h.ctx, time.Second)
 	defer cancel()
 	if err := h.broker.Publish(ctx, broker.Message{Room: sessionsChannel, Kind: broker.Control, Origin: h.cfg.Instance, Data: data}); err != nil {
-		h.log.Warn("cannot tell the other instances of an ended sign-in", "invite", invite, "err", err)
+		h.log.Warn("cannot tell the other instances of an ended sign-in",
+			"invite", so.Invite, "sign_ins", len(so.SignIns), "user", so.User, "err", err)
 	}
 }
 
@@ -75,7 +107,7 @@ func (h *Hub) receiveControl(m broker.Message) {
 		return
 	}
 	var so signOut
-	if err := json.Unmarshal(m.Data, &so); err != nil || so.Invite == "" {
+	if err := json.Unmarshal(m.Data, &so); err != nil || so.empty() {
 		h.log.Warn("ignoring a malformed sessions message", "origin", m.Origin)
 		return
 	}
@@ -85,7 +117,9 @@ func (h *Hub) receiveControl(m broker.Message) {
 // endSessions ends this instance's sessions that so names.
 func (h *Hub) endSessions(so signOut) {
 	for _, s := range h.allSessions() {
-		if s.actor.Invite != "" && s.actor.Invite == so.Invite {
+		if (so.Invite != "" && s.actor.Invite == so.Invite) ||
+			(so.User != "" && s.actor.ID == so.User) ||
+			(s.signIn != "" && slices.Contains(so.SignIns, s.signIn)) {
 			s.end(ErrSignedOut)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"dealroom/mongostore"
 	"dealroom/room"
 	"dealroom/room/roomtest"
+	"dealroom/session"
+	"dealroom/session/sessiontest"
 	"dealroom/task"
 )
 
@@ -251,4 +253,11 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 	raw, err := json.Marshal(v)
 	require.NoError(t, err)
 	return raw
+}
+
+func TestSessionStore(t *testing.T) {
+	sessiontest.TestStore(t, func(tb testing.TB) session.Store {
+		uri, db := database(tb)
+		return open(tb, uri, db)
+	})
 }

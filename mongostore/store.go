@@ -193,6 +193,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err := s.ensureIndexes(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureSessionIndexes(ctx); err != nil {
+		return fail(err)
+	}
 	if cfg.repairOnOpen {
 		if err := s.Repair(ctx); err != nil {
 			return fail(err)

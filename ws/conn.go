@@ -187,7 +187,7 @@ func (c *conn) runCommand(ctx context.Context, f hub.Frame) {
 		c.endExpired()
 		return
 	}
-	if err := c.s.svc.Authorize(ctx, c.sess.Actor()); dealroom.ErrorCode(err) == dealroom.EUNAUTH {
+	if err := c.s.svc.Authorize(ctx, c.sess.Actor(), c.sess.SignIn()); dealroom.ErrorCode(err) == dealroom.EUNAUTH {
 		c.End(hub.ErrSignedOut) // the command waits for the device's next sign-in
 		return
 	}

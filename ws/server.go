@@ -17,9 +17,10 @@ import (
 // holds.
 type Service interface {
 	// Authorize checks that the actor's sign-in was not ended since the
-	// token was issued (an invite revoked): EUNAUTH if it was. Other
-	// errors are the store's.
-	Authorize(ctx context.Context, a dealroom.Actor) error
+	// token was issued (an invite revoked), nor the browser session
+	// signIn ("" for a token) the connection was opened with: EUNAUTH if
+	// it was. Other errors are the store's.
+	Authorize(ctx context.Context, a dealroom.Actor, signIn string) error
 	// Command carries out a command frame of the actor and returns the
 	// frame that answers it (an ack, or an error frame naming the
 	// command's id). It is called for one command of a connection at a
@@ -67,6 +68,13 @@ func New(cfg Config, h *hub.Hub, svc Service, log *slog.Logger) *Server {
 // upgrade (a bad handshake, an origin that is not allowed) has been
 // answered already, and is nil.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, a dealroom.Actor, until time.Time) error {
+	return s.ServeSignIn(w, r, a, until, "")
+}
+
+// ServeSignIn is Serve for a request authenticated by the browser session
+// signIn (its id, package session): the connection is closed when that
+// session ends (hub.EndSignIns).
+func (s *Server) ServeSignIn(w http.ResponseWriter, r *http.Request, a dealroom.Actor, until time.Time, signIn string) error {
 	// Counted before the upgrade, so that a refusal is a plain HTTP answer
 	// with the contract's error body.
 	if err := s.sockets.acquire(a.ID, s.cfg.MaxSocketsPerUser, s.cfg.MaxSockets); err != nil {
@@ -88,7 +96,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, a dealroom.Actor,
 	if s.Accepted != nil {
 		s.Accepted()
 	}
-	c := &conn{s: s, ws: ws, out: out, sess: s.hub.NewSession(a), until: until}
+	c := &conn{s: s, ws: ws, out: out, sess: s.hub.NewSignedInSession(a, signIn), until: until}
 	// The connection is ours now: serve it from a fresh goroutine and let
 	// the HTTP handler's (deep) stack go.
 	go c.run()

@@ -36,6 +36,9 @@ type Config struct {
 	MaxUploadBytes int64
 	RateLimit      float64
 	CustomerTTL    time.Duration
+	// Browser sessions' lifetimes without use and in all (api.Config).
+	SessionIdle    time.Duration
+	SessionMax     time.Duration
 	LogFormat      string // text or json
 	LogLevel       string
 	AllowedOrigins []string
@@ -62,6 +65,16 @@ type setting struct {
 
 func (c *Config) settings() []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	duration := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute {
+				return errors.New("must be a duration of a minute or more, like 12h")
+			}
+			*p = d
+			return nil
+		}
+	}
 	return []setting{
 		{"addr", "DEALROOM_ADDR", ":8080", "listen address", false, str(&c.Addr)},
 		{"data-dir", "DEALROOM_DATA_DIR", "dealroom-data", "directory of the embedded store, attachments and the generated JWT secret", false, str(&c.DataDir)},
@@ -118,6 +131,8 @@ func (c *Config) settings() []setting {
 			c.CustomerTTL = d
 			return nil
 		}},
+		{"session-idle", "DEALROOM_SESSION_IDLE", "168h", "how long a browser session lasts without use", false, duration(&c.SessionIdle)},
+		{"session-max", "DEALROOM_SESSION_MAX", "720h", "how long a browser session lasts at most, used or not", false, duration(&c.SessionMax)},
 		{"allowed-origins", "DEALROOM_ALLOWED_ORIGINS", "", "comma-separated host patterns (like app.example.com or *.example.com) of other sites whose pages may open the websocket; the server's own origin always may", false, func(v string) error {
 			c.AllowedOrigins = nil
 			for _, o := range strings.Split(v, ",") {

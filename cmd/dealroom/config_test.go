@@ -36,6 +36,8 @@ func TestConfigDefaults(t *testing.T) {
 	assert.EqualValues(t, 25<<20, c.MaxUploadBytes)
 	assert.EqualValues(t, 50, c.RateLimit)
 	assert.Equal(t, 720*time.Hour, c.CustomerTTL)
+	assert.Equal(t, 7*24*time.Hour, c.SessionIdle)
+	assert.Equal(t, 30*24*time.Hour, c.SessionMax)
 	assert.Equal(t, "text", c.LogFormat)
 	assert.Equal(t, "info", c.LogLevel)
 	for name, v := range map[string]string{"jwt secret": c.JWTSecret, "jwt public key": c.JWTPublicKey,
@@ -59,6 +61,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 		"DEALROOM_MAX_UPLOAD_BYTES":   "1048576",
 		"DEALROOM_RATE_LIMIT":         "2.5",
 		"DEALROOM_CUSTOMER_TOKEN_TTL": "36h",
+		"DEALROOM_SESSION_IDLE":       "12h",
+		"DEALROOM_SESSION_MAX":        "336h",
 		"DEALROOM_LOG_FORMAT":         "json",
 		"DEALROOM_LOG_LEVEL":          "debug",
 	}
@@ -75,6 +79,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 	want.MaxUploadBytes = 1 << 20
 	want.RateLimit = 2.5
 	want.CustomerTTL = 36 * time.Hour
+	want.SessionIdle = 12 * time.Hour
+	want.SessionMax = 14 * 24 * time.Hour
 	want.LogFormat = "json"
 	want.LogLevel = "debug"
 	c, err := parseConfig("dealroom serve", nil, e.get, &bytes.Buffer{})
@@ -140,6 +146,10 @@ func TestConfigBadValues(t *testing.T) {
 			[]string{"-customer-token-ttl", "DEALROOM_CUSTOMER_TOKEN_TTL", "duration"}},
 		{"duration too short", []string{"-customer-token-ttl=30s"}, nil,
 			[]string{"DEALROOM_CUSTOMER_TOKEN_TTL", "a minute or more"}},
+		{"session idle too short", []string{"-session-idle=10s"}, nil,
+			[]string{"-session-idle", "DEALROOM_SESSION_IDLE", "a minute or more"}},
+		{"bad session lifetime", nil, env{"DEALROOM_SESSION_MAX": "a month"},
+			[]string{"-session-max", "DEALROOM_SESSION_MAX", "duration"}},
 		{"negative upload size", []string{"-max-upload-bytes=-5"}, nil,
 			[]string{"-max-upload-bytes", "DEALROOM_MAX_UPLOAD_BYTES", "positive"}},
 		{"zero upload size", nil, env{"DEALROOM_MAX_UPLOAD_BYTES": "0"},

@@ -38,6 +38,7 @@ import (
 	"dealroom/mongostore"
 	"dealroom/redisbroker"
 	"dealroom/room"
+	"dealroom/session"
 	"dealroom/ws"
 )
 
@@ -264,6 +265,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.closers = append(a.closers, func() error { stopGC(); <-gcDone; return nil })
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
+		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
@@ -316,11 +318,13 @@ func openKeys(cfg Config) (*jwtauth.Keys, error) {
 // backends /readyz checks, and how the hub's broker is made (the broker
 // delivers to the hub, which needs the store first).
 type backend struct {
-	store  room.Store
-	blobs  room.Blobs
-	ready  map[string]api.Pinger
-	broker func(ctx context.Context, h *hub.Hub) (broker.Broker, error)
-	mode   string
+	store room.Store
+	blobs room.Blobs
+	// sessions keeps the browser sessions: the store, beside the rooms.
+	sessions session.Store
+	ready    map[string]api.Pinger
+	broker   func(ctx context.Context, h *hub.Hub) (broker.Broker, error)
+	mode     string
 	// instance: the mode runs several instances, named in the log.
 	instance bool
 }
@@ -344,7 +348,7 @@ func (a *App) openEmbedded(cfg Config, metrics *api.Metrics) (backend, error) {
 	if err != nil {
 		return backend{}, err
 	}
-	return backend{store: bs, blobs: blobs, ready: map[string]api.Pinger{"store": bs},
+	return backend{store: bs, sessions: bs, blobs: blobs, ready: map[string]api.Pinger{"store": bs},
 		broker: func(_ context.Context, h *hub.Hub) (broker.Broker, error) { return broker.NewLocal(h), nil },
 		mode:   "embedded store in " + cfg.DataDir}, nil
 }
@@ -366,7 +370,7 @@ func (a *App) openCluster(ctx context.Context, cfg Config) (backend, error) {
 	}
 	db, _ := mongostore.DatabaseFromURI(cfg.MongoURI)
 	ready := map[string]api.Pinger{"store": ms}
-	return backend{store: ms, blobs: blobs, ready: ready,
+	return backend{store: ms, sessions: ms, blobs: blobs, ready: ready,
 		broker: func(ctx context.Context, h *hub.Hub) (broker.Broker, error) {
 			redis.SetLogger(redisLog{a.Log})
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
