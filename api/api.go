@@ -27,6 +27,7 @@ import (
 	"dealroom"
 	"dealroom/hub"
 	"dealroom/jwtauth"
+	"dealroom/oidc"
 	"dealroom/room"
 	"dealroom/session"
 	"dealroom/ws"
@@ -62,6 +63,16 @@ type Config struct {
 	// system's temporary directory, dealroom-uploads); leftovers of a
 	// process that died mid-upload are removed at start.
 	SpoolDir string
+	// OIDC, when set, signs staff in with the company's identity provider
+	// (signin_oidc.go); OIDCName names it on the sign-in page. CookieKey
+	// seals a sign-in attempt's cookie (at least 32 bytes: the server's
+	// secret).
+	OIDC      *oidc.RelyingParty
+	OIDCName  string
+	CookieKey []byte
+	// EmailLinks tells the sign-in page that customers may ask for a
+	// sign-in link by email (a mail server is configured).
+	EmailLinks bool
 	// Sessions keeps the browser sessions (session.go); nil: none, the
 	// session cookie is ignored and the session routes answer 503.
 	// SessionIdle and SessionMax are their lifetimes without use and in
@@ -187,6 +198,9 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	limiter := s.rateLimiter()
 	v1.POST("/invites/:code/accept", s.acceptInvite, limiter)
 	v1.POST("/session", s.createSession, limiter)
+	v1.GET("/auth", s.signInConfig, limiter)
+	v1.GET("/auth/oidc/login", s.oidcLogin, limiter)
+	v1.GET("/auth/oidc/callback", s.oidcCallback, limiter)
 
 	e.GET(wsRoute, s.serveWS)
 

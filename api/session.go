@@ -131,12 +131,26 @@ func (s *Server) createSession(c echo.Context) error {
 	if a.Invite != "" {
 		via = session.ViaInvite
 	}
-	token, sess, err := s.sessions.Create(ctx, a, via, until)
+	sess, err := s.beginSession(c, a, via, until)
 	if err != nil {
 		return err
 	}
-	// One browser, one sign-in: the session the browser held before (of
-	// this person or another) ends, with its websockets.
+	return c.JSON(http.StatusCreated, answerOf(sess))
+}
+
+// beginSession opens a session of a for the browser of c, ending at
+// notAfter at the latest (zero: the session's own lifetimes only), and
+// sets its cookie. One browser, one sign-in: the session the browser held
+// before (of this person or another) ends, with its websockets.
+func (s *Server) beginSession(c echo.Context, a dealroom.Actor, via session.Via, notAfter time.Time) (session.Session, error) {
+	if s.sessions == nil {
+		return session.Session{}, errNoSessions
+	}
+	ctx := c.Request().Context()
+	token, sess, err := s.sessions.Create(ctx, a, via, notAfter)
+	if err != nil {
+		return session.Session{}, err
+	}
 	if ck, err := c.Request().Cookie(sessionCookie); err == nil && ck.Value != "" {
 		old := session.Hash(ck.Value)
 		if err := s.sessions.End(ctx, old); err != nil {
@@ -146,7 +160,7 @@ func (s *Server) createSession(c echo.Context) error {
 		}
 	}
 	s.setSessionCookie(c, token, sess.ExpiresAt)
-	return c.JSON(http.StatusCreated, answerOf(sess))
+	return sess, nil
 }
 
 // getSession answers the current session, for a page that was reloaded

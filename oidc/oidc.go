@@ -37,8 +37,11 @@
 // person the provider vouched for who may not come in) whose message can
 // be shown to the user; it never contains a code or a token.
 //
-// Not wired yet: the server's settings (DEALROOM_OIDC_*), the sign-in
-// routes and the session that follows come next.
+// The server wires it to DEALROOM_OIDC_* (cmd/dealroom) and to the routes
+// /api/v1/auth/oidc/login and /callback (api/signin_oidc.go), which keep
+// the attempt in a sealed cookie and begin a browser session; the replay
+// memory is per instance for now (a store-backed Used comes with the
+// sign-in links).
 package oidc
 
 import (

@@ -18,6 +18,7 @@ import (
 
 	"dealroom"
 	"dealroom/mail"
+	"dealroom/oidc"
 )
 
 // Config is everything the server reads at start, from flags and
@@ -49,6 +50,17 @@ type Config struct {
 	WSMaxSocketsPerUser int
 	WSMaxSubscriptions  int
 	WSFrameRate         float64
+	// Staff sign-in with the company's identity provider (oidc.Config):
+	// none without OIDCIssuer.
+	OIDCIssuer         string
+	OIDCClientID       string
+	OIDCClientSecret   string
+	OIDCName           string
+	OIDCAllowedDomains []string
+	OIDCScopes         []string
+	OIDCGroupsClaim    string
+	OIDCManagerGroups  []string
+	OIDCAdminGroups    []string
 	// Outgoing email (mail.Config): none without SMTPURL.
 	SMTPURL    string
 	SMTPCAFile string
@@ -169,6 +181,15 @@ func (c *Config) settings() []setting {
 			c.WSFrameRate = f
 			return nil
 		}},
+		{"oidc-issuer", "DEALROOM_OIDC_ISSUER", "", "issuer URL of the company's OpenID Connect provider, for staff sign-in (like https://accounts.google.com or https://login.example.com/realms/sales); needs -public-url, registered at the provider with the callback PUBLIC_URL/api/v1/auth/oidc/callback (default: no provider; tokens are pasted, the development path)", false, str(&c.OIDCIssuer)},
+		{"oidc-client-id", "DEALROOM_OIDC_CLIENT_ID", "", "this server's client id at the provider", false, str(&c.OIDCClientID)},
+		{"oidc-client-secret", "DEALROOM_OIDC_CLIENT_SECRET", "", "this server's client secret at the provider", true, str(&c.OIDCClientSecret)},
+		{"oidc-name", "DEALROOM_OIDC_NAME", "your company account", `the provider's name on the sign-in button ("Sign in with Okta")`, false, str(&c.OIDCName)},
+		{"oidc-allowed-domains", "DEALROOM_OIDC_ALLOWED_DOMAINS", "", "comma-separated email domains whose people may sign in (like example.com); required with -oidc-issuer", false, list(&c.OIDCAllowedDomains)},
+		{"oidc-scopes", "DEALROOM_OIDC_SCOPES", "", "comma-separated scopes to ask for besides openid, email and profile (like groups, for a provider that sends the groups claim only then)", false, list(&c.OIDCScopes)},
+		{"oidc-groups-claim", "DEALROOM_OIDC_GROUPS_CLAIM", "groups", "the ID token's claim that lists the person's groups", false, str(&c.OIDCGroupsClaim)},
+		{"oidc-manager-groups", "DEALROOM_OIDC_MANAGER_GROUPS", "", "comma-separated groups whose members sign in as managers", false, list(&c.OIDCManagerGroups)},
+		{"oidc-admin-groups", "DEALROOM_OIDC_ADMIN_GROUPS", "", "comma-separated groups whose members sign in as admins (everyone else signs in as a rep)", false, list(&c.OIDCAdminGroups)},
 		{"smtp-url", "DEALROOM_SMTP_URL", "", "mail server for customers' sign-in links and notifications: smtp://user:pass@host:587 (STARTTLS when the server offers it; add ?tls=required to insist) or smtps://user:pass@host:465 (TLS from the start) (default: no email)", true, str(&c.SMTPURL)},
 		{"smtp-ca-file", "DEALROOM_SMTP_CA_FILE", "", "PEM file of certificate authorities trusted for the mail server's certificate, besides the system's (a company CA)", false, str(&c.SMTPCAFile)},
 		{"mail-from", "DEALROOM_MAIL_FROM", "", `sender of the server's email, like "Dealroom <rooms@example.com>" (required with DEALROOM_SMTP_URL)`, false, str(&c.MailFrom)},
@@ -253,7 +274,45 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if _, err := c.openMail(); err != nil {
 		return c, err
 	}
+	if err := c.checkOIDC(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkOIDC checks the identity provider's settings as far as they can be
+// without asking the provider (App.Open does, at start).
+func (c Config) checkOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || len(c.OIDCAllowedDomains) > 0 {
+			return errors.New("-oidc-client-id, -oidc-client-secret and -oidc-allowed-domains need -oidc-issuer (DEALROOM_OIDC_ISSUER)")
+		}
+		return nil
+	}
+	var missing []string
+	for _, m := range []struct {
+		name string
+		ok   bool
+	}{{"-oidc-client-id (DEALROOM_OIDC_CLIENT_ID)", c.OIDCClientID != ""},
+		{"-oidc-client-secret (DEALROOM_OIDC_CLIENT_SECRET)", c.OIDCClientSecret != ""},
+		{"-oidc-allowed-domains (DEALROOM_OIDC_ALLOWED_DOMAINS)", len(c.OIDCAllowedDomains) > 0},
+		{"-public-url (DEALROOM_PUBLIC_URL), the address the provider sends people back to", c.PublicURL != ""}} {
+		if !m.ok {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("-oidc-issuer needs %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// oidcConfig is the relying party's configuration.
+func (c Config) oidcConfig() oidc.Config {
+	return oidc.Config{Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret,
+		RedirectURL:    strings.TrimRight(c.PublicURL, "/") + "/api/v1/auth/oidc/callback",
+		AllowedDomains: c.OIDCAllowedDomains, Scopes: c.OIDCScopes, GroupsClaim: c.OIDCGroupsClaim,
+		ManagerGroups: c.OIDCManagerGroups, AdminGroups: c.OIDCAdminGroups}
 }
 
 // openMail returns the mail sender of the configuration, nil without
@@ -296,6 +355,7 @@ func (c Config) Masked() []any {
 		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
 		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
 		"public-url": c.PublicURL, "smtp-url": c.SMTPURL, "smtp-ca-file": c.SMTPCAFile, "mail-from": c.MailFrom,
+		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-client-secret": c.OIDCClientSecret,
 	}
 	for _, s := range c.settings() {
 		v, ok := vals[s.flag]
@@ -393,4 +453,17 @@ func (c Config) jwtSecret() ([]byte, error) {
 		err = cerr
 	}
 	return []byte(secret), err
+}
+
+// list sets *p from a comma-separated value, leaving out empty items.
+func list(p *[]string) func(string) error {
+	return func(v string) error {
+		*p = nil
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				*p = append(*p, item)
+			}
+		}
+		return nil
+	}
 }

@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +38,7 @@ import (
 	"dealroom/jwtauth"
 	"dealroom/mail"
 	"dealroom/mongostore"
+	"dealroom/oidc"
 	"dealroom/redisbroker"
 	"dealroom/room"
 	"dealroom/session"
@@ -229,6 +232,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if a.mail, err = cfg.openMail(); err != nil {
 		return err
 	}
+	signIn, err := a.openSignIn(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	metrics := api.NewMetrics()
 	var be backend
 	if cfg.MongoURI != "" {
@@ -266,6 +273,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
+		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, EmailLinks: a.mail != nil,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
@@ -312,6 +320,36 @@ func openKeys(cfg Config) (*jwtauth.Keys, error) {
 		}
 	}
 	return jwtauth.New(jcfg)
+}
+
+// signIn is how staff sign in: with the company's identity provider when
+// one is configured.
+type signIn struct {
+	rp        *oidc.RelyingParty // nil without -oidc-issuer
+	cookieKey []byte             // seals sign-in attempts' cookies
+}
+
+// openSignIn asks the identity provider for its configuration (OpenID
+// discovery): a provider that cannot be reached or that names another
+// issuer stops the start, rather than every sign-in later.
+func (a *App) openSignIn(ctx context.Context, cfg Config) (signIn, error) {
+	if cfg.OIDCIssuer == "" {
+		return signIn{}, nil
+	}
+	secret, err := cfg.jwtSecret()
+	if err != nil {
+		return signIn{}, fmt.Errorf("jwt secret: %w", err)
+	}
+	// A key of its own, derived from the server's secret, for one purpose.
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("dealroom oidc sign-in attempt"))
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rp, err := oidc.New(octx, cfg.oidcConfig())
+	if err != nil {
+		return signIn{}, fmt.Errorf("-oidc-issuer / DEALROOM_OIDC_ISSUER %s: %w", cfg.OIDCIssuer, err)
+	}
+	return signIn{rp: rp, cookieKey: mac.Sum(nil)}, nil
 }
 
 // backend is what a mode gives the app: the store and the blobs, the
