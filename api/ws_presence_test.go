@@ -292,7 +292,11 @@ func TestWSPresenceLeave(t *testing.T) {
 // room's presence within the keep-alive's bound.
 func TestWSPresenceVanish(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 1, withRealtime(ws.Config{PingEvery: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond}))
+	// Pings come often; each has a second for its pong, so that B, which
+	// reads, is not taken for gone on a busy machine (a 200 ms bound cut B
+	// off once in CI), while A, which never answers, is gone well within
+	// the 3 s the test waits.
+	c := newCluster(t, 1, withRealtime(ws.Config{PingEvery: 200 * time.Millisecond, PingTimeout: time.Second}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Presence vanish")
 	b := c.dial(n, staffW)
