@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -189,4 +190,63 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]session.Sessio
 		return nil, err
 	}
 	return out, nil
+}
+
+// SweepSessions implements session.Store: one pass over the sessions (a
+// few per person, so a scan is cheap next to how rarely it runs), in
+// write transactions of sweepSessionsBatch removals each, so that the
+// rooms' writer is never held up for long.
+func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
+	removed := 0
+	var after []byte
+	for {
+		n, next, err := s.sweepSessionsFrom(ctx, after, now)
+		removed += n
+		if err != nil || next == nil {
+			return removed, err
+		}
+		after = next
+	}
+}
+
+const sweepSessionsBatch = 256
+
+// sweepSessionsFrom removes up to sweepSessionsBatch ended sessions whose
+// ids sort after after, and returns where to go on (nil: done).
+func (s *Store) sweepSessionsFrom(ctx context.Context, after []byte, now time.Time) (n int, next []byte, err error) {
+	err = s.writeSessions(ctx, func(tx *bolt.Tx) error {
+		n, next = 0, nil
+		c := tx.Bucket(bSessions).Cursor()
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		var ended []sessionRecord
+		for ; k != nil; k, v = c.Next() {
+			var r sessionRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.session().Ended(now) {
+				ended = append(ended, r)
+			}
+			if len(ended) == sweepSessionsBatch {
+				next = bytes.Clone(k)
+				break
+			}
+		}
+		for _, r := range ended {
+			if err := tx.Bucket(bSessions).Delete([]byte(r.ID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bUserSessions).Delete(userSessionKey(r.Actor.ID, r.CreatedAt, r.ID)); err != nil {
+				return err
+			}
+		}
+		n = len(ended)
+		return nil
+	})
+	return n, next, err
 }

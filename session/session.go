@@ -71,6 +71,10 @@ type Store interface {
 	// UserSessions returns a user's sessions, oldest first; a store may
 	// leave out the ended ones.
 	UserSessions(ctx context.Context, user string) ([]Session, error)
+	// SweepSessions removes every session ended at now (idle or past its
+	// absolute end) and returns how many: the server runs it daily, so
+	// that sessions of people who never come back do not stay for ever.
+	SweepSessions(ctx context.Context, now time.Time) (int, error)
 }
 
 // Defaults of Sessions' lifetimes.

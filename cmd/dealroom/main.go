@@ -268,7 +268,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	registerHubMetrics(metrics, h)
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	gcDone := make(chan struct{})
-	go a.collectBlobs(gcCtx, svc, gcDone)
+	go a.housekeep(gcCtx, svc, be.sessions, gcDone)
 	a.closers = append(a.closers, func() error { stopGC(); <-gcDone; return nil })
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
@@ -428,10 +428,10 @@ func (a *App) openCluster(ctx context.Context, cfg Config) (backend, error) {
 // record.
 const blobGrace = 24 * time.Hour
 
-// collectBlobs removes, at start and then daily, the bytes of uploads
-// whose record failed after they were stored (every instance may: the
-// removals are conditional).
-func (a *App) collectBlobs(ctx context.Context, svc *room.Service, done chan<- struct{}) {
+// housekeep removes, at start and then daily, the bytes of uploads whose
+// record failed after they were stored, and the browser sessions that
+// have ended (every instance may: the removals are conditional).
+func (a *App) housekeep(ctx context.Context, svc *room.Service, sessions session.Store, done chan<- struct{}) {
 	defer close(done)
 	for {
 		n, err := svc.CollectBlobs(ctx, time.Now().Add(-blobGrace))
@@ -442,6 +442,17 @@ func (a *App) collectBlobs(ctx context.Context, svc *room.Service, done chan<- s
 			a.Log.Warn("collecting unused attachment bytes failed", "err", err)
 		case n > 0:
 			a.Log.Info("collected unused attachment bytes", "blobs", n)
+		}
+		if sessions != nil {
+			n, err := sessions.SweepSessions(ctx, time.Now())
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				a.Log.Warn("removing ended sessions failed", "err", err)
+			case n > 0:
+				a.Log.Info("removed ended sessions", "sessions", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

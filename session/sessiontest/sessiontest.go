@@ -214,4 +214,43 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 		require.Len(t, list, 1)
 		assert.Equal(t, fresh.ID, list[0].ID)
 	})
+
+	t.Run("Sweep", func(t *testing.T) {
+		m, st, c := setup(t)
+		_, idle, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
+		require.NoError(t, err)
+		_, short, err := m.Create(ctx, Carol, session.ViaInvite, c.now().Add(3*time.Hour))
+		require.NoError(t, err)
+		c.advance(50 * time.Minute)
+		carolToken, _, err := m.Create(ctx, Carol, session.ViaInvite, time.Time{})
+		require.NoError(t, err)
+		aliceToken, _, err := m.Create(ctx, Alice, session.ViaOIDC, time.Time{})
+		require.NoError(t, err)
+		// Alice's first session goes idle (an hour); Carol's first one is
+		// kept alive by its use until its token's end.
+		c.advance(20 * time.Minute)
+		require.NoError(t, st.TouchSession(ctx, short.ID, c.now(), c.now().Add(time.Hour)))
+		n, err := st.SweepSessions(ctx, c.now())
+		require.NoError(t, err)
+		assert.Equal(t, 1, n, "the idle one")
+		_, err = st.Session(ctx, idle.ID)
+		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "swept away")
+
+		c.advance(2 * time.Hour) // past Carol's first token and everyone's idle hour
+		_, err = m.Get(ctx, carolToken)
+		require.Error(t, err)
+		n, err = st.SweepSessions(ctx, c.now())
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, n, 2, "the one past its end and the idle ones")
+		for _, u := range []string{Alice.ID, Carol.ID} {
+			list, err := st.UserSessions(ctx, u)
+			require.NoError(t, err)
+			assert.Empty(t, list, "nothing of %s is left", u)
+		}
+		_, err = m.Get(ctx, aliceToken)
+		assert.Error(t, err)
+		n, err = st.SweepSessions(ctx, c.now())
+		require.NoError(t, err)
+		assert.Zero(t, n, "a second sweep finds nothing")
+	})
 }
