@@ -189,14 +189,21 @@ start_server() {
 	server_pid=$!
 	pids+=("$server_pid")
 	server_url="http://127.0.0.1:$port"
+	wait_ready "the server $name" "$out/$name.log"
+}
+
+# wait_ready WHAT LOG: waits up to 30s for $server_url/readyz, and stops
+# the run when the process $server_pid exits or is not ready by then.
+wait_ready() {
+	local what="$1" log="$2"
 	for _ in $(seq 300); do
 		if curl -fsS "$server_url/readyz" >/dev/null 2>&1; then
 			return 0
 		fi
-		kill -0 "$server_pid" 2>/dev/null || die "the server $name did not start: $(tail -5 "$out/$name.log")"
+		kill -0 "$server_pid" 2>/dev/null || die "$what did not start: $(tail -5 "$log")"
 		sleep 0.1
 	done
-	die "the server $name is not ready after 30s"
+	die "$what is not ready after 30s"
 }
 
 # start_embedded NAME [VAR=VALUE ...]: a server on the embedded store, in a
@@ -219,14 +226,7 @@ start_reference() {
 	server_pid=$!
 	pids+=("$server_pid")
 	server_url="http://127.0.0.1:$port"
-	for _ in $(seq 300); do
-		if curl -fsS "$server_url/readyz" >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "$server_pid" 2>/dev/null || die "the reference server $name did not start: $(tail -5 "$out/$name.log")"
-		sleep 0.1
-	done
-	die "the reference server $name is not ready after 30s"
+	wait_ready "the reference server $name" "$out/$name.log"
 }
 
 # start_backends NAME: a redis-server and a mongo-java-server on free
