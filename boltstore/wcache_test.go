@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,36 +96,6 @@ func TestWriterCacheSeesNewMembers(t *testing.T) {
 	m, err = svc.PostMessage(ctx, owner, r.ID, room.MessageDraft{Body: "bye @sam"}, "")
 	require.NoError(t, err)
 	assert.Empty(t, m.Message.Mentions, "a removed member is no longer mentioned")
-}
-
-// TestRateFollowsLoad: the rate that decides whether commits wait for
-// company follows the commands per second, and forgets a busy spell after
-// a quiet moment (a lone write then does not wait).
-func TestRateFollowsLoad(t *testing.T) {
-	var r rate
-	now := time.Unix(1000, 0)
-	r.add(0, now)
-	for range 2000 { // 1,000 commands/s, in commits of 1.25 every 1.25 ms
-		now = now.Add(1250 * time.Microsecond)
-		r.add(1, now)
-		now = now.Add(1250 * time.Microsecond)
-		r.add(1, now)
-		r.add(0, now) // no time passed: ignored
-		now = now.Add(1250 * time.Microsecond)
-		r.add(2, now)
-	}
-	assert.InDelta(t, 1000, r.perSecond, 100)
-	assert.GreaterOrEqual(t, r.perSecond, float64(busyRate))
-
-	now = now.Add(time.Second) // quiet
-	r.add(1, now)
-	assert.Less(t, r.perSecond, 5.0)
-
-	for range 100 { // 100 commands/s
-		now = now.Add(10 * time.Millisecond)
-		r.add(1, now)
-	}
-	assert.InDelta(t, 100, r.perSecond, 5)
 }
 
 // TestAppendBucketsArePacked: events and messages of many rooms written
