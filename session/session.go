@@ -51,9 +51,11 @@ func (s Session) Ended(now time.Time) bool {
 	return !now.Before(s.IdleUntil) || !now.Before(s.ExpiresAt)
 }
 
-// Store keeps sessions. Implementations: boltstore and mongostore
-// (conformance suite: sessiontest.TestStore).
+// Store keeps sessions, and the tickets of the sign-ins that lead to
+// them. Implementations: boltstore and mongostore (conformance suite:
+// sessiontest.TestStore).
 type Store interface {
+	Tickets
 	// CreateSession records s (its ID set). ECONFLICT when the id exists.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the session of an id, ended or not; ENOTFOUND when
