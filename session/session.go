@@ -23,6 +23,7 @@ type Via string
 // The ways to sign in.
 const (
 	ViaInvite Via = "invite" // a customer accepted an invite
+	ViaEmail  Via = "email"  // a customer redeemed a sign-in link sent by email
 	ViaOIDC   Via = "oidc"   // a staff member signed in with the company's identity provider
 	ViaToken  Via = "token"  // a bearer token was exchanged (scripts, development)
 )

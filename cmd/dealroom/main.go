@@ -434,7 +434,8 @@ const blobGrace = 24 * time.Hour
 
 // housekeep removes, at start and then daily, the bytes of uploads whose
 // record failed after they were stored, the browser sessions that have
-// ended and the expired sign-in tickets (every instance may: the removals are conditional).
+// ended and the expired sign-in tickets (every instance may: the
+// removals are conditional).
 func (a *App) housekeep(ctx context.Context, svc *room.Service, sessions session.Store, done chan<- struct{}) {
 	defer close(done)
 	for {
