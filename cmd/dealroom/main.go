@@ -273,12 +273,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
-		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, EmailLinks: a.mail != nil,
+		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
 		svc, keys, a.Log, metrics, be.ready)
 	frontend.Register(srv.Echo())
+	a.closers = append(a.closers, srv.Close)
 
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
