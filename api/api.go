@@ -27,6 +27,7 @@ import (
 	"dealroom"
 	"dealroom/hub"
 	"dealroom/jwtauth"
+	"dealroom/mail"
 	"dealroom/oidc"
 	"dealroom/room"
 	"dealroom/session"
@@ -70,9 +71,11 @@ type Config struct {
 	OIDC      *oidc.RelyingParty
 	OIDCName  string
 	CookieKey []byte
-	// EmailLinks tells the sign-in page that customers may ask for a
-	// sign-in link by email (a mail server is configured).
-	EmailLinks bool
+	// Mail sends customers the sign-in links they ask for
+	// (signin_email.go). Links are offered only with Mail, PublicURL (the
+	// address they point at) and Sessions; GET /api/v1/auth tells the
+	// sign-in page whether they are.
+	Mail mail.Sender
 	// Sessions keeps the browser sessions (session.go); nil: none, the
 	// session cookie is ignored and the session routes answer 503.
 	// SessionIdle and SessionMax are their lifetimes without use and in
@@ -132,6 +135,8 @@ type Server struct {
 	limits  *middleware.RateLimiterMemoryStore // requests per user
 	// sessions: nil without Config.Sessions.
 	sessions *session.Sessions
+	// links sends sign-in links by email; nil when they are not offered.
+	links *emailLinks
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
@@ -141,6 +146,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	if cfg.Sessions != nil {
 		s.sessions = &session.Sessions{Store: cfg.Sessions, Idle: cfg.SessionIdle, Max: cfg.SessionMax}
 	}
+	s.links = newEmailLinks(cfg)
 	if cfg.Hub != nil {
 		s.ws = ws.New(cfg.Realtime, cfg.Hub, wsService{s}, log)
 		if metrics != nil {
@@ -201,6 +207,8 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	v1.GET("/auth", s.signInConfig, limiter)
 	v1.GET("/auth/oidc/login", s.oidcLogin, limiter)
 	v1.GET("/auth/oidc/callback", s.oidcCallback, limiter)
+	v1.POST("/auth/email-link", s.requestEmailLink, limiter)
+	v1.POST("/auth/email-link/redeem", s.redeemEmailLink, limiter)
 
 	e.GET(wsRoute, s.serveWS)
 
@@ -322,6 +330,15 @@ func matchSegments(pattern, segs []string) bool {
 		}
 	}
 	return true
+}
+
+// Close stops the server's background work: sign-in links still queued
+// go out for a few seconds more. Safe to call twice.
+func (s *Server) Close() error {
+	if s.links != nil {
+		s.links.close()
+	}
+	return nil
 }
 
 // Echo returns the router, so that more routes (the websocket, the web

@@ -44,13 +44,13 @@ type SignInConfig struct {
 	// a token (`dealroom token`), the development path.
 	DevTokens bool `json:"dev_tokens"`
 	// EmailLinks: customers may ask for a sign-in link by email (a mail
-	// server is configured); otherwise the page tells them to ask their
-	// contact in the room.
+	// server and the public URL are configured: signin_email.go);
+	// otherwise the page tells them to ask their contact in the room.
 	EmailLinks bool `json:"email_links"`
 }
 
 func (s *Server) signInConfig(c echo.Context) error {
-	out := SignInConfig{DevTokens: s.cfg.OIDC == nil, EmailLinks: s.cfg.EmailLinks}
+	out := SignInConfig{DevTokens: s.cfg.OIDC == nil, EmailLinks: s.links != nil}
 	if s.cfg.OIDC != nil {
 		out.Provider, out.LoginURL = s.cfg.OIDCName, oidcPath+"/login"
 	}

@@ -24,8 +24,8 @@
 //
 // Replays are refused through [Used]: the state and the nonce of every
 // finished sign-in are remembered until they could no longer be accepted
-// anyway. [MemoryUsed] does so for one instance; several instances need a
-// shared one (a store-backed Used comes with the sessions).
+// anyway. [MemoryUsed] does so for one instance; [StoreUsed] keeps them in
+// the store, for every instance.
 //
 // The actor's ID is "oidc:" and a hash of the issuer and the subject: the
 // subject is the only identifier a provider promises never to change or
@@ -39,9 +39,8 @@
 //
 // The server wires it to DEALROOM_OIDC_* (cmd/dealroom) and to the routes
 // /api/v1/auth/oidc/login and /callback (api/signin_oidc.go), which keep
-// the attempt in a sealed cookie and begin a browser session; the replay
-// memory is per instance for now (a store-backed Used comes with the
-// sign-in links).
+// the attempt in a sealed cookie and begin a browser session, with a
+// StoreUsed over the server's store.
 package oidc
 
 import (

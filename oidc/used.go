@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"dealroom/session"
 )
 
 var _ Used = (*MemoryUsed)(nil)
@@ -48,4 +50,32 @@ func (m *MemoryUsed) Use(_ context.Context, id string, until time.Time) (bool, e
 	}
 	m.until[id] = until
 	return true, nil
+}
+
+var _ Used = StoreUsed{}
+
+// usedAtLeast is how long StoreUsed keeps an id at least, whatever its
+// time: a few instances' clocks that disagree by seconds do not reopen it.
+const usedAtLeast = time.Minute
+
+// StoreUsed is a [Used] kept as tickets in the store (session.Tickets),
+// which every instance shares: a state or a nonce replayed to another
+// instance is refused there too. Only the hash of an id is stored.
+type StoreUsed struct {
+	Tickets session.Tickets
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Use implements [Used]: it adds a ticket of the id, which fails when one
+// is held. It returns an error only when the store cannot be reached.
+func (u StoreUsed) Use(ctx context.Context, id string, until time.Time) (bool, error) {
+	now := time.Now()
+	if u.Now != nil {
+		now = u.Now()
+	}
+	if min := now.Add(usedAtLeast); until.Before(min) {
+		until = min
+	}
+	return u.Tickets.AddTicket(ctx, session.Ticket{ID: "oidc:" + session.Hash(id), CreatedAt: now, ExpiresAt: until})
 }

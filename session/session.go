@@ -23,6 +23,7 @@ type Via string
 // The ways to sign in.
 const (
 	ViaInvite Via = "invite" // a customer accepted an invite
+	ViaEmail  Via = "email"  // a customer redeemed a sign-in link sent by email
 	ViaOIDC   Via = "oidc"   // a staff member signed in with the company's identity provider
 	ViaToken  Via = "token"  // a bearer token was exchanged (scripts, development)
 )
@@ -51,9 +52,11 @@ func (s Session) Ended(now time.Time) bool {
 	return !now.Before(s.IdleUntil) || !now.Before(s.ExpiresAt)
 }
 
-// Store keeps sessions. Implementations: boltstore and mongostore
-// (conformance suite: sessiontest.TestStore).
+// Store keeps sessions, and the tickets of the sign-ins that lead to
+// them. Implementations: boltstore and mongostore (conformance suite:
+// sessiontest.TestStore).
 type Store interface {
+	Tickets
 	// CreateSession records s (its ID set). ECONFLICT when the id exists.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the session of an id, ended or not; ENOTFOUND when

@@ -232,10 +232,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if a.mail, err = cfg.openMail(); err != nil {
 		return err
 	}
-	signIn, err := a.openSignIn(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	metrics := api.NewMetrics()
 	var be backend
 	if cfg.MongoURI != "" {
@@ -243,6 +239,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 	} else {
 		be, err = a.openEmbedded(cfg, metrics)
 	}
+	if err != nil {
+		return err
+	}
+	signIn, err := a.openSignIn(ctx, cfg, be.sessions)
 	if err != nil {
 		return err
 	}
@@ -273,12 +273,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
-		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, EmailLinks: a.mail != nil,
+		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
 		svc, keys, a.Log, metrics, be.ready)
 	frontend.Register(srv.Echo())
+	a.closers = append(a.closers, srv.Close)
 
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -331,8 +332,10 @@ type signIn struct {
 
 // openSignIn asks the identity provider for its configuration (OpenID
 // discovery): a provider that cannot be reached or that names another
-// issuer stops the start, rather than every sign-in later.
-func (a *App) openSignIn(ctx context.Context, cfg Config) (signIn, error) {
+// issuer stops the start, rather than every sign-in later. Finished
+// sign-ins are remembered as tickets in the store, so that a replayed
+// callback is refused on every instance.
+func (a *App) openSignIn(ctx context.Context, cfg Config, tickets session.Tickets) (signIn, error) {
 	if cfg.OIDCIssuer == "" {
 		return signIn{}, nil
 	}
@@ -345,7 +348,9 @@ func (a *App) openSignIn(ctx context.Context, cfg Config) (signIn, error) {
 	mac.Write([]byte("dealroom oidc sign-in attempt"))
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rp, err := oidc.New(octx, cfg.oidcConfig())
+	ocfg := cfg.oidcConfig()
+	ocfg.Used = oidc.StoreUsed{Tickets: tickets}
+	rp, err := oidc.New(octx, ocfg)
 	if err != nil {
 		return signIn{}, fmt.Errorf("-oidc-issuer / DEALROOM_OIDC_ISSUER %s: %w", cfg.OIDCIssuer, err)
 	}
@@ -429,8 +434,9 @@ func (a *App) openCluster(ctx context.Context, cfg Config) (backend, error) {
 const blobGrace = 24 * time.Hour
 
 // housekeep removes, at start and then daily, the bytes of uploads whose
-// record failed after they were stored, and the browser sessions that
-// have ended (every instance may: the removals are conditional).
+// record failed after they were stored, the browser sessions that have
+// ended and the expired sign-in tickets (every instance may: the
+// removals are conditional).
 func (a *App) housekeep(ctx context.Context, svc *room.Service, sessions session.Store, done chan<- struct{}) {
 	defer close(done)
 	for {
@@ -452,6 +458,15 @@ func (a *App) housekeep(ctx context.Context, svc *room.Service, sessions session
 				a.Log.Warn("removing ended sessions failed", "err", err)
 			case n > 0:
 				a.Log.Info("removed ended sessions", "sessions", n)
+			}
+			n, err = sessions.SweepTickets(ctx, time.Now())
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				a.Log.Warn("removing expired sign-in tickets failed", "err", err)
+			case n > 0:
+				a.Log.Info("removed expired sign-in tickets", "tickets", n)
 			}
 		}
 		select {

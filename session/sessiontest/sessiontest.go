@@ -4,6 +4,8 @@ package sessiontest
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,5 +254,137 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) session.Store) {
 		n, err = st.SweepSessions(ctx, c.now())
 		require.NoError(t, err)
 		assert.Zero(t, n, "a second sweep finds nothing")
+	})
+
+	testTickets(t, func(t *testing.T) (session.Store, *clock) {
+		_, st, c := setup(t)
+		return st, c
+	})
+}
+
+// testTickets is the part of the suite about session.Tickets.
+func testTickets(t *testing.T, setup func(t *testing.T) (session.Store, *clock)) {
+	ctx := context.Background()
+	ticket := func(c *clock, id string, life time.Duration) session.Ticket {
+		return session.Ticket{ID: id, Subject: "carol@acme.example", CreatedAt: c.now(), ExpiresAt: c.now().Add(life)}
+	}
+
+	t.Run("TicketAddedOnce", func(t *testing.T) {
+		st, c := setup(t)
+		added, err := st.AddTicket(ctx, ticket(c, "oidc:a", time.Minute))
+		require.NoError(t, err)
+		assert.True(t, added)
+		c.advance(59 * time.Second)
+		added, err = st.AddTicket(ctx, ticket(c, "oidc:a", time.Minute))
+		require.NoError(t, err)
+		assert.False(t, added, "a replay within the ticket's time")
+		added, err = st.AddTicket(ctx, ticket(c, "oidc:b", time.Minute))
+		require.NoError(t, err)
+		assert.True(t, added, "another id")
+
+		c.advance(time.Second) // a's first ticket expires; the refused add left it as it was
+		added, err = st.AddTicket(ctx, ticket(c, "oidc:a", time.Minute))
+		require.NoError(t, err)
+		assert.True(t, added, "an expired ticket is replaced")
+		added, err = st.AddTicket(ctx, ticket(c, "oidc:a", time.Minute))
+		require.NoError(t, err)
+		assert.False(t, added, "and the new one counts")
+	})
+
+	t.Run("TicketTakenOnce", func(t *testing.T) {
+		st, c := setup(t)
+		want := ticket(c, "link:"+session.Hash("code"), 15*time.Minute)
+		added, err := st.AddTicket(ctx, want)
+		require.NoError(t, err)
+		require.True(t, added)
+		c.advance(time.Minute)
+		got, err := st.TakeTicket(ctx, want.ID, c.now())
+		require.NoError(t, err)
+		assert.Equal(t, want.ID, got.ID)
+		assert.Equal(t, want.Subject, got.Subject)
+		assert.True(t, want.CreatedAt.Equal(got.CreatedAt))
+		assert.True(t, want.ExpiresAt.Equal(got.ExpiresAt))
+		_, err = st.TakeTicket(ctx, want.ID, c.now())
+		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "taken already")
+		_, err = st.TakeTicket(ctx, "link:"+session.Hash("other"), c.now())
+		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "never added")
+	})
+
+	t.Run("TicketExpires", func(t *testing.T) {
+		st, c := setup(t)
+		tk := ticket(c, "link:x", 15*time.Minute)
+		_, err := st.AddTicket(ctx, tk)
+		require.NoError(t, err)
+		c.advance(15 * time.Minute)
+		_, err = st.TakeTicket(ctx, tk.ID, c.now())
+		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "at its expiry")
+		_, err = st.TakeTicket(ctx, tk.ID, c.now().Add(-time.Minute))
+		assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "an expired ticket taken is gone")
+	})
+
+	t.Run("TicketConcurrent", func(t *testing.T) {
+		st, c := setup(t)
+		const n = 8
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		adds, takes := 0, 0
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				added, err := st.AddTicket(ctx, ticket(c, "oidc:race", time.Minute))
+				assert.NoError(t, err, "add %d", i)
+				mu.Lock()
+				defer mu.Unlock()
+				if added {
+					adds++
+				}
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, 1, adds, "of concurrent adds of one id exactly one adds")
+
+		_, err := st.AddTicket(ctx, ticket(c, "link:race", time.Minute))
+		require.NoError(t, err)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := st.TakeTicket(ctx, "link:race", c.now())
+				mu.Lock()
+				defer mu.Unlock()
+				switch dealroom.ErrorCode(err) {
+				case "":
+					takes++
+				case dealroom.ENOTFOUND:
+				default:
+					t.Errorf("take %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, 1, takes, "of concurrent takes of one ticket exactly one wins")
+	})
+
+	t.Run("TicketSweep", func(t *testing.T) {
+		st, c := setup(t)
+		for i := range 3 {
+			_, err := st.AddTicket(ctx, ticket(c, fmt.Sprint("link:short", i), time.Minute))
+			require.NoError(t, err)
+		}
+		_, err := st.AddTicket(ctx, ticket(c, "link:long", time.Hour))
+		require.NoError(t, err)
+		n, err := st.SweepTickets(ctx, c.now())
+		require.NoError(t, err)
+		assert.Zero(t, n, "nothing has expired yet")
+		c.advance(time.Minute)
+		n, err = st.SweepTickets(ctx, c.now())
+		require.NoError(t, err)
+		assert.Equal(t, 3, n, "the expired ones")
+		n, err = st.SweepTickets(ctx, c.now())
+		require.NoError(t, err)
+		assert.Zero(t, n, "a second sweep finds nothing")
+		_, err = st.TakeTicket(ctx, "link:long", c.now())
+		assert.NoError(t, err, "the unexpired one is kept")
 	})
 }
