@@ -57,12 +57,14 @@ export function signInView(ctx, { next = '/' } = {}) {
       return;
     }
     if (gone) return;
-    grid.removeAttribute('aria-busy');
-    grid.replaceChildren(
+    const cards = [
       config.provider ? providerCard(config, next) : null,
       config.dev_tokens ? tokenForm(ctx, next) : null,
       config.dev_tokens ? tokenHowTo() : null,
-      customerCard(config));
+      customerCard(config)].filter(Boolean);
+    grid.removeAttribute('aria-busy');
+    grid.classList.toggle('two', cards.length === 2);
+    grid.replaceChildren(...cards);
   };
   load();
   return { el, destroy: () => { gone = true; } };
