@@ -30,8 +30,8 @@ const ctx = {
   me: null,
   navigate,
   setTitle: (t) => { document.title = t ? `${t} · Dealroom` : 'Dealroom'; },
-  signedIn,
   openSession,
+  replaceSession,
   signOut,
   refreshInbox: () => refreshInbox(true),
 };
@@ -139,13 +139,21 @@ function signedIn(sess) {
  * invite) for a browser session and signs the page in with it. The token
  * is not kept: from here on the cookie signs the page in.
  */
-async function openSession(token) {
-  // A session this browser held before ends now, its socket with it
-  // (4003): that close is expected, not a sign-out to show. A refused
-  // token (401) is about the token, so the call is not the page's.
+function openSession(token) {
+  return replaceSession(() => new Api().request('POST', '/session', { body: { token } }));
+}
+
+/**
+ * replaceSession signs the page in with the session that begin answers
+ * (POST /api/v1/session, a redeemed email link). A session this browser
+ * held before ends then, its socket with it (4003): that close is
+ * expected, not a sign-out to show. begin's calls go through a client of
+ * their own, as a refusal there (401) is about the token or link given.
+ */
+async function replaceSession(begin) {
   leaving = true;
   try {
-    const sess = await new Api().request('POST', '/session', { body: { token } });
+    const sess = await begin();
     signedIn(sess);
     return sess;
   } finally {
@@ -340,6 +348,17 @@ document.addEventListener('click', (e) => {
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });
 addEventListener('popstate', route);
+// The account menu closes on a click elsewhere and on Escape.
+document.addEventListener('click', (e) => {
+  for (const d of document.querySelectorAll('details.account[open]')) if (!d.contains(e.target)) d.open = false;
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape') return;
+  for (const d of document.querySelectorAll('details.account[open]')) {
+    d.open = false;
+    d.querySelector('summary').focus();
+  }
+});
 
 // unreachable shows that the server could not be asked who is signed in.
 function unreachable(err) {

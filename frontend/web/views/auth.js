@@ -222,8 +222,7 @@ export function emailLinkView(ctx) {
     error.replaceChildren();
     submit.disabled = true;
     try {
-      const sess = await open.request('POST', '/auth/email-link/redeem', { body: { code } });
-      ctx.signedIn(sess);
+      await ctx.replaceSession(() => open.request('POST', '/auth/email-link/redeem', { body: { code } }));
       ctx.navigate('/', { replace: true });
     } catch (err) {
       if (err.status === 401 || err.status === 404) {
