@@ -25,7 +25,7 @@ import { roomView } from './views/room.js';
 const LEGACY_TOKEN_KEY = 'dealroom.token';
 
 const ctx = {
-  api: new Api({ onUnauthorized: () => sessionExpired() }),
+  api: new Api({ onUnauthorized: () => sessionExpired(401) }),
   sync: null,
   me: null,
   navigate,
@@ -198,14 +198,20 @@ async function signOut({ everywhere = false } = {}) {
 }
 
 let expiredShown = false;
-function sessionExpired() {
+// sessionExpired shows the sign-in page when the server no longer takes
+// the session: a 401 over REST, or the socket closed with code (4001 when
+// it expired, 4003 when it was ended: signed out elsewhere, everywhere, or
+// its invite revoked).
+function sessionExpired(code) {
   if (!ctx.me || expiredShown || leaving) return;
   expiredShown = true;
   const next = location.pathname;
   forget();
   history.replaceState(null, '', next);
   route();
-  toast('Your sign-in has expired or was not accepted. Sign in again.', { kind: 'error', timeout: 10000 });
+  toast(code === 4003
+    ? 'You were signed out: your sign-in was ended, on this device or another. Sign in again.'
+    : 'Your sign-in has expired or was not accepted. Sign in again.', { kind: 'error', timeout: 10000 });
   setTimeout(() => { expiredShown = false; }, 2000);
 }
 

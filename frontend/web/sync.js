@@ -22,7 +22,7 @@ const REFUSED_RETRY_MS = 2000; // a subscribe refused as rate_limited is sent ag
  * socket is open) or "offline" (waiting to retry; retryAt says when).
  */
 export class Sync {
-  /** options.onExpired is called when the server ends the socket because the sign-in expired or was ended. */
+  /** options.onExpired(code) is called when the server ends the socket because the sign-in expired (4001) or was ended (4003). */
   constructor({ onExpired } = {}) {
     this.onExpired = onExpired;
     this.expired = false;
@@ -127,7 +127,7 @@ export class Sync {
         this.expired = true;
         clearTimeout(this.retryTimer);
         this.setStatus('idle');
-        this.onExpired?.();
+        this.onExpired?.(ev.code);
         return;
       }
       if (this.subs.size) this.scheduleRetry();

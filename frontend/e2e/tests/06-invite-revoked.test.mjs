@@ -43,7 +43,7 @@ test('ending an invite\'s sign-in signs the customer\'s open page out', async ()
   await row.getByText('Revoked').waitFor();
   await shot(desk, 'invite-sign-in-ended-desktop');
 
-  await phone.getByText('Your sign-in has expired or was not accepted. Sign in again.').waitFor();
+  await phone.getByText('You were signed out: your sign-in was ended, on this device or another. Sign in again.').waitFor();
   assert.deepEqual(await storedSignIn(phone), { local: [], session: [], cookie: '' });
   await shot(phone, 'invite-signed-out-phone');
   assert.equal((await asPage(phone, 'GET', `/rooms/${room.id}`)).status, 401, 'the ended session is refused');

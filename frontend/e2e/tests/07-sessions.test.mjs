@@ -76,7 +76,7 @@ test('signing out everywhere drops another browser\'s open room to the sign-in p
   await laptop.getByRole('link', { name: 'Sign in with Example SSO' }).waitFor();
 
   // The phone did nothing: the server closed its socket (4003).
-  await phone.getByText('Sign in again.').waitFor();
+  await phone.getByText('You were signed out: your sign-in was ended, on this device or another. Sign in again.').waitFor();
   await phone.getByRole('link', { name: 'Sign in with Example SSO' }).waitFor();
   assert.equal(await phone.getByRole('heading', { name }).count(), 0, 'the room is gone from the phone');
   await shot(phone, 'signed-out-everywhere-phone');
