@@ -1,11 +1,14 @@
-// Helpers of the browser tests: the server under test (started by run.sh),
-// tokens made by the real `dealroom token`, Debian's Chromium driven by
-// playwright-core, screenshots, and a TCP proxy that can cut a browser's
-// connection to the server and restore it.
+// Helpers of the browser tests: the servers under test (started by
+// run.sh: one with the development sign-in, one with single sign-on
+// through the tests' OpenID provider), tokens made by the real
+// `dealroom token`, Debian's Chromium driven by playwright-core,
+// screenshots, and a TCP proxy that can cut a browser's connection to the
+// server and restore it.
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +16,9 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const BASE = required('DEALROOM_URL'); // http://127.0.0.1:PORT
+// The server whose staff sign in at the OpenID provider, and the provider.
+export const SSO_URL = required('DEALROOM_SSO_URL');
+const SSO_ISSUER = required('DEALROOM_SSO_ISSUER');
 const BIN = required('DEALROOM_BIN');
 export const ARTIFACTS = process.env.DEALROOM_ARTIFACTS || path.join(here, 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -37,10 +43,10 @@ export function token({ sub, name, kind = 'staff', role = 'rep', email }) {
 }
 
 /** api calls the REST API directly, for setting the scene and checking results. */
-export async function api(tok, method, p, body) {
+export async function api(tok, method, p, body, { base = BASE } = {}) {
   const headers = { Authorization: `Bearer ${tok}` };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(`${BASE}/api/v1${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}/api/v1${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
   if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
@@ -83,9 +89,57 @@ export async function signInWithToken(page, tok, at = '/') {
   await page.locator('body.signed-in').waitFor();
 }
 
-/** useToken puts a token in the page's storage, as a device that signed in before. */
-export async function useToken(page, tok) {
-  await page.addInitScript((t) => localStorage.setItem('dealroom.token', t), tok);
+/**
+ * useToken signs the page's browser in with a token, as a device that
+ * signed in before: the token is exchanged for a session
+ * (POST /api/v1/session) whose cookie the browser keeps. Returns the
+ * session (its csrf_token and user).
+ */
+export async function useToken(page, tok, { base = BASE } = {}) {
+  const res = await page.context().request.post(`${base}/api/v1/session`, { data: { token: tok } });
+  if (res.status() !== 201) throw new Error(`POST /session: ${res.status()} ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * asPage calls the REST API as the page's browser: signed in by its
+ * session cookie, with no CSRF proof. Returns {status, body}.
+ */
+export async function asPage(page, method, p, body, { base = BASE } = {}) {
+  const res = await page.context().request.fetch(`${base}/api/v1${p}`, { method, data: body, failOnStatusCode: false });
+  const text = await res.text();
+  return { status: res.status(), body: text ? JSON.parse(text) : null };
+}
+
+/** storedSignIn returns what the page keeps in storage and cookies that scripts can read (it should be nothing of a sign-in). */
+export async function storedSignIn(page) {
+  return page.evaluate(() => ({
+    local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie,
+  }));
+}
+
+/** The provider's people (provider.json), who sign in on its login page. */
+export const SSO_USERS = Object.fromEntries(
+  JSON.parse(readFileSync(path.join(here, 'provider.json'), 'utf8')).Users.map((u) => [u.Subject, u]));
+
+/** ssoId is the id the server gives a person of the provider: "oidc:" and a hash of issuer and subject (package oidc). */
+export function ssoId(subject) {
+  return `oidc:${createHash('sha256').update(`${SSO_ISSUER}\0${subject}`).digest('hex').slice(0, 20)}`;
+}
+
+/**
+ * signInWithProvider signs a person in from the page's sign-in page, on
+ * the provider's own login page, as they would: the browser follows the
+ * button to the provider, types into its form, and comes back signed in.
+ */
+export async function signInWithProvider(page, subject) {
+  const user = SSO_USERS[subject];
+  await page.getByRole('link', { name: 'Sign in with Example SSO' }).click();
+  await page.waitForURL((u) => u.href.startsWith(SSO_ISSUER));
+  await page.getByLabel('Username').fill(user.Email);
+  await page.getByLabel('Password').fill(user.Password);
+  await page.getByRole('button', { name: 'Login' }).click();
+  await page.locator('body.signed-in').waitFor();
 }
 
 /** shot saves a screenshot of the page as a test artifact. */

@@ -5,6 +5,11 @@
 # 127.0.0.1 and a free port, with a temporary data directory. Screenshots
 # of every view land in frontend/e2e/artifacts/.
 #
+# A second server signs staff in through a real OpenID provider: the
+# tests' provider (internal/testenv/oidcop: zitadel/oidc's, with its own
+# login page) runs as a process on 127.0.0.1 with the users and client of
+# provider.json, and that server's DEALROOM_OIDC_* point at it.
+#
 #   frontend/e2e/run.sh                       # every test
 #   frontend/e2e/run.sh tests/04-live.test.mjs # some files (relative to frontend/e2e)
 #
@@ -51,16 +56,18 @@ log "npm ci (frontend/e2e)"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/dealroom-e2e.XXXXXX")"
-server_pid=""
+pids=()
 cleanup() {
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill "$server_pid" 2>/dev/null || true
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
 		for _ in $(seq 1 50); do
-			kill -0 "$server_pid" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -9 "$server_pid" 2>/dev/null || true
-	fi
+		kill -9 "$pid" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -73,27 +80,60 @@ else
 	log "building the server"
 	(cd "$root" && go build -o "$tmp/dealroom" ./cmd/dealroom)
 fi
+log "building the OpenID provider"
+(cd "$root" && go build -o "$tmp/oidcop" ./internal/testenv/oidcop/cmd/oidcop)
+
+# wait_line NAME PID FILE SED: waits until the process PID writes a line
+# matching the sed expression SED to FILE, and prints what it captured.
+wait_line() {
+	local name="$1" pid="$2" file="$3" expr="$4" got=""
+	for _ in $(seq 1 200); do
+		got="$(sed -n "$expr" "$file" | head -n 1)"
+		[ -n "$got" ] && break
+		kill -0 "$pid" 2>/dev/null || {
+			cat "$tmp/$name.log" >&2
+			die "the $name did not start"
+		}
+		sleep 0.05
+	done
+	[ -n "$got" ] || die "the $name printed no address"
+	printf '%s' "$got"
+}
 
 # The server picks a free port itself (port 0) and prints its URL.
 export DEALROOM_JWT_SECRET="e2e-secret-0123456789abcdef0123456789abcdef"
-export DEALROOM_DATA_DIR="$tmp/data"
 export DEALROOM_RATE_LIMIT=1000
+listening='s/^Dealroom is listening on \(http:\/\/[^ ]*\).*/\1/p'
+export DEALROOM_DATA_DIR="$tmp/data"
 DEALROOM_ADDR=127.0.0.1:0 DEALROOM_LOG_LEVEL=warn "$tmp/dealroom" serve >"$tmp/server.out" 2>"$tmp/server.log" &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-	url="$(sed -n 's/^Dealroom is listening on \(http:\/\/[^ ]*\).*/\1/p' "$tmp/server.out" | head -n 1)"
-	[ -n "$url" ] && break
-	kill -0 "$server_pid" 2>/dev/null || {
-		cat "$tmp/server.log" >&2
-		die "the server did not start"
-	}
-	sleep 0.05
-done
-[ -n "$url" ] || die "the server printed no URL"
+pid=$!
+pids+=("$pid")
+url="$(wait_line server "$pid" "$tmp/server.out" "$listening")"
 log "server at $url"
 
+# The server with single sign-on. Its callback URL is registered at the
+# provider before it starts, so it gets a port chosen here.
+sso_port="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
+sso_url="http://127.0.0.1:$sso_port"
+sed "s|{{PUBLIC_URL}}|$sso_url|g" "$here/provider.json" >"$tmp/provider.json"
+"$tmp/oidcop" -options "$(cat "$tmp/provider.json")" >"$tmp/provider.out" 2>"$tmp/provider.log" &
+pid=$!
+pids+=("$pid")
+issuer="$(wait_line provider "$pid" "$tmp/provider.out" 's/^issuer \(http:[^ ]*\)$/\1/p')"
+log "OpenID provider at $issuer"
+DEALROOM_DATA_DIR="$tmp/sso-data" DEALROOM_ADDR="127.0.0.1:$sso_port" DEALROOM_PUBLIC_URL="$sso_url" DEALROOM_LOG_LEVEL=warn \
+	DEALROOM_OIDC_ISSUER="$issuer" DEALROOM_OIDC_CLIENT_ID=dealroom DEALROOM_OIDC_CLIENT_SECRET=e2e-client-secret \
+	DEALROOM_OIDC_NAME="Example SSO" DEALROOM_OIDC_ALLOWED_DOMAINS=example.com \
+	DEALROOM_OIDC_SCOPES=groups DEALROOM_OIDC_MANAGER_GROUPS=sales-managers \
+	"$tmp/dealroom" serve >"$tmp/sso-server.out" 2>"$tmp/sso-server.log" &
+pid=$!
+pids+=("$pid")
+wait_line sso-server "$pid" "$tmp/sso-server.out" "$listening" >/dev/null
+log "server with single sign-on at $sso_url"
+
 export DEALROOM_URL="$url"
+export DEALROOM_SSO_URL="$sso_url"
+export DEALROOM_SSO_ISSUER="$issuer"
 export DEALROOM_BIN="$tmp/dealroom"
 export DEALROOM_ARTIFACTS="$here/artifacts"
 export CHROMIUM_PATH="$chromium"
@@ -111,6 +151,8 @@ node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
 	log "server log (last lines):"
 	tail -n 40 "$tmp/server.log" >&2 || true
+	log "single sign-on server log (last lines):"
+	tail -n 20 "$tmp/sso-server.log" >&2 || true
 fi
 log "screenshots in frontend/e2e/artifacts/"
 exit "$status"

@@ -1,7 +1,9 @@
-// api.js: the REST client. Every call goes to /api/v1 with the bearer
-// token; failures come back as ApiError carrying the contract's error code
-// and message. Changes carry an Idempotency-Key, so a retry after a lost
-// answer is applied once by the server.
+// api.js: the REST client. Every call goes to /api/v1, signed in by the
+// browser's session cookie (HttpOnly: this code never sees it); every
+// change repeats the session's CSRF token in X-CSRF-Token, the proof that
+// it comes from this page. Failures come back as ApiError carrying the
+// contract's error code and message. Changes carry an Idempotency-Key, so
+// a retry after a lost answer is applied once by the server.
 
 const BASE = '/api/v1';
 
@@ -28,11 +30,15 @@ export const enc = encodeURIComponent;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Methods that only read: the server asks no CSRF proof of them.
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 const offline = () => new ApiError(0, 'offline', 'Could not reach the server. Check your connection and try again.');
 
 export class Api {
-  constructor({ token = '', onUnauthorized = () => {} } = {}) {
-    this.token = token;
+  /** csrf is the session's CSRF token (kept in memory only); onUnauthorized is called on every 401. */
+  constructor({ csrf = '', onUnauthorized = () => {} } = {}) {
+    this.csrf = csrf;
     this.onUnauthorized = onUnauthorized;
   }
 
@@ -50,9 +56,9 @@ export class Api {
    * or the server is busy (503, 429); the key makes a retried change land
    * once.
    */
-  async request(method, path, { query, body, key, auth = true, retries } = {}) {
+  async request(method, path, { query, body, key, retries } = {}) {
     const headers = { Accept: 'application/json' };
-    if (auth && this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (!SAFE.has(method) && this.csrf) headers['X-CSRF-Token'] = this.csrf;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (method !== 'GET' && key) headers['Idempotency-Key'] = key;
     const max = retries ?? (method === 'GET' || key ? 2 : 0);
@@ -60,7 +66,7 @@ export class Api {
       let res;
       try {
         res = await fetch(this.url(path, query), {
-          method, headers, cache: 'no-store',
+          method, headers, cache: 'no-store', credentials: 'same-origin',
           body: body === undefined ? undefined : JSON.stringify(body),
         });
       } catch {
@@ -141,7 +147,7 @@ export class Api {
     const xhr = new XMLHttpRequest();
     const promise = new Promise((resolve, reject) => {
       xhr.open('POST', this.url(`/rooms/${enc(room)}/attachments`));
-      xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
+      if (this.csrf) xhr.setRequestHeader('X-CSRF-Token', this.csrf);
       xhr.setRequestHeader('Idempotency-Key', newKey());
       xhr.setRequestHeader('Accept', 'application/json');
       xhr.upload.onprogress = (e) => {
@@ -169,14 +175,14 @@ export class Api {
   }
 
   /**
-   * download fetches an attachment with the token (a plain link cannot
-   * carry it) and hands it to the browser as a file, reporting progress.
+   * download fetches an attachment (signed in by the cookie, like every
+   * call) and hands it to the browser as a file, reporting progress.
    */
   async download(room, att, onProgress) {
     let res;
     try {
       res = await fetch(this.url(`/rooms/${enc(room)}/attachments/${enc(att.id)}`), {
-        headers: { Authorization: `Bearer ${this.token}` }, cache: 'no-store',
+        cache: 'no-store', credentials: 'same-origin',
       });
     } catch {
       throw offline();

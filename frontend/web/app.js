@@ -1,28 +1,37 @@
-// app.js: Dealroom's web app. It signs people in (a token for staff, an
-// invite link for customers), routes between the views by URL (history
-// routing: the server answers every app path with index.html), and shows
-// the live connection's state. No framework and no build step: plain ES
-// modules, DOM APIs only.
+// app.js: Dealroom's web app. It signs people in (staff through the
+// company's provider, or a pasted token in development; customers by
+// invite or emailed link) into a browser session, routes between the views
+// by URL (history routing: the server answers every app path with
+// index.html), and shows the live connection's state. No framework and no
+// build step: plain ES modules, DOM APIs only.
+//
+// Who is signed in is the server's to say: the session lives in an
+// HttpOnly cookie this code cannot read, and the page asks
+// GET /api/v1/session when it loads. Only the session's CSRF token is
+// kept, in memory; no token is ever stored in the browser or put in a URL.
 
 import { Api } from './api.js';
 import { Sync } from './sync.js';
 import { h, icon, toast, fill } from './dom.js';
 import { setViewer } from './components.js';
-import { signInView, inviteView } from './views/auth.js';
+import { signInView, inviteView, emailLinkView, takeNext } from './views/auth.js';
 import { roomsView } from './views/rooms.js';
 import { pipelineView } from './views/pipeline.js';
 import { myTasksView, inboxView } from './views/me.js';
 import { roomView } from './views/room.js';
 
-const TOKEN_KEY = 'dealroom.token';
+// Where the page kept the bearer token before sessions: a page that
+// finds one exchanges it for a session once and deletes it.
+const LEGACY_TOKEN_KEY = 'dealroom.token';
 
 const ctx = {
-  api: new Api({ onUnauthorized: () => sessionExpired() }),
+  api: new Api({ onUnauthorized: () => sessionExpired(401) }),
   sync: null,
   me: null,
   navigate,
   setTitle: (t) => { document.title = t ? `${t} · Dealroom` : 'Dealroom'; },
-  signedIn,
+  openSession,
+  replaceSession,
   signOut,
   refreshInbox: () => refreshInbox(true),
 };
@@ -33,6 +42,7 @@ let firstRoute = true;
 const ROUTES = [
   [/^\/invite\/([^/]+)\/?$/, (m) => ({ name: 'invite', code: decodeURIComponent(m[1]) }), true],
   [/^\/sign-in\/?$/, () => ({ name: 'signin' }), true],
+  [/^\/sign-in\/email\/?$/, () => ({ name: 'emaillink' }), true],
   [/^\/$/, () => ({ name: 'rooms' })],
   [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
   [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
@@ -73,6 +83,7 @@ function route() {
   switch (r.name) {
     case 'invite': v = inviteView(ctx, r.code); break;
     case 'signin': v = ctx.me ? null : signInView(ctx, { next: '/' }); break;
+    case 'emaillink': v = emailLinkView(ctx); break;
     case 'rooms': v = roomsView(ctx); break;
     case 'pipeline': v = pipelineView(ctx); break;
     case 'mytasks': v = myTasksView(ctx); break;
@@ -104,20 +115,55 @@ function mount(v) {
 // ---------------------------------------------------------------------------
 // Signing in and out.
 
-function signedIn(token, me) {
-  localStorage.setItem(TOKEN_KEY, token);
-  ctx.api.token = token;
-  ctx.me = me;
-  setViewer(me.kind);
+// leaving is set while the page signs out or changes sessions: the
+// server's close of the socket (4003) is then expected.
+let leaving = false;
+
+/**
+ * signedIn takes a session the server answered (POST or GET
+ * /api/v1/session, the redeemed email link): its CSRF token for the
+ * changes, its user, and a live connection signed in by the cookie.
+ */
+function signedIn(sess) {
+  ctx.api.csrf = sess.csrf_token;
+  ctx.me = sess.user;
+  setViewer(sess.user.kind);
   ctx.sync?.destroy();
-  ctx.sync = new Sync(token, { onExpired: sessionExpired });
+  ctx.sync = new Sync({ onExpired: sessionExpired });
   ctx.sync.onStatus(showConnection);
   buildShell();
 }
 
-function signOut() {
-  localStorage.removeItem(TOKEN_KEY);
-  ctx.api.token = '';
+/**
+ * openSession exchanges a bearer token (pasted, or given by an accepted
+ * invite) for a browser session and signs the page in with it. The token
+ * is not kept: from here on the cookie signs the page in.
+ */
+function openSession(token) {
+  return replaceSession(() => new Api().request('POST', '/session', { body: { token } }));
+}
+
+/**
+ * replaceSession signs the page in with the session that begin answers
+ * (POST /api/v1/session, a redeemed email link). A session this browser
+ * held before ends then, its socket with it (4003): that close is
+ * expected, not a sign-out to show. begin's calls go through a client of
+ * their own, as a refusal there (401) is about the token or link given.
+ */
+async function replaceSession(begin) {
+  leaving = true;
+  try {
+    const sess = await begin();
+    signedIn(sess);
+    return sess;
+  } finally {
+    leaving = false;
+  }
+}
+
+// forget drops what the page knew of the sign-in, and shows the sign-in page.
+function forget() {
+  ctx.api.csrf = '';
   ctx.me = null;
   view?.destroy?.();
   view = null;
@@ -125,18 +171,47 @@ function signOut() {
   ctx.sync = null;
   buildShell();
   showConnection('idle');
+}
+
+/**
+ * signOut ends the session at the server (DELETE /api/v1/session), or
+ * every session of the person with everywhere (POST
+ * /api/v1/session/end-all), then shows the sign-in page. A session the
+ * server already ended (401) is signed out as well.
+ */
+async function signOut({ everywhere = false } = {}) {
+  leaving = true;
+  try {
+    if (everywhere) await ctx.api.request('POST', '/session/end-all');
+    else await ctx.api.request('DELETE', '/session');
+  } catch (err) {
+    if (err.status !== 401) {
+      leaving = false;
+      toast(`Could not sign out: ${err.message}`, { kind: 'error' });
+      return;
+    }
+  }
+  forget();
+  leaving = false;
   navigate('/sign-in');
+  toast(everywhere ? 'You are signed out on every device.' : 'You are signed out.');
 }
 
 let expiredShown = false;
-function sessionExpired() {
-  if (!ctx.me || expiredShown) return;
+// sessionExpired shows the sign-in page when the server no longer takes
+// the session: a 401 over REST, or the socket closed with code (4001 when
+// it expired, 4003 when it was ended: signed out elsewhere, everywhere, or
+// its invite revoked).
+function sessionExpired(code) {
+  if (!ctx.me || expiredShown || leaving) return;
   expiredShown = true;
   const next = location.pathname;
-  signOut();
+  forget();
   history.replaceState(null, '', next);
   route();
-  toast('Your sign-in has expired or was not accepted. Sign in again.', { kind: 'error', timeout: 10000 });
+  toast(code === 4003
+    ? 'You were signed out: your sign-in was ended, on this device or another. Sign in again.'
+    : 'Your sign-in has expired or was not accepted. Sign in again.', { kind: 'error', timeout: 10000 });
   setTimeout(() => { expiredShown = false; }, 2000);
 }
 
@@ -180,11 +255,27 @@ function buildShell() {
   fill(top, 
     h('a', { href: '/', class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true', text: 'D' }), 'Dealroom'),
     h('nav', { class: 'topnav', 'aria-label': 'Main' }, items.map(([k, href, label, g]) => link(k, href, label, g, 'top'))),
-    h('span', { class: 'spacer' }), conn, who,
-    h('button', { type: 'button', class: 'ghost small', text: 'Sign out', on: { click: () => { if (confirm('Sign out of Dealroom on this device?')) signOut(); } } }));
+    h('span', { class: 'spacer' }), conn, accountMenu(who));
   fill(bottom, ...items.map(([k, href, label, g]) => link(k, href, label, g, 'bottom')));
   bottom.setAttribute('aria-label', 'Main');
   bottom.hidden = false;
+}
+
+// accountMenu is who is signed in, opening on signing out here or on
+// every device (a lost phone, a shared computer).
+function accountMenu(who) {
+  const menu = h('details', { class: 'account' },
+    h('summary', {}, h('span', { class: 'account-label', text: 'Account' }), who),
+    h('div', { class: 'account-menu' },
+      h('button', { type: 'button', class: 'ghost small', text: 'Sign out', on: { click: () => {
+        menu.open = false;
+        if (confirm('Sign out of Dealroom on this device?')) signOut();
+      } } }),
+      h('button', { type: 'button', class: 'ghost small', text: 'Sign out everywhere', on: { click: () => {
+        menu.open = false;
+        if (confirm('Sign out of Dealroom on every device, this one included? Open pages elsewhere close at once.')) signOut({ everywhere: true });
+      } } })));
+  return menu;
 }
 
 function updateNav(r) {
@@ -263,30 +354,55 @@ document.addEventListener('click', (e) => {
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });
 addEventListener('popstate', route);
+// The account menu closes on a click elsewhere and on Escape.
+document.addEventListener('click', (e) => {
+  for (const d of document.querySelectorAll('details.account[open]')) if (!d.contains(e.target)) d.open = false;
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape') return;
+  for (const d of document.querySelectorAll('details.account[open]')) {
+    d.open = false;
+    d.querySelector('summary').focus();
+  }
+});
+
+// unreachable shows that the server could not be asked who is signed in.
+function unreachable(err) {
+  document.getElementById('main').replaceChildren(h('div', { class: 'panel center' },
+    h('h1', { text: 'Dealroom cannot be reached' }),
+    h('p', { text: err.message }),
+    h('button', { type: 'button', class: 'primary', text: 'Try again', on: { click: () => location.reload() } })));
+}
+
+// migrate exchanges the token an older version of the page kept in
+// localStorage for a session, once, and deletes it whatever the answer.
+async function migrate() {
+  const old = localStorage.getItem(LEGACY_TOKEN_KEY);
+  if (old === null) return false;
+  localStorage.removeItem(LEGACY_TOKEN_KEY);
+  try {
+    await openSession(old);
+    return true;
+  } catch {
+    return false; // expired or refused: the session asked next decides
+  }
+}
 
 async function boot() {
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) {
-    ctx.api.token = token;
+  buildShell();
+  if (!(await migrate())) {
     try {
-      const me = await ctx.api.get('/me');
-      signedIn(token, me);
+      signedIn(await ctx.api.get('/session'));
     } catch (err) {
       if (err.status !== 401) {
-        document.getElementById('main').replaceChildren(h('div', { class: 'panel center' },
-          h('h1', { text: 'Dealroom cannot be reached' }),
-          h('p', { text: err.message }),
-          h('button', { type: 'button', class: 'primary', text: 'Try again', on: { click: () => location.reload() } })));
+        unreachable(err);
         return;
       }
-      localStorage.removeItem(TOKEN_KEY);
-      ctx.api.token = '';
-      buildShell();
-      toast('Your sign-in has expired. Sign in again.', { kind: 'error' });
     }
-  } else {
-    buildShell();
   }
+  // Back from the company's sign-in page: to where the person was going.
+  const next = takeNext();
+  if (ctx.me && next && location.pathname === '/') history.replaceState(null, '', next);
   route();
 }
 

@@ -1,6 +1,6 @@
 // sync.js: the live connection. One websocket per page carries the
-// subscriptions of every room on screen (GET /api/v1/ws?token=..., the
-// contract in api.md). After a drop (network, server restart, a phone
+// subscriptions of every room on screen (GET /api/v1/ws, signed in by the
+// session cookie; the contract in api/openapi.yaml). After a drop (network, server restart, a phone
 // waking up) it reconnects with backoff and subscribes each room again
 // after the last seq that room has applied, so it catches up without
 // losing or doubling anything. The events of a catch-up are handed over
@@ -9,10 +9,11 @@
 
 const WAKE_MS = 20000; // away longer than this: the socket may be dead, start afresh
 const MAX_BACKOFF_MS = 15000;
-// The server closes a socket whose token expired with this code: connecting
-// again with the same token would only be refused.
+// The server closes a socket whose sign-in expired with this code:
+// connecting again would only be refused.
 const TOKEN_EXPIRED = 4001;
-// ... and a socket whose sign-in was ended (its invite revoked) with this one.
+// ... and a socket whose sign-in was ended (signed out, here or everywhere;
+// its invite revoked) with this one.
 const SIGNED_OUT = 4003;
 const REFUSED_RETRY_MS = 2000; // a subscribe refused as rate_limited is sent again after this
 
@@ -21,9 +22,8 @@ const REFUSED_RETRY_MS = 2000; // a subscribe refused as rate_limited is sent ag
  * socket is open) or "offline" (waiting to retry; retryAt says when).
  */
 export class Sync {
-  /** options.onExpired is called when the server ends the socket because the token expired. */
-  constructor(token, { onExpired } = {}) {
-    this.token = token;
+  /** options.onExpired(code) is called when the server ends the socket because the sign-in expired (4001) or was ended (4003). */
+  constructor({ onExpired } = {}) {
     this.onExpired = onExpired;
     this.expired = false;
     this.subs = new Map();
@@ -103,7 +103,7 @@ export class Sync {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
     try {
-      ws = new WebSocket(`${proto}//${location.host}/api/v1/ws?token=${encodeURIComponent(this.token)}`);
+      ws = new WebSocket(`${proto}//${location.host}/api/v1/ws`);
     } catch {
       this.scheduleRetry();
       return;
@@ -122,12 +122,12 @@ export class Sync {
       this.ws = null;
       this.resetSubs();
       if (ev.code === TOKEN_EXPIRED || ev.code === SIGNED_OUT) {
-        // Not a network problem: retrying with this token cannot work.
-        // The app asks for a fresh sign-in (a new Sync with a new token).
+        // Not a network problem: retrying with this sign-in cannot work.
+        // The app asks for a fresh sign-in (and makes a new Sync).
         this.expired = true;
         clearTimeout(this.retryTimer);
         this.setStatus('idle');
-        this.onExpired?.();
+        this.onExpired?.(ev.code);
         return;
       }
       if (this.subs.size) this.scheduleRetry();

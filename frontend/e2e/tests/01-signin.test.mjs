@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, DESKTOP, PHONE, token, api, shot, unique, taskRow, noPageErrors } from '../lib.mjs';
+import { launch, newPage, DESKTOP, PHONE, token, api, shot, unique, taskRow, noPageErrors, storedSignIn } from '../lib.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -16,6 +16,9 @@ test('the sign-in page tells a newcomer how to get a token', async () => {
   const text = await page.locator('main').innerText();
   assert.match(text, /dealroom token --sub you --name "Your Name" --kind staff --role manager/);
   assert.match(text, /invite link/i);
+  // Without a provider, pasting a token is the development path, and says so.
+  await page.getByRole('heading', { name: 'Development: sign in with a token' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: /^Sign in with/ }).count(), 0);
   await shot(page, 'signin-desktop');
   const phone = await newPage(browser, PHONE);
   await phone.goto('/');
@@ -64,6 +67,9 @@ test('a newcomer reaches a working room in under a minute, guided by the page', 
   await page.getByLabel('Customer company').fill('Globex');
   await page.getByRole('button', { name: 'Create room' }).click();
   await page.getByRole('heading', { name: `First deal ${id}` }).waitFor();
+  // The token became a session: it is kept nowhere the page's scripts reach.
+  assert.deepEqual(await storedSignIn(page), { local: [], session: [], cookie: '' });
+  assert.ok(!page.url().includes(tok.split('.')[1]));
   // The standard plan is there, with its internal steps marked.
   await taskRow(page, 'Agree on success criteria').waitFor();
   await taskRow(page, 'First-meeting questions').locator('.badge-internal').waitFor();

@@ -7,7 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launch, newPage, DESKTOP, PHONE, token, api, shot, unique, taskRow, signInWithToken, noPageErrors, waitUntil,
+  launch, newPage, DESKTOP, PHONE, token, shot, unique, taskRow, signInWithToken, noPageErrors, waitUntil, asPage, storedSignIn,
 } from '../lib.mjs';
 
 const id = unique();
@@ -113,6 +113,11 @@ describe('rep and customer in one room', () => {
     await customer.getByRole('heading', { name: `Globex rollout ${id}` }).waitFor();
     await taskRow(customer, SHARED_STEP).waitFor();
     await shot(customer, 'room-plan-phone');
+    // Signed in by a session cookie: the invite's token is kept nowhere.
+    assert.deepEqual(await storedSignIn(customer), { local: [], session: [], cookie: '' });
+    const sess = await asPage(customer, 'GET', '/session');
+    assert.equal(sess.status, 200);
+    assert.equal(sess.body.user.kind, 'customer');
   });
 
   test('internal items never appear for the customer', async () => {
@@ -134,10 +139,13 @@ describe('rep and customer in one room', () => {
     await check('the timeline');
     await shot(customer, 'room-timeline-phone');
     // Nor over the wire: not in the REST answers, not in websocket frames.
-    const ctok = await customer.evaluate(() => localStorage.getItem('dealroom.token'));
+    const read = async (p) => {
+      const res = await asPage(customer, 'GET', p);
+      assert.equal(res.status, 200, p);
+      return res.body;
+    };
     const everything = JSON.stringify([
-      await api(ctok, 'GET', `/rooms/${roomId}/tasks`), await api(ctok, 'GET', `/rooms/${roomId}/messages`),
-      await api(ctok, 'GET', `/rooms/${roomId}/events?after=0`)]);
+      await read(`/rooms/${roomId}/tasks`), await read(`/rooms/${roomId}/messages`), await read(`/rooms/${roomId}/events?after=0`)]);
     assert.ok(!everything.includes(INTERNAL_NOTE) && !everything.includes(INTERNAL_STEP));
     assert.ok(!customerFrames.some((f) => f.includes(INTERNAL_NOTE) || f.includes(INTERNAL_STEP)));
   });

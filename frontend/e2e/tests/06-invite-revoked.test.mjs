@@ -1,11 +1,13 @@
 // Staff end the sign-in of an accepted invite (a forwarded link, a phone
 // that was lost): the customer's open room page is signed out at once,
-// through the server's close of its websocket (4003), and the token it
+// through the server's close of its websocket (4003), and the session it
 // held no longer works.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, PHONE, DESKTOP, token, api, unique, waitLive, noPageErrors, shot } from '../lib.mjs';
+import {
+  launch, newPage, PHONE, DESKTOP, token, api, unique, waitLive, noPageErrors, shot, useToken, asPage, storedSignIn,
+} from '../lib.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -25,12 +27,12 @@ test('ending an invite\'s sign-in signs the customer\'s open page out', async ()
   await phone.getByRole('button', { name: 'Join the room' }).click();
   await phone.getByRole('heading', { name: `Revoked ${id}` }).waitFor();
   await waitLive(phone);
-  const ctok = await phone.evaluate(() => localStorage.getItem('dealroom.token'));
-  assert.ok(ctok, 'the customer holds a token');
+  assert.equal((await asPage(phone, 'GET', `/rooms/${room.id}`)).status, 200, 'the customer holds a session');
+  assert.deepEqual(await storedSignIn(phone), { local: [], session: [], cookie: '' }, 'and no token');
 
   // The rep sees the accepted invite and ends its sign-in from the page.
   const desk = await newPage(browser, DESKTOP);
-  await desk.addInitScript((t) => localStorage.setItem('dealroom.token', t), rep);
+  await useToken(desk, rep);
   await desk.goto(`/room/${room.id}`);
   await waitLive(desk);
   await desk.getByRole('link', { name: /People/ }).click();
@@ -41,11 +43,10 @@ test('ending an invite\'s sign-in signs the customer\'s open page out', async ()
   await row.getByText('Revoked').waitFor();
   await shot(desk, 'invite-sign-in-ended-desktop');
 
-  await phone.getByText('Your sign-in has expired or was not accepted. Sign in again.').waitFor();
-  assert.equal(await phone.evaluate(() => localStorage.getItem('dealroom.token')), null);
+  await phone.getByText('You were signed out: your sign-in was ended, on this device or another. Sign in again.').waitFor();
+  assert.deepEqual(await storedSignIn(phone), { local: [], session: [], cookie: '' });
   await shot(phone, 'invite-signed-out-phone');
-  const res = await fetch(new URL(`/api/v1/rooms/${room.id}`, inv.url), { headers: { Authorization: `Bearer ${ctok}` } });
-  assert.equal(res.status, 401, 'the ended token is refused');
+  assert.equal((await asPage(phone, 'GET', `/rooms/${room.id}`)).status, 401, 'the ended session is refused');
   noPageErrors(phone, desk);
   await phone.context().close();
   await desk.context().close();

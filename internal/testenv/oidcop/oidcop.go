@@ -84,11 +84,23 @@ type Provider struct {
 // cleanup.
 func Start(tb testing.TB, opts Options) *Provider {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, stop, err := Listen("127.0.0.1:0", opts)
 	if err != nil {
-		tb.Fatalf("oidcop: listening for the OpenID provider: %v", err)
+		tb.Fatalf("oidcop: %v", err)
 	}
-	p := &Provider{Issuer: "http://" + ln.Addr().String()}
+	tb.Cleanup(stop)
+	return p
+}
+
+// Listen starts an OpenID provider on addr (a free port with
+// "127.0.0.1:0"), for a process that serves one to others (the browser
+// tests' cmd/oidcop). stop closes it and waits until it has stopped.
+func Listen(addr string, opts Options) (p *Provider, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening for the OpenID provider: %w", err)
+	}
+	p = &Provider{Issuer: "http://" + ln.Addr().String()}
 	st := newOIDCStorage(opts)
 	for _, c := range opts.Clients {
 		p.redirects = append(p.redirects, c.RedirectURIs...)
@@ -101,11 +113,10 @@ func Start(tb testing.TB, opts Options) *Provider {
 		defer close(done)
 		_ = srv.Serve(ln)
 	}()
-	tb.Cleanup(func() {
+	return p, func() {
 		_ = srv.Close()
 		<-done
-	})
-	return p
+	}, nil
 }
 
 // Login signs user in at the provider as a browser would: it follows
