@@ -24,7 +24,9 @@
 // It keeps the messages it accepts, read back for assertions
 // ([ReceivedMail]), offers STARTTLS or implicit TLS with a certificate made
 // at start and AUTH PLAIN when asked, and can refuse messages or stop
-// listening to show a client's retries.
+// listening to show a client's retries. [ListenSMTP] starts the same server
+// for a process of its own: internal/testenv/cmd/smtpsink, the browser
+// tests' mail server, which shows what it received over HTTP.
 //
 // # Missing services
 //

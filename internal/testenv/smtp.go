@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -54,7 +53,8 @@ type SMTPOptions struct {
 
 // SMTPServer is a real SMTP server, github.com/emersion/go-smtp, running in
 // the test's process on a free port of 127.0.0.1 and stopped by the test's
-// cleanup. It keeps every message it accepts ([SMTPServer.Messages]). With
+// cleanup ([StartSMTP]), or in a process that serves it to tests that are
+// not Go tests ([ListenSMTP]). It keeps every message it accepts ([SMTPServer.Messages]). With
 // TLS it has a self-signed certificate made at start, for 127.0.0.1 and
 // localhost; clients trust it with [SMTPServer.RootCAs].
 //
@@ -63,9 +63,9 @@ type SMTPOptions struct {
 // [SMTPServer.Start]). Its methods may be called from several goroutines,
 // except Start, which reports failures with tb.Fatalf.
 type SMTPServer struct {
-	tb    testing.TB
+	tb    testing.TB // nil for a server of ListenSMTP
 	opts  SMTPOptions
-	port  int
+	addr  string      // host:port
 	tls   *tls.Config // nil with SMTPPlain
 	roots *x509.CertPool
 	pem   []byte
@@ -108,30 +108,41 @@ type ReceivedMail struct {
 // StartSMTP starts an SMTP server for tb alone, stopped in tb's cleanup.
 func StartSMTP(tb testing.TB, opts SMTPOptions) *SMTPServer {
 	tb.Helper()
-	s := &SMTPServer{tb: tb, opts: opts}
+	s, err := ListenSMTP("127.0.0.1:0", opts)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	s.tb = tb
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// ListenSMTP starts an SMTP server on addr (a free port with
+// "127.0.0.1:0"), for a process that serves one to others (the browser
+// tests' cmd/smtpsink); Stop stops it. Such a server has no test to fail:
+// its Start panics if the port cannot be had again.
+func ListenSMTP(addr string, opts SMTPOptions) (*SMTPServer, error) {
+	s := &SMTPServer{opts: opts}
 	if opts.TLS != SMTPPlain {
 		cert, roots, err := selfSigned()
 		if err != nil {
-			tb.Fatalf("testenv: making the SMTP server's certificate: %v", err)
+			return nil, fmt.Errorf("making the SMTP server's certificate: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		s.roots = roots
 		s.pem = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		tb.Fatalf("testenv: SMTP server: %v", err)
+		return nil, fmt.Errorf("SMTP server: %w", err)
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
+	s.addr = l.Addr().String()
 	s.serve(l)
-	tb.Cleanup(s.Stop)
-	return s
+	return s, nil
 }
 
 // Addr returns the server's host:port, the same across restarts.
-func (s *SMTPServer) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-}
+func (s *SMTPServer) Addr() string { return s.addr }
 
 // URL returns the URL of the server with its user and password, the way
 // Dealroom's DEALROOM_SMTP_URL names one: smtps:// with implicit TLS,
@@ -205,7 +216,9 @@ func (s *SMTPServer) Stop() {
 // Start listens again on the same port. It fails the test if the port
 // cannot be had within 10 seconds. Start on a running server does nothing.
 func (s *SMTPServer) Start() {
-	s.tb.Helper()
+	if s.tb != nil {
+		s.tb.Helper()
+	}
 	s.mu.Lock()
 	running := s.srv != nil
 	s.mu.Unlock()
@@ -220,6 +233,9 @@ func (s *SMTPServer) Start() {
 			return
 		}
 		if time.Now().After(deadline) {
+			if s.tb == nil {
+				panic(fmt.Sprintf("testenv: restarting the SMTP server on %s: %v", s.Addr(), err))
+			}
 			s.tb.Fatalf("testenv: restarting the SMTP server on %s: %v", s.Addr(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
