@@ -1,6 +1,7 @@
 // Helpers of the browser tests: the servers under test (started by
 // run.sh: one with the development sign-in, one with single sign-on
-// through the tests' OpenID provider), tokens made by the real
+// through the tests' OpenID provider and mail through the tests' SMTP
+// server), the mail that SMTP server received, tokens made by the real
 // `dealroom token`, Debian's Chromium driven by playwright-core,
 // screenshots, and a TCP proxy that can cut a browser's connection to the
 // server and restore it.
@@ -17,8 +18,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const BASE = required('DEALROOM_URL'); // http://127.0.0.1:PORT
 // The server whose staff sign in at the OpenID provider, and the provider.
+// That server also sends mail (sign-in links, pointing at SSO_URL).
 export const SSO_URL = required('DEALROOM_SSO_URL');
 const SSO_ISSUER = required('DEALROOM_SSO_ISSUER');
+// The mailbox of the SMTP server that server sends to (cmd/smtpsink).
+const MAILBOX_URL = required('DEALROOM_MAILBOX_URL');
 const BIN = required('DEALROOM_BIN');
 export const ARTIFACTS = process.env.DEALROOM_ARTIFACTS || path.join(here, 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -140,6 +144,25 @@ export async function signInWithProvider(page, subject) {
   await page.getByLabel('Password').fill(user.Password);
   await page.getByRole('button', { name: 'Login' }).click();
   await page.locator('body.signed-in').waitFor();
+}
+
+/**
+ * mailTo returns the messages the tests' SMTP server accepted for this
+ * recipient so far, oldest first: {from, to, subject, text, html}, the
+ * parts decoded.
+ */
+export async function mailTo(address) {
+  const res = await fetch(`${MAILBOX_URL}?to=${encodeURIComponent(address)}`);
+  if (!res.ok) throw new Error(`mailbox: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** waitMail waits until a message for this recipient has arrived, and returns them all. */
+export async function waitMail(address, { timeout = 30000 } = {}) {
+  return waitUntil(async () => {
+    const got = await mailTo(address);
+    return got.length > 0 && got;
+  }, { timeout, what: `mail to ${address}` });
 }
 
 /** shot saves a screenshot of the page as a test artifact. */

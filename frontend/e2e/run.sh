@@ -8,7 +8,10 @@
 # A second server signs staff in through a real OpenID provider: the
 # tests' provider (internal/testenv/oidcop: zitadel/oidc's, with its own
 # login page) runs as a process on 127.0.0.1 with the users and client of
-# provider.json, and that server's DEALROOM_OIDC_* point at it.
+# provider.json, and that server's DEALROOM_OIDC_* point at it. That
+# server also sends mail, to a real SMTP server: the tests' one
+# (internal/testenv/cmd/smtpsink: go-smtp) runs as a process on 127.0.0.1
+# and shows the tests what it received (a mailbox over HTTP).
 #
 #   frontend/e2e/run.sh                       # every test
 #   frontend/e2e/run.sh tests/04-live.test.mjs # some files (relative to frontend/e2e)
@@ -80,8 +83,8 @@ else
 	log "building the server"
 	(cd "$root" && go build -o "$tmp/dealroom" ./cmd/dealroom)
 fi
-log "building the OpenID provider"
-(cd "$root" && go build -o "$tmp/oidcop" ./internal/testenv/oidcop/cmd/oidcop)
+log "building the OpenID provider and the SMTP server"
+(cd "$root" && go build -o "$tmp/" ./internal/testenv/oidcop/cmd/oidcop ./internal/testenv/cmd/smtpsink)
 
 # wait_line NAME PID FILE SED: waits until the process PID writes a line
 # matching the sed expression SED to FILE, and prints what it captured.
@@ -121,7 +124,15 @@ pid=$!
 pids+=("$pid")
 issuer="$(wait_line provider "$pid" "$tmp/provider.out" 's/^issuer \(http:[^ ]*\)$/\1/p')"
 log "OpenID provider at $issuer"
+"$tmp/smtpsink" >"$tmp/smtp.out" 2>"$tmp/smtp.log" &
+pid=$!
+pids+=("$pid")
+mailbox="$(wait_line smtp "$pid" "$tmp/smtp.out" 's/^mailbox \(http:[^ ]*\)$/\1/p')"
+smtp_url="$(sed -n 's/^smtp \(smtp:[^ ]*\)$/\1/p' "$tmp/smtp.out")"
+log "SMTP server at $smtp_url, its mailbox at $mailbox"
+# Its sign-in links point at its own address (DEALROOM_PUBLIC_URL).
 DEALROOM_DATA_DIR="$tmp/sso-data" DEALROOM_ADDR="127.0.0.1:$sso_port" DEALROOM_PUBLIC_URL="$sso_url" DEALROOM_LOG_LEVEL=warn \
+	DEALROOM_SMTP_URL="$smtp_url" DEALROOM_MAIL_FROM="Dealroom <rooms@seller.example>" \
 	DEALROOM_OIDC_ISSUER="$issuer" DEALROOM_OIDC_CLIENT_ID=dealroom DEALROOM_OIDC_CLIENT_SECRET=e2e-client-secret \
 	DEALROOM_OIDC_NAME="Example SSO" DEALROOM_OIDC_ALLOWED_DOMAINS=example.com \
 	DEALROOM_OIDC_SCOPES=groups DEALROOM_OIDC_MANAGER_GROUPS=sales-managers \
@@ -129,11 +140,12 @@ DEALROOM_DATA_DIR="$tmp/sso-data" DEALROOM_ADDR="127.0.0.1:$sso_port" DEALROOM_P
 pid=$!
 pids+=("$pid")
 wait_line sso-server "$pid" "$tmp/sso-server.out" "$listening" >/dev/null
-log "server with single sign-on at $sso_url"
+log "server with single sign-on and mail at $sso_url"
 
 export DEALROOM_URL="$url"
 export DEALROOM_SSO_URL="$sso_url"
 export DEALROOM_SSO_ISSUER="$issuer"
+export DEALROOM_MAILBOX_URL="$mailbox"
 export DEALROOM_BIN="$tmp/dealroom"
 export DEALROOM_ARTIFACTS="$here/artifacts"
 export CHROMIUM_PATH="$chromium"
@@ -151,7 +163,7 @@ node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
 	log "server log (last lines):"
 	tail -n 40 "$tmp/server.log" >&2 || true
-	log "single sign-on server log (last lines):"
+	log "single sign-on and mail server log (last lines):"
 	tail -n 20 "$tmp/sso-server.log" >&2 || true
 fi
 log "screenshots in frontend/e2e/artifacts/"
