@@ -91,7 +91,8 @@ log "building the OpenID provider and the SMTP server"
 wait_line() {
 	local name="$1" pid="$2" file="$3" expr="$4" got=""
 	for _ in $(seq 1 200); do
-		got="$(sed -n "$expr" "$file" | head -n 1)"
+		# The file appears once the process has started (its redirection).
+		[ -f "$file" ] && got="$(sed -n "$expr" "$file" | head -n 1)"
 		[ -n "$got" ] && break
 		kill -0 "$pid" 2>/dev/null || {
 			cat "$tmp/$name.log" >&2
