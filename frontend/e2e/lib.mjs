@@ -39,8 +39,9 @@ export function unique() {
 }
 
 /** token mints a token with the server's secret, as a newcomer would: `dealroom token ...`. */
-export function token({ sub, name, kind = 'staff', role = 'rep', email }) {
+export function token({ sub, name, kind = 'staff', role = 'rep', email, ttl }) {
   const args = ['token', '--sub', sub, '--name', name, '--kind', kind];
+  if (ttl) args.push('--ttl', ttl);
   if (kind === 'staff') args.push('--role', role);
   if (email) args.push('--email', email);
   return execFileSync(BIN, args, { env: process.env, encoding: 'utf8' }).trim();
