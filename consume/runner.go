@@ -38,7 +38,8 @@ type Runner struct {
 	// Interval is the time between full passes over every room (2 s): the
 	// repair path when no Wake came, or a handler failed.
 	Interval time.Duration
-	// LeaseTTL is how long the lease lasts unless renewed (30 s). It is
+	// LeaseTTL is how long the lease lasts unless renewed (15 s): how long
+	// the work waits after its holder died. It is
 	// renewed every third of that; when a renewal fails the runner stops
 	// its work at once, before the lease can pass to another instance.
 	LeaseTTL time.Duration
@@ -59,7 +60,7 @@ const (
 	eventsPage     = 200
 	pagesPerRoom   = 5
 	defaultEvery   = 2 * time.Second
-	defaultTTL     = 30 * time.Second
+	defaultTTL     = 15 * time.Second
 	releaseTimeout = 5 * time.Second
 )
 

@@ -48,3 +48,19 @@ func (n *Notifier) Unsubscribe(ctx context.Context, token string, all bool) (Uns
 	}
 	return u, n.store.SetEmail(ctx, u.User, roomID, true, n.now())
 }
+
+// Preferences returns the user's record as it stands (a zero one, for the
+// user, when there is none).
+func (n *Notifier) Preferences(ctx context.Context, user string) (Person, error) {
+	p, err := n.store.Person(ctx, user)
+	if err != nil || p == nil {
+		return Person{User: user}, err
+	}
+	return *p, nil
+}
+
+// SetPreference turns the user's email off or on: of a room, or of all
+// with roomID "".
+func (n *Notifier) SetPreference(ctx context.Context, user, roomID string, off bool) error {
+	return n.store.SetEmail(ctx, user, roomID, off, n.now())
+}
