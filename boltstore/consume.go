@@ -111,14 +111,22 @@ func (s *Store) Cursors(ctx context.Context, consumer string, rooms []string) (m
 	return out, err
 }
 
-// Advance implements consume.Store.
-func (s *Store) Advance(ctx context.Context, consumer, roomID string, seq int64) error {
+// Advance implements consume.Store, in one transaction.
+func (s *Store) Advance(ctx context.Context, consumer string, seqs map[string]int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
 	return s.writeAside(ctx, bCursors, func(b *bolt.Bucket) error {
-		k := key(consumer, roomID)
-		if v := b.Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= seq {
-			return nil
+		for roomID, seq := range seqs {
+			k := key(consumer, roomID)
+			if v := b.Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= seq {
+				continue
+			}
+			if err := b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(seq))); err != nil {
+				return err
+			}
 		}
-		return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(seq)))
+		return nil
 	})
 }
 

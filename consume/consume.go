@@ -76,9 +76,12 @@ type Store interface {
 	// Cursors returns the consumer's cursors of those of rooms it has
 	// one for.
 	Cursors(ctx context.Context, consumer string, rooms []string) (map[string]int64, error)
-	// Advance moves the consumer's cursor of room to seq, unless it is
-	// there or further already: cursors never move back.
-	Advance(ctx context.Context, consumer, room string, seq int64) error
+	// Advance moves the consumer's cursor of each room of seqs to its seq,
+	// unless it is there or further already: cursors never move back. The
+	// embedded store writes them in one transaction (one fsync for a whole
+	// pass); MongoDB in one unordered bulk write. On an error some may
+	// have moved.
+	Advance(ctx context.Context, consumer string, seqs map[string]int64) error
 
 	// Heads returns up to limit rooms with an id greater than after, in
 	// the order of their ids, with the head of each: a full pass over every

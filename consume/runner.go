@@ -305,14 +305,16 @@ func (r *Runner) start(ctx context.Context, consumer string) error {
 			if len(heads) == 0 {
 				break
 			}
+			seqs := make(map[string]int64, len(heads))
 			for _, h := range heads {
-				if err := r.Store.Advance(ctx, consumer, h.Room, h.Seq); err != nil {
-					return err
-				}
+				seqs[h.Room] = h.Seq
+			}
+			if err := r.Store.Advance(ctx, consumer, seqs); err != nil {
+				return err
 			}
 			after = heads[len(heads)-1].Room
 		}
-		if err := r.Store.Advance(ctx, consumer, Started, 1); err != nil {
+		if err := r.Store.Advance(ctx, consumer, map[string]int64{Started: 1}); err != nil {
 			return err
 		}
 		r.log().Info("event log consumer started at the current heads", "consumer", consumer)
@@ -323,60 +325,62 @@ func (r *Runner) start(ctx context.Context, consumer string) error {
 	return nil
 }
 
-// catchUp hands c the events of rooms past its cursors. With heads, only
-// the rooms whose head is past the cursor are read.
+// catchUp hands c the events of rooms past its cursors, then moves the
+// cursors past what it handled in one write (a crash before it repeats
+// those events, which handlers make harmless). With heads, only the rooms
+// whose head is past the cursor are read.
 func (r *Runner) catchUp(ctx context.Context, c Consumer, rooms []string, heads map[string]int64) error {
 	cursors, err := r.Store.Cursors(ctx, c.Name, rooms)
 	if err != nil {
 		return err
 	}
 	var first error
+	moved := map[string]int64{}
 	for _, id := range rooms {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			first = ctx.Err()
+			break
 		}
 		if heads != nil && heads[id] <= cursors[id] {
 			continue
 		}
-		if err := r.drain(ctx, c, id, cursors[id]); err != nil && first == nil {
+		done, err := r.drain(ctx, c, id, cursors[id])
+		if done > cursors[id] {
+			moved[id] = done
+		}
+		if err != nil && first == nil {
 			first = err
+		}
+	}
+	if len(moved) > 0 {
+		// Written even when ctx ended: what was handled is done.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if err := r.Store.Advance(actx, c.Name, moved); err != nil {
+			return errors.Join(first, err)
 		}
 	}
 	return first
 }
 
-// drain hands c the room's events after the cursor, a page at a time, and
-// moves the cursor past each page, or up to the event whose handler
-// failed.
-func (r *Runner) drain(ctx context.Context, c Consumer, roomID string, cursor int64) error {
+// drain hands c the room's events after the cursor, a page at a time, up
+// to pagesPerRoom pages or the event whose handler failed, and returns the
+// seq of the last event handled (cursor when none was).
+func (r *Runner) drain(ctx context.Context, c Consumer, roomID string, cursor int64) (int64, error) {
 	for range pagesPerRoom {
 		evs, err := r.Events.Events(ctx, roomID, cursor, eventsPage, false)
-		if err != nil {
-			return err
+		if err != nil || len(evs) == 0 {
+			return cursor, err
 		}
-		if len(evs) == 0 {
-			return nil
-		}
-		done := cursor
-		var herr error
 		for _, ev := range evs {
-			if herr = c.Handle(ctx, ev); herr != nil {
-				break
+			if err := c.Handle(ctx, ev); err != nil {
+				return cursor, err
 			}
-			done = ev.Seq
-		}
-		if done > cursor {
-			if err := r.Store.Advance(ctx, c.Name, roomID, done); err != nil {
-				return err
-			}
-			cursor = done
-		}
-		if herr != nil {
-			return herr
+			cursor = ev.Seq
 		}
 		if len(evs) < eventsPage {
-			return nil
+			return cursor, nil
 		}
 	}
-	return nil
+	return cursor, nil
 }

@@ -117,19 +117,32 @@ func (s *Store) Cursors(ctx context.Context, consumer string, rooms []string) (m
 	return out, nil
 }
 
-// Advance implements consume.Store: one upsert that matches only a cursor
-// behind seq; when the cursor is at seq or further, the insert it falls
-// back to is refused as a duplicate key, and nothing changes.
-func (s *Store) Advance(ctx context.Context, consumer, roomID string, seq int64) error {
+// Advance implements consume.Store: one unordered bulk write of an upsert
+// per room that matches only a cursor behind its seq; when the cursor is
+// at the seq or further, the insert it falls back to is refused as a
+// duplicate key, and nothing changes.
+func (s *Store) Advance(ctx context.Context, consumer string, seqs map[string]int64) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
-	id := cursorID(consumer, roomID)
-	_, err := s.db.Collection(colCursors).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: seq}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "consumer", Value: consumer}, {Key: "room", Value: roomID}, {Key: "seq", Value: seq}}}},
-		options.Update().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
+	if len(seqs) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, 0, len(seqs))
+	for roomID, seq := range seqs {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: cursorID(consumer, roomID)}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: seq}}}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "consumer", Value: consumer}, {Key: "room", Value: roomID}, {Key: "seq", Value: seq}}}}).
+			SetUpsert(true))
+	}
+	_, err := s.db.Collection(colCursors).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bw mongo.BulkWriteException
+	if errors.As(err, &bw) && bw.WriteConcernError == nil {
+		for _, we := range bw.WriteErrors {
+			if !mongo.IsDuplicateKeyError(we) {
+				return s.fail(ctx, err)
+			}
+		}
 		return nil
 	}
 	return s.fail(ctx, err)

@@ -145,18 +145,20 @@ func testCursors(t *testing.T, st Store) {
 	require.NoError(t, err)
 	assert.Empty(t, got, "no cursor before the first move")
 
-	require.NoError(t, st.Advance(ctx, "mail", "r1", 5))
-	require.NoError(t, st.Advance(ctx, "mail", "r1", 3))
-	require.NoError(t, st.Advance(ctx, "hooks", "r2", 9))
-	require.NoError(t, st.Advance(ctx, "mail", consume.Started, 1))
+	require.NoError(t, st.Advance(ctx, "mail", map[string]int64{"r1": 5}))
+	require.NoError(t, st.Advance(ctx, "mail", map[string]int64{"r1": 3}))
+	require.NoError(t, st.Advance(ctx, "hooks", map[string]int64{"r2": 9}))
+	require.NoError(t, st.Advance(ctx, "mail", map[string]int64{consume.Started: 1}))
 	got, err = st.Cursors(ctx, "mail", []string{"r1", "r2", consume.Started})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int64{"r1": 5, consume.Started: 1}, got, "a cursor never moves back; consumers are apart")
 
-	require.NoError(t, st.Advance(ctx, "mail", "r1", 7))
-	got, err = st.Cursors(ctx, "mail", []string{"r1"})
+	require.NoError(t, st.Advance(ctx, "mail", map[string]int64{"r1": 7, "r2": 2, "r3": 4}))
+	require.NoError(t, st.Advance(ctx, "mail", map[string]int64{"r1": 6, "r2": 3}))
+	got, err = st.Cursors(ctx, "mail", []string{"r1", "r2", "r3"})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int64{"r1": 7}, got)
+	assert.Equal(t, map[string]int64{"r1": 7, "r2": 3, "r3": 4}, got, "several at once, each only forward")
+	require.NoError(t, st.Advance(ctx, "mail", nil))
 }
 
 // env is a room service over the store, to make rooms and events.
