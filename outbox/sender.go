@@ -25,6 +25,9 @@ type Sender struct {
 	GiveUpAfter time.Duration
 	Now         func() time.Time
 	Log         *slog.Logger
+	// Observe, when set, is told the outcome of every attempt: Sent,
+	// Failed (given up) or Pending (to be tried again), for metrics.
+	Observe func(state string)
 }
 
 // Defaults of Sender.
@@ -33,6 +36,7 @@ const (
 	DefaultGiveUpAfter = 24 * time.Hour
 	maxBackoff         = time.Hour
 	sendBatch          = 100
+	settleTimeout      = 5 * time.Second
 )
 
 func (s *Sender) now() time.Time {
@@ -62,14 +66,27 @@ func (s *Sender) Send(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := s.Store.SettleOutbox(ctx, s.attempt(ctx, r)); err != nil {
+			done := s.attempt(ctx, r)
+			if err := s.settle(ctx, done); err != nil {
 				return err
+			}
+			if s.Observe != nil && done.Attempts > r.Attempts {
+				s.Observe(done.State)
 			}
 		}
 		if len(due) < sendBatch {
 			return nil
 		}
 	}
+}
+
+// settle records an attempt's outcome even when ctx ended meanwhile (the
+// lease lost, a shutdown): a mail the server took is then marked sent
+// rather than sent again.
+func (s *Sender) settle(ctx context.Context, r Record) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	return s.Store.SettleOutbox(sctx, r)
 }
 
 // attempt sends r once (with the mail sender's own quick retries) and

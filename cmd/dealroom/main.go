@@ -261,7 +261,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	h.Start(b)
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
-	notifier, notifications, err := a.openNotify(cfg, be.store)
+	notifier, notifications, err := a.openNotify(cfg, be.store, metrics)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"dealroom/api"
 	"dealroom/consume"
 	"dealroom/notify"
 	"dealroom/outbox"
@@ -24,7 +25,7 @@ const outboxKeep = 7 * 24 * time.Hour
 // the event log and sends its outbox while this instance holds the lease
 // (one instance of many does). It returns nil and nil when they are off.
 // The runner stops before the store closes (closers run last first).
-func (a *App) openNotify(cfg Config, store room.Store) (*notify.Notifier, *consume.Runner, error) {
+func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*notify.Notifier, *consume.Runner, error) {
 	if !cfg.NotifyEmail || a.mail == nil || cfg.PublicURL == "" {
 		if cfg.NotifyEmail && a.mail != nil {
 			a.Log.Info("email notifications are off: they need DEALROOM_PUBLIC_URL for their links")
@@ -43,7 +44,19 @@ func (a *App) openNotify(cfg Config, store room.Store) (*notify.Notifier, *consu
 	if err != nil {
 		return nil, nil, err
 	}
-	sender := &outbox.Sender{Store: ns, Mail: a.mail, Log: a.Log}
+	sent := metrics.Counter("dealroom_notifications_sent_total", "Notification emails the mail server accepted.")
+	failed := metrics.Counter("dealroom_notifications_failed_total", "Notification emails given up (refused for good, or failing for a day).")
+	retried := metrics.Counter("dealroom_notifications_retried_total", "Attempts at notification emails that failed for now and will be tried again.")
+	sender := &outbox.Sender{Store: ns, Mail: a.mail, Log: a.Log, Observe: func(state string) {
+		switch state {
+		case outbox.Sent:
+			sent.Inc()
+		case outbox.Failed:
+			failed.Inc()
+		default:
+			retried.Inc()
+		}
+	}}
 	var swept time.Time
 	sweep := func(ctx context.Context) error {
 		if time.Since(swept) < 24*time.Hour {

@@ -197,4 +197,7 @@ func TestNotifyUnsubscribeAndSettings(t *testing.T) {
 	say(4)
 	flush()
 	assert.Len(t, mailsByPoint(srv, bob.Email), 3, "on again")
+
+	_, metrics := get(t, c.base+"/metrics", "")
+	assert.Contains(t, string(metrics), "dealroom_notifications_sent_total 7", "three to Bob, four to Alice")
 }
