@@ -198,6 +198,10 @@ func TestNotifyUnsubscribeAndSettings(t *testing.T) {
 	flush()
 	assert.Len(t, mailsByPoint(srv, bob.Email), 3, "on again")
 
-	_, metrics := get(t, c.base+"/metrics", "")
-	assert.Contains(t, string(metrics), "dealroom_notifications_sent_total 7", "three to Bob, four to Alice")
+	// Counted once the record is marked sent, just after the server took
+	// the mail: wait for it.
+	require.Eventually(t, func() bool {
+		_, metrics := get(t, c.base+"/metrics", "")
+		return strings.Contains(string(metrics), "dealroom_notifications_sent_total 7")
+	}, 30*time.Second, 10*time.Millisecond, "three to Bob, four to Alice")
 }
