@@ -4,8 +4,11 @@
 package consumetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +50,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 		{"RunnerStartsAtTheHeads", testRunnerStart},
 		{"RunnerRetriesAFailedEvent", testRunnerRetry},
 		{"TwoRunnersOneLease", testTwoRunners},
+		{"RunnerStopsWhenTheLeaseIsLost", testLeaseLost},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
 	}
@@ -347,4 +351,57 @@ func testTwoRunners(t *testing.T, st Store) {
 	cancel()
 	wg.Wait()
 	assert.Equal(t, seqs(1, 21), rec.of(id), "every event once, in order, with two instances")
+}
+
+// logBuffer is a log a test reads while a runner writes it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) has(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Contains(b.buf.String(), s)
+}
+
+func testLeaseLost(t *testing.T, st Store) {
+	e := newEnv(st)
+	require.NoError(t, runner(st, &recorder{}, "x").Pass(context.Background(), nil))
+	id := e.room(t, "A")
+	// Runner a's clock stands still at t0: once another holder has the
+	// lease until after t0, a cannot take it back.
+	recA, logA := &recorder{}, &logBuffer{}
+	a := runner(st, recA, "a")
+	a.Now = func() time.Time { return t0 }
+	a.LeaseTTL = 300 * time.Millisecond
+	a.Log = slog.New(slog.NewTextHandler(logA, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { a.Run(ctx) })
+	require.Eventually(t, func() bool { return len(recA.of(id)) == 1 }, 30*time.Second, 5*time.Millisecond, "a holds the lease and works")
+
+	_, held, err := st.AcquireLease(context.Background(), "test", "b", t0.Add(time.Hour), time.Hour)
+	require.NoError(t, err)
+	require.True(t, held, "b takes the lease over (by its clock, a's expired)")
+	require.Eventually(t, func() bool { return logA.has("lease lost") }, 30*time.Second, 5*time.Millisecond)
+
+	e.post(t, id, "after the loss")
+	a.Wake(id)
+	recB := &recorder{}
+	b := runner(st, recB, "b")
+	b.Now = func() time.Time { return t0.Add(time.Hour) }
+	wg.Go(func() { b.Run(ctx) })
+	require.Eventually(t, func() bool { return len(recB.of(id)) == 1 }, 30*time.Second, 5*time.Millisecond)
+	assert.Equal(t, []int64{2}, recB.of(id), "b goes on from a's cursor")
+	assert.Equal(t, []int64{1}, recA.of(id), "a handles nothing once it lost the lease")
+	cancel()
 }
