@@ -203,6 +203,11 @@ func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.
 		return outbox.Record{}, err
 	}
 	m.MessageID = id + "@" + n.host
+	// Every notification about a room answers one message that was never
+	// sent, the room's, so that mail programs show them as one
+	// conversation (GitHub threads its notifications the same way).
+	thread := "room." + ev.RoomID + "@" + n.host
+	m.InReplyTo, m.References = thread, []string{thread}
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return outbox.Record{}, err

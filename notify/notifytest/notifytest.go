@@ -200,6 +200,8 @@ func testMentionOfCustomer(t *testing.T, e *Env) {
 	assert.Contains(t, m.Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
 	assert.Equal(t, "List-Unsubscribe=One-Click", m.Header.Get("List-Unsubscribe-Post"))
 	assert.Contains(t, m.Header.Get("Message-Id"), "@deals.example.com>")
+	assert.Equal(t, "<room."+e.Room+"@deals.example.com>", m.Header.Get("In-Reply-To"), "one conversation per room")
+	assert.Equal(t, m.Header.Get("In-Reply-To"), m.Header.Get("References"))
 
 	bobs := e.To(Bob.Email)
 	require.Len(t, bobs, 1)
