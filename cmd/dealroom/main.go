@@ -265,6 +265,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		appended.Add(1)
 		h.Committed(ev)
 	}
+	svc.ReadMoved = h.ReadMoved
 	registerHubMetrics(metrics, h)
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	gcDone := make(chan struct{})
