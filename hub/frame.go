@@ -167,7 +167,7 @@ func readSeq(name string, raw json.RawMessage, required bool) (int64, error) {
 		}
 		return 0, nil
 	}
-	if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' || c == '"' {
+	if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' {
 		return 0, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s has the wrong type", name)
 	}
 	n, err := strconv.ParseInt(a, 10, 64)
