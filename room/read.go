@@ -151,8 +151,9 @@ func (s *Service) SeenSeq(ctx context.Context, room, user string) (int64, error)
 // events after their marker that they may see (no internal ones for
 // whoever sees the room as a customer) and did not cause themselves. It
 // costs one read of the actor's markers, and one bounded read of events
-// (UnreadScan) per room whose head is past the marker; rooms read to
-// their head cost nothing more.
+// (UnreadScan) per room they are a member of whose head is past the
+// marker; rooms read to their head, and rooms a manager or admin sees
+// without being a member (counted as nothing unread), cost nothing more.
 func (s *Service) Unread(ctx context.Context, a dealroom.Actor, rooms []Listed) (map[string]Unread, error) {
 	rs, err := s.reads()
 	if err != nil {
@@ -169,7 +170,10 @@ func (s *Service) Unread(ctx context.Context, a dealroom.Actor, rooms []Listed) 
 	out := make(map[string]Unread, len(rooms))
 	for _, l := range rooms {
 		u := Unread{Seq: marks[l.Room.ID].Seq}
-		if l.Room.Head > u.Seq {
+		// A manager's listing of every room counts only the rooms they
+		// are a member of: the others are not theirs to read, and would
+		// cost a read each.
+		if l.Perm.Member != nil && l.Room.Head > u.Seq {
 			evs, err := s.Store.Events(ctx, l.Room.ID, u.Seq, UnreadScan, !l.Perm.Internal)
 			if err != nil {
 				return nil, err

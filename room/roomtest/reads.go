@@ -181,6 +181,7 @@ func testUnread(t *testing.T, open Opener) {
 	}
 	assert.Equal(t, 2, count(Carol).Count, "Bob's shared message and Alice's; not the internal ones, not her own")
 	assert.Equal(t, 4, count(Alice).Count, "every message but her own")
+	assert.Equal(t, room.Unread{}, count(Mike), "a manager who is not a member: nothing counted")
 	bob := count(Bob)
 	assert.Equal(t, int64(0), bob.Seq)
 	assert.Greater(t, bob.Count, 0, "Bob never read the room")
