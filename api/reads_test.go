@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"dealroom/ws"
 )
 
 // readCases are the read-state routes as every kind of person: members set
@@ -190,4 +192,35 @@ func TestWSReadLive(t *testing.T) {
 	stranger.send(map[string]any{"type": "read", "room": roomID, "seq": 1})
 	fs = stranger.until(5*time.Second, "an error frame", func(f frame) bool { return f.Type == "error" })
 	assert.Equal(t, "not_found", fs[len(fs)-1].Error.Code)
+}
+
+// TestWSReadRateLimit: read frames have a token bucket of their own per
+// connection; one over it is answered with rate_limited naming its room,
+// while commands keep their own budget (an injected clock).
+func TestWSReadRateLimit(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, FrameRate: 1, FrameBurst: 3}))
+	n := c.Nodes[0]
+	roomID := c.wsRoom("Read rate")
+	cl := c.dial(n, custW)
+	for i := range 3 {
+		cl.send(map[string]any{"type": "read", "room": roomID, "seq": i + 1})
+	}
+	cl.send(map[string]any{"type": "read", "room": roomID, "seq": 9})
+	f := errorFrame(t, cl)
+	assert.Equal(t, "rate_limited", f.Error.Code, "%s", f.raw)
+	assert.Equal(t, roomID, f.Room)
+	assert.Equal(t, "ack", cl.command("c1", roomID, "message.post", map[string]any{"body": "still heard"}).Type)
+
+	var reads struct {
+		Items []struct {
+			UserID string `json:"user_id"`
+			Seq    int64  `json:"seq"`
+		} `json:"items"`
+	}
+	require.Equal(t, 200, c.rest(n, owner, "GET", "/rooms/"+roomID+"/reads", nil, &reads))
+	require.Len(t, reads.Items, 1)
+	assert.Equal(t, custW.ID, reads.Items[0].UserID)
+	assert.Equal(t, int64(3), reads.Items[0].Seq, "the frames within the budget were carried out, the one over it not")
 }
