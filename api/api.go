@@ -28,6 +28,7 @@ import (
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/mail"
+	"dealroom/notify"
 	"dealroom/oidc"
 	"dealroom/room"
 	"dealroom/session"
@@ -87,6 +88,9 @@ type Config struct {
 	Hub *hub.Hub
 	// Realtime tunes the websocket endpoint.
 	Realtime ws.Config
+	// Notifier, when set, learns signed-in people's addresses and serves
+	// the notification routes (notifications.go).
+	Notifier *notify.Notifier
 }
 
 func (c *Config) defaults() {
@@ -218,6 +222,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/me/inbox", s.inbox)
 	a.POST("/me/inbox/:item/read", s.markRead)
 	a.GET("/templates", s.templates)
+	s.registerNotifications(v1, a, limiter)
 
 	a.GET("/session", s.getSession)
 	a.DELETE("/session", s.deleteSession)

@@ -32,6 +32,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(actorKey, a)
+		if s.cfg.Notifier != nil {
+			s.cfg.Notifier.Seen(c.Request().Context(), a)
+		}
 		return next(c)
 	}
 }

@@ -202,6 +202,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err := s.ensureTicketIndexes(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureOutboxIndexes(ctx); err != nil {
+		return fail(err)
+	}
 	if cfg.repairOnOpen {
 		if err := s.Repair(ctx); err != nil {
 			return fail(err)

@@ -66,6 +66,9 @@ type Config struct {
 	SMTPCAFile string
 	MailFrom   string
 	MailRate   float64
+	// NotifyEmail: email people at once of mentions and assignments, when
+	// mail and the public URL are configured.
+	NotifyEmail bool
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -199,6 +202,13 @@ func (c *Config) settings() []setting {
 				return errors.New("must be a positive number of messages per second, at most 10000")
 			}
 			c.MailRate = f
+			return nil
+		}},
+		{"notify-email", "DEALROOM_NOTIFY_EMAIL", "on", "email people at once when they are mentioned or assigned a step (on or off); needs -smtp-url, -mail-from and -public-url", false, func(v string) error {
+			if v != "on" && v != "off" {
+				return errors.New(`must be "on" or "off"`)
+			}
+			c.NotifyEmail = v == "on"
 			return nil
 		}},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {

@@ -261,9 +261,16 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	h.Start(b)
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
+	notifier, notifications, err := a.openNotify(cfg, be.store, metrics)
+	if err != nil {
+		return err
+	}
 	svc.Committed = func(ev room.Event) {
 		appended.Add(1)
 		h.Committed(ev)
+		if notifications != nil {
+			notifications.Wake(ev.RoomID)
+		}
 	}
 	svc.ReadMoved = h.ReadMoved
 	registerHubMetrics(metrics, h)
@@ -274,7 +281,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
-		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail,
+		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail, Notifier: notifier,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},

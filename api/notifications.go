@@ -1,0 +1,154 @@
+package api
+
+import (
+	"html/template"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"dealroom"
+	"dealroom/notify"
+)
+
+// Email notifications: the unsubscribe link of every email (no sign-in:
+// the signed token is the authority, RFC 8058's one-click POST included)
+// and a person's own choices. Without Config.Notifier they answer 404.
+
+// errNoNotifications answers when the server sends no notifications.
+var errNoNotifications = dealroom.Errorf(dealroom.ENOTFOUND, "this server sends no email notifications")
+
+func (s *Server) registerNotifications(v1, signedIn *echo.Group, limiter echo.MiddlewareFunc) {
+	v1.GET("/notifications/unsubscribe", s.unsubscribePage, limiter)
+	v1.POST("/notifications/unsubscribe", s.unsubscribe, limiter)
+	signedIn.GET("/me/notifications", s.myNotifications)
+	signedIn.PUT("/me/notifications", s.setMyNotifications)
+}
+
+var unsubscribeTmpl = template.Must(template.New("unsubscribe").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Email from Dealroom</title></head>
+<body style="font-family: sans-serif; max-width: 36em; margin: 3em auto; padding: 0 1em; line-height: 1.4">
+{{if .Bad}}<h1>This link is not valid</h1><p>It may have been cut short by your mail program. Open the web app to change your email settings.</p>
+{{else if .Done}}<h1>Unsubscribed</h1><p>You will no longer get email {{if .All}}from Dealroom{{else}}about {{.RoomName}}{{end}}.
+You can turn it on again in the web app.</p>
+{{else}}<h1>Stop these emails?</h1>
+<form method="post">
+<p><button type="submit" name="scope" value="room">Stop email about {{.RoomName}}</button></p>
+<p><button type="submit" name="scope" value="all">Stop all email from Dealroom</button></p>
+</form>{{end}}
+</body></html>
+`))
+
+type unsubscribeView struct {
+	Bad, Done, All bool
+	RoomName       string
+}
+
+// unsubscribePage shows what the link would turn off, with buttons: a GET
+// changes nothing (mail scanners follow links).
+func (s *Server) unsubscribePage(c echo.Context) error {
+	n := s.cfg.Notifier
+	if n == nil {
+		return errNoNotifications
+	}
+	u, err := n.Unsubscription(c.Request().Context(), c.QueryParam("token"))
+	return s.renderUnsubscribe(c, u, err, false, false)
+}
+
+// unsubscribe turns the email off: of the link's room, or of every room
+// with the form's scope=all. The one-click POST of a mail provider
+// (List-Unsubscribe=One-Click) turns off the room's.
+func (s *Server) unsubscribe(c echo.Context) error {
+	n := s.cfg.Notifier
+	if n == nil {
+		return errNoNotifications
+	}
+	r := c.Request()
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, 4<<10)
+	all := c.FormValue("scope") == "all"
+	u, err := n.Unsubscribe(r.Context(), c.QueryParam("token"), all)
+	return s.renderUnsubscribe(c, u, err, true, all || u.Room == "")
+}
+
+func (s *Server) renderUnsubscribe(c echo.Context, u notify.Unsubscription, err error, done, all bool) error {
+	status := http.StatusOK
+	v := unsubscribeView{Done: done, All: all, RoomName: u.RoomName}
+	switch {
+	case dealroom.ErrorCode(err) == dealroom.ENOTFOUND:
+		status, v = http.StatusNotFound, unsubscribeView{Bad: true}
+	case err != nil:
+		return err
+	}
+	if v.RoomName == "" {
+		v.RoomName = "this room"
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.Response().WriteHeader(status)
+	return unsubscribeTmpl.Execute(c.Response(), v)
+}
+
+// notificationSettings is the body of GET and PUT /me/notifications.
+type notificationSettings struct {
+	Email   string               `json:"email"` // instant or off
+	Address string               `json:"address"`
+	Rooms   []roomNotificationIn `json:"rooms"`
+}
+
+type roomNotificationIn struct {
+	RoomID string `json:"room_id"`
+	Email  string `json:"email"`
+}
+
+func emailWord(off bool) string {
+	if off {
+		return "off"
+	}
+	return "instant"
+}
+
+func (s *Server) myNotifications(c echo.Context) error {
+	n := s.cfg.Notifier
+	if n == nil {
+		return errNoNotifications
+	}
+	p, err := n.Preferences(c.Request().Context(), actor(c).ID)
+	if err != nil {
+		return err
+	}
+	out := notificationSettings{Email: emailWord(p.EmailOff), Address: p.Email, Rooms: []roomNotificationIn{}}
+	for _, r := range p.RoomsOff {
+		out.Rooms = append(out.Rooms, roomNotificationIn{RoomID: r, Email: "off"})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// setMyNotifications changes one choice: of a room the person is a member
+// of (room_id), or of all email.
+func (s *Server) setMyNotifications(c echo.Context) error {
+	n := s.cfg.Notifier
+	if n == nil {
+		return errNoNotifications
+	}
+	var in roomNotificationIn
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if in.Email != "instant" && in.Email != "off" {
+		return dealroom.Invalid("email", "email must be instant or off")
+	}
+	ctx, a := c.Request().Context(), actor(c)
+	if in.RoomID != "" {
+		m, err := s.svc.Store.Member(ctx, in.RoomID, a.ID)
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			return dealroom.NotFound("room", in.RoomID)
+		}
+	}
+	if err := n.SetPreference(ctx, a.ID, in.RoomID, in.Email == "off"); err != nil {
+		return err
+	}
+	return s.myNotifications(c)
+}

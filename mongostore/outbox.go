@@ -1,0 +1,151 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"dealroom"
+	"dealroom/outbox"
+)
+
+// colOutbox holds the outbox's records (package outbox), keyed by their
+// id, so that adding a record twice is refused by the server as a
+// duplicate key on every instance.
+const colOutbox = "outbox"
+
+var _ outbox.Store = (*Store)(nil)
+
+// outboxDoc is a record as the collection keeps it.
+type outboxDoc struct {
+	ID        string    `bson:"_id"`
+	Channel   string    `bson:"channel"`
+	Recipient string    `bson:"recipient"`
+	RoomID    string    `bson:"room_id"`
+	EventID   string    `bson:"event_id"`
+	Payload   []byte    `bson:"payload"`
+	State     string    `bson:"state"`
+	CreatedAt time.Time `bson:"created_at"`
+	Due       time.Time `bson:"due"`
+	Attempts  int       `bson:"attempts"`
+	LastError string    `bson:"last_error,omitempty"`
+	SettledAt time.Time `bson:"settled_at"`
+}
+
+func toOutboxDoc(r outbox.Record) outboxDoc {
+	return outboxDoc{ID: r.ID, Channel: r.Channel, Recipient: r.Recipient, RoomID: r.RoomID, EventID: r.EventID,
+		Payload: r.Payload, State: r.State, CreatedAt: r.CreatedAt, Due: r.Due, Attempts: r.Attempts,
+		LastError: r.LastError, SettledAt: r.SettledAt}
+}
+
+func (d outboxDoc) record() outbox.Record {
+	return outbox.Record{ID: d.ID, Channel: d.Channel, Recipient: d.Recipient, RoomID: d.RoomID, EventID: d.EventID,
+		Payload: d.Payload, State: d.State, CreatedAt: d.CreatedAt, Due: d.Due, Attempts: d.Attempts,
+		LastError: d.LastError, SettledAt: d.SettledAt}
+}
+
+// ensureOutboxIndexes creates the index the sender's query of due records
+// and the sweep use.
+func (s *Store) ensureOutboxIndexes(ctx context.Context) error {
+	_, err := s.db.Collection(colOutbox).Indexes().CreateOne(ctx,
+		mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "due", Value: 1}}})
+	if err != nil {
+		return s.fail(ctx, fmt.Errorf("mongostore: creating indexes of %s: %w", colOutbox, err))
+	}
+	return nil
+}
+
+// AddOutbox implements outbox.Store: one unordered insert, whose
+// duplicate keys are the records already there.
+func (s *Store) AddOutbox(ctx context.Context, recs []outbox.Record) (int, error) {
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	docs := make([]any, len(recs))
+	for i, r := range recs {
+		docs[i] = toOutboxDoc(r)
+	}
+	res, err := s.db.Collection(colOutbox).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	added := 0
+	if res != nil {
+		added = len(res.InsertedIDs)
+	}
+	var bw mongo.BulkWriteException
+	if errors.As(err, &bw) && bw.WriteConcernError == nil {
+		for _, we := range bw.WriteErrors {
+			if !mongo.IsDuplicateKeyError(we) {
+				return added, s.fail(ctx, err)
+			}
+		}
+		return len(recs) - len(bw.WriteErrors), nil
+	}
+	if err != nil {
+		return added, s.fail(ctx, err)
+	}
+	return len(recs), nil
+}
+
+// DueOutbox implements outbox.Store.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]outbox.Record, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	docs, err := findAll[outboxDoc](ctx, s.db.Collection(colOutbox),
+		bson.D{{Key: "state", Value: outbox.Pending}, {Key: "due", Value: bson.D{{Key: "$lte", Value: now}}}},
+		options.Find().SetSort(bson.D{{Key: "due", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := make([]outbox.Record, len(docs))
+	for i, d := range docs {
+		out[i] = d.record()
+	}
+	return out, nil
+}
+
+// SettleOutbox implements outbox.Store: one update that matches only a
+// pending record.
+func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	c := s.db.Collection(colOutbox)
+	res, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.ID}, {Key: "state", Value: outbox.Pending}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: r.State}, {Key: "due", Value: r.Due},
+			{Key: "attempts", Value: r.Attempts}, {Key: "last_error", Value: r.LastError}, {Key: "settled_at", Value: r.SettledAt}}}})
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	if res.MatchedCount == 0 {
+		n, err := c.CountDocuments(ctx, bson.D{{Key: "_id", Value: r.ID}})
+		if err != nil {
+			return s.fail(ctx, err)
+		}
+		if n == 0 {
+			return dealroom.NotFound("outbox record", r.ID)
+		}
+	}
+	return nil
+}
+
+// SweepOutbox implements outbox.Store.
+func (s *Store) SweepOutbox(ctx context.Context, before time.Time) (int, error) {
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	res, err := s.db.Collection(colOutbox).DeleteMany(ctx, bson.D{
+		{Key: "state", Value: bson.D{{Key: "$in", Value: []string{outbox.Sent, outbox.Failed}}}},
+		{Key: "settled_at", Value: bson.D{{Key: "$lt", Value: before}}}})
+	if err != nil {
+		return 0, s.fail(ctx, err)
+	}
+	return int(res.DeletedCount), nil
+}

@@ -1,0 +1,218 @@
+// Package notify tells people by email, at once, of what in a room is
+// addressed to them: a mention, and a step assigned to them. It is a
+// consumer of the event log (package consume): for each event it finds
+// the inbox items room.Project derives from it, keeps those whose
+// recipient may still see the item (a customer is never told of an
+// internal item, not even its title) and wants email about the room, and
+// writes one outbox record per recipient and event (package outbox), whose
+// sender mails it. Email preferences are per person (People), overall and
+// per room, and every email carries a one-click unsubscribe link (RFC
+// 8058) that works without signing in.
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"dealroom"
+	"dealroom/consume"
+	"dealroom/outbox"
+	"dealroom/room"
+)
+
+// Consumer is the name of the notifier's cursors and its lease.
+const Consumer = "email"
+
+// Store is what the notifier keeps in the server's store: the event log's
+// cursors and lease, the outbox, and the people.
+type Store interface {
+	consume.Store
+	outbox.Store
+	People
+}
+
+// Notifier makes the email of mentions and assignments.
+type Notifier struct {
+	rooms     room.Store
+	store     Store
+	publicURL string
+	host      string
+	key       []byte
+	now       func() time.Time
+	log       *slog.Logger
+
+	// seen caches the addresses recorded, so that Seen writes only news.
+	seenMu sync.Mutex
+	seen   map[string]string
+}
+
+// Config is what a Notifier needs.
+type Config struct {
+	// PublicURL is where the web app is ("https://deals.example.com"):
+	// links in email point there. Required.
+	PublicURL string
+	// Secret is the server's secret; the key of unsubscribe tokens is
+	// derived from it. At least 32 bytes.
+	Secret []byte
+	Now    func() time.Time
+	Log    *slog.Logger
+}
+
+// New returns a notifier over rooms and st.
+func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("notify: the public URL must be an http(s) URL")
+	}
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("notify: the secret is shorter than 32 bytes")
+	}
+	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
+		key: tokenKey(cfg.Secret), now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	return n, nil
+}
+
+// Consumer returns the notifier as a consumer of the event log.
+func (n *Notifier) Consumer() consume.Consumer {
+	return consume.Consumer{Name: Consumer, Handle: n.Handle}
+}
+
+// Seen records the address of a signed-in actor when it is new or
+// changed (the API calls it with every authenticated request; only news
+// is written). Failures are logged: the next request tries again.
+func (n *Notifier) Seen(ctx context.Context, a dealroom.Actor) {
+	if a.ID == "" || a.Email == "" {
+		return
+	}
+	n.seenMu.Lock()
+	known := n.seen[a.ID] == a.Email
+	n.seenMu.Unlock()
+	if known {
+		return
+	}
+	p, err := n.store.Person(ctx, a.ID)
+	if err == nil && (p == nil || p.Email != a.Email) {
+		err = n.store.SetAddress(ctx, a.ID, a.Email, n.now())
+	}
+	if err != nil {
+		n.log.Warn("recording a person's email address failed", "user", a.ID, "err", err)
+		return
+	}
+	n.seenMu.Lock()
+	if len(n.seen) > 100_000 {
+		clear(n.seen)
+	}
+	n.seen[a.ID] = a.Email
+	n.seenMu.Unlock()
+}
+
+// Handle is the consumer's handler: it writes the outbox records of ev.
+// Handing it an event twice writes nothing more (the records' keys).
+func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
+	if ev.Type == room.InviteAccepted {
+		var d room.InviteAcceptedData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return err
+		}
+		if d.Invite.Email != "" && d.Member.UserID != "" {
+			if err := n.store.SetAddress(ctx, d.Member.UserID, d.Invite.Email, n.now()); err != nil {
+				return err
+			}
+		}
+	}
+	fx, err := room.Project(ev)
+	if err != nil {
+		// An event this code cannot read is not worth stopping the room's
+		// notifications for good.
+		n.log.Warn("an event could not be read for notifications", "room", ev.RoomID, "seq", ev.Seq, "err", err)
+		return nil
+	}
+	var recs []outbox.Record
+	var rm *room.Room
+	for _, it := range fx.Inbox {
+		if it.Kind != room.InboxMention && it.Kind != room.InboxAssignment {
+			continue
+		}
+		if it.UserID == ev.Actor.ID {
+			continue
+		}
+		p, err := n.recipient(ctx, it)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			continue
+		}
+		if rm == nil {
+			if rm, err = n.rooms.Room(ctx, ev.RoomID); err != nil {
+				if dealroom.ErrorCode(err) == dealroom.ENOTFOUND {
+					return nil
+				}
+				return err
+			}
+		}
+		rec, err := n.record(ev, it, p, rm)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	_, err = n.store.AddOutbox(ctx, recs)
+	return err
+}
+
+// recipient returns the person an item goes to, nil when it goes to no
+// one: they are no longer a member, may not see the item (a customer and
+// an internal item), have no known address or turned email off.
+func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, error) {
+	m, err := n.rooms.Member(ctx, it.RoomID, it.UserID)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	perm := room.PermOf(dealroom.Actor{ID: m.UserID, Kind: m.Kind}, m)
+	if !perm.Sees(it.Visibility) {
+		return nil, nil
+	}
+	p, err := n.store.Person(ctx, it.UserID)
+	if err != nil || !p.Wants(it.RoomID) {
+		return nil, err
+	}
+	return p, nil
+}
+
+// record makes the outbox record of one item.
+func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
+	id := outbox.Key(outbox.Email, p.User, ev.ID)
+	m, err := n.message(ev, it, p, rm)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	m.MessageID = id + "@" + n.host
+	// Every notification about a room answers one message that was never
+	// sent, the room's, so that mail programs show them as one
+	// conversation (GitHub threads its notifications the same way).
+	thread := "room." + ev.RoomID + "@" + n.host
+	m.InReplyTo, m.References = thread, []string{thread}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	now := n.now()
+	return outbox.Record{ID: id, Channel: outbox.Email, Recipient: p.User, RoomID: ev.RoomID, EventID: ev.ID,
+		Payload: payload, State: outbox.Pending, CreatedAt: now, Due: now}, nil
+}
