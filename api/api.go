@@ -247,6 +247,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/rooms/:room/attachments/:id", s.download)
 
 	a.GET("/rooms/:room/invites", s.listInvites)
+	s.registerReads(a)
 
 	// The changes of a room: the same declarations serve the websocket's
 	// commands (ops.go).

@@ -55,12 +55,16 @@ func (s *Server) listRooms(c echo.Context) error {
 		return err
 	}
 	out := list[any]{Items: []any{}}
+	if len(rooms) > want {
+		out.NextCursor = encodeCursor(rooms[want-1].Room.ID)
+		rooms = rooms[:want]
+	}
+	unread, err := s.svc.Unread(c.Request().Context(), a, rooms)
+	if err != nil {
+		return err
+	}
 	for i := range rooms {
-		if i == want {
-			out.NextCursor = encodeCursor(rooms[i-1].Room.ID)
-			break
-		}
-		out.Items = append(out.Items, rooms[i].Perm.Present(&rooms[i].Room))
+		out.Items = append(out.Items, presentListed(&rooms[i], unread[rooms[i].Room.ID]))
 	}
 	return c.JSON(http.StatusOK, out)
 }

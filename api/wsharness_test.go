@@ -91,6 +91,7 @@ func (c *cluster) AddNode(cc clusterConfig) *node {
 	b := c.bus.Connect(h)
 	h.Start(b)
 	svc.Committed = h.Committed
+	svc.ReadMoved = h.ReadMoved
 	// As with the REST rate limit, the websocket's caps are the tests'
 	// to set: most tests open many devices of one person.
 	rt := cc.rt

@@ -26,6 +26,8 @@ const (
 	// Control: news about sessions rather than a room (a sign-in that
 	// ended), on a channel of its own.
 	Control Kind = 3
+	// Read: a person's read marker in a room moved (see hub/read.go).
+	Read Kind = 4
 )
 
 // Message is one piece of news about a room.

@@ -27,6 +27,8 @@ type Frame struct {
 	State      presence.State      `json:"state"`
 	TaskID     string              `json:"task_id"`
 	Visibility dealroom.Visibility `json:"visibility"`
+	// Seq is the highest seq the person has seen in the room (read).
+	Seq int64 `json:"seq"`
 }
 
 // Frame types.
@@ -36,6 +38,7 @@ const (
 	Command     = "command"
 	Presence    = "presence"
 	Ping        = "ping"
+	Read        = "read"
 )
 
 // Limits of a client frame's fields.
@@ -105,6 +108,7 @@ type rawFrame struct {
 	State      *string         `json:"state"`
 	TaskID     *string         `json:"task_id"`
 	Visibility *string         `json:"visibility"`
+	Seq        json.RawMessage `json:"seq"`
 }
 
 // decodeFrame reads a frame: its envelope (id, type), the fields of its
@@ -122,7 +126,7 @@ func decodeFrame(b []byte) (Frame, error) {
 		f.ID = *raw.ID
 	}
 	if raw.Type == nil {
-		return f, dealroom.Invalid("type", "a frame needs a type: subscribe, unsubscribe, command, presence or ping")
+		return f, dealroom.Invalid("type", "a frame needs a type: subscribe, unsubscribe, command, presence, read or ping")
 	}
 	f.Type = *raw.Type
 	var err error
@@ -134,8 +138,10 @@ func decodeFrame(b []byte) (Frame, error) {
 		err = f.readCommand(&raw)
 	case Presence:
 		err = f.readPresence(&raw)
+	case Read:
+		f.Seq, err = readSeq("seq", raw.Seq, true)
 	default:
-		err = dealroom.Invalid("type", "unknown frame type %q: subscribe, unsubscribe, command, presence or ping", dealroom.Clip(f.Type))
+		err = dealroom.Invalid("type", "unknown frame type %q: subscribe, unsubscribe, command, presence, read or ping", dealroom.Clip(f.Type))
 	}
 	if err == nil && f.Type != Ping {
 		err = f.readRoom(&raw)
@@ -147,20 +153,28 @@ func decodeFrame(b []byte) (Frame, error) {
 }
 
 // readSubscribe reads the seq a subscription starts after.
-func (f *Frame) readSubscribe(raw *rawFrame) error {
-	a := string(raw.After)
+func (f *Frame) readSubscribe(raw *rawFrame) (err error) {
+	f.After, err = readSeq("after", raw.After, false)
+	return err
+}
+
+// readSeq reads a seq field (0 when absent, unless required).
+func readSeq(name string, raw json.RawMessage, required bool) (int64, error) {
+	a := string(raw)
 	if a == "" || a == "null" {
-		return nil
+		if required {
+			return 0, dealroom.Invalid(name, "a read frame needs %s: the highest seq of the room seen", name)
+		}
+		return 0, nil
 	}
 	if c := a[0]; c == 't' || c == 'f' || c == '{' || c == '[' {
-		return dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: after has the wrong type")
+		return 0, dealroom.Errorf(dealroom.EBADREQUEST, "the frame is not valid: %s has the wrong type", name)
 	}
 	n, err := strconv.ParseInt(a, 10, 64)
 	if err != nil || n < 0 {
-		return dealroom.Invalid("after", "after is a seq: a whole number, 0 or more")
+		return 0, dealroom.Invalid(name, "%s is a seq: a whole number, 0 or more", name)
 	}
-	f.After = n
-	return nil
+	return n, nil
 }
 
 // readCommand reads a command's id, op and data.
@@ -233,6 +247,7 @@ func (f *Frame) refuseOthers(raw *rawFrame) error {
 		{"state", raw.State != nil && f.Type != Presence},
 		{"task_id", raw.TaskID != nil && f.Type != Presence},
 		{"visibility", raw.Visibility != nil && f.Type != Presence},
+		{"seq", raw.Seq != nil && f.Type != Read},
 		{"room", raw.Room != nil && f.Type == Ping},
 	}
 	for _, x := range extra {

@@ -243,6 +243,8 @@ func (h *Hub) Receive(m broker.Message) {
 		f.offer(newEntry(ev, m.Data))
 	case broker.Control:
 		h.receiveControl(m)
+	case broker.Read:
+		h.receiveRead(m)
 	case broker.Presence:
 		if m.Origin == h.cfg.Instance {
 			return

@@ -196,6 +196,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err := s.ensureSessionIndexes(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureReadIndexes(ctx); err != nil {
+		return fail(err)
+	}
 	if err := s.ensureTicketIndexes(ctx); err != nil {
 		return fail(err)
 	}

@@ -23,6 +23,9 @@ type Service struct {
 	// Committed, when set, is called with every newly appended event
 	// (not with replays of an idempotent retry), after it is durable.
 	Committed func(Event)
+	// ReadMoved, when set, is called when someone's read marker moved
+	// (read.go), after it is stored.
+	ReadMoved func(RoomRead)
 }
 
 func (s *Service) now() time.Time {

@@ -169,7 +169,9 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		if err := c.sess.SetPresence(ctx, f.Room, f.State, f.TaskID, f.Visibility); err != nil {
 			c.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
 		}
-	case hub.Command:
+	case hub.Command, hub.Read:
+		// A read writes to the store: it waits with the commands, off
+		// the frames goroutine.
 		if !c.cmds.Put(f) {
 			c.sess.Send(hub.ErrorFrame(f.ID, f.Room, dealroom.Errorf(dealroom.ERATELIMITED,
 				"more than %d commands wait for their answers; wait for acks before sending more", maxPendingCommands)))
@@ -189,6 +191,12 @@ func (c *conn) runCommand(ctx context.Context, f hub.Frame) {
 	}
 	if err := c.s.svc.Authorize(ctx, c.sess.Actor(), c.sess.SignIn()); dealroom.ErrorCode(err) == dealroom.EUNAUTH {
 		c.End(hub.ErrSignedOut) // the command waits for the device's next sign-in
+		return
+	}
+	if f.Type == hub.Read {
+		if err := c.s.svc.Read(ctx, c.sess.Actor(), f.Room, f.Seq); err != nil {
+			c.sess.Send(hub.ErrorFrame(f.ID, f.Room, err))
+		}
 		return
 	}
 	c.sess.Send(c.s.svc.Command(ctx, c.sess.Actor(), f))

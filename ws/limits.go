@@ -65,7 +65,7 @@ func (c *sockets) release(user string) {
 }
 
 // frameKinds are the client frame types, each with its own token bucket.
-var frameKinds = [...]string{hub.Subscribe, hub.Unsubscribe, hub.Presence, hub.Ping, hub.Command}
+var frameKinds = [...]string{hub.Subscribe, hub.Unsubscribe, hub.Presence, hub.Ping, hub.Command, hub.Read}
 
 // frameLimits are a connection's token buckets, one per frame kind, made
 // when a kind is first sent (an idle connection holds none). Used by the

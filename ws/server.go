@@ -26,6 +26,9 @@ type Service interface {
 	// command's id). It is called for one command of a connection at a
 	// time, with a context cancelled when the connection ends.
 	Command(ctx context.Context, a dealroom.Actor, f hub.Frame) []byte
+	// Read records that the actor has seen the room up to seq (a read
+	// frame). Errors are sent back as error frames.
+	Read(ctx context.Context, a dealroom.Actor, room string, seq int64) error
 }
 
 // Server accepts websockets and serves each as a session of the hub. It

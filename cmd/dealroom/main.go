@@ -272,6 +272,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			notifications.Wake(ev.RoomID)
 		}
 	}
+	svc.ReadMoved = h.ReadMoved
 	registerHubMetrics(metrics, h)
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	gcDone := make(chan struct{})

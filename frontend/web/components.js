@@ -217,6 +217,22 @@ function mentionNames(st, msg) {
   return (msg.mentions || []).map((u) => st.name(u)).concat([...st.members.values()].map((m) => m.name));
 }
 
+/**
+ * seenLine says who has seen the item with this id ("Seen by Ann, Bob"),
+ * by the members' read markers; null when nobody has or its seq is not
+ * known here. The names are of the room's members this user sees.
+ */
+export function seenLine(st, id, authorId, internal) {
+  const names = st.seenBy(st.seqOf.get(id), authorId, internal);
+  if (!names.length) return null;
+  return h('p', { class: 'seen-by muted small', text: `Seen by ${names.join(', ')}` });
+}
+
+/** seenSig is what seenLine shows, to tell when an item must be drawn again. */
+export function seenSig(st, id, authorId, internal) {
+  return st.seenBy(st.seqOf.get(id), authorId, internal).join(',');
+}
+
 /** messageItem is one message, with edit and delete for those allowed. */
 function messageItem(session, msg, { onReply } = {}) {
   const st = session.state;
@@ -243,6 +259,7 @@ function messageItem(session, msg, { onReply } = {}) {
         ? h('p', { class: 'msg-body muted', text: 'This message was deleted.' })
         : h('div', { class: 'msg-body' }, richText(m.body, mentionNames(st, m))),
       files.length ? h('ul', { class: 'file-chips' }, files.map((a) => h('li', {}, downloadButton(session, a)))) : null,
+      m.deleted ? null : seenLine(st, m.id, m.author, m.visibility === 'internal'),
       h('div', { class: 'msg-actions' },
         onReply && !m.deleted && session.perm().write ? h('button', { type: 'button', class: 'link', text: 'Reply', on: { click: onReply } }) : null,
         canEdit() ? h('button', { type: 'button', class: 'link', text: 'Edit', on: { click: startEdit } }) : null,
@@ -291,7 +308,7 @@ function messageItem(session, msg, { onReply } = {}) {
   let sig = JSON.stringify(msg);
   c.update = (m) => {
     c.msg = m;
-    const s = JSON.stringify(m) + st.attachments.size + st.members.size;
+    const s = JSON.stringify(m) + st.attachments.size + st.members.size + seenSig(st, m.id, m.author, m.visibility === 'internal');
     if (editing || s === sig) return;
     sig = s;
     const next = render();

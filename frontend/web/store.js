@@ -9,6 +9,11 @@ import { enc } from './api.js';
 import { mapLimit } from './dom.js';
 
 const POLL_MS = 15000; // while the live connection is down
+const READ_EVERY_MS = 1000; // the shortest time between two read markers sent
+// Rooms of up to this many events load their history when opened, so that
+// "seen by" knows the seq of every item; in longer ones it shows for the
+// items changed since the page opened (and all once the timeline is read).
+const HISTORY_FOR_SEEN = 2000;
 
 /** RoomState is everything this device knows about one room. */
 export class RoomState {
@@ -25,6 +30,34 @@ export class RoomState {
     this.deletedTasks = new Map(); // id → title
     this.lastSeq = 0;
     this.removed = false;
+    this.seqOf = new Map(); // item id → seq of the event that made or last changed it (as far as seen here)
+    this.reads = new Map(); // user id → {seq, at}: how far each member has seen the room
+  }
+
+  /** setRead records a member's read marker; markers only move forward. False when it changed nothing. */
+  setRead(userId, seq, at) {
+    const old = this.reads.get(userId);
+    if (old && old.seq >= seq) return false;
+    this.reads.set(userId, { seq, at });
+    return true;
+  }
+
+  /**
+   * seenBy names the members who have seen the item at seq (their marker
+   * is at it or past it), other than its author and this user; for an
+   * internal item, staff only (a customer's marker past it does not mean
+   * they saw it: it was never theirs to see); [] when the item's seq is
+   * not known here.
+   */
+  seenBy(seq, authorId, internal = false) {
+    if (!seq) return [];
+    const out = [];
+    for (const [id, r] of this.reads) {
+      if (r.seq < seq || id === authorId || id === this.me.user_id) continue;
+      const m = this.members.get(id);
+      if (m && !(internal && m.kind !== 'staff')) out.push(m.name);
+    }
+    return out.sort();
   }
 
   /** hidden tells whether an item must not reach this user (a second guard behind the server's). */
@@ -100,7 +133,11 @@ export class RoomState {
       if (e.actor && e.actor.kind === 'customer') this.room.last_customer_activity_at = e.at;
     }
     this.lastSeq = Math.max(this.lastSeq, e.seq);
-    if (type !== 'hidden') this.timeline.set(e.seq, e);
+    if (type !== 'hidden') {
+      this.timeline.set(e.seq, e);
+      const id = type === 'invite.accepted' ? null : d.id;
+      if (id && !(type === 'message.edited' || type === 'message.deleted')) this.seqOf.set(id, e.seq);
+    }
   }
 
   // Reading the state.
@@ -213,8 +250,12 @@ export class RoomSession {
       const threads = roots.filter((m) => m.reply_count > 0);
       const replies = (await mapLimit(threads, 4,
         (m) => this.api.all(`${base}/messages`, { parent_id: m.id, limit: 500 }))).flat();
-      const later = await this.api.events(this.id, head);
+      const [later, reads] = await Promise.all([
+        this.api.events(this.id, head),
+        this.api.get(`${base}/reads`).catch(() => ({ items: [] })),
+      ]);
       if (this.closed) return;
+      for (const r of reads.items || []) this.state.setRead(r.user_id, r.seq, r.at);
       this.state.reset({ room, members, tasks, messages: [...roots, ...replies], attachments, invites, seq: head });
       for (const e of later) this.state.apply(e);
       this.status = 'ready';
@@ -236,6 +277,9 @@ export class RoomSession {
         this.presence = members;
         this.emit('presence');
       },
+      onRead: (r) => {
+        if (this.state.setRead(r.user_id, r.seq, r.at)) this.emit('reads');
+      },
       onError: (error) => {
         if (error.code === 'not_found') {
           this.state.removed = true;
@@ -253,6 +297,35 @@ export class RoomSession {
     this.poll = setInterval(() => {
       if (this.sync.status !== 'live' && !document.hidden) this.catchUp().catch(() => {});
     }, POLL_MS);
+    // Reads when the page comes back into view, and the history of the
+    // items on screen, whose seqs "seen by" compares markers with.
+    this.onVisible = () => this.markSeen();
+    document.addEventListener('visibilitychange', this.onVisible);
+    this.markSeen();
+    if ((this.state.room?.head || 0) <= HISTORY_FOR_SEEN) this.loadHistory().catch(() => {});
+  }
+
+  /**
+   * markSeen tells the server how far this person has seen the room: the
+   * latest seq shown, while the page is visible. Bursts are coalesced:
+   * at most one marker a second, and only one that moves forward; over
+   * the websocket when it is live, else over REST.
+   */
+  markSeen() {
+    if (this.closed || document.hidden || this.status !== 'ready') return;
+    const seq = this.state.lastSeq;
+    if (seq <= (this.sentRead || 0) || this.readTimer) return;
+    const wait = Math.max(0, (this.readAt || 0) + READ_EVERY_MS - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = 0;
+      if (this.closed || document.hidden) return;
+      const s = this.state.lastSeq;
+      if (s <= (this.sentRead || 0)) return;
+      this.sentRead = s;
+      this.readAt = Date.now();
+      if (this.state.setRead(this.me.user_id, s, new Date().toISOString())) this.emit('reads');
+      if (!this.sub?.read(s)) this.api.request('PUT', `/rooms/${enc(this.id)}/read`, { body: { seq: s } }).catch(() => {});
+    }, wait);
   }
 
   /** ingest applies events newer than the last applied, in seq order, as one batch. */
@@ -271,6 +344,7 @@ export class RoomSession {
     for (const k of kinds) this.emit(k);
     this.emit('timeline');
     for (const fn of this.eventListeners || []) fn(fresh);
+    this.markSeen();
   }
 
   /** onEvents calls fn with each batch of newly applied events. */
@@ -350,6 +424,8 @@ export class RoomSession {
   close() {
     this.closed = true;
     clearInterval(this.poll);
+    clearTimeout(this.readTimer);
+    if (this.onVisible) document.removeEventListener('visibilitychange', this.onVisible);
     this.offStatus?.();
     this.sub?.close();
     this.listeners.clear();

@@ -68,7 +68,8 @@ export class Sync {
   /**
    * subscribe follows one room. handlers: after() → the last seq applied;
    * onEvents(events, info) with events in seq order (info.catchUp for the
-   * batch that ends a catch-up); onPresence(members); onError(error).
+   * batch that ends a catch-up); onPresence(members); onRead({user_id,
+   * seq, at}) when a member's read marker moves; onError(error).
    * Returns {close(), presence(state, taskId)}.
    */
   subscribe(room, handlers) {
@@ -87,6 +88,12 @@ export class Sync {
     return {
       close: sub.closeSub,
       presence: (state, taskId, internal) => this.presence(sub, state, taskId, internal),
+      // read sends the read marker over the socket; false when it is not open.
+      read: (seq) => {
+        if (!this.isOpen()) return false;
+        this.send({ type: 'read', room, seq });
+        return true;
+      },
       state: () => sub.state,
     };
   }
@@ -267,6 +274,9 @@ export class Sync {
       }
       case 'presence':
         if (sub) sub.onPresence?.(Array.isArray(msg.members) ? msg.members : []);
+        return;
+      case 'read':
+        if (sub && msg.user_id && Number.isInteger(msg.seq)) sub.onRead?.(msg);
         return;
       case 'resync':
         // The server could not keep us up to date, or our access to the

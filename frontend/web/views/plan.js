@@ -7,7 +7,7 @@ import {
 import { enc } from '../api.js';
 import { mentionBox } from '../mention.js';
 import {
-  internalBadge, personChip, threads, uploader, fileRow, mentionables, warnUnresolved, sideLabel,
+  internalBadge, personChip, threads, uploader, fileRow, mentionables, warnUnresolved, sideLabel, seenLine, seenSig,
 } from '../components.js';
 
 const FILTERS = [['all', 'All steps'], ['mine', 'Assigned to me'], ['open', 'Not done']];
@@ -30,6 +30,11 @@ function memberOptions(select, st, { none = 'Nobody yet', internal = false } = {
 }
 
 /** newPosition returns a position that puts a task between before and after. */
+/** changedBy is who made the last change of an item seen here: "seen by" leaves them out. */
+function changedBy(st, id) {
+  return st.timeline.get(st.seqOf.get(id))?.actor?.id;
+}
+
 function newPosition(before, after) {
   if (before && after) return (before.position + after.position) / 2;
   if (before) return before.position + 1;
@@ -149,7 +154,8 @@ export function planPanel(ctx, session) {
         (t.assignees || []).map((u) => personChip(st, u)),
         !(t.assignees || []).length ? h('span', { class: 'muted', text: 'No owner yet' }) : null,
         talk ? h('span', { class: 'count', title: plural(talk, 'message') }, icon('chat'), String(talk), h('span', { class: 'visually-hidden', text: ' messages' })) : null,
-        files ? h('span', { class: 'count', title: plural(files, 'file') }, icon('clip'), String(files), h('span', { class: 'visually-hidden', text: ' files' })) : null)),
+        files ? h('span', { class: 'count', title: plural(files, 'file') }, icon('clip'), String(files), h('span', { class: 'visually-hidden', text: ' files' })) : null),
+      seenLine(st, t.id, changedBy(st, t.id), t.visibility === 'internal')),
     p.write ? h('div', { class: 'task-move' },
       h('button', { type: 'button', class: 'icon-button', 'aria-label': `Move “${t.title}” up`, title: 'Move up (Alt+↑)', text: '↑', dataset: { fk: 'up' }, on: { click: () => move(t, -1) } }),
       h('button', { type: 'button', class: 'icon-button', 'aria-label': `Move “${t.title}” down`, title: 'Move down (Alt+↓)', text: '↓', dataset: { fk: 'down' }, on: { click: () => move(t, 1) } })) : null);
@@ -190,7 +196,8 @@ export function planPanel(ctx, session) {
     });
     return li;
   };
-  const rowSig = (t) => [JSON.stringify(t), st.threadCount(t.id), st.filesOf(t.id).length, st.members.size, session.perm().write].join('|');
+  const rowSig = (t) => [JSON.stringify(t), st.threadCount(t.id), st.filesOf(t.id).length, st.members.size, session.perm().write,
+    seenSig(st, t.id, changedBy(st, t.id), t.visibility === 'internal')].join('|');
 
   const el = h('section', { class: 'panel plan', 'aria-labelledby': headingId },
     h('div', { class: 'panel-head' }, h('h2', { id: headingId, text: 'Mutual action plan' }), filters),

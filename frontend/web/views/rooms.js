@@ -69,7 +69,7 @@ export function roomsView(ctx) {
     return h('li', {},
       h('a', { class: 'room-card', href: `/room/${enc(r.id)}` },
         h('span', { class: 'room-card-main' },
-          h('strong', { class: 'room-card-name', text: r.name }),
+          h('strong', { class: 'room-card-name' }, r.name, unreadBadge(r.unread)),
           h('span', { class: 'muted', text: r.company })),
         h('span', { class: 'room-card-meta' },
           h('span', { class: ['stage-badge', `stage-${r.stage}`], text: stageLabel(r.stage) }),
@@ -85,6 +85,7 @@ export function roomsView(ctx) {
     const shown = rooms.filter((r) => (!stage.value || r.stage === stage.value) &&
       (!q || r.name.toLowerCase().includes(q) || r.company.toLowerCase().includes(q)));
     fill(list, ...shown.map(card));
+    readAll.hidden = !rooms.some((r) => r.unread && r.unread.count > 0);
     if (!rooms.length) {
       fill(status, staff
         ? h('span', {}, h('strong', { text: 'No rooms yet. ' }), 'Open the first one: give it the deal’s name and the customer’s company; it starts with a standard plan you can change. Then invite the customer from the room’s People tab.')
@@ -98,9 +99,26 @@ export function roomsView(ctx) {
     }
   };
 
+  // Mark all read: every room's marker to its head, and the inbox.
+  const readAll = h('button', { type: 'button', class: 'ghost', text: 'Mark all read', hidden: true });
+  readAll.addEventListener('click', async () => {
+    readAll.disabled = true;
+    try {
+      await ctx.api.post('/me/read-all');
+      for (const r of rooms || []) if (r.unread) r.unread = { ...r.unread, count: 0, more: false };
+      render();
+      toast('Everything is marked read.');
+    } catch (err) {
+      toast(errorText(err), { kind: 'error' });
+    } finally {
+      readAll.disabled = false;
+    }
+  });
+
   const el = h('div', { class: 'page rooms' },
     h('div', { class: 'page-head' },
       h('h1', { text: oversees ? 'All rooms' : 'Your rooms' }),
+      readAll,
       staff ? toggle : null),
     staff ? createForm : null,
     h('div', { class: 'filters' }, field('Search', search), staff ? field('Stage', stage) : null),
@@ -122,4 +140,11 @@ export function roomsView(ctx) {
     }
   })();
   return { el };
+}
+
+/** unreadBadge shows how many events of a room this user has not seen ("99+" past that). */
+function unreadBadge(u) {
+  if (!u || !u.count) return null;
+  const text = u.more || u.count > 99 ? '99+' : String(u.count);
+  return h('span', { class: 'badge unread', title: 'Not seen yet', 'aria-label': `${text} unread`, text });
 }
