@@ -34,20 +34,13 @@ type leaseRecord struct {
 // writer (these records have no events), with the bucket b made if
 // missing.
 func (s *Store) writeAside(ctx context.Context, b []byte, fn func(b *bolt.Bucket) error) error {
-	if err := ctx.Err(); err != nil {
-		return dealroom.Unavailable(err)
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.writeSessions(ctx, func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(b)
 		if err != nil {
 			return err
 		}
 		return fn(bk)
 	})
-	if err != nil && dealroom.ErrorCode(err) == dealroom.EINTERNAL {
-		return dealroom.Unavailable(err)
-	}
-	return err
 }
 
 // AcquireLease implements consume.Store. bbolt has one writer at a time,

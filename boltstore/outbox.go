@@ -129,49 +129,14 @@ func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
 	})
 }
 
-// SweepOutbox implements outbox.Store, in write transactions of
-// sweepSessionsBatch removals each.
+// SweepOutbox implements outbox.Store: it removes the records settled
+// (sent or given up) before before.
 func (s *Store) SweepOutbox(ctx context.Context, before time.Time) (int, error) {
-	removed := 0
-	var after []byte
-	for {
-		var old [][]byte
-		err := s.writeOutbox(ctx, func(b, _ *bolt.Bucket) error {
-			old = old[:0]
-			c := b.Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			after = nil
-			for ; k != nil; k, v = c.Next() {
-				var r outboxRecord
-				if err := json.Unmarshal(v, &r); err != nil {
-					return err
-				}
-				if r.State != outbox.Pending && r.SettledAt.Before(before) {
-					old = append(old, bytes.Clone(k))
-				}
-				if len(old) == sweepSessionsBatch {
-					after = bytes.Clone(k)
-					break
-				}
-			}
-			for _, k := range old {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return removed, err
+	return s.sweep(ctx, bOutbox, func(_, v []byte) (bool, error) {
+		var r outboxRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return false, err
 		}
-		removed += len(old)
-		if after == nil {
-			return removed, nil
-		}
-	}
+		return r.State != outbox.Pending && r.SettledAt.Before(before), nil
+	}, nil)
 }

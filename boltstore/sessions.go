@@ -193,60 +193,82 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]session.Sessio
 }
 
 // SweepSessions implements session.Store: one pass over the sessions (a
-// few per person, so a scan is cheap next to how rarely it runs), in
-// write transactions of sweepSessionsBatch removals each, so that the
-// rooms' writer is never held up for long.
+// few per person, so a scan is cheap next to how rarely it runs).
 func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
+	return s.sweep(ctx, bSessions, func(_, v []byte) (bool, error) {
+		var r sessionRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return false, err
+		}
+		return r.session().Ended(now), nil
+	}, func(tx *bolt.Tx, _, v []byte) error {
+		var r sessionRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		return tx.Bucket(bUserSessions).Delete(userSessionKey(r.Actor.ID, r.CreatedAt, r.ID))
+	})
+}
+
+// sweepAsideBatch bounds the removals of one write transaction of a sweep, so
+// that the rooms' writer is never held up for long.
+const sweepAsideBatch = 256
+
+// sweep removes the records of the bucket name for which over(key, value)
+// holds, in write transactions of sweepAsideBatch removals each, and returns
+// how many it removed. remove, when set, removes what goes with such a
+// record (its index entries) in the same transaction.
+func (s *Store) sweep(ctx context.Context, name []byte, over func(k, v []byte) (bool, error),
+	remove func(tx *bolt.Tx, k, v []byte) error) (int, error) {
 	removed := 0
 	var after []byte
 	for {
-		n, next, err := s.sweepSessionsFrom(ctx, after, now)
-		removed += n
-		if err != nil || next == nil {
+		var gone [][2][]byte // keys and values
+		from := after
+		err := s.writeSessions(ctx, func(tx *bolt.Tx) error {
+			gone, after = gone[:0], nil
+			b := tx.Bucket(name)
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil; k, v = c.Next() {
+				ok, err := over(k, v)
+				if err != nil {
+					return err
+				}
+				if ok {
+					gone = append(gone, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
+				}
+				if len(gone) == sweepAsideBatch {
+					after = bytes.Clone(k)
+					break
+				}
+			}
+			for _, kv := range gone {
+				if err := b.Delete(kv[0]); err != nil {
+					return err
+				}
+				if remove != nil {
+					if err := remove(tx, kv[0], kv[1]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return removed, err
 		}
-		after = next
+		removed += len(gone)
+		if after == nil {
+			return removed, nil
+		}
 	}
-}
-
-const sweepSessionsBatch = 256
-
-// sweepSessionsFrom removes up to sweepSessionsBatch ended sessions whose
-// ids sort after after, and returns where to go on (nil: done).
-func (s *Store) sweepSessionsFrom(ctx context.Context, after []byte, now time.Time) (n int, next []byte, err error) {
-	err = s.writeSessions(ctx, func(tx *bolt.Tx) error {
-		n, next = 0, nil
-		c := tx.Bucket(bSessions).Cursor()
-		k, v := c.First()
-		if after != nil {
-			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-				k, v = c.Next()
-			}
-		}
-		var ended []sessionRecord
-		for ; k != nil; k, v = c.Next() {
-			var r sessionRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.session().Ended(now) {
-				ended = append(ended, r)
-			}
-			if len(ended) == sweepSessionsBatch {
-				next = bytes.Clone(k)
-				break
-			}
-		}
-		for _, r := range ended {
-			if err := tx.Bucket(bSessions).Delete([]byte(r.ID)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bUserSessions).Delete(userSessionKey(r.Actor.ID, r.CreatedAt, r.ID)); err != nil {
-				return err
-			}
-		}
-		n = len(ended)
-		return nil
-	})
-	return n, next, err
 }

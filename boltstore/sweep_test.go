@@ -13,6 +13,7 @@ import (
 
 	"dealroom"
 	"dealroom/room"
+	"dealroom/session"
 	"dealroom/task"
 )
 
@@ -233,4 +234,39 @@ func TestIdemRecordForms(t *testing.T) {
 		assert.True(t, at.Equal(got.At))
 	}
 	assert.Len(t, idemRecord{Seq: 1, Fingerprint: "0123456789abcdef0123456789abcdef", At: at}.marshal(), 33)
+}
+
+// TestSweepGoesOverManyTransactions: a sweep of more records than one of
+// its transactions removes (sweepAsideBatch) goes on where the last one
+// stopped, removes every record that is over and keeps the others.
+func TestSweepGoesOverManyTransactions(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0).UTC()
+	const n = 2*sweepAsideBatch + 88
+	kept := map[string]bool{}
+	for i := range n {
+		tk := session.Ticket{ID: fmt.Sprintf("t:%04d", i), CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute)}
+		if i%7 == 0 { // every seventh still counts
+			tk.ExpiresAt = now.Add(time.Minute)
+			kept[tk.ID] = true
+		}
+		added, err := s.AddTicket(ctx, tk)
+		require.NoError(t, err)
+		require.True(t, added)
+	}
+	removed, err := s.SweepTickets(ctx, now)
+	require.NoError(t, err)
+	assert.Equal(t, n-len(kept), removed)
+	for i := range n {
+		id := fmt.Sprintf("t:%04d", i)
+		_, err := s.TakeTicket(ctx, id, now)
+		if kept[id] {
+			assert.NoError(t, err, id)
+		} else {
+			assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), id)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -68,50 +67,13 @@ func (s *Store) TakeTicket(ctx context.Context, id string, now time.Time) (sessi
 	return got.ticket(), nil
 }
 
-// SweepTickets implements session.Tickets, in write transactions of
-// sweepSessionsBatch removals each, as SweepSessions does.
+// SweepTickets implements session.Tickets.
 func (s *Store) SweepTickets(ctx context.Context, now time.Time) (int, error) {
-	removed := 0
-	var after []byte
-	for {
-		var expired [][]byte
-		err := s.writeSessions(ctx, func(tx *bolt.Tx) error {
-			expired = expired[:0]
-			b := tx.Bucket(bTickets)
-			c := b.Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			after = nil
-			for ; k != nil; k, v = c.Next() {
-				var r ticketRecord
-				if err := json.Unmarshal(v, &r); err != nil {
-					return err
-				}
-				if r.ticket().Expired(now) {
-					expired = append(expired, bytes.Clone(k))
-				}
-				if len(expired) == sweepSessionsBatch {
-					after = bytes.Clone(k)
-					break
-				}
-			}
-			for _, k := range expired {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return removed, err
+	return s.sweep(ctx, bTickets, func(_, v []byte) (bool, error) {
+		var r ticketRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return false, err
 		}
-		removed += len(expired)
-		if after == nil {
-			return removed, nil
-		}
-	}
+		return r.ticket().Expired(now), nil
+	}, nil)
 }
