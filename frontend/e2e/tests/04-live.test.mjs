@@ -94,7 +94,9 @@ describe('live sync between a rep and a customer', () => {
       }
     };
     const presenceFrames = () => customerFrames.filter((f) => f.includes('"type":"presence"'));
-    await customer.getByText('Rita Rep is typing…').waitFor({ state: 'detached', timeout: LIVE });
+    // (Typing shows in two places, the room's header and the composer.)
+    await waitUntil(async () => (await customer.getByText('Rita Rep is typing…').count()) === 0,
+      { timeout: LIVE, what: 'the typing to end on the customer\'s page' });
     const before = presenceFrames().length;
     await rep.getByLabel('Internal note (only your team sees it)').check();
     await rep.getByLabel('New message').pressSequentially('Internal: draft of the price', { delay: 20 });

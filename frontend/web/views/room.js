@@ -216,7 +216,7 @@ export function roomView(ctx, params) {
     const tab = current.taskId ? 'plan' : current.tab || 'plan';
     const panel = panelFor(tab);
     if (main.firstChild !== panel.el) fill(main, panel.el);
-    if (current.taskId !== paneId) {
+    if ((current.taskId || null) !== paneId) {
       paneId = current.taskId || null;
       pane = paneId ? taskPane(ctx, session, paneId) : null;
       fill(side, ...(pane ? [pane.el] : []));
