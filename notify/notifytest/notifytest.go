@@ -57,6 +57,15 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, newStore(t))) })
 	}
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, e *Env)
+	}{
+		{"SeenInTheRoomIsNotMailed", testSeenNotMailed},
+		{"ABurstIsOneMail", testBurst},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewDelayedEnv(t, newStore(t), Delay)) })
+	}
 }
 
 func testPeople(t *testing.T, st Store) {
@@ -98,8 +107,10 @@ func testPeople(t *testing.T, st Store) {
 	assert.False(t, p.Wants("r1"))
 }
 
-// Env is a room service, a notifier and a real SMTP server over one store.
+// Env is a room service, a notifier and a real SMTP server over one store,
+// on a clock of its own.
 type Env struct {
+	Clock    *Clock
 	Store    Store
 	Svc      *room.Service
 	Notifier *notify.Notifier
@@ -115,17 +126,44 @@ const PublicURL = "https://deals.example.com"
 // Secret is the suite's server secret.
 var Secret = []byte(strings.Repeat("k", 32))
 
+// Delay is the wait of the suite's delayed notifications, as in production.
+const Delay = 2 * time.Minute
+
+// Clock is a time the test moves.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // NewEnv makes a room with Alice, Bob and Carol (a customer, by invite),
-// a notifier that knows Alice and Bob from their sign-ins, and a runner
-// that started before the room.
-func NewEnv(t *testing.T, st Store) *Env {
+// a notifier that knows Alice and Bob from their sign-ins and sends at
+// once, and a runner that started before the room.
+func NewEnv(t *testing.T, st Store) *Env { return NewDelayedEnv(t, st, 0) }
+
+// NewDelayedEnv is NewEnv with a notifier whose notifications wait delay.
+func NewDelayedEnv(t *testing.T, st Store, delay time.Duration) *Env {
 	ctx := context.Background()
 	srv := testenv.StartSMTP(t, testenv.SMTPOptions{})
 	m, err := mail.Open(mail.Config{URL: srv.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
 	require.NoError(t, err)
-	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret}, st, st)
+	clock := &Clock{t: t0}
+	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, Delay: delay, Now: clock.Now}, st, st)
 	require.NoError(t, err)
-	e := &Env{Store: st, Svc: &room.Service{Store: st}, Notifier: n, SMTP: srv, Mail: m}
+	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st}, Notifier: n, SMTP: srv, Mail: m}
 	require.NoError(t, e.runner("x").Pass(ctx, nil), "the consumer starts on the empty store")
 
 	r, err := e.Svc.CreateRoom(ctx, Alice, room.Draft{Name: "Acme renewal", Company: "Acme"}, "")
@@ -145,7 +183,8 @@ func NewEnv(t *testing.T, st Store) *Env {
 }
 
 func (e *Env) runner(holder string) *consume.Runner {
-	sender := &outbox.Sender{Store: e.Store, Mail: e.Mail}
+	sender := e.Notifier.Sender(e.Store, e.Mail)
+	sender.Now = e.Clock.Now
 	return &consume.Runner{Store: e.Store, Events: e.Store, Lease: notify.Consumer, Holder: holder,
 		Consumers: []consume.Consumer{e.Notifier.Consumer()},
 		Jobs:      []func(context.Context) error{sender.Send},
@@ -219,7 +258,10 @@ func testInternalNote(t *testing.T, e *Env) {
 	require.NoError(t, err)
 	e.Deliver(t)
 	assert.Empty(t, e.To(carolEmail), "a customer is never told of an internal item")
-	assert.Len(t, e.To(Bob.Email), 2)
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1, "two items due together go in one mail")
+	assert.Contains(t, bobs[0].Text, "@Bob Engineer push")
+	assert.Contains(t, bobs[0].Text, "Internal pricing SECRET")
 
 	// Who is no longer a member by the time the mail is made hears
 	// nothing of it.
@@ -227,7 +269,7 @@ func testInternalNote(t *testing.T, e *Env) {
 	_, err = e.Svc.RemoveMember(context.Background(), Alice, e.Room, Bob.ID, "")
 	require.NoError(t, err)
 	e.Deliver(t)
-	assert.Len(t, e.To(Bob.Email), 2)
+	assert.Len(t, e.To(Bob.Email), 1)
 }
 
 func testAssignment(t *testing.T, e *Env) {
@@ -293,20 +335,103 @@ func testTwoInstances(t *testing.T, e *Env) {
 		wg.Go(func() { r.Run(ctx) })
 	}
 	const n = 15
+	point := func(i int) string { return fmt.Sprintf("[point %02d]", i) }
 	for i := range n {
-		e.post(t, Alice, room.MessageDraft{Body: fmt.Sprint("@Bob Engineer and @Carol Buyer, point ", i), Visibility: dealroom.Shared})
+		e.post(t, Alice, room.MessageDraft{Body: "@Bob Engineer and @Carol Buyer, " + point(i), Visibility: dealroom.Shared})
 	}
-	require.Eventually(t, func() bool { return len(e.SMTP.Messages()) >= 2*n }, 30*time.Second, 20*time.Millisecond)
+	// told counts, per address, the mails that tell of each point (some
+	// mails tell of several: those due together).
+	told := func() map[string]map[string]int {
+		out := map[string]map[string]int{}
+		for _, to := range []string{Bob.Email, carolEmail} {
+			out[to] = map[string]int{}
+			for _, m := range e.To(to) {
+				for i := range n {
+					if strings.Contains(m.Text, point(i)) {
+						out[to][point(i)]++
+					}
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		c := told()
+		return len(c[Bob.Email]) == n && len(c[carolEmail]) == n
+	}, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	wg.Wait()
+	for to, points := range told() {
+		for p, c := range points {
+			assert.Equal(t, 1, c, "%s told of %s once", to, p)
+		}
+	}
 	ids := map[string]int{}
 	for _, m := range e.SMTP.Messages() {
 		ids[m.Header.Get("Message-Id")]++
 	}
-	assert.Len(t, ids, 2*n)
 	for id, c := range ids {
 		assert.Equal(t, 1, c, "message %s sent once", id)
 	}
-	assert.Len(t, e.To(carolEmail), n)
-	assert.Len(t, e.To(Bob.Email), n)
+}
+
+func testSeenNotMailed(t *testing.T, e *Env) {
+	ctx := context.Background()
+	res := e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer and @Bob Engineer, the draft is up", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(Delay / 2)
+	e.Deliver(t)
+	assert.Empty(t, e.SMTP.Messages(), "nothing is sent before the delay")
+
+	_, err := e.Svc.SetRead(ctx, e.Carol, e.Room, res.Seq)
+	require.NoError(t, err)
+	e.Clock.Advance(Delay/2 + time.Second)
+	e.Deliver(t)
+	assert.Empty(t, e.To(carolEmail), "Carol saw it in the room")
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1, "Bob did not: he is mailed after the delay")
+	assert.Contains(t, bobs[0].Text, "the draft is up")
+
+	e.Clock.Advance(time.Hour)
+	e.Deliver(t)
+	assert.Len(t, e.SMTP.Messages(), 1, "the skipped one is settled, not sent later")
+	pending, err := e.Store.DueOutbox(ctx, e.Clock.Now().Add(24*time.Hour), 10)
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+}
+
+func testBurst(t *testing.T, e *Env) {
+	ctx := context.Background()
+	tk, err := e.Svc.CreateTask(ctx, Alice, e.Room, task.Draft{Title: "Security review", Visibility: dealroom.Shared}, "")
+	require.NoError(t, err)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer first question", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(30 * time.Second)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer second question", TaskID: tk.ID, Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(30 * time.Second)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer third question", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	recs, err := e.Store.DueOutbox(ctx, e.Clock.Now().Add(Delay), 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+
+	// The first is due; the two others would be within the minute.
+	e.Clock.Advance(Delay - time.Minute + time.Second)
+	e.Deliver(t)
+	got := e.To(carolEmail)
+	require.Len(t, got, 1, "one mail for the three")
+	m := got[0]
+	assert.Equal(t, "3 new notifications in Acme renewal", m.Subject)
+	first, second, third := strings.Index(m.Text, "first question"), strings.Index(m.Text, "second question"), strings.Index(m.Text, "third question")
+	assert.True(t, first >= 0 && first < second && second < third, "the three, in order:\n%s", m.Text)
+	assert.Contains(t, m.Text, PublicURL+"/room/"+e.Room+"/discussion")
+	assert.Contains(t, m.Text, PublicURL+"/room/"+e.Room+"/task/"+tk.ID)
+	assert.Contains(t, m.HTML, `href="`+PublicURL+"/room/"+e.Room+"/task/"+tk.ID+`"`)
+	assert.Equal(t, "<"+outbox.BatchKey(recs)+"@deals.example.com>", m.Header.Get("Message-Id"), "one id made from the records' keys")
+	assert.Contains(t, m.Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
+
+	e.Clock.Advance(time.Hour)
+	e.Deliver(t)
+	assert.Len(t, e.SMTP.Messages(), 1)
 }
