@@ -100,11 +100,33 @@ func testPeople(t *testing.T, st Store) {
 	assert.True(t, p.EmailOff)
 	assert.False(t, p.Wants("r3"), "off overall")
 
+	require.NoError(t, st.SetDigest(ctx, "ana", notify.Weekly, t0))
+	p, err = st.Person(ctx, "ana")
+	require.NoError(t, err)
+	assert.Equal(t, notify.Weekly, p.Digest)
+	assert.True(t, p.EmailOff, "the digest choice keeps the others")
+
 	require.NoError(t, st.SetEmail(ctx, "zoe", "", true, t0), "a choice before any address")
 	p, err = st.Person(ctx, "zoe")
 	require.NoError(t, err)
 	assert.True(t, p.EmailOff)
 	assert.False(t, p.Wants("r1"))
+
+	require.NoError(t, st.SetDigest(ctx, "bea", notify.Off, t0))
+	var users []string
+	after := ""
+	for {
+		page, err := st.PeopleAfter(ctx, after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, p := range page {
+			users = append(users, p.User)
+		}
+		after = page[len(page)-1].User
+	}
+	assert.Equal(t, []string{"ana", "bea", "zoe"}, users, "everyone, a page at a time, in order")
 }
 
 // Env is a room service, a notifier and a real SMTP server over one store,
