@@ -49,6 +49,10 @@ type Notifier struct {
 	now       func() time.Time
 	log       *slog.Logger
 
+	digestHour int
+	digestMu   sync.Mutex
+	digestDone string // the day whose digests are made
+
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex
 	seen   map[string]string
@@ -67,8 +71,11 @@ type Config struct {
 	// them in the room by then goes in the same message (see Sender). 0:
 	// sent at the sender's next pass.
 	Delay time.Duration
-	Now   func() time.Time
-	Log   *slog.Logger
+	// DigestHour is the hour (UTC, 0 to 23) at which a day's and a week's
+	// (on Mondays) digests are made.
+	DigestHour int
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // New returns a notifier over rooms and st.
@@ -77,11 +84,14 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("notify: the public URL must be an http(s) URL")
 	}
+	if cfg.DigestHour < 0 || cfg.DigestHour > 23 {
+		return nil, errors.New("notify: the digest hour is not an hour of the day")
+	}
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("notify: the secret is shorter than 32 bytes")
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
-		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
 	if n.now == nil {
 		n.now = time.Now
 	}

@@ -66,6 +66,14 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewDelayedEnv(t, newStore(t), Delay)) })
 	}
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, e *Env)
+	}{
+		{"DigestOfWhatWasNotSeen", testDigest},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, newStore(t))) })
+	}
 }
 
 func testPeople(t *testing.T, st Store) {
@@ -151,6 +159,10 @@ var Secret = []byte(strings.Repeat("k", 32))
 // Delay is the wait of the suite's delayed notifications, as in production.
 const Delay = 2 * time.Minute
 
+// DigestHour is the hour of the suite's digests (UTC); the suite starts
+// on Monday 2 March 2026 at 09:00.
+const DigestHour = 8
+
 // Clock is a time the test moves.
 type Clock struct {
 	mu sync.Mutex
@@ -183,9 +195,9 @@ func NewDelayedEnv(t *testing.T, st Store, delay time.Duration) *Env {
 	m, err := mail.Open(mail.Config{URL: srv.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
 	require.NoError(t, err)
 	clock := &Clock{t: t0}
-	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, Delay: delay, Now: clock.Now}, st, st)
+	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, Delay: delay, DigestHour: DigestHour, Now: clock.Now}, st, st)
 	require.NoError(t, err)
-	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st}, Notifier: n, SMTP: srv, Mail: m}
+	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st, Now: clock.Now}, Notifier: n, SMTP: srv, Mail: m}
 	require.NoError(t, e.runner("x").Pass(ctx, nil), "the consumer starts on the empty store")
 
 	r, err := e.Svc.CreateRoom(ctx, Alice, room.Draft{Name: "Acme renewal", Company: "Acme"}, "")
@@ -456,4 +468,68 @@ func testBurst(t *testing.T, e *Env) {
 	e.Clock.Advance(time.Hour)
 	e.Deliver(t)
 	assert.Len(t, e.SMTP.Messages(), 1)
+}
+
+func testDigest(t *testing.T, e *Env) {
+	ctx := context.Background()
+	// Monday 09:00.
+	e.post(t, Alice, room.MessageDraft{Body: "The quote is ready", Visibility: dealroom.Shared})
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer please check", Visibility: dealroom.Shared})
+	e.post(t, Alice, room.MessageDraft{Body: "SECRET margin is 40%", Visibility: dealroom.Internal})
+	e.post(t, e.Carol, room.MessageDraft{Body: "Carol's own question", Visibility: dealroom.Shared})
+	require.NoError(t, e.Store.SetDigest(ctx, Bob.ID, notify.Weekly, e.Clock.Now()))
+	digests := func(n *notify.Notifier) {
+		t.Helper()
+		require.NoError(t, n.Digests(ctx))
+		e.Deliver(t)
+	}
+	digests(e.Notifier)
+	require.Len(t, e.To(carolEmail), 1, "the instant mail of the mention; the day is not over")
+	assert.Empty(t, e.To(Bob.Email))
+
+	// Tuesday 09:00: Monday's digest.
+	e.Clock.Advance(24 * time.Hour)
+	digests(e.Notifier)
+	got := e.To(carolEmail)
+	require.Len(t, got, 2)
+	d := got[1]
+	assert.Equal(t, "What you missed in Acme renewal", d.Subject)
+	assert.Contains(t, d.Text, "Alice Seller: The quote is ready")
+	assert.Contains(t, d.Text, PublicURL+"/room/"+e.Room)
+	for _, part := range []string{d.Text, d.HTML} {
+		assert.NotContains(t, part, "SECRET", "a customer's digest has nothing internal")
+		assert.NotContains(t, part, "please check", "the instant mail told her")
+		assert.NotContains(t, part, "own question", "nor what she did")
+	}
+	assert.Empty(t, e.To(Bob.Email), "staff get none by default; Bob's weekly one comes on Monday")
+	assert.Empty(t, e.To(Alice.Email))
+
+	// Once per period, across instances and restarts.
+	again, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, DigestHour: DigestHour, Now: e.Clock.Now}, e.Store, e.Store)
+	require.NoError(t, err)
+	digests(again)
+	digests(e.Notifier)
+	assert.Len(t, e.To(carolEmail), 2, "one digest a day")
+
+	// What she saw is left out.
+	res := e.post(t, Alice, room.MessageDraft{Body: "Seen already", Visibility: dealroom.Shared})
+	_, err = e.Svc.SetRead(ctx, e.Carol, e.Room, res.Seq)
+	require.NoError(t, err)
+	e.post(t, Alice, room.MessageDraft{Body: "Not seen yet", Visibility: dealroom.Shared})
+	e.Clock.Advance(24 * time.Hour)
+	digests(e.Notifier)
+	got = e.To(carolEmail)
+	require.Len(t, got, 3)
+	assert.Contains(t, got[2].Text, "Not seen yet")
+	assert.NotContains(t, got[2].Text, "Seen already")
+	assert.NotContains(t, got[2].Text, "quote is ready", "yesterday's digest told her")
+
+	// The next Monday 09:00: Bob's week, internal notes included.
+	e.Clock.Advance(5 * 24 * time.Hour)
+	digests(e.Notifier)
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1)
+	assert.Contains(t, bobs[0].Text, "SECRET margin")
+	assert.Contains(t, bobs[0].Text, "every week")
+	assert.Len(t, e.To(carolEmail), 3, "nothing new for Carol since her last digest")
 }
