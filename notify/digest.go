@@ -33,6 +33,9 @@ const (
 	digestLines = 5
 	peoplePage  = 200
 	roomsPage   = 200
+	// digestRetry is the wait after a failed walk: it starts again from
+	// the first person (what was made stays made).
+	digestRetry = time.Minute
 )
 
 // DigestOf returns how often p gets a digest: their choice, or by default
@@ -83,11 +86,25 @@ func (n *Notifier) Digests(ctx context.Context) error {
 	now := n.now()
 	day := periodOf(Daily, now, n.digestHour)
 	n.digestMu.Lock()
-	done := n.digestDone == day.Key
+	done := n.digestDone == day.Key || now.Sub(n.digestFailed) < digestRetry
 	n.digestMu.Unlock()
 	if done {
 		return nil
 	}
+	if err := n.digests(ctx, now); err != nil {
+		n.digestMu.Lock()
+		n.digestFailed = now
+		n.digestMu.Unlock()
+		return err
+	}
+	n.digestMu.Lock()
+	n.digestDone = day.Key
+	n.digestMu.Unlock()
+	return nil
+}
+
+// digests makes the digests of everyone, a page of people at a time.
+func (n *Notifier) digests(ctx context.Context, now time.Time) error {
 	after := ""
 	for {
 		people, err := n.store.PeopleAfter(ctx, after, peoplePage)
@@ -114,9 +131,6 @@ func (n *Notifier) Digests(ctx context.Context) error {
 		}
 		after = people[len(people)-1].User
 	}
-	n.digestMu.Lock()
-	n.digestDone = day.Key
-	n.digestMu.Unlock()
 	return nil
 }
 
@@ -238,6 +252,7 @@ var digestText = texttemplate.Must(texttemplate.New("digest").Parse(`Since you l
 {{end}}
 --
 You get this digest {{.Every}}. Change it in the web app: {{.Settings}}
+Stop all email from Dealroom: {{.Unsubscribe}}
 `))
 
 var digestHTML = htmltemplate.Must(htmltemplate.New("digesthtml").Parse(`<!doctype html>
@@ -250,7 +265,8 @@ var digestHTML = htmltemplate.Must(htmltemplate.New("digesthtml").Parse(`<!docty
 {{end}}<p style="margin: 0"><a href="{{.Link}}">Open the room</a></p>
 </div>
 {{end}}<p style="color: #777; font-size: 12px">You get this digest {{.Every}}.
-<a href="{{.Settings}}">Change it in the web app</a>.</p>
+<a href="{{.Settings}}">Change it in the web app</a>, or
+<a href="{{.Unsubscribe}}">stop all email from Dealroom</a>.</p>
 </body></html>
 `))
 
@@ -260,10 +276,13 @@ func (n *Notifier) digestRecord(p *Person, per period, rooms []digestRoom, now t
 	if per.Key[0] == 'w' {
 		every = "every week"
 	}
+	// The one-click unsubscribe of a digest, which is about every room,
+	// turns off all email.
+	unsubscribe := n.publicURL + "/api/v1/notifications/unsubscribe?token=" + n.UnsubscribeToken(p.User, "")
 	v := struct {
-		Rooms           []digestRoom
-		Every, Settings string
-	}{rooms, every, n.publicURL + "/"}
+		Rooms                        []digestRoom
+		Every, Settings, Unsubscribe string
+	}{rooms, every, n.publicURL + "/", unsubscribe}
 	var text, html bytes.Buffer
 	if err := digestText.Execute(&text, v); err != nil {
 		return nil, err
@@ -281,7 +300,7 @@ func (n *Notifier) digestRecord(p *Person, per period, rooms []digestRoom, now t
 		}
 	}
 	body, err := json.Marshal(dmail.Message{To: p.Email, Subject: oneLine(subject), Text: text.String(),
-		HTML: html.String(), MessageID: id + "@" + n.host})
+		HTML: html.String(), MessageID: id + "@" + n.host, Unsubscribe: unsubscribe})
 	if err != nil {
 		return nil, err
 	}

@@ -49,9 +49,10 @@ type Notifier struct {
 	now       func() time.Time
 	log       *slog.Logger
 
-	digestHour int
-	digestMu   sync.Mutex
-	digestDone string // the day whose digests are made
+	digestHour   int
+	digestMu     sync.Mutex
+	digestDone   string    // the day whose digests are made
+	digestFailed time.Time // when the last walk failed
 
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex

@@ -496,6 +496,7 @@ func testDigest(t *testing.T, e *Env) {
 	assert.Equal(t, "What you missed in Acme renewal", d.Subject)
 	assert.Contains(t, d.Text, "Alice Seller: The quote is ready")
 	assert.Contains(t, d.Text, PublicURL+"/room/"+e.Room)
+	assert.Contains(t, d.Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
 	for _, part := range []string{d.Text, d.HTML} {
 		assert.NotContains(t, part, "SECRET", "a customer's digest has nothing internal")
 		assert.NotContains(t, part, "please check", "the instant mail told her")
