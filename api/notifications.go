@@ -90,7 +90,8 @@ func (s *Server) renderUnsubscribe(c echo.Context, u notify.Unsubscription, err 
 
 // notificationSettings is the body of GET and PUT /me/notifications.
 type notificationSettings struct {
-	Email   string               `json:"email"` // instant or off
+	Email   string               `json:"email"`  // instant or off
+	Digest  string               `json:"digest"` // daily, weekly or off
 	Address string               `json:"address"`
 	Rooms   []roomNotificationIn `json:"rooms"`
 }
@@ -98,6 +99,14 @@ type notificationSettings struct {
 type roomNotificationIn struct {
 	RoomID string `json:"room_id"`
 	Email  string `json:"email"`
+}
+
+// notificationChange is the body of PUT /me/notifications: one room's
+// email, all email, or the digest.
+type notificationChange struct {
+	RoomID string `json:"room_id"`
+	Email  string `json:"email"`
+	Digest string `json:"digest"`
 }
 
 func emailWord(off bool) string {
@@ -112,32 +121,45 @@ func (s *Server) myNotifications(c echo.Context) error {
 	if n == nil {
 		return errNoNotifications
 	}
-	p, err := n.Preferences(c.Request().Context(), actor(c).ID)
+	a := actor(c)
+	p, err := n.Preferences(c.Request().Context(), a.ID)
 	if err != nil {
 		return err
 	}
-	out := notificationSettings{Email: emailWord(p.EmailOff), Address: p.Email, Rooms: []roomNotificationIn{}}
+	out := notificationSettings{Email: emailWord(p.EmailOff), Digest: notify.DigestOf(&p, a.Kind == dealroom.Customer),
+		Address: p.Email, Rooms: []roomNotificationIn{}}
 	for _, r := range p.RoomsOff {
 		out.Rooms = append(out.Rooms, roomNotificationIn{RoomID: r, Email: "off"})
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-// setMyNotifications changes one choice: of a room the person is a member
-// of (room_id), or of all email.
+// setMyNotifications changes the choices given: the email of a room the
+// person is a member of (room_id), or of all email, and the digest.
 func (s *Server) setMyNotifications(c echo.Context) error {
 	n := s.cfg.Notifier
 	if n == nil {
 		return errNoNotifications
 	}
-	var in roomNotificationIn
+	var in notificationChange
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if in.Email != "instant" && in.Email != "off" {
+	ctx, a := c.Request().Context(), actor(c)
+	if (in.Digest == "" || in.Email != "") && in.Email != "instant" && in.Email != "off" {
 		return dealroom.Invalid("email", "email must be instant or off")
 	}
-	ctx, a := c.Request().Context(), actor(c)
+	if in.Digest != "" {
+		if in.RoomID != "" {
+			return dealroom.Invalid("digest", "the digest is one for all rooms: give no room_id with it")
+		}
+		if err := n.SetDigest(ctx, a.ID, in.Digest); err != nil {
+			return err
+		}
+		if in.Email == "" {
+			return s.myNotifications(c)
+		}
+	}
 	if in.RoomID != "" {
 		m, err := s.svc.Store.Member(ctx, in.RoomID, a.ID)
 		if err != nil {

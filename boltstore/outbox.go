@@ -31,6 +31,8 @@ type outboxRecord struct {
 	Recipient string          `json:"recipient"`
 	RoomID    string          `json:"room_id"`
 	EventID   string          `json:"event_id"`
+	Seq       int64           `json:"seq,omitempty"`
+	Batch     string          `json:"batch,omitempty"`
 	Payload   json.RawMessage `json:"payload"`
 	State     string          `json:"state"`
 	CreatedAt time.Time       `json:"created_at"`
@@ -120,6 +122,7 @@ func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
 			return err
 		}
 		old.State, old.Due, old.Attempts, old.LastError, old.SettledAt = r.State, r.Due, r.Attempts, r.LastError, r.SettledAt
+		old.Batch = r.Batch
 		if old.State == outbox.Pending {
 			if err := due.Put(dueKey(old.Due, old.ID), nil); err != nil {
 				return err
@@ -130,7 +133,7 @@ func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
 }
 
 // SweepOutbox implements outbox.Store: it removes the records settled
-// (sent or given up) before before.
+// (sent, skipped or given up) before before.
 func (s *Store) SweepOutbox(ctx context.Context, before time.Time) (int, error) {
 	return s.sweep(ctx, bOutbox, func(_, v []byte) (bool, error) {
 		var r outboxRecord

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -24,6 +25,7 @@ type personRecord struct {
 	Email     string    `json:"email,omitempty"`
 	EmailOff  bool      `json:"email_off,omitempty"`
 	RoomsOff  []string  `json:"rooms_off,omitempty"`
+	Digest    string    `json:"digest,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -79,4 +81,34 @@ func (s *Store) SetEmail(ctx context.Context, user, roomID string, off bool, at 
 			r.RoomsOff = slices.DeleteFunc(r.RoomsOff, func(id string) bool { return id == roomID })
 		}
 	})
+}
+
+// SetDigest implements notify.People.
+func (s *Store) SetDigest(ctx context.Context, user, digest string, at time.Time) error {
+	return s.updatePerson(ctx, user, at, func(r *personRecord) { r.Digest = digest })
+}
+
+// PeopleAfter implements notify.People.
+func (s *Store) PeopleAfter(ctx context.Context, after string, limit int) ([]notify.Person, error) {
+	var out []notify.Person
+	err := s.read(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bPeople)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var r personRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, notify.Person(r))
+		}
+		return nil
+	})
+	return out, err
 }

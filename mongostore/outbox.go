@@ -28,6 +28,8 @@ type outboxDoc struct {
 	Recipient string    `bson:"recipient"`
 	RoomID    string    `bson:"room_id"`
 	EventID   string    `bson:"event_id"`
+	Seq       int64     `bson:"seq,omitempty"`
+	Batch     string    `bson:"batch,omitempty"`
 	Payload   []byte    `bson:"payload"`
 	State     string    `bson:"state"`
 	CreatedAt time.Time `bson:"created_at"`
@@ -39,13 +41,13 @@ type outboxDoc struct {
 
 func toOutboxDoc(r outbox.Record) outboxDoc {
 	return outboxDoc{ID: r.ID, Channel: r.Channel, Recipient: r.Recipient, RoomID: r.RoomID, EventID: r.EventID,
-		Payload: r.Payload, State: r.State, CreatedAt: r.CreatedAt, Due: r.Due, Attempts: r.Attempts,
+		Seq: r.Seq, Batch: r.Batch, Payload: r.Payload, State: r.State, CreatedAt: r.CreatedAt, Due: r.Due, Attempts: r.Attempts,
 		LastError: r.LastError, SettledAt: r.SettledAt}
 }
 
 func (d outboxDoc) record() outbox.Record {
 	return outbox.Record{ID: d.ID, Channel: d.Channel, Recipient: d.Recipient, RoomID: d.RoomID, EventID: d.EventID,
-		Payload: d.Payload, State: d.State, CreatedAt: d.CreatedAt, Due: d.Due, Attempts: d.Attempts,
+		Seq: d.Seq, Batch: d.Batch, Payload: d.Payload, State: d.State, CreatedAt: d.CreatedAt, Due: d.Due, Attempts: d.Attempts,
 		LastError: d.LastError, SettledAt: d.SettledAt}
 }
 
@@ -120,7 +122,8 @@ func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
 	c := s.db.Collection(colOutbox)
 	res, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.ID}, {Key: "state", Value: outbox.Pending}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: r.State}, {Key: "due", Value: r.Due},
-			{Key: "attempts", Value: r.Attempts}, {Key: "last_error", Value: r.LastError}, {Key: "settled_at", Value: r.SettledAt}}}})
+			{Key: "attempts", Value: r.Attempts}, {Key: "last_error", Value: r.LastError}, {Key: "settled_at", Value: r.SettledAt},
+			{Key: "batch", Value: r.Batch}}}})
 	if err != nil {
 		return s.fail(ctx, err)
 	}
@@ -142,7 +145,7 @@ func (s *Store) SweepOutbox(ctx context.Context, before time.Time) (int, error) 
 		return 0, err
 	}
 	res, err := s.db.Collection(colOutbox).DeleteMany(ctx, bson.D{
-		{Key: "state", Value: bson.D{{Key: "$in", Value: []string{outbox.Sent, outbox.Failed}}}},
+		{Key: "state", Value: bson.D{{Key: "$in", Value: []string{outbox.Sent, outbox.Failed, outbox.Skipped}}}},
 		{Key: "settled_at", Value: bson.D{{Key: "$lt", Value: before}}}})
 	if err != nil {
 		return 0, s.fail(ctx, err)

@@ -25,6 +25,7 @@ type personDoc struct {
 	Email     string    `bson:"email"`
 	EmailOff  bool      `bson:"email_off"`
 	RoomsOff  []string  `bson:"rooms_off"`
+	Digest    string    `bson:"digest,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 
@@ -73,4 +74,29 @@ func (s *Store) SetEmail(ctx context.Context, user, roomID string, off bool, at 
 		op = "$addToSet"
 	}
 	return s.updatePerson(ctx, user, bson.D{{Key: "$set", Value: set}, {Key: op, Value: bson.D{{Key: "rooms_off", Value: roomID}}}})
+}
+
+// SetDigest implements notify.People.
+func (s *Store) SetDigest(ctx context.Context, user, digest string, at time.Time) error {
+	return s.updatePerson(ctx, user, bson.D{{Key: "$set", Value: bson.D{{Key: "digest", Value: digest}, {Key: "updated_at", Value: at}}}})
+}
+
+// PeopleAfter implements notify.People: one query by _id.
+func (s *Store) PeopleAfter(ctx context.Context, after string, limit int) ([]notify.Person, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	docs, err := findAll[personDoc](ctx, s.db.Collection(colPeople), bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := make([]notify.Person, len(docs))
+	for i, d := range docs {
+		if len(d.RoomsOff) == 0 {
+			d.RoomsOff = nil
+		}
+		out[i] = notify.Person(d)
+	}
+	return out, nil
 }

@@ -2,14 +2,18 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"fmt"
 	htmltemplate "html/template"
 	"net/url"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"unicode/utf8"
 
 	dmail "dealroom/mail"
+	"dealroom/outbox"
 	"dealroom/room"
 	"dealroom/task"
 )
@@ -17,7 +21,9 @@ import (
 // excerptRunes bounds the text quoted from a message or a step.
 const excerptRunes = 300
 
-// content is what a notification says, for both templates.
+// content is what a notification says, for both templates. It is kept in
+// the record's payload, so that a message listing several notifications
+// can be made at send time.
 type content struct {
 	Subject     string
 	Lead        string // "Ana Lima mentioned you in Acme renewal:"
@@ -53,8 +59,95 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 </body></html>
 `))
 
-// message renders the email of one item to p.
-func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (dmail.Message, error) {
+// listTmpl and listHTMLTmpl are the message that carries several
+// notifications of one room.
+var listTmpl = texttemplate.Must(texttemplate.New("list").Parse(`{{.Lead}}
+{{range .Items}}
+* {{.Lead}}
+{{- if .Title}}
+  {{.Title}}
+{{- end}}{{if .Excerpt}}
+  {{.Excerpt}}
+{{- end}}{{if .Link}}
+  {{.LinkText}}: {{.Link}}
+{{- end}}
+{{end}}
+--
+You get this email because you are a member of {{.RoomName}}.
+Stop these emails: {{.Unsubscribe}}
+`))
+
+var listHTMLTmpl = htmltemplate.Must(htmltemplate.New("listhtml").Parse(`<!doctype html>
+<html><body style="font-family: sans-serif; line-height: 1.4">
+<p>{{.Lead}}</p>
+{{range .Items}}<div style="margin: 0 0 1.2em">
+<p style="margin: 0">{{.Lead}}</p>
+{{if .Title}}<p style="margin: 0"><strong>{{.Title}}</strong></p>{{end}}
+{{if .Excerpt}}<blockquote style="margin: 0.3em 0; padding-left: 1em; border-left: 3px solid #ccc; white-space: pre-wrap">{{.Excerpt}}</blockquote>{{end}}
+{{if .Link}}<p style="margin: 0"><a href="{{.Link}}">{{.LinkText}}</a></p>{{end}}
+</div>
+{{end}}<p style="color: #777; font-size: 12px">You get this email because you are a member of {{.RoomName}}.
+<a href="{{.Unsubscribe}}">Stop these emails</a>.</p>
+</body></html>
+`))
+
+// payload is an email record's payload: the message of the record alone
+// and what it says, for a message that lists it with others.
+type payload struct {
+	dmail.Message
+	Item *content `json:",omitempty"`
+}
+
+// list is what a message of several notifications says.
+type list struct {
+	Lead        string
+	Items       []content
+	RoomName    string
+	Unsubscribe string
+}
+
+// Combine makes the one message that tells of several records of one
+// person and room (the outbox's Sender calls it), under the Message-ID
+// batch: the notifications in the order of their events, each with its
+// link. Records made before their payload kept what they say are listed
+// by their subject.
+func (n *Notifier) Combine(batch string, recs []outbox.Record) (dmail.Message, error) {
+	recs = slices.Clone(recs)
+	slices.SortFunc(recs, func(a, b outbox.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	var first dmail.Message
+	var l list
+	for i, r := range recs {
+		var p payload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return dmail.Message{}, err
+		}
+		c := content{Lead: p.Subject}
+		if p.Item != nil {
+			c = *p.Item
+		}
+		if i == 0 {
+			first, l.RoomName, l.Unsubscribe = p.Message, c.RoomName, c.Unsubscribe
+		}
+		l.Items = append(l.Items, c)
+	}
+	if l.RoomName == "" {
+		l.RoomName = "a room"
+	}
+	l.Lead = fmt.Sprintf("%d new notifications for you in %s:", len(recs), l.RoomName)
+	var text, html bytes.Buffer
+	if err := listTmpl.Execute(&text, l); err != nil {
+		return dmail.Message{}, err
+	}
+	if err := listHTMLTmpl.Execute(&html, l); err != nil {
+		return dmail.Message{}, err
+	}
+	return dmail.Message{To: first.To, Subject: oneLine(fmt.Sprintf("%d new notifications in %s", len(recs), l.RoomName)),
+		Text: text.String(), HTML: html.String(), MessageID: batch + "@" + n.host, InReplyTo: first.InReplyTo,
+		References: first.References, Unsubscribe: first.Unsubscribe}, nil
+}
+
+// message renders the email of one item to p, and what it says.
+func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (dmail.Message, content, error) {
 	who := ev.Actor.Name
 	if who == "" {
 		who = "Someone"
@@ -65,7 +158,7 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 	if it.MessageID != "" {
 		var m room.Message
 		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return dmail.Message{}, err
+			return dmail.Message{}, content{}, err
 		}
 		c.Subject = who + " mentioned you in " + rm.Name
 		c.Lead = who + " mentioned you in " + rm.Name + ":"
@@ -78,7 +171,7 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 	} else {
 		var t task.Task
 		if err := json.Unmarshal(ev.Data, &t); err != nil {
-			return dmail.Message{}, err
+			return dmail.Message{}, content{}, err
 		}
 		c.Title = t.Title
 		c.Excerpt = excerpt(t.Description)
@@ -93,13 +186,13 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 	}
 	var text, html bytes.Buffer
 	if err := textTmpl.Execute(&text, c); err != nil {
-		return dmail.Message{}, err
+		return dmail.Message{}, content{}, err
 	}
 	if err := htmlTmpl.Execute(&html, c); err != nil {
-		return dmail.Message{}, err
+		return dmail.Message{}, content{}, err
 	}
 	return dmail.Message{To: p.Email, Subject: oneLine(c.Subject), Text: text.String(), HTML: html.String(),
-		Unsubscribe: c.Unsubscribe}, nil
+		Unsubscribe: c.Unsubscribe}, c, nil
 }
 
 // excerpt is the start of a text, for a quote.

@@ -22,6 +22,7 @@ import (
 
 	"dealroom"
 	"dealroom/consume"
+	dmail "dealroom/mail"
 	"dealroom/outbox"
 	"dealroom/room"
 )
@@ -44,8 +45,14 @@ type Notifier struct {
 	publicURL string
 	host      string
 	key       []byte
+	delay     time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+
+	digestHour   int
+	digestMu     sync.Mutex
+	digestDone   string    // the day whose digests are made
+	digestFailed time.Time // when the last walk failed
 
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex
@@ -60,8 +67,16 @@ type Config struct {
 	// Secret is the server's secret; the key of unsubscribe tokens is
 	// derived from it. At least 32 bytes.
 	Secret []byte
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Delay is how long a notification waits before it is sent: what the
+	// person sees in the room meanwhile is not mailed, and what comes for
+	// them in the room by then goes in the same message (see Sender). 0:
+	// sent at the sender's next pass.
+	Delay time.Duration
+	// DigestHour is the hour (UTC, 0 to 23) at which a day's and a week's
+	// (on Mondays) digests are made.
+	DigestHour int
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // New returns a notifier over rooms and st.
@@ -70,11 +85,14 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("notify: the public URL must be an http(s) URL")
 	}
+	if cfg.DigestHour < 0 || cfg.DigestHour > 23 {
+		return nil, errors.New("notify: the digest hour is not an hour of the day")
+	}
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("notify: the secret is shorter than 32 bytes")
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
-		key: tokenKey(cfg.Secret), now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -198,7 +216,7 @@ func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, e
 // record makes the outbox record of one item.
 func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
 	id := outbox.Key(outbox.Email, p.User, ev.ID)
-	m, err := n.message(ev, it, p, rm)
+	m, c, err := n.message(ev, it, p, rm)
 	if err != nil {
 		return outbox.Record{}, err
 	}
@@ -208,11 +226,28 @@ func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.
 	// conversation (GitHub threads its notifications the same way).
 	thread := "room." + ev.RoomID + "@" + n.host
 	m.InReplyTo, m.References = thread, []string{thread}
-	payload, err := json.Marshal(m)
+	body, err := json.Marshal(payload{Message: m, Item: &c})
 	if err != nil {
 		return outbox.Record{}, err
 	}
 	now := n.now()
 	return outbox.Record{ID: id, Channel: outbox.Email, Recipient: p.User, RoomID: ev.RoomID, EventID: ev.ID,
-		Payload: payload, State: outbox.Pending, CreatedAt: now, Due: now}, nil
+		Seq: ev.Seq, Payload: body, State: outbox.Pending, CreatedAt: now, Due: now.Add(n.delay)}, nil
+}
+
+// Sender returns the sender of the notifier's outbox: it skips what the
+// recipient saw in the room before it was due, and sends what is due for
+// one person in one room, or would be within the delay, as one message.
+// Set its Log, Observe and Now as needed.
+func (n *Notifier) Sender(st outbox.Store, m dmail.Sender) *outbox.Sender {
+	return &outbox.Sender{Store: st, Mail: m, Seen: n.SeenSeq, Combine: n.Combine, Window: n.delay}
+}
+
+// SeenSeq returns the highest seq user has seen in room (0: none, or no
+// read state kept).
+func (n *Notifier) SeenSeq(ctx context.Context, roomID, user string) (int64, error) {
+	if _, ok := n.rooms.(room.ReadStore); !ok {
+		return 0, nil
+	}
+	return (&room.Service{Store: n.rooms}).SeenSeq(ctx, roomID, user)
 }

@@ -17,10 +17,20 @@ type Person struct {
 	Email string
 	// EmailOff turns off every email notification; RoomsOff those of the
 	// rooms named.
-	EmailOff  bool
-	RoomsOff  []string
+	EmailOff bool
+	RoomsOff []string
+	// Digest is how often they get a mail of what they have not seen in
+	// their rooms: Daily, Weekly or Off; "" is the default (DigestOf).
+	Digest    string
 	UpdatedAt time.Time
 }
+
+// Digest choices.
+const (
+	Daily  = "daily"
+	Weekly = "weekly"
+	Off    = "off"
+)
 
 // Wants reports whether the person takes email about the room.
 func (p *Person) Wants(roomID string) bool {
@@ -39,4 +49,10 @@ type People interface {
 	// for all with room "" (which leaves the rooms' choices as they are).
 	// It makes the record when there is none.
 	SetEmail(ctx context.Context, user, room string, off bool, at time.Time) error
+	// SetDigest records the user's digest choice (Daily, Weekly, Off or
+	// "" for the default), making the record when there is none.
+	SetDigest(ctx context.Context, user, digest string, at time.Time) error
+	// PeopleAfter returns up to limit records of users whose id sorts
+	// after after, in the order of their ids: a page of everyone.
+	PeopleAfter(ctx context.Context, after string, limit int) ([]Person, error)
 }

@@ -59,6 +59,17 @@ func (n *Notifier) Preferences(ctx context.Context, user string) (Person, error)
 	return *p, nil
 }
 
+// SetDigest records how often the user gets the digest: Daily, Weekly,
+// Off, or "" for the default (DigestOf). EINVALID for another value.
+func (n *Notifier) SetDigest(ctx context.Context, user, digest string) error {
+	switch digest {
+	case Daily, Weekly, Off, "":
+	default:
+		return dealroom.Invalid("digest", "digest must be daily, weekly or off")
+	}
+	return n.store.SetDigest(ctx, user, digest, n.now())
+}
+
 // SetPreference turns the user's email off or on: of a room, or of all
 // with roomID "".
 func (n *Notifier) SetPreference(ctx context.Context, user, roomID string, off bool) error {

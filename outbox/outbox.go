@@ -11,6 +11,15 @@
 // it again, with the same Message-ID (the record's, fixed when it was
 // made), which mail clients and servers use to recognise the repeat.
 // Everything else is exactly once: no record lost, none made twice.
+//
+// Grouping. A record may wait before it is sent (its Due, set by who
+// makes it): at send time the Sender drops the records whose recipient has
+// since seen the event (Skipped), and sends the others of one recipient
+// and room as one message. Such a message is fixed before its first
+// attempt: each of its records is marked with the message's id (Batch,
+// made from the records' ids), so that a retry or a repeat after a crash
+// sends the same records under the same Message-ID. Each record is still
+// settled on its own: sent, skipped or given up once.
 package outbox
 
 import (
@@ -18,6 +27,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +42,7 @@ const (
 	Pending = "pending" // to be sent at Due
 	Sent    = "sent"    // accepted by the channel's server
 	Failed  = "failed"  // given up: a permanent refusal, or a day of failures
+	Skipped = "skipped" // not sent: the recipient saw the event before it was due
 )
 
 // Record is one message to one recipient about one event.
@@ -42,6 +53,14 @@ type Record struct {
 	Recipient string // the user id
 	RoomID    string
 	EventID   string
+	// Seq is the event's seq in its room: the record is skipped when the
+	// recipient has seen the room up to it by the time it is sent (see
+	// Sender.Seen). 0: unknown, never skipped.
+	Seq int64
+	// Batch, when set, is the id of the one message that carries this
+	// record with others (BatchKey of their ids), fixed before the
+	// message's first attempt.
+	Batch string
 	// Payload is what the channel sends (Email: a mail.Message as JSON),
 	// fixed when the record is made, Message-ID included.
 	Payload   json.RawMessage
@@ -60,12 +79,27 @@ var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // Key returns the id of the record of a channel, recipient and event: the
 // same inputs give the same id, on every instance and after a restart.
 func Key(channel, recipient, eventID string) string {
+	return hashKey("o", channel, recipient, eventID)
+}
+
+// BatchKey returns the id of the one message that carries recs: it
+// depends only on the records' ids, not on their order.
+func BatchKey(recs []Record) string {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	return hashKey("b", ids...)
+}
+
+func hashKey(prefix string, parts ...string) string {
 	h := sha256.New()
-	for _, p := range []string{channel, recipient, eventID} {
+	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return "o" + strings.ToLower(keyEncoding.EncodeToString(h.Sum(nil)[:20]))
+	return prefix + strings.ToLower(keyEncoding.EncodeToString(h.Sum(nil)[:20]))
 }
 
 // Store keeps records. Implementations: boltstore and mongostore, checked
@@ -78,9 +112,10 @@ type Store interface {
 	// DueOutbox returns up to limit Pending records with Due not after
 	// now, earliest Due first.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]Record, error)
-	// SettleOutbox writes the outcome of an attempt at a Pending record:
-	// its State, Due, Attempts, LastError and SettledAt. A record that is
-	// no longer Pending is left as it is. ENOTFOUND when there is none.
+	// SettleOutbox writes the outcome of an attempt at a Pending record,
+	// or the message it goes in: its State, Due, Attempts, LastError,
+	// SettledAt and Batch. A record that is no longer Pending is left as
+	// it is. ENOTFOUND when there is none.
 	SettleOutbox(ctx context.Context, r Record) error
 	// SweepOutbox removes the records settled before before and returns how
 	// many. Pending records stay.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"dealroom"
@@ -13,7 +14,8 @@ import (
 
 // Sender sends due records. Run its Send as a job of the consume.Runner
 // that writes the records, so that it holds the same lease: one instance
-// sends at a time. The zero values of its durations mean the defaults.
+// sends at a time. The zero values of its durations mean the defaults;
+// without Seen and Combine every record is sent alone.
 type Sender struct {
 	Store Store
 	Mail  mail.Sender
@@ -23,10 +25,23 @@ type Sender struct {
 	// GiveUpAfter is how long a record is tried before it is given up
 	// (24 hours, from its creation).
 	GiveUpAfter time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Seen, when set, returns the highest seq user has seen in room: a
+	// record whose Seq is at or below it is settled Skipped, not sent.
+	Seen func(ctx context.Context, room, user string) (int64, error)
+	// Combine, when set, makes the one message that carries several email
+	// records of one recipient and room, under the Message-ID batch (plus
+	// the sender's domain). Records due together go in one message, and
+	// so do those of the same recipient and room due within Window after
+	// one that is due: they would have been sent soon anyway.
+	Combine func(batch string, recs []Record) (mail.Message, error)
+	// Window is how far ahead of its Due a record may go with another one
+	// of its recipient and room that is due (0: only records due now).
+	Window time.Duration
+	Now    func() time.Time
+	Log    *slog.Logger
 	// Observe, when set, is told the outcome of every attempt: Sent,
-	// Failed (given up) or Pending (to be tried again), for metrics.
+	// Failed (given up) or Pending (to be tried again), and of every
+	// record Skipped, for metrics.
 	Observe func(state string)
 }
 
@@ -37,6 +52,8 @@ const (
 	maxBackoff         = time.Hour
 	sendBatch          = 100
 	settleTimeout      = 5 * time.Second
+	// MaxBatch bounds the records in one message; more go in several.
+	MaxBatch = 20
 )
 
 func (s *Sender) now() time.Time {
@@ -53,31 +70,156 @@ func (s *Sender) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Send sends the records due now, a batch at a time, until none is due
+// Send sends the records due now, a page at a time, until none is due
 // or ctx ends. A record that fails for now is tried again later; one that
 // is refused for good, or has failed for GiveUpAfter, is given up.
 func (s *Sender) Send(ctx context.Context) error {
 	for {
-		due, err := s.Store.DueOutbox(ctx, s.now(), sendBatch)
-		if err != nil || len(due) == 0 {
+		now := s.now()
+		page, err := s.Store.DueOutbox(ctx, now.Add(max(s.Window, 0)), sendBatch)
+		if err != nil || len(page) == 0 {
 			return err
 		}
-		for _, r := range due {
+		groups := s.group(page, now, len(page) == sendBatch)
+		if len(groups) == 0 {
+			return nil
+		}
+		for _, g := range groups {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			done := s.attempt(ctx, r)
-			if err := s.settle(ctx, done); err != nil {
+			if err := s.sendGroup(ctx, g); err != nil {
 				return err
 			}
-			if s.Observe != nil && done.Attempts > r.Attempts {
-				s.Observe(done.State)
-			}
 		}
-		if len(due) < sendBatch {
+		if len(page) < sendBatch {
 			return nil
 		}
 	}
+}
+
+// group splits a page of records into what is sent together, in the
+// order of their first record, and keeps the groups with a record due by
+// now. A record goes alone when it was tried alone before (its
+// Message-ID is its own) or nothing combines records. When the page is
+// full, the group of its last record may go on past it: it is left for
+// the next page, unless it is the only one.
+func (s *Sender) group(page []Record, now time.Time, full bool) [][]Record {
+	var keys []string
+	byKey := map[string][]Record{}
+	ready := map[string]bool{}
+	for _, r := range page {
+		var k string
+		switch {
+		case r.Batch != "":
+			k = "b\x00" + r.Batch
+		case s.Combine == nil || r.Attempts > 0 || r.Channel != Email:
+			k = "r\x00" + r.ID
+		default:
+			k = "g\x00" + r.Recipient + "\x00" + r.RoomID
+		}
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], r)
+		ready[k] = ready[k] || !r.Due.After(now)
+	}
+	if full && len(keys) > 1 {
+		var last string
+		r := page[len(page)-1]
+		for _, k := range keys {
+			if slices.ContainsFunc(byKey[k], func(x Record) bool { return x.ID == r.ID }) {
+				last = k
+			}
+		}
+		delete(ready, last)
+	}
+	var out [][]Record
+	for _, k := range keys {
+		if ready[k] {
+			out = append(out, byKey[k])
+		}
+	}
+	return out
+}
+
+// sendGroup sends one group: a message fixed before (Batch) as it was;
+// otherwise what the recipient has not seen, alone or in messages of up
+// to MaxBatch records.
+func (s *Sender) sendGroup(ctx context.Context, g []Record) error {
+	if g[0].Batch != "" {
+		return s.sendRecords(ctx, g)
+	}
+	g, err := s.dropSeen(ctx, g)
+	if err != nil {
+		return err
+	}
+	for len(g) > 0 {
+		n := min(len(g), MaxBatch)
+		if err := s.sendRecords(ctx, g[:n]); err != nil {
+			return err
+		}
+		g = g[n:]
+	}
+	return nil
+}
+
+// dropSeen settles Skipped the records of g (one recipient and room)
+// whose event the recipient has seen, and returns the others.
+func (s *Sender) dropSeen(ctx context.Context, g []Record) ([]Record, error) {
+	if s.Seen == nil || !slices.ContainsFunc(g, func(r Record) bool { return r.Seq > 0 }) {
+		return g, nil
+	}
+	seen, err := s.Seen(ctx, g[0].RoomID, g[0].Recipient)
+	if err != nil {
+		return nil, err
+	}
+	var keep []Record
+	for _, r := range g {
+		if r.Seq <= 0 || r.Seq > seen {
+			keep = append(keep, r)
+			continue
+		}
+		r.State, r.SettledAt, r.LastError = Skipped, s.now(), ""
+		if err := s.settle(ctx, r); err != nil {
+			return nil, err
+		}
+		if s.Observe != nil {
+			s.Observe(Skipped)
+		}
+	}
+	return keep, nil
+}
+
+// sendRecords sends recs in one message (one record alone: its own) and
+// settles each with the outcome. Several records are first marked with
+// the message's id, so that the message stays the same until it is
+// settled.
+func (s *Sender) sendRecords(ctx context.Context, recs []Record) error {
+	if len(recs) > 1 && recs[0].Batch == "" {
+		b := BatchKey(recs)
+		for i := range recs {
+			recs[i].Batch = b
+			if err := s.settle(ctx, recs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	err := s.deliver(ctx, recs)
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the attempt does not count.
+		return nil
+	}
+	for _, r := range recs {
+		done := s.outcome(r, err)
+		if err := s.settle(ctx, done); err != nil {
+			return err
+		}
+		if s.Observe != nil {
+			s.Observe(done.State)
+		}
+	}
+	return nil
 }
 
 // settle records an attempt's outcome even when ctx ended meanwhile (the
@@ -89,18 +231,13 @@ func (s *Sender) settle(ctx context.Context, r Record) error {
 	return s.Store.SettleOutbox(sctx, r)
 }
 
-// attempt sends r once (with the mail sender's own quick retries) and
-// returns r with the outcome.
-func (s *Sender) attempt(ctx context.Context, r Record) Record {
-	err := s.deliver(ctx, r)
+// outcome returns r after an attempt that ended with err.
+func (s *Sender) outcome(r Record, err error) Record {
 	now := s.now()
 	r.Attempts++
 	switch {
 	case err == nil:
 		r.State, r.SettledAt, r.LastError = Sent, now, ""
-	case ctx.Err() != nil:
-		// Shutting down: the attempt does not count.
-		r.Attempts--
 	case !mail.Temporary(err) || now.Sub(r.CreatedAt) >= s.giveUpAfter():
 		r.State, r.SettledAt, r.LastError = Failed, now, err.Error()
 		s.log().Warn("a notification was given up", "record", r.ID, "channel", r.Channel, "attempts", r.Attempts, "err", err)
@@ -111,9 +248,22 @@ func (s *Sender) attempt(ctx context.Context, r Record) Record {
 	return r
 }
 
-func (s *Sender) deliver(ctx context.Context, r Record) error {
+// deliver sends the message of recs, once (with the mail sender's own
+// quick retries).
+func (s *Sender) deliver(ctx context.Context, recs []Record) error {
+	r := recs[0]
 	switch r.Channel {
 	case Email:
+		if len(recs) > 1 {
+			if s.Combine == nil {
+				return dealroom.Invalid("payload", "message %s: nothing combines records", r.Batch)
+			}
+			m, err := s.Combine(r.Batch, recs)
+			if err != nil {
+				return dealroom.Invalid("payload", "message %s: %v", r.Batch, err)
+			}
+			return s.Mail.Send(ctx, m)
+		}
 		var m mail.Message
 		if err := json.Unmarshal(r.Payload, &m); err != nil {
 			return dealroom.Invalid("payload", "record %s: %v", r.ID, err)

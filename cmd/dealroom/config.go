@@ -69,6 +69,14 @@ type Config struct {
 	// NotifyEmail: email people at once of mentions and assignments, when
 	// mail and the public URL are configured.
 	NotifyEmail bool
+	// NotifyDelay is how long a notification waits before it is sent (0:
+	// at once): nothing is mailed for what the person saw in the room
+	// meanwhile, and what comes for them in a room by then goes in one
+	// message.
+	NotifyDelay time.Duration
+	// DigestHour is the hour (UTC) at which the day's and, on Mondays,
+	// the week's digests are made.
+	DigestHour int
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -209,6 +217,22 @@ func (c *Config) settings() []setting {
 				return errors.New(`must be "on" or "off"`)
 			}
 			c.NotifyEmail = v == "on"
+			return nil
+		}},
+		{"notify-delay", "DEALROOM_NOTIFY_DELAY", "2m", "how long a notification email waits: not sent if the person saw the item in the room meanwhile, and sent with the others of the room due by then (0s to 1h)", false, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > time.Hour {
+				return errors.New("must be a duration from 0s to 1h, like 2m")
+			}
+			c.NotifyDelay = d
+			return nil
+		}},
+		{"digest-hour", "DEALROOM_DIGEST_HOUR", "8", "the hour (UTC, 0 to 23) at which the digest emails of the day before (and, on Mondays, of the week before) are sent", false, func(v string) error {
+			h, err := strconv.Atoi(v)
+			if err != nil || h < 0 || h > 23 {
+				return errors.New("must be an hour from 0 to 23")
+			}
+			c.DigestHour = h
 			return nil
 		}},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {

@@ -40,23 +40,28 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Log: a.Log}, store, ns)
+	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour, Log: a.Log}, store, ns)
 	if err != nil {
 		return nil, nil, err
 	}
 	sent := metrics.Counter("dealroom_notifications_sent_total", "Notification emails the mail server accepted.")
 	failed := metrics.Counter("dealroom_notifications_failed_total", "Notification emails given up (refused for good, or failing for a day).")
 	retried := metrics.Counter("dealroom_notifications_retried_total", "Attempts at notification emails that failed for now and will be tried again.")
-	sender := &outbox.Sender{Store: ns, Mail: a.mail, Log: a.Log, Observe: func(state string) {
+	skipped := metrics.Counter("dealroom_notifications_skipped_total", "Notifications not sent: the person saw the item in the room before they were due.")
+	sender := n.Sender(ns, a.mail)
+	sender.Log = a.Log
+	sender.Observe = func(state string) {
 		switch state {
 		case outbox.Sent:
 			sent.Inc()
 		case outbox.Failed:
 			failed.Inc()
+		case outbox.Skipped:
+			skipped.Inc()
 		default:
 			retried.Inc()
 		}
-	}}
+	}
 	var swept time.Time
 	sweep := func(ctx context.Context) error {
 		if time.Since(swept) < 24*time.Hour {
@@ -67,7 +72,7 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 		return err
 	}
 	r := &consume.Runner{Store: ns, Events: store, Lease: notify.Consumer, Holder: holderName(),
-		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{sender.Send, sweep}, Log: a.Log}
+		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{sender.Send, n.Digests, sweep}, Log: a.Log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -57,6 +57,23 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, newStore(t))) })
 	}
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, e *Env)
+	}{
+		{"SeenInTheRoomIsNotMailed", testSeenNotMailed},
+		{"ABurstIsOneMail", testBurst},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewDelayedEnv(t, newStore(t), Delay)) })
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, e *Env)
+	}{
+		{"DigestOfWhatWasNotSeen", testDigest},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, newStore(t))) })
+	}
 }
 
 func testPeople(t *testing.T, st Store) {
@@ -91,15 +108,39 @@ func testPeople(t *testing.T, st Store) {
 	assert.True(t, p.EmailOff)
 	assert.False(t, p.Wants("r3"), "off overall")
 
+	require.NoError(t, st.SetDigest(ctx, "ana", notify.Weekly, t0))
+	p, err = st.Person(ctx, "ana")
+	require.NoError(t, err)
+	assert.Equal(t, notify.Weekly, p.Digest)
+	assert.True(t, p.EmailOff, "the digest choice keeps the others")
+
 	require.NoError(t, st.SetEmail(ctx, "zoe", "", true, t0), "a choice before any address")
 	p, err = st.Person(ctx, "zoe")
 	require.NoError(t, err)
 	assert.True(t, p.EmailOff)
 	assert.False(t, p.Wants("r1"))
+
+	require.NoError(t, st.SetDigest(ctx, "bea", notify.Off, t0))
+	var users []string
+	after := ""
+	for {
+		page, err := st.PeopleAfter(ctx, after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, p := range page {
+			users = append(users, p.User)
+		}
+		after = page[len(page)-1].User
+	}
+	assert.Equal(t, []string{"ana", "bea", "zoe"}, users, "everyone, a page at a time, in order")
 }
 
-// Env is a room service, a notifier and a real SMTP server over one store.
+// Env is a room service, a notifier and a real SMTP server over one store,
+// on a clock of its own.
 type Env struct {
+	Clock    *Clock
 	Store    Store
 	Svc      *room.Service
 	Notifier *notify.Notifier
@@ -115,17 +156,48 @@ const PublicURL = "https://deals.example.com"
 // Secret is the suite's server secret.
 var Secret = []byte(strings.Repeat("k", 32))
 
+// Delay is the wait of the suite's delayed notifications, as in production.
+const Delay = 2 * time.Minute
+
+// DigestHour is the hour of the suite's digests (UTC); the suite starts
+// on Monday 2 March 2026 at 09:00.
+const DigestHour = 8
+
+// Clock is a time the test moves.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // NewEnv makes a room with Alice, Bob and Carol (a customer, by invite),
-// a notifier that knows Alice and Bob from their sign-ins, and a runner
-// that started before the room.
-func NewEnv(t *testing.T, st Store) *Env {
+// a notifier that knows Alice and Bob from their sign-ins and sends at
+// once, and a runner that started before the room.
+func NewEnv(t *testing.T, st Store) *Env { return NewDelayedEnv(t, st, 0) }
+
+// NewDelayedEnv is NewEnv with a notifier whose notifications wait delay.
+func NewDelayedEnv(t *testing.T, st Store, delay time.Duration) *Env {
 	ctx := context.Background()
 	srv := testenv.StartSMTP(t, testenv.SMTPOptions{})
 	m, err := mail.Open(mail.Config{URL: srv.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
 	require.NoError(t, err)
-	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret}, st, st)
+	clock := &Clock{t: t0}
+	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, Delay: delay, DigestHour: DigestHour, Now: clock.Now}, st, st)
 	require.NoError(t, err)
-	e := &Env{Store: st, Svc: &room.Service{Store: st}, Notifier: n, SMTP: srv, Mail: m}
+	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st, Now: clock.Now}, Notifier: n, SMTP: srv, Mail: m}
 	require.NoError(t, e.runner("x").Pass(ctx, nil), "the consumer starts on the empty store")
 
 	r, err := e.Svc.CreateRoom(ctx, Alice, room.Draft{Name: "Acme renewal", Company: "Acme"}, "")
@@ -145,7 +217,8 @@ func NewEnv(t *testing.T, st Store) *Env {
 }
 
 func (e *Env) runner(holder string) *consume.Runner {
-	sender := &outbox.Sender{Store: e.Store, Mail: e.Mail}
+	sender := e.Notifier.Sender(e.Store, e.Mail)
+	sender.Now = e.Clock.Now
 	return &consume.Runner{Store: e.Store, Events: e.Store, Lease: notify.Consumer, Holder: holder,
 		Consumers: []consume.Consumer{e.Notifier.Consumer()},
 		Jobs:      []func(context.Context) error{sender.Send},
@@ -219,7 +292,10 @@ func testInternalNote(t *testing.T, e *Env) {
 	require.NoError(t, err)
 	e.Deliver(t)
 	assert.Empty(t, e.To(carolEmail), "a customer is never told of an internal item")
-	assert.Len(t, e.To(Bob.Email), 2)
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1, "two items due together go in one mail")
+	assert.Contains(t, bobs[0].Text, "@Bob Engineer push")
+	assert.Contains(t, bobs[0].Text, "Internal pricing SECRET")
 
 	// Who is no longer a member by the time the mail is made hears
 	// nothing of it.
@@ -227,7 +303,7 @@ func testInternalNote(t *testing.T, e *Env) {
 	_, err = e.Svc.RemoveMember(context.Background(), Alice, e.Room, Bob.ID, "")
 	require.NoError(t, err)
 	e.Deliver(t)
-	assert.Len(t, e.To(Bob.Email), 2)
+	assert.Len(t, e.To(Bob.Email), 1)
 }
 
 func testAssignment(t *testing.T, e *Env) {
@@ -293,20 +369,168 @@ func testTwoInstances(t *testing.T, e *Env) {
 		wg.Go(func() { r.Run(ctx) })
 	}
 	const n = 15
+	point := func(i int) string { return fmt.Sprintf("[point %02d]", i) }
 	for i := range n {
-		e.post(t, Alice, room.MessageDraft{Body: fmt.Sprint("@Bob Engineer and @Carol Buyer, point ", i), Visibility: dealroom.Shared})
+		e.post(t, Alice, room.MessageDraft{Body: "@Bob Engineer and @Carol Buyer, " + point(i), Visibility: dealroom.Shared})
 	}
-	require.Eventually(t, func() bool { return len(e.SMTP.Messages()) >= 2*n }, 30*time.Second, 20*time.Millisecond)
+	// told counts, per address, the mails that tell of each point (some
+	// mails tell of several: those due together).
+	told := func() map[string]map[string]int {
+		out := map[string]map[string]int{}
+		for _, to := range []string{Bob.Email, carolEmail} {
+			out[to] = map[string]int{}
+			for _, m := range e.To(to) {
+				for i := range n {
+					if strings.Contains(m.Text, point(i)) {
+						out[to][point(i)]++
+					}
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		c := told()
+		return len(c[Bob.Email]) == n && len(c[carolEmail]) == n
+	}, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	wg.Wait()
+	for to, points := range told() {
+		for p, c := range points {
+			assert.Equal(t, 1, c, "%s told of %s once", to, p)
+		}
+	}
 	ids := map[string]int{}
 	for _, m := range e.SMTP.Messages() {
 		ids[m.Header.Get("Message-Id")]++
 	}
-	assert.Len(t, ids, 2*n)
 	for id, c := range ids {
 		assert.Equal(t, 1, c, "message %s sent once", id)
 	}
-	assert.Len(t, e.To(carolEmail), n)
-	assert.Len(t, e.To(Bob.Email), n)
+}
+
+func testSeenNotMailed(t *testing.T, e *Env) {
+	ctx := context.Background()
+	res := e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer and @Bob Engineer, the draft is up", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(Delay / 2)
+	e.Deliver(t)
+	assert.Empty(t, e.SMTP.Messages(), "nothing is sent before the delay")
+
+	_, err := e.Svc.SetRead(ctx, e.Carol, e.Room, res.Seq)
+	require.NoError(t, err)
+	e.Clock.Advance(Delay/2 + time.Second)
+	e.Deliver(t)
+	assert.Empty(t, e.To(carolEmail), "Carol saw it in the room")
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1, "Bob did not: he is mailed after the delay")
+	assert.Contains(t, bobs[0].Text, "the draft is up")
+
+	e.Clock.Advance(time.Hour)
+	e.Deliver(t)
+	assert.Len(t, e.SMTP.Messages(), 1, "the skipped one is settled, not sent later")
+	pending, err := e.Store.DueOutbox(ctx, e.Clock.Now().Add(24*time.Hour), 10)
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+}
+
+func testBurst(t *testing.T, e *Env) {
+	ctx := context.Background()
+	tk, err := e.Svc.CreateTask(ctx, Alice, e.Room, task.Draft{Title: "Security review", Visibility: dealroom.Shared}, "")
+	require.NoError(t, err)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer first question", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(30 * time.Second)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer second question", TaskID: tk.ID, Visibility: dealroom.Shared})
+	e.Deliver(t)
+	e.Clock.Advance(30 * time.Second)
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer third question", Visibility: dealroom.Shared})
+	e.Deliver(t)
+	recs, err := e.Store.DueOutbox(ctx, e.Clock.Now().Add(Delay), 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+
+	// The first is due; the two others would be within the minute.
+	e.Clock.Advance(Delay - time.Minute + time.Second)
+	e.Deliver(t)
+	got := e.To(carolEmail)
+	require.Len(t, got, 1, "one mail for the three")
+	m := got[0]
+	assert.Equal(t, "3 new notifications in Acme renewal", m.Subject)
+	first, second, third := strings.Index(m.Text, "first question"), strings.Index(m.Text, "second question"), strings.Index(m.Text, "third question")
+	assert.True(t, first >= 0 && first < second && second < third, "the three, in order:\n%s", m.Text)
+	assert.Contains(t, m.Text, PublicURL+"/room/"+e.Room+"/discussion")
+	assert.Contains(t, m.Text, PublicURL+"/room/"+e.Room+"/task/"+tk.ID)
+	assert.Contains(t, m.HTML, `href="`+PublicURL+"/room/"+e.Room+"/task/"+tk.ID+`"`)
+	assert.Equal(t, "<"+outbox.BatchKey(recs)+"@deals.example.com>", m.Header.Get("Message-Id"), "one id made from the records' keys")
+	assert.Contains(t, m.Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
+
+	e.Clock.Advance(time.Hour)
+	e.Deliver(t)
+	assert.Len(t, e.SMTP.Messages(), 1)
+}
+
+func testDigest(t *testing.T, e *Env) {
+	ctx := context.Background()
+	// Monday 09:00.
+	e.post(t, Alice, room.MessageDraft{Body: "The quote is ready", Visibility: dealroom.Shared})
+	e.post(t, Alice, room.MessageDraft{Body: "@Carol Buyer please check", Visibility: dealroom.Shared})
+	e.post(t, Alice, room.MessageDraft{Body: "SECRET margin is 40%", Visibility: dealroom.Internal})
+	e.post(t, e.Carol, room.MessageDraft{Body: "Carol's own question", Visibility: dealroom.Shared})
+	require.NoError(t, e.Store.SetDigest(ctx, Bob.ID, notify.Weekly, e.Clock.Now()))
+	digests := func(n *notify.Notifier) {
+		t.Helper()
+		require.NoError(t, n.Digests(ctx))
+		e.Deliver(t)
+	}
+	digests(e.Notifier)
+	require.Len(t, e.To(carolEmail), 1, "the instant mail of the mention; the day is not over")
+	assert.Empty(t, e.To(Bob.Email))
+
+	// Tuesday 09:00: Monday's digest.
+	e.Clock.Advance(24 * time.Hour)
+	digests(e.Notifier)
+	got := e.To(carolEmail)
+	require.Len(t, got, 2)
+	d := got[1]
+	assert.Equal(t, "What you missed in Acme renewal", d.Subject)
+	assert.Contains(t, d.Text, "Alice Seller: The quote is ready")
+	assert.Contains(t, d.Text, PublicURL+"/room/"+e.Room)
+	assert.Contains(t, d.Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
+	for _, part := range []string{d.Text, d.HTML} {
+		assert.NotContains(t, part, "SECRET", "a customer's digest has nothing internal")
+		assert.NotContains(t, part, "please check", "the instant mail told her")
+		assert.NotContains(t, part, "own question", "nor what she did")
+	}
+	assert.Empty(t, e.To(Bob.Email), "staff get none by default; Bob's weekly one comes on Monday")
+	assert.Empty(t, e.To(Alice.Email))
+
+	// Once per period, across instances and restarts.
+	again, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, DigestHour: DigestHour, Now: e.Clock.Now}, e.Store, e.Store)
+	require.NoError(t, err)
+	digests(again)
+	digests(e.Notifier)
+	assert.Len(t, e.To(carolEmail), 2, "one digest a day")
+
+	// What she saw is left out.
+	res := e.post(t, Alice, room.MessageDraft{Body: "Seen already", Visibility: dealroom.Shared})
+	_, err = e.Svc.SetRead(ctx, e.Carol, e.Room, res.Seq)
+	require.NoError(t, err)
+	e.post(t, Alice, room.MessageDraft{Body: "Not seen yet", Visibility: dealroom.Shared})
+	e.Clock.Advance(24 * time.Hour)
+	digests(e.Notifier)
+	got = e.To(carolEmail)
+	require.Len(t, got, 3)
+	assert.Contains(t, got[2].Text, "Not seen yet")
+	assert.NotContains(t, got[2].Text, "Seen already")
+	assert.NotContains(t, got[2].Text, "quote is ready", "yesterday's digest told her")
+
+	// The next Monday 09:00: Bob's week, internal notes included.
+	e.Clock.Advance(5 * 24 * time.Hour)
+	digests(e.Notifier)
+	bobs := e.To(Bob.Email)
+	require.Len(t, bobs, 1)
+	assert.Contains(t, bobs[0].Text, "SECRET margin")
+	assert.Contains(t, bobs[0].Text, "every week")
+	assert.Len(t, e.To(carolEmail), 3, "nothing new for Carol since her last digest")
 }

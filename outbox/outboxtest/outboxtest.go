@@ -22,7 +22,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // Rec returns a pending email record to user about event, due at due.
 func Rec(user, event string, due time.Time) outbox.Record {
 	return outbox.Record{ID: outbox.Key(outbox.Email, user, event), Channel: outbox.Email, Recipient: user,
-		RoomID: "r1", EventID: event, Payload: json.RawMessage(`{"To":"` + user + `@example.com"}`),
+		RoomID: "r1", EventID: event, Seq: 7, Payload: json.RawMessage(`{"To":"` + user + `@example.com"}`),
 		State: outbox.Pending, CreatedAt: t0, Due: due}
 }
 
@@ -135,6 +135,9 @@ func testSettle(t *testing.T, st outbox.Store) {
 	later := byEvent["e2"]
 	later.Attempts, later.Due, later.LastError = 1, t0.Add(time.Minute), "421 busy"
 	require.NoError(t, st.SettleOutbox(ctx, later))
+	batched := byEvent["e3"]
+	batched.Batch = "b1"
+	require.NoError(t, st.SettleOutbox(ctx, batched), "marking a record with its message")
 
 	due, err = st.DueOutbox(ctx, t0.Add(30*time.Second), 10)
 	require.NoError(t, err)
@@ -142,6 +145,7 @@ func testSettle(t *testing.T, st outbox.Store) {
 	due, err = st.DueOutbox(ctx, t0.Add(time.Minute), 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{"e3", "e2"}, ids(due))
+	assert.Equal(t, batched, due[0], "the batch is kept")
 	assert.Equal(t, 1, due[1].Attempts)
 	assert.Equal(t, "421 busy", due[1].LastError)
 
@@ -157,14 +161,11 @@ func testSettle(t *testing.T, st outbox.Store) {
 
 func testSweep(t *testing.T, st outbox.Store) {
 	ctx := context.Background()
-	_, err := st.AddOutbox(ctx, []outbox.Record{Rec("ana", "e1", t0), Rec("ana", "e2", t0), Rec("ana", "e3", t0)})
+	_, err := st.AddOutbox(ctx, []outbox.Record{Rec("ana", "e1", t0), Rec("ana", "e2", t0), Rec("ana", "e3", t0), Rec("ana", "e4", t0)})
 	require.NoError(t, err)
-	for i, ev := range []string{"e1", "e2"} {
-		r := Rec("ana", ev, t0)
-		r.State, r.Attempts, r.SettledAt = outbox.Sent, 1, t0.Add(time.Duration(i+1)*time.Hour)
-		if ev == "e2" {
-			r.State = outbox.Failed
-		}
+	for i, state := range []string{outbox.Sent, outbox.Failed, outbox.Skipped} {
+		r := Rec("ana", fmt.Sprint("e", i+1), t0)
+		r.State, r.Attempts, r.SettledAt = state, 1, t0.Add(time.Duration(i+1)*time.Hour)
 		require.NoError(t, st.SettleOutbox(ctx, r))
 	}
 	n, err := st.SweepOutbox(ctx, t0.Add(90*time.Minute))
@@ -172,8 +173,8 @@ func testSweep(t *testing.T, st outbox.Store) {
 	assert.Equal(t, 1, n, "only what was settled before")
 	n, err = st.SweepOutbox(ctx, t0.Add(24*time.Hour))
 	require.NoError(t, err)
-	assert.Equal(t, 1, n, "pending records stay")
-	added, err := st.AddOutbox(ctx, []outbox.Record{Rec("ana", "e3", t0)})
+	assert.Equal(t, 2, n, "given up and skipped go too; pending records stay")
+	added, err := st.AddOutbox(ctx, []outbox.Record{Rec("ana", "e4", t0)})
 	require.NoError(t, err)
 	assert.Zero(t, added)
 }
