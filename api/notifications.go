@@ -33,8 +33,8 @@ var unsubscribeTmpl = template.Must(template.New("unsubscribe").Parse(`<!doctype
 You can turn it on again in the web app.</p>
 {{else}}<h1>Stop these emails?</h1>
 <form method="post">
-<p><button type="submit" name="scope" value="room">Stop email about {{.RoomName}}</button></p>
-<p><button type="submit" name="scope" value="all">Stop all email from Dealroom</button></p>
+{{if .RoomName}}<p><button type="submit" name="scope" value="room">Stop email about {{.RoomName}}</button></p>
+{{end}}<p><button type="submit" name="scope" value="all">Stop all email from Dealroom</button></p>
 </form>{{end}}
 </body></html>
 `))
@@ -72,6 +72,8 @@ func (s *Server) unsubscribe(c echo.Context) error {
 
 func (s *Server) renderUnsubscribe(c echo.Context, u notify.Unsubscription, err error, done, all bool) error {
 	status := http.StatusOK
+	// A link that names no room (a digest's, about every room) offers
+	// only to stop all email.
 	v := unsubscribeView{Done: done, All: all, RoomName: u.RoomName}
 	switch {
 	case dealroom.ErrorCode(err) == dealroom.ENOTFOUND:
@@ -79,7 +81,7 @@ func (s *Server) renderUnsubscribe(c echo.Context, u notify.Unsubscription, err 
 	case err != nil:
 		return err
 	}
-	if v.RoomName == "" {
+	if v.RoomName == "" && u.Room != "" {
 		v.RoomName = "this room"
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
