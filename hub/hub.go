@@ -209,12 +209,17 @@ func (h *Hub) Close() {
 }
 
 // Committed publishes a newly committed event; it is the room.Service's
-// Committed hook.
+// Committed hook. This instance's followers of the room are given the
+// event as it is: the broker's copy of it comes back to this instance
+// too, and is not decoded again (Receive skips it).
 func (h *Hub) Committed(ev room.Event) {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		h.log.Error("cannot encode an event", "room", ev.RoomID, "seq", ev.Seq, "err", err)
 		return
+	}
+	if f := h.lookup(ev.RoomID); f != nil {
+		f.offer(newEntry(ev, data))
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, time.Second)
 	defer cancel()
@@ -231,6 +236,9 @@ func (h *Hub) Committed(ev room.Event) {
 func (h *Hub) Receive(m broker.Message) {
 	switch m.Kind {
 	case broker.Event:
+		if m.Origin == h.cfg.Instance {
+			return // offered by Committed already
+		}
 		f := h.lookup(m.Room)
 		if f == nil {
 			return

@@ -75,3 +75,15 @@ func BenchmarkFanOut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeFrame: a command frame read and checked (what the server
+// does for every frame a device sends).
+func BenchmarkDecodeFrame(b *testing.B) {
+	frame := []byte(`{"type":"command","room":"r_bench","id":"op_0123456789","op":"message.post","data":{"body":"A message of ordinary length, with a mention of @Carl in it."}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

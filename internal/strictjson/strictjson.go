@@ -21,7 +21,6 @@
 package strictjson
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -31,6 +30,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"dealroom"
 )
@@ -63,7 +63,7 @@ func (in Input) Decode(b []byte, v any) error {
 	}
 	// The decoder reads the whole object before it fills v: malformed
 	// JSON is told before a field at fault.
-	dec := json.NewDecoder(bufio.NewReader(bytes.NewReader(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return in.explain(err)
@@ -94,7 +94,7 @@ func (in Input) checkKeys(b []byte, t reflect.Type) error {
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil
 	}
-	names := fieldNames(t.Elem())
+	names := fieldNamesOf(t.Elem())
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if _, err := dec.Token(); err != nil {
 		return in.explain(err)
@@ -119,6 +119,19 @@ func (in Input) checkKeys(b []byte, t reflect.Type) error {
 		}
 	}
 	return nil
+}
+
+// knownNames caches fieldNames by type: frames and bodies of a few types
+// are read many times a second.
+var knownNames sync.Map // reflect.Type -> map[string]bool, never changed
+
+// fieldNamesOf returns fieldNames(t), computed once per type.
+func fieldNamesOf(t reflect.Type) map[string]bool {
+	if names, ok := knownNames.Load(t); ok {
+		return names.(map[string]bool)
+	}
+	names, _ := knownNames.LoadOrStore(t, fieldNames(t))
+	return names.(map[string]bool)
 }
 
 // fieldNames returns the JSON names of t's fields, those of embedded
@@ -197,6 +210,11 @@ func kindOf(t reflect.Type) string {
 func (in Input) refuseNulls(b []byte, v any) error {
 	t := reflect.TypeOf(v)
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	// JSON spells null and the empty string one way each: an input with
+	// neither, as most are, has nothing to refuse.
+	if !bytes.Contains(b, []byte("null")) && !bytes.Contains(b, []byte(`""`)) {
 		return nil
 	}
 	var fields map[string]json.RawMessage
