@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"dealroom/internal/testclock"
 	"dealroom/ws"
 )
 
@@ -199,7 +200,7 @@ func TestWSReadLive(t *testing.T) {
 // while commands keep their own budget (an injected clock).
 func TestWSReadRateLimit(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New(time.Now())
 	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, FrameRate: 1, FrameBurst: 3}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Read rate")

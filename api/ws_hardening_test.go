@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,30 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/internal/testclock"
 	"dealroom/ws"
 )
 
 // The websocket's hardening (issue 11, items 2, 3, 13 and 15).
-
-// fakeClock is a clock a test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // closeOf waits for the server to end the connection and returns its close
 // status and reason.
@@ -70,7 +50,7 @@ func errorFrame(t *testing.T, cl *wsClient) frame {
 // that sends nothing is closed by the keep-alive, the same way.
 func TestWSTokenExpiryEndsSession(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New(time.Now())
 	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, PingEvery: 200 * time.Millisecond}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Expiry")
@@ -414,7 +394,7 @@ func TestWSSubscriptionCap(t *testing.T) {
 // injected clock: nothing here waits for it).
 func TestWSFrameRateLimit(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testclock.New(time.Now())
 	c := newCluster(t, 1, withRealtime(ws.Config{Now: clock.Now, FrameRate: 1, FrameBurst: 3, MaxSubscriptions: 3}))
 	n := c.Nodes[0]
 	roomID := c.wsRoom("Rate")

@@ -16,6 +16,7 @@ import (
 
 	"dealroom"
 	"dealroom/broker"
+	"dealroom/internal/testclock"
 	"dealroom/room"
 )
 
@@ -64,24 +65,6 @@ func (seeAll) Access(ctx context.Context, a dealroom.Actor, roomID string) (room
 
 func (seeAll) TaskVisibility(ctx context.Context, a dealroom.Actor, roomID, task string) (dealroom.Visibility, error) {
 	return dealroom.Shared, nil
-}
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }
 
 func newTestHub(t *testing.T, cfg Config, st Store) *Hub {
@@ -270,7 +253,7 @@ func TestFeedOverBudgetDeliversEverything(t *testing.T) {
 // RecentAge, only its bookkeeping; devices that come after still get
 // every event.
 func TestFeedMemoryWithinBudget(t *testing.T) {
-	clk := &testClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	st := &logStore{}
 	h := newTestHub(t, Config{Now: clk.Now, HeadCheck: time.Hour, QueueFrames: 4096, QueueBytes: 16 << 20}, st)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -284,7 +267,7 @@ func TestFeedMemoryWithinBudget(t *testing.T) {
 	for i := range events {
 		h.Committed(st.commit("r1", 450))
 		if i%100 == 0 {
-			clk.add(time.Second)
+			clk.Advance(time.Second)
 		}
 	}
 	require.Equal(t, seqRange(1, events), readEvents(t, ctx, live, events))
@@ -295,7 +278,7 @@ func TestFeedMemoryWithinBudget(t *testing.T) {
 	assert.Nil(t, f.pending, "the feed keeps no map of early events once they are delivered")
 	f.mu.Unlock()
 
-	clk.add(h.cfg.RecentAge + time.Second)
+	clk.Advance(h.cfg.RecentAge + time.Second)
 	f.expire()
 	f.mu.Lock()
 	assert.Nil(t, f.recent, "events older than RecentAge are kept")

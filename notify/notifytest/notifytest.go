@@ -16,6 +16,7 @@ import (
 
 	"dealroom"
 	"dealroom/consume"
+	"dealroom/internal/testclock"
 	"dealroom/internal/testenv"
 	"dealroom/mail"
 	"dealroom/notify"
@@ -140,7 +141,7 @@ func testPeople(t *testing.T, st Store) {
 // Env is a room service, a notifier and a real SMTP server over one store,
 // on a clock of its own.
 type Env struct {
-	Clock    *Clock
+	Clock    *testclock.Clock
 	Store    Store
 	Svc      *room.Service
 	Notifier *notify.Notifier
@@ -163,26 +164,6 @@ const Delay = 2 * time.Minute
 // on Monday 2 March 2026 at 09:00.
 const DigestHour = 8
 
-// Clock is a time the test moves.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // NewEnv makes a room with Alice, Bob and Carol (a customer, by invite),
 // a notifier that knows Alice and Bob from their sign-ins and sends at
 // once, and a runner that started before the room.
@@ -194,7 +175,7 @@ func NewDelayedEnv(t *testing.T, st Store, delay time.Duration) *Env {
 	srv := testenv.StartSMTP(t, testenv.SMTPOptions{})
 	m, err := mail.Open(mail.Config{URL: srv.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
 	require.NoError(t, err)
-	clock := &Clock{t: t0}
+	clock := testclock.New(t0)
 	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, Delay: delay, DigestHour: DigestHour, Now: clock.Now}, st, st)
 	require.NoError(t, err)
 	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st, Now: clock.Now}, Notifier: n, SMTP: srv, Mail: m}
