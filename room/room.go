@@ -72,9 +72,13 @@ type Room struct {
 	CloseWindow CloseWindow `json:"close_window"`
 	Tags        []string    `json:"tags"`
 	OwnerID     string      `json:"owner_id"`
-	CreatedBy   string      `json:"created_by"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
+	// ExternalID and ExternalURL name the CRM opportunity of the room
+	// (external.go); staff only.
+	ExternalID  string    `json:"external_id,omitempty"`
+	ExternalURL string    `json:"external_url,omitempty"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Head, LastActivityAt and LastCustomerActivityAt are kept by the
 	// store from every event; they are left out of event data.
 	Head                   int64      `json:"head,omitzero"`
@@ -139,6 +143,8 @@ type Draft struct {
 	CloseWindow CloseWindow `json:"close_window"`
 	Tags        []string    `json:"tags"`
 	Template    string      `json:"template"`
+	ExternalID  string      `json:"external_id"`
+	ExternalURL string      `json:"external_url"`
 }
 
 // Patch is a partial update of a room's settings.
@@ -150,6 +156,8 @@ type Patch struct {
 	Currency    dealroom.Opt[string]      `json:"currency"`
 	CloseWindow dealroom.Opt[CloseWindow] `json:"close_window"`
 	Tags        dealroom.Opt[[]string]    `json:"tags"`
+	ExternalID  dealroom.Opt[string]      `json:"external_id"`
+	ExternalURL dealroom.Opt[string]      `json:"external_url"`
 }
 
 var (
@@ -193,6 +201,9 @@ func newRoom(d Draft, id string, owner dealroom.Actor, now time.Time) (Room, err
 		}
 	}
 	if r.Tags, err = checkTags(d.Tags); err != nil {
+		return Room{}, err
+	}
+	if r.ExternalID, r.ExternalURL, err = checkExternal(d.ExternalID, d.ExternalURL); err != nil {
 		return Room{}, err
 	}
 	return r, nil
@@ -255,6 +266,9 @@ func (r Room) apply(p Patch, now time.Time) (Room, []string, error) {
 			return r, nil, err
 		}
 		note("tags", !slices.Equal(n.Tags, r.Tags))
+	}
+	if err := n.patchExternal(p, note); err != nil {
+		return r, nil, err
 	}
 	if len(changed) > 0 {
 		n.UpdatedAt = now
