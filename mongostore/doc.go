@@ -47,6 +47,10 @@
 //     Index: {room_id, created_at: -1}.
 //   - inbox: room.InboxItem (one per event and user). Index:
 //     {user_id, id} unique.
+//   - external_ids: {_id: a room's external id, room_id}: the claims
+//     that keep an external id to one room (external.go).
+//   - service_accounts ({_id, key_hash unique, ...}) and staff_people
+//     ({_id: email, ...}): package staff (staff.go).
 //   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
 //     blobs.uploads, the uploads in progress.
 //
