@@ -104,6 +104,8 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	}
 	r = cs.do(t, "POST", "/rooms/"+roomID+"/messages", key, map[string]any{"body": "hello"})
 	assert.Equal(t, http.StatusForbidden, r.Status, "%s", r)
+	r = cs.do(t, "POST", "/rooms", key, map[string]any{"name": "Acme", "company": "Acme"})
+	assert.Equal(t, http.StatusForbidden, r.Status, "a key makes rooms only for a named owner: %s", r)
 	r = cs.do(t, "POST", "/session", "", map[string]any{"token": key})
 	assert.Equal(t, http.StatusUnauthorized, r.Status, "a key opens no browser session: %s", r)
 

@@ -280,12 +280,8 @@ func (s *Service) UpsertRoom(ctx context.Context, a dealroom.Actor, externalID s
 		return UpsertResult{}, err
 	}
 	res := UpsertResult{Created: x.Event.Type == RoomCreated, Written: Written{Seq: x.Event.Seq, Replayed: x.Replayed}}
-	if res.Created {
-		// The actor may not be a member of the room it made for its owner.
-		d, err := decodeData[RoomCreatedData](x.Event)
-		res.Room = &d.Room
-		return res, err
-	}
+	// Read as the store has it, with its head: the actor may not be a
+	// member of a room it made for its owner, and sees it as staff.
 	res.Room, err = s.Store.Room(ctx, id)
 	return res, err
 }
