@@ -128,45 +128,44 @@ func (s *Server) roomByExternalID(c echo.Context) error {
 }
 
 // exportRoom streams a room's timeline as JSON lines, one event a line in
-// seq order, as the timeline shows them to the actor (the same pages of
-// Service.EventPage, one after the other), so that the room is never held
-// in memory whole. Staff only. An error once the answer has begun cuts
-// the connection, so that a cut export is never taken for a whole one.
+// seq order (room.Service.Export: the timeline's rules, a page of the
+// store at a time). A refusal before the first line is a plain error
+// answer; an error once the answer has begun cuts the connection, so that
+// a cut export is never taken for a whole one.
 func (s *Server) exportRoom(c echo.Context) error {
-	a := actor(c)
-	if a.IsCustomer() {
-		return dealroom.Errorf(dealroom.EFORBIDDEN, "the export is for staff")
+	id := c.Param("room")
+	var (
+		w   *bufio.Writer
+		enc *json.Encoder
+	)
+	begin := func() {
+		h := c.Response().Header()
+		h.Set(echo.HeaderContentType, "application/jsonl; charset=utf-8")
+		h.Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", "room-"+id+".jsonl"))
+		h.Set("Cache-Control", "no-store")
+		c.Response().WriteHeader(http.StatusOK)
+		w = bufio.NewWriterSize(s.transfer(c).answer(c.Response()), 32<<10)
+		enc = json.NewEncoder(w)
 	}
-	ctx, id := c.Request().Context(), c.Param("room")
-	page, err := s.svc.EventPage(ctx, a, id, 0, room.MaxEventPage)
-	if err != nil {
-		return err // nothing is sent yet: a plain error answer
+	err := s.svc.Export(c.Request().Context(), actor(c), id, func(ev room.Event) error {
+		if w == nil {
+			begin()
+		}
+		return enc.Encode(ev)
+	})
+	switch {
+	case err != nil && w == nil:
+		return err // nothing is sent yet
+	case err != nil:
+		s.log.Warn("a room's export stopped", "room", id, "err", err)
+		panic(http.ErrAbortHandler)
+	case w == nil:
+		begin() // no event the actor may see
 	}
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "application/jsonl; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", "room-"+id+".jsonl"))
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(http.StatusOK)
-	w := bufio.NewWriterSize(s.transfer(c).answer(c.Response()), 32<<10)
-	enc := json.NewEncoder(w)
-	for {
-		for _, ev := range page.Items {
-			if err := enc.Encode(ev); err != nil {
-				panic(http.ErrAbortHandler)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		c.Response().Flush()
-		if page.NextAfter == 0 {
-			return nil
-		}
-		if page, err = s.svc.EventPage(ctx, a, id, page.NextAfter, room.MaxEventPage); err != nil {
-			s.log.Warn("a room's export stopped", "room", id, "err", err)
-			panic(http.ErrAbortHandler)
-		}
+	if err := w.Flush(); err != nil {
+		panic(http.ErrAbortHandler)
 	}
+	return nil
 }
 
 // accountList is the admin's list of service accounts.

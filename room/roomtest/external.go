@@ -1,6 +1,7 @@
 package roomtest
 
 import (
+	"errors"
 	"sync"
 	"testing"
 
@@ -11,9 +12,11 @@ import (
 	"dealroom/room"
 )
 
-// TestExternal checks the rooms of CRM opportunities (room.UpsertRoom,
-// external ids) against the stores open makes, which must implement
-// room.ExternalIndex. Every store runs it beside TestStore.
+// TestExternal checks what integrations use: the rooms of CRM
+// opportunities (room.UpsertRoom, external ids) and the export of a
+// timeline (room.Service.Export), against the stores open makes, which
+// must implement room.ExternalIndex. Every store runs it beside
+// TestStore.
 func TestExternal(t *testing.T, open Opener) {
 	tests := []struct {
 		name string
@@ -24,6 +27,7 @@ func TestExternal(t *testing.T, open Opener) {
 		{"ExternalIDBelongsToOneRoom", testExternalUnique},
 		{"RefusedUpsertWritesNothing", testUpsertRefused},
 		{"UpsertChangesOwner", testUpsertOwner},
+		{"ExportHandsEveryEventInOrder", testExport},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -230,4 +234,67 @@ func testUpsertOwner(t *testing.T, open Opener) {
 	// A rep who may not change the room's settings cannot upsert it.
 	_, err = f.svc.UpsertRoom(f.ctx, dealroom.Actor{ID: "eve", Kind: dealroom.Staff, Role: dealroom.Rep}, "0061", u, Bob, "")
 	assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err))
+}
+
+func testExport(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	id := f.room(t)
+	dave := dealroom.Actor{ID: "dave", Name: "Dave Partner", Kind: dealroom.Staff, Role: dealroom.Rep}
+	_, err := f.svc.AddMember(f.ctx, Alice, id, room.MemberDraft{UserID: dave.ID, Name: dave.Name, Kind: dealroom.Customer}, "")
+	require.NoError(t, err)
+	// More than a page of the store, a third of it internal.
+	const n = room.MaxEventPage + 50
+	internal := 0
+	for i := range n {
+		vis := dealroom.Shared
+		if i%3 == 0 {
+			vis = dealroom.Internal
+			internal++
+		}
+		_, err := f.svc.PostMessage(f.ctx, Alice, id, room.MessageDraft{Body: "note", Visibility: vis}, "")
+		require.NoError(t, err)
+	}
+	head := int64(n + 4) // the room, Bob, Carol and Dave joining, the notes
+
+	export := func(a dealroom.Actor) ([]room.Event, error) {
+		var got []room.Event
+		err := f.svc.Export(f.ctx, a, id, func(ev room.Event) error {
+			got = append(got, ev)
+			return nil
+		})
+		return got, err
+	}
+	all, err := export(Alice)
+	require.NoError(t, err)
+	require.Equal(t, int(head), len(all), "every event")
+	for i, ev := range all {
+		require.Equal(t, int64(i+1), ev.Seq, "in seq order")
+	}
+
+	// A staff person who is a customer-kind member gets what customers get.
+	shared, err := export(dave)
+	require.NoError(t, err)
+	assert.Equal(t, int(head)-internal, len(shared), "the shared events only")
+	for i, ev := range shared {
+		require.Equal(t, dealroom.Shared, ev.Visibility)
+		if i > 0 {
+			require.Greater(t, ev.Seq, shared[i-1].Seq)
+		}
+	}
+
+	_, err = export(Carol)
+	assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err), "customers export nothing")
+	_, err = export(dealroom.Actor{ID: "eve", Kind: dealroom.Staff, Role: dealroom.Rep})
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err), "nor do strangers")
+
+	stop := errors.New("the reader went away")
+	seen := 0
+	err = f.svc.Export(f.ctx, Alice, id, func(room.Event) error {
+		if seen++; seen == 10 {
+			return stop
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, stop)
+	assert.Equal(t, 10, seen, "stopped at the reader's error")
 }
