@@ -90,6 +90,9 @@
 //     "e:" + its ObjectId, so that the unique index needs no partial
 //     filter) and the request's fingerprint, so key and event are recorded
 //     by one single-document write.
+//     An event that gives the room an external id first claims the id
+//     in external_ids (external.go); held by another room, the command
+//     is refused (room.ExternalIDTaken) and nothing is inserted.
 //  5. On a duplicate key error another writer took seq H+1 (or, with the
 //     same key, the same request): go back to step 1, after a short
 //     random pause; after WithMaxAttempts attempts, fail with EUNAVAILABLE.
