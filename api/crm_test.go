@@ -213,6 +213,14 @@ func TestUpsertByExternalID(t *testing.T) {
 	r = cs.do(t, "PUT", "/rooms/by-external-id/0062", key, merge(opportunity(owner.Email), "name", "Other"))
 	require.Equal(t, http.StatusOK, r.Status, "an id set by PATCH leads the upsert to its room: %s", r)
 	assert.Equal(t, other, r.str(t, "id"))
+
+	// A retry with its Idempotency-Key gets the first answer again.
+	first := cs.do(t, "PUT", "/rooms/by-external-id/0099", key, opportunity(owner.Email), header{"Idempotency-Key", "opp-0099-1"})
+	require.Equal(t, http.StatusCreated, first.Status, "%s", first)
+	retry := cs.do(t, "PUT", "/rooms/by-external-id/0099", key, opportunity(owner.Email), header{"Idempotency-Key", "opp-0099-1"})
+	assert.Equal(t, http.StatusCreated, retry.Status, "%s", retry)
+	assert.Equal(t, first.str(t, "id"), retry.str(t, "id"))
+	assert.Equal(t, 1, cs.eventCount(t, first.str(t, "id")))
 }
 
 func merge(m map[string]any, k string, v any) map[string]any {
