@@ -191,10 +191,12 @@ var tryLater = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 
 
 func (ss *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
-	if errors.Is(err, smtp.ErrDataTooLarge) {
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
 		return err
-	}
-	if err != nil {
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "A line of the message is too long"}
+	case err != nil:
 		return tryLater
 	}
 	for _, to := range ss.to {
