@@ -4,6 +4,8 @@
 // and posts the text of each into the thread its address names, as the
 // person it was made for, through room.Service.
 //
+// With a certificate it offers STARTTLS; senders that require TLS need it.
+//
 // What it refuses, and when:
 //   - at RCPT TO (550): an address that is not a reply address of this
 //     server's at its domain, or was changed, or whose person is no longer
@@ -28,6 +30,7 @@ package replymail
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -85,7 +88,10 @@ type Config struct {
 	MaxSession time.Duration
 	// PostTimeout bounds the posting of one reply (0: DefaultPostTimeout).
 	PostTimeout time.Duration
-	Log         *slog.Logger
+	// TLS, when set, is offered with STARTTLS (RFC 3207). Nil: plain
+	// SMTP only.
+	TLS *tls.Config
+	Log *slog.Logger
 }
 
 // Server is the SMTP server of replies.
@@ -124,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	s.smtp.ReadTimeout = cfg.Timeout
 	s.smtp.WriteTimeout = cfg.Timeout
 	s.smtp.ErrorLog = logAdapter{cfg.Log}
+	s.smtp.TLSConfig = cfg.TLS
 	return s, nil
 }
 

@@ -83,6 +83,10 @@ type Config struct {
 	// instance takes the replies ("": it does not).
 	ReplyDomain string
 	SMTPListen  string
+	// SMTPTLSCert and SMTPTLSKey are the PEM files of the certificate the
+	// listener offers with STARTTLS ("": none).
+	SMTPTLSCert string
+	SMTPTLSKey  string
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -258,6 +262,8 @@ func (c *Config) settings() []setting {
 			c.SMTPListen = v
 			return nil
 		}},
+		{"smtp-tls-cert", "DEALROOM_SMTP_TLS_CERT", "", "PEM file of the certificate (and its chain) that the -smtp-listen server offers with STARTTLS, read again when it changes (default: no STARTTLS)", false, str(&c.SMTPTLSCert)},
+		{"smtp-tls-key", "DEALROOM_SMTP_TLS_KEY", "", "PEM file of the private key of -smtp-tls-cert", false, str(&c.SMTPTLSKey)},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
 			if v != "text" && v != "json" {
 				return errors.New(`must be "text" or "json"`)
@@ -337,6 +343,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.SMTPListen != "" && (c.ReplyDomain == "" || !c.NotifyEmail || c.SMTPURL == "" || c.PublicURL == "") {
 		return c, errors.New("-smtp-listen (DEALROOM_SMTP_LISTEN) needs -reply-domain (DEALROOM_REPLY_DOMAIN) and email notifications: " +
 			"-smtp-url, -mail-from, -public-url and -notify-email on")
+	}
+	if (c.SMTPTLSCert == "") != (c.SMTPTLSKey == "") || (c.SMTPTLSCert != "" && c.SMTPListen == "") {
+		return c, errors.New("-smtp-tls-cert (DEALROOM_SMTP_TLS_CERT) and -smtp-tls-key (DEALROOM_SMTP_TLS_KEY) go together, with -smtp-listen")
 	}
 	return c, nil
 }
@@ -419,7 +428,7 @@ func (c Config) Masked() []any {
 		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
 		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
 		"public-url": c.PublicURL, "smtp-url": c.SMTPURL, "smtp-ca-file": c.SMTPCAFile, "mail-from": c.MailFrom,
-		"reply-domain": c.ReplyDomain, "smtp-listen": c.SMTPListen,
+		"reply-domain": c.ReplyDomain, "smtp-listen": c.SMTPListen, "smtp-tls-cert": c.SMTPTLSCert, "smtp-tls-key": c.SMTPTLSKey,
 		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-client-secret": c.OIDCClientSecret,
 	}
 	for _, s := range c.settings() {

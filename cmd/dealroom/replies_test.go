@@ -3,11 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/smtp"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +31,14 @@ import (
 
 // TestRepliesByEmail: with -smtp-listen and -reply-domain, the email of a
 // mention carries a reply address, and the answer sent to the server's
-// own SMTP listener is in the thread, as its author, without the quote.
+// own SMTP listener, over STARTTLS with the configured certificate, is in
+// the thread, as its author, without the quote.
 func TestRepliesByEmail(t *testing.T) {
 	srv := testenv.StartSMTP(t, testenv.SMTPOptions{})
+	certFile, keyFile, roots := selfSignedFiles(t)
 	e := env{"DEALROOM_ADDR": "127.0.0.1:0", "DEALROOM_DATA_DIR": t.TempDir(), "DEALROOM_JWT_SECRET": processSecret,
-		"DEALROOM_SMTP_LISTEN": "127.0.0.1:0", "DEALROOM_REPLY_DOMAIN": "Reply.Deals.Example.com"}
+		"DEALROOM_SMTP_LISTEN": "127.0.0.1:0", "DEALROOM_REPLY_DOMAIN": "Reply.Deals.Example.com",
+		"DEALROOM_SMTP_TLS_CERT": certFile, "DEALROOM_SMTP_TLS_KEY": keyFile}
 	for _, kv := range mailEnv(srv) {
 		k, v, _ := strings.Cut(kv, "=")
 		e[k] = v
@@ -62,7 +76,20 @@ func TestRepliesByEmail(t *testing.T) {
 	msg := "From: Bob Engineer <bob@seller.example>\r\nTo: " + to + "\r\nSubject: Re: Alice Rep mentioned you\r\n" +
 		"Message-ID: <r1@seller.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
 		"Checked: they use Okta.\r\n\r\nOn Mon, Alice Rep <" + to + "> wrote:\r\n> @Bob Engineer can you check their SSO setup?\r\n"
-	require.NoError(t, smtp.SendMail(app.SMTPAddr(), nil, bob.Email, []string{to}, []byte(msg)))
+	sc, err := smtp.Dial(app.SMTPAddr())
+	require.NoError(t, err)
+	defer sc.Close()
+	ok, _ := sc.Extension("STARTTLS")
+	require.True(t, ok, "STARTTLS is offered")
+	require.NoError(t, sc.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}))
+	require.NoError(t, sc.Mail(bob.Email))
+	require.NoError(t, sc.Rcpt(to))
+	w, err := sc.Data()
+	require.NoError(t, err)
+	_, err = io.WriteString(w, msg)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, sc.Quit())
 
 	var page struct {
 		Items []struct{ Body, Author, ParentID string } `json:"items"`
@@ -97,6 +124,8 @@ func TestRepliesConfig(t *testing.T) {
 		{"listen without mail", env{"DEALROOM_SMTP_LISTEN": ":2525", "DEALROOM_REPLY_DOMAIN": "reply.example.com"}, "needs -reply-domain (DEALROOM_REPLY_DOMAIN) and email notifications"},
 		{"listen with notifications off", with("DEALROOM_SMTP_LISTEN", ":2525", "DEALROOM_REPLY_DOMAIN", "reply.example.com", "DEALROOM_NOTIFY_EMAIL", "off"), "email notifications"},
 		{"a bad domain", with("DEALROOM_REPLY_DOMAIN", "reply_example"), "-reply-domain / DEALROOM_REPLY_DOMAIN: must be a domain name"},
+		{"a certificate without its key", with("DEALROOM_SMTP_LISTEN", ":2525", "DEALROOM_REPLY_DOMAIN", "reply.example.com", "DEALROOM_SMTP_TLS_CERT", "/etc/cert.pem"), "go together"},
+		{"a certificate without a listener", with("DEALROOM_SMTP_TLS_CERT", "/etc/cert.pem", "DEALROOM_SMTP_TLS_KEY", "/etc/key.pem"), "with -smtp-listen"},
 		{"a bad address", with("DEALROOM_SMTP_LISTEN", "2525", "DEALROOM_REPLY_DOMAIN", "reply.example.com"), "-smtp-listen / DEALROOM_SMTP_LISTEN: must be a listen address"},
 	} {
 		_, err := parseConfig("dealroom serve", nil, tt.env.get, &bytes.Buffer{})
@@ -108,4 +137,29 @@ func TestRepliesConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "reply.example.com", c.ReplyDomain)
 	assert.Equal(t, ":2525", c.SMTPListen)
+}
+
+// selfSignedFiles writes a certificate for 127.0.0.1 and its key into PEM
+// files, and returns them with a pool that trusts the certificate.
+func selfSignedFiles(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dealroom replies test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
 }
