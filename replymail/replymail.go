@@ -28,6 +28,7 @@
 package replymail
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -110,12 +111,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("replymail: the domain, the addresses and the service are required")
 	}
 	cfg.Domain = strings.ToLower(cfg.Domain)
-	cfg.MaxBytes = or(cfg.MaxBytes, DefaultMaxBytes)
-	cfg.MaxRecipients = or(cfg.MaxRecipients, DefaultMaxRecipients)
-	cfg.MaxConnections = or(cfg.MaxConnections, DefaultMaxConnections)
-	cfg.Timeout = or(cfg.Timeout, DefaultTimeout)
-	cfg.MaxSession = or(cfg.MaxSession, DefaultMaxSession)
-	cfg.PostTimeout = or(cfg.PostTimeout, DefaultPostTimeout)
+	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, DefaultMaxBytes)
+	cfg.MaxRecipients = cmp.Or(cfg.MaxRecipients, DefaultMaxRecipients)
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.MaxSession = cmp.Or(cfg.MaxSession, DefaultMaxSession)
+	cfg.PostTimeout = cmp.Or(cfg.PostTimeout, DefaultPostTimeout)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -132,14 +133,6 @@ func New(cfg Config) (*Server, error) {
 	s.smtp.ErrorLog = logAdapter{cfg.Log}
 	s.smtp.TLSConfig = cfg.TLS
 	return s, nil
-}
-
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Serve serves connections of l until Close; it returns nil then.

@@ -18,6 +18,7 @@ import (
 	"dealroom"
 	"dealroom/boltstore"
 	"dealroom/consume"
+	"dealroom/internal/testclock"
 	"dealroom/internal/testenv"
 	"dealroom/mail"
 	"dealroom/mongostore"
@@ -61,6 +62,7 @@ var stores = map[string]func(tb testing.TB) notifytest.Store{
 // invite), a notifier whose emails carry reply addresses and go to a real
 // SMTP server, and the reply server on a port of 127.0.0.1.
 type env struct {
+	clock  *testclock.Clock
 	store  notifytest.Store
 	svc    *room.Service
 	n      *notify.Notifier
@@ -73,13 +75,21 @@ type env struct {
 }
 
 func newEnv(t *testing.T, st notifytest.Store, cfg replymail.Config) *env {
+	return newDelayedEnv(t, st, cfg, 0)
+}
+
+// newDelayedEnv is newEnv with notifications that wait delay, on a clock
+// the test moves.
+func newDelayedEnv(t *testing.T, st notifytest.Store, cfg replymail.Config, delay time.Duration) *env {
 	ctx := context.Background()
 	out := testenv.StartSMTP(t, testenv.SMTPOptions{})
 	m, err := mail.Open(mail.Config{URL: out.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
 	require.NoError(t, err)
-	n, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: replyDomain}, st, st)
+	clock := testclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	n, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: replyDomain,
+		Delay: delay, Now: clock.Now}, st, st)
 	require.NoError(t, err)
-	e := &env{store: st, svc: &room.Service{Store: st}, n: n, out: out, mail: m}
+	e := &env{clock: clock, store: st, svc: &room.Service{Store: st, Now: clock.Now}, n: n, out: out, mail: m}
 	require.NoError(t, e.runner().Pass(ctx, nil), "the consumer starts on the empty store")
 
 	r, err := e.svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme renewal", Company: "Acme"}, "")
@@ -114,8 +124,10 @@ func newEnv(t *testing.T, st notifytest.Store, cfg replymail.Config) *env {
 }
 
 func (e *env) runner() *consume.Runner {
+	sender := e.n.Sender(e.store, e.mail)
+	sender.Now = e.clock.Now
 	return &consume.Runner{Store: e.store, Events: e.store, Lease: notify.Consumer, Holder: "test",
-		Consumers: []consume.Consumer{e.n.Consumer()}, Jobs: []func(context.Context) error{e.n.Sender(e.store, e.mail).Send},
+		Consumers: []consume.Consumer{e.n.Consumer()}, Jobs: []func(context.Context) error{sender.Send},
 		Interval: 20 * time.Millisecond, LeaseTTL: 3 * time.Second}
 }
 
@@ -457,6 +469,37 @@ func TestLimits(t *testing.T) {
 	step, err = e.send(t, carolEmail, []string{to}, email(carolEmail, to, "after@acme.example", "Yes."))
 	require.NoError(t, err, step)
 	assert.Len(t, e.replies(t, root.ID), 1)
+}
+
+// TestOneMailOfSeveral: a mail that tells of mentions in several threads
+// has no reply address (an answer could go into one only); one that tells
+// of mentions in one thread has that thread's.
+func TestOneMailOfSeveral(t *testing.T) {
+	const delay = 2 * time.Minute
+	e := newDelayedEnv(t, stores["bolt"](t), replymail.Config{}, delay)
+	e.post(t, alice, room.MessageDraft{Body: "@Carol Buyer first question"})
+	e.post(t, alice, room.MessageDraft{Body: "@Carol Buyer second question"})
+	sent := len(e.out.Messages())
+	e.deliver(t) // the notifications are made, due after the delay
+	e.clock.Advance(delay)
+	e.deliver(t)
+	got := e.out.Messages()[sent:]
+	require.Len(t, got, 1, "one mail of the two mentions")
+	assert.Contains(t, got[0].Text, "2 new notifications")
+	assert.Empty(t, got[0].Header.Get("Reply-To"), "two threads")
+
+	root := e.post(t, alice, room.MessageDraft{Body: "@Carol Buyer third question"})
+	e.post(t, alice, room.MessageDraft{Body: "@Carol Buyer and a detail", ParentID: root.ID})
+	sent = len(e.out.Messages())
+	e.deliver(t)
+	e.clock.Advance(delay)
+	e.deliver(t)
+	to := e.replyTo(t, carolEmail, sent)
+	step, err := e.send(t, carolEmail, []string{to}, email(carolEmail, to, "c3@acme.example", "Answered both."))
+	require.NoError(t, err, step)
+	rs := e.replies(t, root.ID)
+	require.Len(t, rs, 2)
+	assert.Equal(t, "Answered both.", rs[1].Body)
 }
 
 // TestReplyAddress: no reply address without a reply domain, and one per
