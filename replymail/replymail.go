@@ -101,8 +101,11 @@ type Server struct {
 	smtp   *smtp.Server
 	ctx    context.Context // ends at Close: postings in flight stop
 	cancel context.CancelFunc
-	once   sync.Once
-	closed error
+
+	mu        sync.Mutex
+	closed    bool
+	closeErr  error
+	listeners []net.Listener
 }
 
 // New returns a server of cfg; Serve starts it.
@@ -135,8 +138,18 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve serves connections of l until Close; it returns nil then.
+// Serve serves connections of l until Close, and returns nil then (at
+// once when Close came first).
 func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	// Kept here too: go-smtp closes only the listeners it serves already.
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
 	err := s.smtp.Serve(&limitListener{Listener: l, slots: make(chan struct{}, s.cfg.MaxConnections), life: s.cfg.MaxSession})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
@@ -147,11 +160,20 @@ func (s *Server) Serve(l net.Listener) error {
 // Close stops listening, closes the connections and stops the postings in
 // flight. It is safe to call twice.
 func (s *Server) Close() error {
-	s.once.Do(func() {
-		s.cancel()
-		s.closed = s.smtp.Close()
-	})
-	return s.closed
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	s.closed = true
+	s.cancel()
+	// go-smtp's first: a Serve that sees its listener closed then knows
+	// the server was closed.
+	s.closeErr = s.smtp.Close()
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	return s.closeErr
 }
 
 // session is one SMTP connection's transaction.

@@ -518,3 +518,19 @@ func TestReplyAddress(t *testing.T) {
 	assert.NotEqual(t, a, on.ReplyAddress("carol", roomID, room.NewID("m", time.Now())))
 	assert.Empty(t, on.ReplyAddress("carol", "not-an-id", thread), "ids of another form get none")
 }
+
+// TestCloseBeforeServe: a server closed before it serves (a start that
+// failed later) serves nothing and lets its Serve return.
+func TestCloseBeforeServe(t *testing.T) {
+	st := stores["bolt"](t)
+	n, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: replyDomain}, st, st)
+	require.NoError(t, err)
+	srv, err := replymail.New(replymail.Config{Domain: replyDomain, Addresses: n, Service: &room.Service{Store: st}})
+	require.NoError(t, err)
+	require.NoError(t, srv.Close())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.NoError(t, srv.Serve(l))
+	_, err = net.Dial("tcp", l.Addr().String())
+	assert.Error(t, err, "the listener is closed")
+}

@@ -292,6 +292,12 @@ func endLines(b *strings.Builder, n int) {
 // every line that starts with ">", and a "Sent from my ..." last line.
 func stripQuoted(s string) string {
 	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return -1 // a room's text holds none
+		}
+		return r
+	}, s)
 	lines := strings.Split(s, "\n")
 	if i := quoteStart(lines); i >= 0 {
 		lines = lines[:i]

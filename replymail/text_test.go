@@ -30,6 +30,7 @@ func TestStripQuoted(t *testing.T) {
 		{"signature", "Thanks, I'll check.\n\n-- \nCarol Buyer\nAcme Corp", "Thanks, I'll check."},
 		{"interleaved quotes", "> Can you sign by Friday?\nYes.\n> And the PO?\nNext week.", "Yes.\nNext week."},
 		{"sent from my phone", "Ok!\n\nSent from my iPhone", "Ok!"},
+		{"control characters left out", "Fine\x0c by me\x1b.", "Fine by me."},
 		{"blank lines kept single", "First.\n\n\n\nSecond.\n", "First.\n\nSecond."},
 		{"a wrote in the text is kept", "Bob wrote: the figures are in.\nMore soon.", "Bob wrote: the figures are in.\nMore soon."},
 		{"only a quote", "On Mon, Alice <a@b.example> wrote:\n> Ready?", ""},
