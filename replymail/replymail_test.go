@@ -156,8 +156,11 @@ func (e *env) replyTo(t *testing.T, address string, skip int) string {
 	return strings.Trim(got[0], "<>")
 }
 
+// post posts a message a second after the last post or send, so that
+// messages sort as they were posted.
 func (e *env) post(t *testing.T, a dealroom.Actor, d room.MessageDraft) room.Message {
 	t.Helper()
+	e.clock.Advance(time.Second)
 	res, err := e.svc.PostMessage(context.Background(), a, e.room, d, "")
 	require.NoError(t, err)
 	return res.Message
@@ -193,6 +196,7 @@ type sendStep string
 // returns the first refusal and the command it answered.
 func (e *env) send(t *testing.T, mailFrom string, rcpts []string, raw string) (sendStep, error) {
 	t.Helper()
+	e.clock.Advance(time.Second)
 	c := e.dial(t)
 	defer c.Close()
 	if err := c.Mail(mailFrom); err != nil {
