@@ -76,13 +76,14 @@ type Config struct {
 	// DigestHour is the hour (UTC, 0 to 23) at which a day's and a week's
 	// (on Mondays) digests are made.
 	DigestHour int
+	Now        func() time.Time
+	Log        *slog.Logger
+
 	// ReplyDomain, when set, is the domain of reply addresses: an email
 	// about a thread carries a Reply-To address at it, signed for its
 	// recipient, and a reply to it is posted into the thread (package
 	// replymail). Empty: no Reply-To.
 	ReplyDomain string
-	Now         func() time.Time
-	Log         *slog.Logger
 }
 
 // New returns a notifier over rooms and st.
