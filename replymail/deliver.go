@@ -1,9 +1,11 @@
 package replymail
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"net/mail"
 	"strings"
 	"unicode"
@@ -25,25 +27,87 @@ var (
 	badContent   = smtp.EnhancedCode{5, 6, 0}
 )
 
-// deliver posts the message raw into the thread to leads to, or says why
-// not. auto is true for a message with an empty return path.
-func (s *Server) deliver(raw []byte, to notify.ReplyTo, auto bool) error {
-	log := s.cfg.Log.With("room", to.Room, "thread", to.Thread, "user", to.User)
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return refuse(badContent, "The message cannot be read")
+// reply is what a received message says, read once for all its
+// recipients.
+type reply struct {
+	auto bool   // an automatic answer, or a bounce
+	from string // the one address of its From header ("": none, or several)
+	// key is the Message-ID, or a hash of the whole message without one.
+	key string
+	// body is the text to post; err, when set, why there is none.
+	body string
+	err  error
+}
+
+// readReply reads a message from r, holding only its header and its text
+// parts in memory. auto is true for a message with an empty return path.
+// The error is go-smtp's when the message is too large or a line too
+// long, and tryLater when it cannot be read from the connection.
+func readReply(r io.Reader, auto bool) (reply, error) {
+	h := sha256.New()
+	tee := io.TeeReader(r, h)
+	var rp reply
+	msg, err := mail.ReadMessage(tee)
+	if err == nil {
+		rp = parseReply(msg, auto)
 	}
-	if auto || automatic(msg.Header) {
+	// The rest is read, so that the message's size and lines are checked
+	// and the hash covers it all.
+	if _, derr := io.Copy(io.Discard, tee); derr != nil {
+		err = derr
+	}
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return reply{}, err
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return reply{}, &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "A line of the message is too long"}
+	case err != nil && msg == nil:
+		return reply{}, refuse(badContent, "The message cannot be read")
+	case err != nil:
+		return reply{}, tryLater
+	}
+	if rp.key == "" {
+		rp.key = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	return rp, nil
+}
+
+// parseReply reads msg's header and text.
+func parseReply(msg *mail.Message, auto bool) reply {
+	rp := reply{auto: auto || automatic(msg.Header), key: strings.TrimSpace(msg.Header.Get("Message-Id"))}
+	if from, err := msg.Header.AddressList("From"); err == nil && len(from) == 1 {
+		rp.from = from[0].Address
+	}
+	text, err := messageText(msg)
+	var u unreadable
+	switch {
+	case errors.As(err, &u):
+		rp.err = refuse(badContent, printable(u.msg))
+	case errors.Is(err, errNoText):
+		rp.err = refuse(badContent, "The message has no text to post")
+	case err != nil:
+		rp.err = refuse(badContent, "The message cannot be read")
+	default:
+		if rp.body = stripQuoted(text); rp.body == "" {
+			rp.err = refuse(badContent, "The reply is empty once the quoted message is removed")
+		}
+	}
+	return rp
+}
+
+// deliver posts rp into the thread to leads to, or says why not.
+func (s *Server) deliver(rp reply, to notify.ReplyTo) error {
+	log := s.cfg.Log.With("room", to.Room, "thread", to.Thread, "user", to.User)
+	if rp.auto {
 		log.Info("an automatic answer to a notification was dropped")
 		return nil
 	}
-	from, err := msg.Header.AddressList("From")
-	if err != nil || len(from) != 1 {
+	if rp.from == "" {
 		return refuse(notPermitted, "The From header must name one address")
 	}
-	if to.Email == "" || !strings.EqualFold(from[0].Address, to.Email) {
+	if to.Email == "" || !strings.EqualFold(rp.from, to.Email) {
 		log.Warn("a reply by email came from another address than its person's: refused")
-		return refuse(notPermitted, "This reply address is not for "+printable(from[0].Address)+": reply from the address the notification was sent to")
+		return refuse(notPermitted, "This reply address is not for "+printable(rp.from)+": reply from the address the notification was sent to")
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PostTimeout)
 	defer cancel()
@@ -58,32 +122,27 @@ func (s *Server) deliver(raw []byte, to notify.ReplyTo, auto bool) error {
 			return refuse(notPermitted, "You can no longer post in this room")
 		}
 	}
-	text, err := messageText(msg)
-	var u unreadable
-	switch {
-	case errors.As(err, &u):
-		return refuse(badContent, printable(u.msg))
-	case errors.Is(err, errNoText):
-		return refuse(badContent, "The message has no text to post")
-	case err != nil:
-		return refuse(badContent, "The message cannot be read")
-	}
-	body := stripQuoted(text)
-	if body == "" {
-		return refuse(badContent, "The reply is empty once the quoted message is removed")
+	if rp.err != nil {
+		return rp.err
 	}
 	a := dealroom.Actor{ID: to.User, Name: to.Member.Name, Email: to.Email, Kind: to.Member.Kind}
-	d := room.MessageDraft{Body: body, ParentID: to.Thread}
+	d := room.MessageDraft{Body: rp.body, ParentID: to.Thread}
 	if a.Kind != dealroom.Staff {
 		d.Visibility = dealroom.Shared // a customer's reply is never internal
 	}
-	key := idempotencyKey(strings.TrimSpace(msg.Header.Get("Message-Id")), raw, to.Thread)
-	res, err := s.cfg.Service.PostMessage(ctx, a, to.Room, d, key)
+	res, err := s.cfg.Service.PostMessage(ctx, a, to.Room, d, idempotencyKey(rp.key, to.Thread))
 	if err != nil {
 		return s.refusal(log, err)
 	}
 	log.Info("a reply by email was posted", "message", res.ID, "replayed", res.Replayed)
 	return nil
+}
+
+// idempotencyKey is the key of a reply's posting: the same message
+// delivered twice into one thread is posted once.
+func idempotencyKey(messageKey, thread string) string {
+	h := sha256.Sum256([]byte(messageKey + "\x00" + thread))
+	return "email-" + hex.EncodeToString(h[:20])
 }
 
 // refusal answers a refusal of the room service's: permanent for a fault

@@ -30,9 +30,7 @@ package replymail
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +72,9 @@ type Config struct {
 	// Addresses opens reply addresses; Service posts the replies. Required.
 	Addresses Addresses
 	Service   *room.Service
-	// MaxBytes is the largest message taken (0: DefaultMaxBytes).
+	// MaxBytes is the largest message taken (0: DefaultMaxBytes). A
+	// message is read as it arrives: only its header and its first text
+	// and HTML parts (at most 1 MiB each) are held in memory.
 	MaxBytes int64
 	// MaxRecipients is the most reply addresses of one message (0:
 	// DefaultMaxRecipients).
@@ -126,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.smtp = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+		return &session{srv: s}, nil
 	}))
 	s.smtp.Domain = cfg.Domain
 	s.smtp.MaxMessageBytes = cfg.MaxBytes
@@ -178,10 +178,9 @@ func (s *Server) Close() error {
 
 // session is one SMTP connection's transaction.
 type session struct {
-	srv    *Server
-	remote string
-	auto   bool // an empty return path: a bounce or an automatic answer
-	to     []notify.ReplyTo
+	srv  *Server
+	auto bool // an empty return path: a bounce or an automatic answer
+	to   []notify.ReplyTo
 }
 
 func (ss *session) Reset() { ss.auto, ss.to = false, nil }
@@ -212,17 +211,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 var tryLater = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 
 func (ss *session) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	switch {
-	case errors.Is(err, smtp.ErrDataTooLarge):
+	rp, err := readReply(r, ss.auto)
+	if err != nil {
 		return err
-	case errors.Is(err, smtp.ErrTooLongLine):
-		return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "A line of the message is too long"}
-	case err != nil:
-		return tryLater
 	}
 	for _, to := range ss.to {
-		if err := ss.srv.deliver(raw, to, ss.auto); err != nil {
+		if err := ss.srv.deliver(rp, to); err != nil {
 			// Replies posted before are posted again as replays when the
 			// sending server retries: the idempotency key.
 			return err
@@ -239,18 +233,3 @@ func (l logAdapter) Printf(format string, v ...any) {
 }
 
 func (l logAdapter) Println(v ...any) { l.log.Warn("smtp: " + strings.TrimSpace(fmt.Sprintln(v...))) }
-
-// idempotencyKey is the key of a reply's posting: the same message
-// delivered twice into one thread is posted once.
-func idempotencyKey(messageID string, raw []byte, thread string) string {
-	h := sha256.New()
-	if messageID != "" {
-		h.Write([]byte("id\x00" + messageID))
-	} else {
-		h.Write([]byte("raw\x00"))
-		h.Write(raw)
-	}
-	h.Write([]byte{0})
-	h.Write([]byte(thread))
-	return "email-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)[:20]))
-}
