@@ -391,8 +391,9 @@ func TestRefusedSenders(t *testing.T) {
 	})
 }
 
-// TestDeliveredTwice: the same message delivered twice (one Message-ID)
-// is posted once; another message with the same text is another reply.
+// TestDeliveredTwice: the same message delivered twice (one Message-ID,
+// or the same bytes without one) is posted once; another message with the
+// same text is another reply.
 func TestDeliveredTwice(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		root := e.post(t, alice, room.MessageDraft{Body: "Ready, @Carol Buyer?"})
@@ -407,6 +408,15 @@ func TestDeliveredTwice(t *testing.T) {
 		step, err := e.send(t, carolEmail, []string{to}, email(carolEmail, to, "other@acme.example", "Yes."))
 		require.NoError(t, err, step)
 		assert.Len(t, e.replies(t, root.ID), 2)
+
+		// Without a Message-ID, the same bytes are the same message.
+		raw = strings.Replace(email(carolEmail, to, "", "Sure."), "Message-ID: <>\r\n", "", 1)
+		require.NotContains(t, raw, "Message-ID")
+		for range 2 {
+			step, err := e.send(t, carolEmail, []string{to}, raw)
+			require.NoError(t, err, step)
+		}
+		assert.Len(t, e.replies(t, root.ID), 3)
 	})
 }
 
