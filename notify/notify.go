@@ -45,6 +45,7 @@ type Notifier struct {
 	publicURL string
 	host      string
 	key       []byte
+	reply     replyAddresses
 	delay     time.Duration
 	now       func() time.Time
 	log       *slog.Logger
@@ -77,6 +78,12 @@ type Config struct {
 	DigestHour int
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	// ReplyDomain, when set, is the domain of reply addresses: an email
+	// about a thread carries a Reply-To address at it, signed for its
+	// recipient, and a reply to it is posted into the thread (package
+	// replymail). Empty: no Reply-To.
+	ReplyDomain string
 }
 
 // New returns a notifier over rooms and st.
@@ -93,6 +100,7 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
 		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+	n.reply = replyAddresses{key: purposeKey(cfg.Secret, "dealroom email reply"), domain: strings.ToLower(cfg.ReplyDomain)}
 	if n.now == nil {
 		n.now = time.Now
 	}

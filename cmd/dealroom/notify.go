@@ -40,7 +40,8 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour, Log: a.Log}, store, ns)
+	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour,
+		ReplyDomain: cfg.ReplyDomain, Log: a.Log}, store, ns)
 	if err != nil {
 		return nil, nil, err
 	}
