@@ -54,6 +54,8 @@ type Notifier struct {
 	digestDone   string    // the day whose digests are made
 	digestFailed time.Time // when the last walk failed
 
+	reminders reminderState // remind.go
+
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex
 	seen   map[string]string

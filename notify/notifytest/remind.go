@@ -2,12 +2,16 @@ package notifytest
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/internal/testenv"
+	"dealroom/notify"
 	"dealroom/room"
 	"dealroom/task"
 )
@@ -16,15 +20,36 @@ import (
 // items (replies in a thread, moved due dates) and of the reminders,
 // against stores made by newStore, a fresh and empty one for each call.
 func TestReminders(t *testing.T, newStore func(tb testing.TB) Store) {
+	t.Run("People", func(t *testing.T) { testReminderPeople(t, newStore(t)) })
 	for _, tt := range []struct {
 		name string
 		fn   func(t *testing.T, e *Env)
 	}{
 		{"ReplyInAThreadYouWroteIn", testReply},
 		{"DueDateChangedBySomeoneElse", testDueChanged},
+		{"StepDueTomorrowAndOverdue", testStepReminders},
+		{"RoomWithoutCustomerTouch", testQuiet},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, newStore(t))) })
 	}
+}
+
+func testReminderPeople(t *testing.T, st Store) {
+	ctx := context.Background()
+	require.NoError(t, st.SetReminders(ctx, "ana", true, t0), "a choice before any address")
+	require.NoError(t, st.SetAddress(ctx, "ana", "ana@example.com", t0))
+	require.NoError(t, st.SetTimeZone(ctx, "ana", "Europe/Lisbon", t0))
+	require.NoError(t, st.SetDigest(ctx, "ana", notify.Weekly, t0))
+	p, err := st.Person(ctx, "ana")
+	require.NoError(t, err)
+	assert.Equal(t, notify.Person{User: "ana", Email: "ana@example.com", Digest: notify.Weekly, RemindersOff: true,
+		TimeZone: "Europe/Lisbon", UpdatedAt: t0}, *p, "each choice keeps the others")
+	require.NoError(t, st.SetReminders(ctx, "ana", false, t0))
+	page, err := st.PeopleAfter(ctx, "", 10)
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	assert.False(t, page[0].RemindersOff)
+	assert.Equal(t, "Europe/Lisbon", page[0].TimeZone)
 }
 
 func testReply(t *testing.T, e *Env) {
@@ -99,4 +124,149 @@ func testDueChanged(t *testing.T, e *Env) {
 	alices := e.To(Alice.Email)
 	require.Len(t, alices, 1, "the assignment and the date, due together, in one mail")
 	assert.Contains(t, alices[0].Text, "Now due 2026-03-20 (was none).")
+}
+
+// mailsWith returns the mails of mails whose text contains s.
+func mailsWith(mails []testenv.ReceivedMail, s string) []testenv.ReceivedMail {
+	var out []testenv.ReceivedMail
+	for _, m := range mails {
+		if strings.Contains(m.Text, s) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// remind runs the reminders' sweep of each notifier, then delivers.
+func (e *Env) remind(t *testing.T, ns ...*notify.Notifier) {
+	t.Helper()
+	if len(ns) == 0 {
+		ns = []*notify.Notifier{e.Notifier}
+	}
+	for _, n := range ns {
+		require.NoError(t, n.Reminders(context.Background()))
+	}
+	e.Deliver(t)
+}
+
+// restarted is another notifier over the same store: a restart, or
+// another instance.
+func (e *Env) restarted(t *testing.T) *notify.Notifier {
+	n, err := notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, DigestHour: DigestHour, Now: e.Clock.Now}, e.Store, e.Store)
+	require.NoError(t, err)
+	return n
+}
+
+func testStepReminders(t *testing.T, e *Env) {
+	ctx := context.Background()
+	// Monday 2 March 2026, 09:00 UTC; reminders from 08:00 in each
+	// person's zone.
+	day := func(d int) *task.Date { return &task.Date{Year: 2026, Month: 3, Day: d} }
+	mk := func(d task.Draft) room.TaskResult {
+		res, err := e.Svc.CreateTask(ctx, Alice, e.Room, d, "")
+		require.NoError(t, err)
+		return res
+	}
+	mk(task.Draft{Title: "Sign the order form", Due: day(3), Assignees: []string{e.Carol.ID, Bob.ID}})
+	mk(task.Draft{Title: "SECRET pricing approval", Due: day(3), Assignees: []string{Bob.ID}, Visibility: dealroom.Internal})
+	mk(task.Draft{Title: "Already done", Due: day(3), Status: task.Done, Assignees: []string{e.Carol.ID}})
+	mk(task.Draft{Title: "Security questionnaire", Due: day(5), Assignees: []string{e.Carol.ID}})
+	e.Deliver(t)
+	assigned := len(e.SMTP.Messages())
+
+	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(e.Notifier.SetTimeZone(ctx, Bob.ID, "Mars/Olympus")))
+	require.NoError(t, e.Notifier.SetTimeZone(ctx, Bob.ID, "America/New_York"))
+
+	e.remind(t)
+	carols := mailsWith(e.To(carolEmail), "due tomorrow")
+	require.Len(t, carols, 1, "Carol's step due tomorrow")
+	assert.Equal(t, "Due tomorrow: “Sign the order form” in Acme renewal", carols[0].Subject)
+	assert.Contains(t, carols[0].Text, "is due tomorrow, 2026-03-03")
+	assert.Contains(t, carols[0].Text, PublicURL+"/room/"+e.Room+"/task/")
+	assert.Contains(t, carols[0].Header.Get("List-Unsubscribe"), PublicURL+"/api/v1/notifications/unsubscribe?token=")
+	assert.Empty(t, len(mailsWith(e.To(Bob.Email), "due tomorrow")), "04:00 in New York: not yet")
+
+	// Twice, and after a restart: once.
+	e.remind(t, e.Notifier, e.restarted(t), e.restarted(t))
+	assert.Len(t, e.SMTP.Messages(), assigned+1)
+
+	// 08:00 in New York: Bob's two steps, in one mail.
+	e.Clock.Advance(4 * time.Hour)
+	e.remind(t)
+	bobs := mailsWith(e.To(Bob.Email), "due tomorrow")
+	require.Len(t, bobs, 1)
+	assert.Contains(t, bobs[0].Text, "Sign the order form")
+	assert.Contains(t, bobs[0].Text, "SECRET pricing approval", "staff are reminded of internal steps")
+
+	// Wednesday 09:00 UTC: the order form is overdue, the questionnaire
+	// due tomorrow. Bob turned reminders off.
+	require.NoError(t, e.Notifier.SetReminders(ctx, Bob.ID, true))
+	e.Clock.Advance(44 * time.Hour)
+	e.remind(t, e.Notifier, e.restarted(t))
+	e.Clock.Advance(5 * time.Hour)
+	e.remind(t)
+	carols = e.To(carolEmail)
+	last := carols[len(carols)-1]
+	assert.Contains(t, last.Text, "was due on 2026-03-03 and is not done")
+	assert.Contains(t, last.Text, "Security questionnaire")
+	assert.Len(t, mailsWith(carols, "was due on"), 1, "overdue once")
+	assert.Len(t, mailsWith(e.To(Bob.Email), "was due on"), 0, "Bob turned reminders off")
+
+	for _, m := range e.To(carolEmail) {
+		assert.NotContains(t, m.Text+m.HTML+m.Subject, "SECRET", "a customer is never reminded of an internal step")
+	}
+	for _, m := range append(mailsWith(carols, "due tomorrow"), mailsWith(carols, "was due on")...) {
+		assert.NotContains(t, m.Text, "Already done", "nor anyone of a done one")
+	}
+	n := len(e.SMTP.Messages())
+	e.Clock.Advance(24 * time.Hour)
+	e.remind(t)
+	assert.Len(t, e.SMTP.Messages(), n, "nothing more: the questionnaire is due today, the order form was told")
+}
+
+func testQuiet(t *testing.T, e *Env) {
+	ctx := context.Background()
+	quiet := func() []testenv.ReceivedMail { return mailsWith(e.To(Alice.Email), "Time to follow up?") }
+	e.remind(t)
+	assert.Empty(t, len(quiet()))
+
+	// Carol's message after 10 days starts the 14 again.
+	e.Clock.Advance(10 * 24 * time.Hour)
+	e.post(t, e.Carol, room.MessageDraft{Body: "Still reviewing.", Visibility: dealroom.Shared})
+	e.Clock.Advance(5 * 24 * time.Hour)
+	e.remind(t)
+	assert.Empty(t, len(quiet()), "15 days after the room began, 5 after Carol wrote")
+
+	e.Clock.Advance(9 * 24 * time.Hour)
+	e.remind(t, e.Notifier, e.restarted(t))
+	e.Clock.Advance(time.Hour)
+	e.remind(t, e.restarted(t))
+	got := quiet()
+	require.Len(t, got, 1, "14 days after Carol wrote, once")
+	assert.Equal(t, "No word from the customer in Acme renewal for 14 days", got[0].Subject)
+	assert.Contains(t, got[0].Text, PublicURL+"/room/"+e.Room)
+	assert.Empty(t, len(mailsWith(e.To(Bob.Email), "follow up")), "only the owner")
+	assert.Empty(t, len(mailsWith(e.To(carolEmail), "follow up")))
+
+	// A room's own period.
+	_, err := e.Svc.UpdateRoom(ctx, Alice, e.Room, room.Patch{FollowUpDays: dealroom.Some(0)}, "")
+	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err))
+	_, err = e.Svc.UpdateRoom(ctx, Alice, e.Room, room.Patch{FollowUpDays: dealroom.Some(3)}, "")
+	require.NoError(t, err)
+	r, err := e.Store.Room(ctx, e.Room)
+	require.NoError(t, err)
+	assert.Equal(t, 3, r.FollowUpDays)
+	e.post(t, e.Carol, room.MessageDraft{Body: "Back from holiday.", Visibility: dealroom.Shared})
+	e.Clock.Advance(2 * 24 * time.Hour)
+	e.remind(t)
+	assert.Len(t, quiet(), 1)
+	e.Clock.Advance(24 * time.Hour)
+	e.remind(t)
+	got = quiet()
+	require.Len(t, got, 2, "3 days after Carol wrote")
+	assert.Equal(t, "No word from the customer in Acme renewal for 3 days", got[1].Subject)
+	// And again after each period while it stays quiet.
+	e.Clock.Advance(3 * 24 * time.Hour)
+	e.remind(t)
+	assert.Len(t, quiet(), 3)
 }
