@@ -55,6 +55,7 @@ type Notifier struct {
 	digestFailed time.Time // when the last walk failed
 
 	reminders reminderState // remind.go
+	backfill  backfillState // backfill.go
 
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex

@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/internal/testclock"
 	"dealroom/internal/testenv"
+	"dealroom/mail"
 	"dealroom/notify"
 	"dealroom/room"
 	"dealroom/task"
@@ -21,6 +23,7 @@ import (
 // against stores made by newStore, a fresh and empty one for each call.
 func TestReminders(t *testing.T, newStore func(tb testing.TB) Store) {
 	t.Run("People", func(t *testing.T) { testReminderPeople(t, newStore(t)) })
+	t.Run("AddressesOfEarlierInvites", func(t *testing.T) { testBackfill(t, newStore(t)) })
 	for _, tt := range []struct {
 		name string
 		fn   func(t *testing.T, e *Env)
@@ -269,4 +272,58 @@ func testQuiet(t *testing.T, e *Env) {
 	e.Clock.Advance(3 * 24 * time.Hour)
 	e.remind(t)
 	assert.Len(t, quiet(), 3)
+}
+
+func testBackfill(t *testing.T, st Store) {
+	ctx := context.Background()
+	srv := testenv.StartSMTP(t, testenv.SMTPOptions{})
+	m, err := mail.Open(mail.Config{URL: srv.URL(), From: "Dealroom <rooms@deals.example.com>", Rate: 1000})
+	require.NoError(t, err)
+	clock := testclock.New(t0)
+	e := &Env{Clock: clock, Store: st, Svc: &room.Service{Store: st, Now: clock.Now}, SMTP: srv, Mail: m}
+
+	// Two customers join before the notifier ever ran: it starts at the
+	// rooms' heads and does not read their invite.accepted events.
+	r, err := e.Svc.CreateRoom(ctx, Alice, room.Draft{Name: "Acme renewal", Company: "Acme"}, "")
+	require.NoError(t, err)
+	e.Room = r.ID
+	join := func(email string) string {
+		inv, err := e.Svc.CreateInvite(ctx, Alice, r.ID, room.InviteDraft{Email: email, Access: room.Write}, "")
+		require.NoError(t, err)
+		_, mem, err := e.Svc.AcceptInvite(ctx, inv.Code, room.Acceptance{Name: strings.Split(email, "@")[0], Email: email})
+		require.NoError(t, err)
+		return mem.UserID
+	}
+	carol := join(carolEmail)
+	dan := join("dan@acme.example")
+	pending, err := e.Svc.CreateInvite(ctx, Alice, r.ID, room.InviteDraft{Email: "eve@acme.example", Access: room.Write}, "")
+	require.NoError(t, err)
+	e.Notifier, err = notify.New(notify.Config{PublicURL: PublicURL, Secret: Secret, DigestHour: DigestHour, Now: clock.Now}, st, st)
+	require.NoError(t, err)
+	e.Deliver(t)
+	p, err := st.Person(ctx, carol)
+	require.NoError(t, err)
+	require.Nil(t, p, "no address learnt from the history")
+	// Dan signed in since, with another address: his stays.
+	require.NoError(t, st.SetAddress(ctx, dan, "dan@new.example", t0))
+
+	require.NoError(t, e.Notifier.Backfill(ctx))
+	require.NoError(t, e.restarted(t).Backfill(ctx), "again, after a restart")
+	p, err = st.Person(ctx, carol)
+	require.NoError(t, err)
+	require.NotNil(t, p)
+	assert.Equal(t, carolEmail, p.Email, "the address of her invite")
+	p, err = st.Person(ctx, dan)
+	require.NoError(t, err)
+	assert.Equal(t, "dan@new.example", p.Email)
+	people, err := st.PeopleAfter(ctx, "", 10)
+	require.NoError(t, err)
+	assert.Len(t, people, 2, "nothing for an invite not accepted (%s)", pending.ID)
+
+	_, err = e.Svc.PostMessage(ctx, Alice, r.ID, room.MessageDraft{Body: "@carol the order form is ready", Visibility: dealroom.Shared}, "")
+	require.NoError(t, err)
+	e.Deliver(t)
+	got := e.To(carolEmail)
+	require.Len(t, got, 1, "she is mailed now")
+	assert.Contains(t, got[0].Text, "the order form is ready")
 }
