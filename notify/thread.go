@@ -33,7 +33,7 @@ const threadPages = 10
 func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbox.Record) ([]outbox.Record, error) {
 	var users []string
 	var vis dealroom.Visibility
-	var say func(rm *room.Room, p *Person) content
+	var say func(rm *room.Room) content
 	switch ev.Type {
 	case room.MessagePosted:
 		var m room.Message
@@ -44,7 +44,7 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 		if err != nil {
 			return nil, err
 		}
-		users, vis, say = writers, m.Visibility, func(rm *room.Room, p *Person) content { return n.replyContent(ev, m, rm) }
+		users, vis, say = writers, m.Visibility, func(rm *room.Room) content { return n.replyContent(ev, m, rm) }
 	case room.TaskUpdated:
 		change, ok := ev.Changes["due"]
 		var t task.Task
@@ -53,7 +53,7 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 		}
 		var was *task.Date
 		_ = json.Unmarshal(change.From, &was)
-		users, vis, say = t.Assignees, t.Visibility, func(rm *room.Room, p *Person) content { return n.dueContent(ev, t, was, rm) }
+		users, vis, say = t.Assignees, t.Visibility, func(rm *room.Room) content { return n.dueContent(ev, t, was, rm) }
 	default:
 		return nil, nil
 	}
@@ -78,7 +78,7 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 				return nil, err
 			}
 		}
-		c := say(rm, p)
+		c := say(rm)
 		c.Unsubscribe = n.publicURL + "/api/v1/notifications/unsubscribe?token=" + n.UnsubscribeToken(p.User, rm.ID)
 		m, err := n.render(p, c)
 		if err != nil {
