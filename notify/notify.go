@@ -55,6 +55,9 @@ type Notifier struct {
 	digestDone   string    // the day whose digests are made
 	digestFailed time.Time // when the last walk failed
 
+	reminders reminderState // remind.go
+	backfill  backfillState // backfill.go
+
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex
 	seen   map[string]string
@@ -195,6 +198,13 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 		}
 		recs = append(recs, rec)
 	}
+	// Replies in a thread and due dates moved: not inbox items, as who
+	// wrote in a thread is not in the event (thread.go).
+	more, err := n.threadAndDue(ctx, ev, recs)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -223,11 +233,17 @@ func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, e
 
 // record makes the outbox record of one item.
 func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
-	id := outbox.Key(outbox.Email, p.User, ev.ID)
 	m, c, err := n.message(ev, it, p, rm)
 	if err != nil {
 		return outbox.Record{}, err
 	}
+	return n.eventRecord(ev, p, m, c)
+}
+
+// eventRecord makes the outbox record of the message m, which says c, to
+// p about ev.
+func (n *Notifier) eventRecord(ev room.Event, p *Person, m dmail.Message, c content) (outbox.Record, error) {
+	id := outbox.Key(outbox.Email, p.User, ev.ID)
 	m.MessageID = id + "@" + n.host
 	// Every notification about a room answers one message that was never
 	// sent, the room's, so that mail programs show them as one
