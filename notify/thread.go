@@ -34,6 +34,7 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 	var users []string
 	var vis dealroom.Visibility
 	var say func(rm *room.Room) content
+	var thread string // the thread a reply by email goes into
 	switch ev.Type {
 	case room.MessagePosted:
 		var m room.Message
@@ -45,6 +46,7 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 			return nil, err
 		}
 		users, vis, say = writers, m.Visibility, func(rm *room.Room) content { return n.replyContent(ev, m, rm) }
+		thread = m.ParentID
 	case room.TaskUpdated:
 		change, ok := ev.Changes["due"]
 		var t task.Task
@@ -83,6 +85,9 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 		m, err := n.render(p, c)
 		if err != nil {
 			return nil, err
+		}
+		if thread != "" {
+			m.ReplyTo = n.ReplyAddress(p.User, rm.ID, thread)
 		}
 		rec, err := n.eventRecord(ev, p, m, c)
 		if err != nil {

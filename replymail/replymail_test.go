@@ -257,7 +257,8 @@ func forEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 // TestReplyToANotification: the notification of a mention carries its
 // recipient's reply address; the answer sent to it is posted into the
 // mention's thread as its recipient, without the quoted notification.
-// A mention in a reply leads to the thread's first message; a staff
+// A mention in a reply, and the email of a reply in a thread one wrote
+// in, lead to the thread's first message; a staff
 // member's reply in an internal thread is internal.
 func TestReplyToANotification(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
@@ -292,6 +293,18 @@ func TestReplyToANotification(t *testing.T) {
 		require.Len(t, rs, 2)
 		assert.Equal(t, "Started it.", rs[1].Body)
 		assert.Equal(t, alice.ID, rs[1].Author)
+
+		// Carol, who wrote in the thread, is told of Alice's reply (not a
+		// mention); her answer to that email goes into the thread too.
+		sent = len(e.out.Messages())
+		e.deliver(t)
+		toCarol := e.replyTo(t, carolEmail, sent)
+		step, err = e.send(t, carolEmail, []string{toCarol}, email(carolEmail, toCarol, "c2@acme.example", "Thanks!\n\n> Started it."))
+		require.NoError(t, err, step)
+		rs = e.replies(t, root.ID)
+		require.Len(t, rs, 3)
+		assert.Equal(t, "Thanks!", rs[2].Body)
+		assert.Equal(t, e.carol.ID, rs[2].Author)
 
 		// An internal thread: Bob's answer is internal too.
 		note := e.post(t, alice, room.MessageDraft{Body: "@Bob Engineer floor is 80k", Visibility: dealroom.Internal})
