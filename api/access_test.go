@@ -75,7 +75,7 @@ func accessCases() []accessCase {
 				body := r.object(t)
 				assert.Equal(t, f.Room, body["id"])
 				if w.actor.IsCustomer() {
-					for _, k := range []string{"value", "close_window", "tags"} {
+					for _, k := range []string{"value", "close_window", "tags", "follow_up_days"} {
 						assert.NotContains(t, body, k, "a customer's view of the room hides %s", k)
 					}
 				} else {
@@ -89,8 +89,11 @@ func accessCases() []accessCase {
 		{name: "GET unknown room tasks", method: "GET", path: "/rooms/r_0000000000000000000000nope/tasks",
 			want: want{404, 404, 404, 404, 404, 404, 404, 404, 404, 401}},
 		{name: "PATCH room", method: "PATCH", path: "/rooms/{room}", write: true,
-			body: jsonBody(map[string]any{"stage": "solution", "close_window": "next_month"}),
-			want: want{200, 200, 403, 403, 403, 404, 404, 200, 200, 401}},
+			body: jsonBody(map[string]any{"stage": "solution", "close_window": "next_month", "follow_up_days": 30}),
+			want: want{200, 200, 403, 403, 403, 404, 404, 200, 200, 401},
+			check: func(t *testing.T, f *fixture, w who, r response) {
+				assert.EqualValues(t, 30, r.object(t)["follow_up_days"], "the room's follow-up period")
+			}},
 		{name: "GET room events", method: "GET", path: "/rooms/{room}/events", want: allMembersRead},
 
 		// Members.

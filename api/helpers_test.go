@@ -540,7 +540,7 @@ func assertCustomerSafe(tb testing.TB, body []byte, what string) bool {
 				ok = false
 				tb.Errorf("%s: an internal item at %s reached a customer: %v", what, path, x)
 			}
-			for _, k := range []string{"value", "close_window", "tags"} {
+			for _, k := range []string{"value", "close_window", "tags", "follow_up_days"} {
 				if _, has := x[k]; has {
 					ok = false
 					tb.Errorf("%s: a customer got the staff-only field %q at %s", what, k, path)

@@ -96,6 +96,9 @@ type notificationSettings struct {
 	Digest  string               `json:"digest"` // daily, weekly or off
 	Address string               `json:"address"`
 	Rooms   []roomNotificationIn `json:"rooms"`
+	// Reminders (on or off) and the time zone of their days.
+	Reminders string `json:"reminders"`
+	Timezone  string `json:"timezone"`
 }
 
 type roomNotificationIn struct {
@@ -106,9 +109,11 @@ type roomNotificationIn struct {
 // notificationChange is the body of PUT /me/notifications: one room's
 // email, all email, or the digest.
 type notificationChange struct {
-	RoomID string `json:"room_id"`
-	Email  string `json:"email"`
-	Digest string `json:"digest"`
+	RoomID    string `json:"room_id"`
+	Email     string `json:"email"`
+	Digest    string `json:"digest"`
+	Reminders string `json:"reminders"`
+	Timezone  string `json:"timezone"`
 }
 
 func emailWord(off bool) string {
@@ -129,7 +134,13 @@ func (s *Server) myNotifications(c echo.Context) error {
 		return err
 	}
 	out := notificationSettings{Email: emailWord(p.EmailOff), Digest: notify.DigestOf(&p, a.Kind == dealroom.Customer),
-		Address: p.Email, Rooms: []roomNotificationIn{}}
+		Address: p.Email, Rooms: []roomNotificationIn{}, Reminders: "on", Timezone: p.TimeZone}
+	if p.RemindersOff {
+		out.Reminders = "off"
+	}
+	if out.Timezone == "" {
+		out.Timezone = "UTC"
+	}
 	for _, r := range p.RoomsOff {
 		out.Rooms = append(out.Rooms, roomNotificationIn{RoomID: r, Email: "off"})
 	}
@@ -137,7 +148,9 @@ func (s *Server) myNotifications(c echo.Context) error {
 }
 
 // setMyNotifications changes the choices given: the email of a room the
-// person is a member of (room_id), or of all email, and the digest.
+// person is a member of (room_id), or of all email, the digest, the
+// reminders and the time zone. Every value is checked before any is
+// written.
 func (s *Server) setMyNotifications(c echo.Context) error {
 	n := s.cfg.Notifier
 	if n == nil {
@@ -148,19 +161,26 @@ func (s *Server) setMyNotifications(c echo.Context) error {
 		return err
 	}
 	ctx, a := c.Request().Context(), actor(c)
-	if (in.Digest == "" || in.Email != "") && in.Email != "instant" && in.Email != "off" {
-		return dealroom.Invalid("email", "email must be instant or off")
+	if err := in.check(); err != nil {
+		return err
+	}
+	if in.Timezone != "" {
+		if err := n.SetTimeZone(ctx, a.ID, in.Timezone); err != nil {
+			return err
+		}
+	}
+	if in.Reminders != "" {
+		if err := n.SetReminders(ctx, a.ID, in.Reminders == "off"); err != nil {
+			return err
+		}
 	}
 	if in.Digest != "" {
-		if in.RoomID != "" {
-			return dealroom.Invalid("digest", "the digest is one for all rooms: give no room_id with it")
-		}
 		if err := n.SetDigest(ctx, a.ID, in.Digest); err != nil {
 			return err
 		}
-		if in.Email == "" {
-			return s.myNotifications(c)
-		}
+	}
+	if in.Email == "" {
+		return s.myNotifications(c)
 	}
 	if in.RoomID != "" {
 		m, err := s.svc.Store.Member(ctx, in.RoomID, a.ID)
@@ -175,4 +195,31 @@ func (s *Server) setMyNotifications(c echo.Context) error {
 		return err
 	}
 	return s.myNotifications(c)
+}
+
+// check refuses a change that names nothing or a value that is not one,
+// before anything is written: email when nothing else is given, and the
+// choices that are one for all rooms with a room_id.
+func (in notificationChange) check() error {
+	others := in.Digest != "" || in.Reminders != "" || in.Timezone != ""
+	if (!others || in.Email != "") && in.Email != "instant" && in.Email != "off" {
+		return dealroom.Invalid("email", "email must be instant or off")
+	}
+	for _, f := range []struct{ name, v string }{{"digest", in.Digest}, {"reminders", in.Reminders}, {"timezone", in.Timezone}} {
+		if f.v != "" && in.RoomID != "" {
+			return dealroom.Invalid(f.name, "the %s is one for all rooms: give no room_id with it", f.name)
+		}
+	}
+	switch in.Digest {
+	case "", notify.Daily, notify.Weekly, notify.Off:
+	default:
+		return dealroom.Invalid("digest", "digest must be daily, weekly or off")
+	}
+	if in.Reminders != "" && in.Reminders != "on" && in.Reminders != "off" {
+		return dealroom.Invalid("reminders", "reminders must be on or off")
+	}
+	if in.Timezone != "" {
+		return notify.CheckZone(in.Timezone)
+	}
+	return nil
 }

@@ -21,12 +21,14 @@ var _ notify.People = (*Store)(nil)
 // personRecord is a person as the file keeps it. The conversions stop the
 // build when notify.Person gains a field this lacks.
 type personRecord struct {
-	User      string    `json:"user"`
-	Email     string    `json:"email,omitempty"`
-	EmailOff  bool      `json:"email_off,omitempty"`
-	RoomsOff  []string  `json:"rooms_off,omitempty"`
-	Digest    string    `json:"digest,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	User         string    `json:"user"`
+	Email        string    `json:"email,omitempty"`
+	EmailOff     bool      `json:"email_off,omitempty"`
+	RoomsOff     []string  `json:"rooms_off,omitempty"`
+	Digest       string    `json:"digest,omitempty"`
+	RemindersOff bool      `json:"reminders_off,omitempty"`
+	TimeZone     string    `json:"time_zone,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // Person implements notify.People.
@@ -86,6 +88,16 @@ func (s *Store) SetEmail(ctx context.Context, user, roomID string, off bool, at 
 // SetDigest implements notify.People.
 func (s *Store) SetDigest(ctx context.Context, user, digest string, at time.Time) error {
 	return s.updatePerson(ctx, user, at, func(r *personRecord) { r.Digest = digest })
+}
+
+// SetReminders implements notify.People.
+func (s *Store) SetReminders(ctx context.Context, user string, off bool, at time.Time) error {
+	return s.updatePerson(ctx, user, at, func(r *personRecord) { r.RemindersOff = off })
+}
+
+// SetTimeZone implements notify.People.
+func (s *Store) SetTimeZone(ctx context.Context, user, zone string, at time.Time) error {
+	return s.updatePerson(ctx, user, at, func(r *personRecord) { r.TimeZone = zone })
 }
 
 // PeopleAfter implements notify.People.

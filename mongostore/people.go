@@ -21,12 +21,14 @@ var _ notify.People = (*Store)(nil)
 // personDoc is a person as the collection keeps it. The conversions stop
 // the build when notify.Person gains a field this lacks.
 type personDoc struct {
-	User      string    `bson:"_id"`
-	Email     string    `bson:"email"`
-	EmailOff  bool      `bson:"email_off"`
-	RoomsOff  []string  `bson:"rooms_off"`
-	Digest    string    `bson:"digest,omitempty"`
-	UpdatedAt time.Time `bson:"updated_at"`
+	User         string    `bson:"_id"`
+	Email        string    `bson:"email"`
+	EmailOff     bool      `bson:"email_off"`
+	RoomsOff     []string  `bson:"rooms_off"`
+	Digest       string    `bson:"digest,omitempty"`
+	RemindersOff bool      `bson:"reminders_off,omitempty"`
+	TimeZone     string    `bson:"time_zone,omitempty"`
+	UpdatedAt    time.Time `bson:"updated_at"`
 }
 
 // Person implements notify.People.
@@ -79,6 +81,16 @@ func (s *Store) SetEmail(ctx context.Context, user, roomID string, off bool, at 
 // SetDigest implements notify.People.
 func (s *Store) SetDigest(ctx context.Context, user, digest string, at time.Time) error {
 	return s.updatePerson(ctx, user, bson.D{{Key: "$set", Value: bson.D{{Key: "digest", Value: digest}, {Key: "updated_at", Value: at}}}})
+}
+
+// SetReminders implements notify.People.
+func (s *Store) SetReminders(ctx context.Context, user string, off bool, at time.Time) error {
+	return s.updatePerson(ctx, user, bson.D{{Key: "$set", Value: bson.D{{Key: "reminders_off", Value: off}, {Key: "updated_at", Value: at}}}})
+}
+
+// SetTimeZone implements notify.People.
+func (s *Store) SetTimeZone(ctx context.Context, user, zone string, at time.Time) error {
+	return s.updatePerson(ctx, user, bson.D{{Key: "$set", Value: bson.D{{Key: "time_zone", Value: zone}, {Key: "updated_at", Value: at}}}})
 }
 
 // PeopleAfter implements notify.People: one query by _id.

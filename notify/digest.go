@@ -282,7 +282,7 @@ func (n *Notifier) digestRecord(p *Person, per period, rooms []digestRoom, now t
 	v := struct {
 		Rooms                        []digestRoom
 		Every, Settings, Unsubscribe string
-	}{rooms, every, n.publicURL + "/", unsubscribe}
+	}{rooms, every, n.publicURL + "/me/settings", unsubscribe}
 	var text, html bytes.Buffer
 	if err := digestText.Execute(&text, v); err != nil {
 		return nil, err

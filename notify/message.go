@@ -127,6 +127,8 @@ func (n *Notifier) Combine(batch string, recs []outbox.Record) (dmail.Message, e
 		}
 		if i == 0 {
 			first, l.RoomName, l.Unsubscribe = p.Message, c.RoomName, c.Unsubscribe
+		} else if p.ReplyTo != first.ReplyTo {
+			first.ReplyTo = "" // a reply can go into one thread only
 		}
 		l.Items = append(l.Items, c)
 	}
@@ -143,7 +145,7 @@ func (n *Notifier) Combine(batch string, recs []outbox.Record) (dmail.Message, e
 	}
 	return dmail.Message{To: first.To, Subject: oneLine(fmt.Sprintf("%d new notifications in %s", len(recs), l.RoomName)),
 		Text: text.String(), HTML: html.String(), MessageID: batch + "@" + n.host, InReplyTo: first.InReplyTo,
-		References: first.References, Unsubscribe: first.Unsubscribe}, nil
+		References: first.References, ReplyTo: first.ReplyTo, Unsubscribe: first.Unsubscribe}, nil
 }
 
 // message renders the email of one item to p, and what it says.
@@ -155,11 +157,13 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 	c := content{RoomName: rm.Name,
 		Unsubscribe: n.publicURL + "/api/v1/notifications/unsubscribe?token=" + n.UnsubscribeToken(p.User, rm.ID)}
 	roomPath := n.publicURL + "/room/" + url.PathEscape(rm.ID)
+	replyTo := ""
 	if it.MessageID != "" {
 		var m room.Message
 		if err := json.Unmarshal(ev.Data, &m); err != nil {
 			return dmail.Message{}, content{}, err
 		}
+		replyTo = n.ReplyAddress(p.User, rm.ID, cmp.Or(m.ParentID, m.ID))
 		c.Subject = who + " mentioned you in " + rm.Name
 		c.Lead = who + " mentioned you in " + rm.Name + ":"
 		c.Excerpt = excerpt(m.Body)
@@ -192,7 +196,7 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 		return dmail.Message{}, content{}, err
 	}
 	return dmail.Message{To: p.Email, Subject: oneLine(c.Subject), Text: text.String(), HTML: html.String(),
-		Unsubscribe: c.Unsubscribe}, c, nil
+		ReplyTo: replyTo, Unsubscribe: c.Unsubscribe}, c, nil
 }
 
 // excerpt is the start of a text, for a quote.

@@ -45,6 +45,7 @@ type Notifier struct {
 	publicURL string
 	host      string
 	key       []byte
+	reply     replyAddresses
 	delay     time.Duration
 	now       func() time.Time
 	log       *slog.Logger
@@ -53,6 +54,9 @@ type Notifier struct {
 	digestMu     sync.Mutex
 	digestDone   string    // the day whose digests are made
 	digestFailed time.Time // when the last walk failed
+
+	reminders reminderState // remind.go
+	backfill  backfillState // backfill.go
 
 	// seen caches the addresses recorded, so that Seen writes only news.
 	seenMu sync.Mutex
@@ -77,6 +81,12 @@ type Config struct {
 	DigestHour int
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	// ReplyDomain, when set, is the domain of reply addresses: an email
+	// about a thread carries a Reply-To address at it, signed for its
+	// recipient, and a reply to it is posted into the thread (package
+	// replymail). Empty: no Reply-To.
+	ReplyDomain string
 }
 
 // New returns a notifier over rooms and st.
@@ -93,6 +103,7 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
 		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+	n.reply = replyAddresses{key: purposeKey(cfg.Secret, "dealroom email reply"), domain: strings.ToLower(cfg.ReplyDomain)}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -187,6 +198,13 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 		}
 		recs = append(recs, rec)
 	}
+	// Replies in a thread and due dates moved: not inbox items, as who
+	// wrote in a thread is not in the event (thread.go).
+	more, err := n.threadAndDue(ctx, ev, recs)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -215,11 +233,17 @@ func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, e
 
 // record makes the outbox record of one item.
 func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
-	id := outbox.Key(outbox.Email, p.User, ev.ID)
 	m, c, err := n.message(ev, it, p, rm)
 	if err != nil {
 		return outbox.Record{}, err
 	}
+	return n.eventRecord(ev, p, m, c)
+}
+
+// eventRecord makes the outbox record of the message m, which says c, to
+// p about ev.
+func (n *Notifier) eventRecord(ev room.Event, p *Person, m dmail.Message, c content) (outbox.Record, error) {
+	id := outbox.Key(outbox.Email, p.User, ev.ID)
 	m.MessageID = id + "@" + n.host
 	// Every notification about a room answers one message that was never
 	// sent, the room's, so that mail programs show them as one

@@ -21,8 +21,13 @@ type Person struct {
 	RoomsOff []string
 	// Digest is how often they get a mail of what they have not seen in
 	// their rooms: Daily, Weekly or Off; "" is the default (DigestOf).
-	Digest    string
-	UpdatedAt time.Time
+	Digest string
+	// RemindersOff turns off the reminders (steps due tomorrow or
+	// overdue, quiet rooms); TimeZone is the IANA name of the zone their
+	// days are reckoned in ("" for UTC). See remind.go.
+	RemindersOff bool
+	TimeZone     string
+	UpdatedAt    time.Time
 }
 
 // Digest choices.
@@ -52,6 +57,12 @@ type People interface {
 	// SetDigest records the user's digest choice (Daily, Weekly, Off or
 	// "" for the default), making the record when there is none.
 	SetDigest(ctx context.Context, user, digest string, at time.Time) error
+	// SetReminders turns the user's reminders off or on again, making the
+	// record when there is none.
+	SetReminders(ctx context.Context, user string, off bool, at time.Time) error
+	// SetTimeZone records the user's time zone (an IANA name the caller
+	// checked, or "" for UTC), making the record when there is none.
+	SetTimeZone(ctx context.Context, user, zone string, at time.Time) error
 	// PeopleAfter returns up to limit records of users whose id sorts
 	// after after, in the order of their ids: a page of everyone.
 	PeopleAfter(ctx context.Context, after string, limit int) ([]Person, error)

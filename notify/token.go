@@ -19,9 +19,13 @@ var b64 = base64.RawURLEncoding
 
 // tokenKey derives the key of unsubscribe tokens from the server's secret,
 // for this one purpose.
-func tokenKey(secret []byte) []byte {
+func tokenKey(secret []byte) []byte { return purposeKey(secret, "dealroom email unsubscribe") }
+
+// purposeKey derives a key for one purpose from the server's secret, so
+// that a token made for one purpose is worth nothing for another.
+func purposeKey(secret []byte, purpose string) []byte {
 	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("dealroom email unsubscribe"))
+	mac.Write([]byte(purpose))
 	return mac.Sum(nil)
 }
 

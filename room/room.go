@@ -79,6 +79,9 @@ type Room struct {
 	CreatedBy   string    `json:"created_by"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// FollowUpDays is how many days without a customer's touch pass before
+	// the owner is reminded of the room (FollowUp); 0: the default.
+	FollowUpDays int `json:"follow_up_days"`
 	// Head, LastActivityAt and LastCustomerActivityAt are kept by the
 	// store from every event; they are left out of event data.
 	Head                   int64      `json:"head,omitzero"`
@@ -158,6 +161,24 @@ type Patch struct {
 	Tags        dealroom.Opt[[]string]    `json:"tags"`
 	ExternalID  dealroom.Opt[string]      `json:"external_id"`
 	ExternalURL dealroom.Opt[string]      `json:"external_url"`
+	// FollowUpDays: 1 to MaxFollowUpDays; null for the default.
+	FollowUpDays dealroom.Opt[int] `json:"follow_up_days"`
+}
+
+// Follow-up periods, in days.
+const (
+	DefaultFollowUpDays = 14
+	MaxFollowUpDays     = 365
+)
+
+// FollowUp returns how long the room may go without a customer's touch
+// before its owner is reminded: its own period, or the default.
+func (r *Room) FollowUp() time.Duration {
+	days := r.FollowUpDays
+	if days <= 0 {
+		days = DefaultFollowUpDays
+	}
+	return time.Duration(days) * 24 * time.Hour
 }
 
 var (
@@ -269,6 +290,16 @@ func (r Room) apply(p Patch, now time.Time) (Room, []string, error) {
 	}
 	if err := n.patchExternal(p, note); err != nil {
 		return r, nil, err
+	}
+	if p.FollowUpDays.Set {
+		n.FollowUpDays = 0
+		if !p.FollowUpDays.Null {
+			if p.FollowUpDays.V < 1 || p.FollowUpDays.V > MaxFollowUpDays {
+				return r, nil, dealroom.Invalid("follow_up_days", "follow_up_days must be a number of days from 1 to %d, or null for the default (%d)", MaxFollowUpDays, DefaultFollowUpDays)
+			}
+			n.FollowUpDays = p.FollowUpDays.V
+		}
+		note("follow_up_days", n.FollowUpDays != r.FollowUpDays)
 	}
 	if len(changed) > 0 {
 		n.UpdatedAt = now

@@ -154,7 +154,8 @@ type RoomResult struct {
 }
 
 // UpdateRoom changes a room's settings: name, company, stage, value,
-// currency, forecast and tags. Staff with write access only.
+// currency, forecast, tags and follow-up period. Staff with write access
+// only.
 func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p Patch, key string) (RoomResult, error) {
 	w, err := run(ctx, s, change[Written]{actor: a, room: id, key: key, op: "room.update", input: p,
 		decide: func(v View, pm Perm, r *Room, now time.Time) (Event, Written, error) {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,15 @@ type Config struct {
 	// DigestHour is the hour (UTC) at which the day's and, on Mondays,
 	// the week's digests are made.
 	DigestHour int
+	// Replies by email (package replymail): ReplyDomain puts a reply
+	// address on notifications about a thread; SMTPListen is where this
+	// instance takes the replies ("": it does not).
+	ReplyDomain string
+	SMTPListen  string
+	// SMTPTLSCert and SMTPTLSKey are the PEM files of the certificate the
+	// listener offers with STARTTLS ("": none).
+	SMTPTLSCert string
+	SMTPTLSKey  string
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -235,6 +245,25 @@ func (c *Config) settings() []setting {
 			c.DigestHour = h
 			return nil
 		}},
+		{"reply-domain", "DEALROOM_REPLY_DOMAIN", "", "domain of reply addresses, whose MX record points at the -smtp-listen listeners (like reply.deals.example.com): an email about a thread then carries a Reply-To address there, signed for its recipient, and the answer is posted into the thread (default: no replies by email)", false, func(v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != "" && !domainRE.MatchString(v) {
+				return errors.New("must be a domain name, like reply.deals.example.com")
+			}
+			c.ReplyDomain = v
+			return nil
+		}},
+		{"smtp-listen", "DEALROOM_SMTP_LISTEN", "", "address of this instance's SMTP server for replies by email, like :25 or 127.0.0.1:2525 behind a mail relay; needs -reply-domain and email notifications (default: none)", false, func(v string) error {
+			if v != "" {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("must be a listen address, like :25 or 127.0.0.1:2525")
+				}
+			}
+			c.SMTPListen = v
+			return nil
+		}},
+		{"smtp-tls-cert", "DEALROOM_SMTP_TLS_CERT", "", "PEM file of the certificate (and its chain) that the -smtp-listen server offers with STARTTLS, read again when it changes (default: no STARTTLS)", false, str(&c.SMTPTLSCert)},
+		{"smtp-tls-key", "DEALROOM_SMTP_TLS_KEY", "", "PEM file of the private key of -smtp-tls-cert", false, str(&c.SMTPTLSKey)},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
 			if v != "text" && v != "json" {
 				return errors.New(`must be "text" or "json"`)
@@ -311,8 +340,18 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if err := c.checkOIDC(); err != nil {
 		return c, err
 	}
+	if c.SMTPListen != "" && (c.ReplyDomain == "" || !c.NotifyEmail || c.SMTPURL == "" || c.PublicURL == "") {
+		return c, errors.New("-smtp-listen (DEALROOM_SMTP_LISTEN) needs -reply-domain (DEALROOM_REPLY_DOMAIN) and email notifications: " +
+			"-smtp-url, -mail-from, -public-url and -notify-email on")
+	}
+	if (c.SMTPTLSCert == "") != (c.SMTPTLSKey == "") || (c.SMTPTLSCert != "" && c.SMTPListen == "") {
+		return c, errors.New("-smtp-tls-cert (DEALROOM_SMTP_TLS_CERT) and -smtp-tls-key (DEALROOM_SMTP_TLS_KEY) go together, with -smtp-listen")
+	}
 	return c, nil
 }
+
+// domainRE matches a domain name of two labels or more.
+var domainRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // checkOIDC checks the identity provider's settings as far as they can be
 // without asking the provider (App.Open does, at start).
@@ -389,6 +428,7 @@ func (c Config) Masked() []any {
 		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
 		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
 		"public-url": c.PublicURL, "smtp-url": c.SMTPURL, "smtp-ca-file": c.SMTPCAFile, "mail-from": c.MailFrom,
+		"reply-domain": c.ReplyDomain, "smtp-listen": c.SMTPListen, "smtp-tls-cert": c.SMTPTLSCert, "smtp-tls-key": c.SMTPTLSKey,
 		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-client-secret": c.OIDCClientSecret,
 	}
 	for _, s := range c.settings() {

@@ -204,7 +204,8 @@ type App struct {
 	done     chan error
 	closers  []func() error
 	mode     string
-	mail     mail.Sender // nil without -smtp-url
+	mail     mail.Sender  // nil without -smtp-url
+	replies  net.Listener // nil without -smtp-listen
 }
 
 // Mail returns the sender of the server's email, nil when none is
@@ -263,6 +264,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.closers = append(a.closers, func() error { h.Close(); return b.Close() })
 	notifier, notifications, err := a.openNotify(cfg, be.store, metrics)
 	if err != nil {
+		return err
+	}
+	if err := a.openReplies(cfg, notifier, svc); err != nil {
 		return err
 	}
 	svc.Committed = func(ev room.Event) {

@@ -40,7 +40,8 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour, Log: a.Log}, store, ns)
+	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour,
+		ReplyDomain: cfg.ReplyDomain, Log: a.Log}, store, ns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -72,7 +73,7 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 		return err
 	}
 	r := &consume.Runner{Store: ns, Events: store, Lease: notify.Consumer, Holder: holderName(),
-		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{sender.Send, n.Digests, sweep}, Log: a.Log}
+		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{n.Backfill, sender.Send, n.Digests, n.Reminders, sweep}, Log: a.Log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -131,9 +131,10 @@ pids+=("$pid")
 mailbox="$(wait_line smtp "$pid" "$tmp/smtp.out" 's/^mailbox \(http:[^ ]*\)$/\1/p')"
 smtp_url="$(sed -n 's/^smtp \(smtp:[^ ]*\)$/\1/p' "$tmp/smtp.out")"
 log "SMTP server at $smtp_url, its mailbox at $mailbox"
-# Its sign-in links point at its own address (DEALROOM_PUBLIC_URL).
+# Its sign-in links point at its own address (DEALROOM_PUBLIC_URL); its
+# notifications wait a second, not two minutes (11-preferences).
 DEALROOM_DATA_DIR="$tmp/sso-data" DEALROOM_ADDR="127.0.0.1:$sso_port" DEALROOM_PUBLIC_URL="$sso_url" DEALROOM_LOG_LEVEL=warn \
-	DEALROOM_SMTP_URL="$smtp_url" DEALROOM_MAIL_FROM="Dealroom <rooms@seller.example>" \
+	DEALROOM_SMTP_URL="$smtp_url" DEALROOM_MAIL_FROM="Dealroom <rooms@seller.example>" DEALROOM_NOTIFY_DELAY=1s \
 	DEALROOM_OIDC_ISSUER="$issuer" DEALROOM_OIDC_CLIENT_ID=dealroom DEALROOM_OIDC_CLIENT_SECRET=e2e-client-secret \
 	DEALROOM_OIDC_NAME="Example SSO" DEALROOM_OIDC_ALLOWED_DOMAINS=example.com \
 	DEALROOM_OIDC_SCOPES=groups DEALROOM_OIDC_MANAGER_GROUPS=sales-managers \

@@ -114,6 +114,9 @@ export class Api {
 
   del(path, key = newKey()) { return this.request('DELETE', path, { key }); }
 
+  /** put replaces settings; repeating it is harmless, so it is retried like a read. */
+  put(path, body) { return this.request('PUT', path, { body, retries: 2 }); }
+
   /** all follows next_cursor and returns every item of a list (up to maxPages pages). */
   async all(path, query = {}, maxPages = 50) {
     const items = [];

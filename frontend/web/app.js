@@ -17,7 +17,7 @@ import { setViewer } from './components.js';
 import { signInView, inviteView, emailLinkView, takeNext } from './views/auth.js';
 import { roomsView } from './views/rooms.js';
 import { pipelineView } from './views/pipeline.js';
-import { myTasksView, inboxView } from './views/me.js';
+import { myTasksView, inboxView, settingsView } from './views/me.js';
 import { roomView } from './views/room.js';
 
 // Where the page kept the bearer token before sessions: a page that
@@ -47,6 +47,7 @@ const ROUTES = [
   [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
   [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
   [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
+  [/^\/me\/settings\/?$/, () => ({ name: 'settings' })],
   [/^\/room\/([^/]+)\/task\/([^/]+)\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), taskId: decodeURIComponent(m[2]) })],
   [/^\/room\/([^/]+)(?:\/(plan|discussion|files|people|timeline))?\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), tab: m[2] || 'plan' })],
 ];
@@ -88,6 +89,7 @@ function route() {
     case 'pipeline': v = pipelineView(ctx); break;
     case 'mytasks': v = myTasksView(ctx); break;
     case 'inbox': v = inboxView(ctx); break;
+    case 'settings': v = settingsView(ctx); break;
     case 'room': v = roomView(ctx, r); break;
     default:
       v = { el: h('div', { class: 'panel center' }, h('h1', { text: 'Page not found' }), h('p', {}, h('a', { href: '/', class: 'button', text: 'Go to your rooms' }))) };
@@ -267,6 +269,7 @@ function accountMenu(who) {
   const menu = h('details', { class: 'account' },
     h('summary', {}, h('span', { class: 'account-label', text: 'Account' }), who),
     h('div', { class: 'account-menu' },
+      h('a', { href: '/me/settings', class: 'button ghost small', text: 'Notifications', on: { click: () => { menu.open = false; } } }),
       h('button', { type: 'button', class: 'ghost small', text: 'Sign out', on: { click: () => {
         menu.open = false;
         if (confirm('Sign out of Dealroom on this device?')) signOut();

@@ -263,3 +263,92 @@ export function inboxView(ctx) {
     status, list, more);
   return { el, destroy: () => { destroyed = true; stop(); clearTimeout(reloadTimer); } };
 }
+
+// ---------------------------------------------------------------------------
+// Notification settings: email overall and per room, the digest, the
+// reminders and the time zone they count days in. Each change is saved at
+// once: PUT /me/notifications answers the settings as they now stand,
+// which the form then shows. Other settings of this page (a device's push
+// notifications) go in sections of their own beside this one.
+
+const DIGESTS = [['daily', 'Every day'], ['weekly', 'Every Monday'], ['off', 'Never']];
+
+/** timeZones lists the IANA zones the browser knows, UTC first. */
+function timeZones() {
+  let zones = [];
+  try {
+    zones = Intl.supportedValuesOf('timeZone');
+  } catch {
+    // an older browser: the person's own zone and UTC
+  }
+  const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return ['UTC', ...new Set([mine, ...zones].filter((z) => z && z !== 'UTC'))];
+}
+
+/** emailSettings is the section of the email settings. */
+function emailSettings(ctx) {
+  let settings = null;
+  let rooms = [];
+  const status = h('p', { class: 'muted', role: 'status', text: 'Loading your settings…' });
+  const body = h('div', { class: 'settings-email' });
+
+  const save = async (change, control) => {
+    control.disabled = true;
+    try {
+      settings = await ctx.api.put('/me/notifications', change);
+      toast('Saved.', { kind: 'ok', timeout: 2000 });
+    } catch (err) {
+      toast(errorText(err), { kind: 'error' });
+    }
+    render();
+  };
+  const checkbox = (label, checked, change, hint) => {
+    const box = h('input', { type: 'checkbox', checked });
+    box.addEventListener('change', () => save(change(box.checked), box));
+    return h('div', { class: 'field check' }, h('label', {}, box, ' ', h('span', { text: label })),
+      hint ? h('p', { class: 'muted small', text: hint }) : null);
+  };
+  const select = (label, options, value, change) => {
+    const sel = h('select', {}, options.map(([v, l]) => h('option', { value: v, text: l, selected: v === value })));
+    sel.addEventListener('change', () => save(change(sel.value), sel));
+    return h('div', { class: 'field' }, h('label', {}, h('span', { text: label }), ' ', sel));
+  };
+
+  const render = () => {
+    if (!settings) return;
+    const muted = new Set(settings.rooms.filter((r) => r.email === 'off').map((r) => r.room_id));
+    const on = settings.email !== 'off';
+    const zones = timeZones();
+    if (!zones.includes(settings.timezone)) zones.push(settings.timezone);
+    status.textContent = settings.address ? `Email goes to ${settings.address}.` : 'We have no email address for you yet: you get no email.';
+    fill(body,
+      checkbox('Email me about my rooms', on, (v) => ({ email: v ? 'instant' : 'off' }),
+        'Mentions, steps given to you, replies in your threads and changed due dates, a couple of minutes later unless you saw them in the room.'),
+      select('Digest of what I missed', DIGESTS, settings.digest, (v) => ({ digest: v })),
+      checkbox('Reminders', settings.reminders !== 'off', (v) => ({ reminders: v ? 'on' : 'off' }),
+        'The day before a step of yours is due, when it is overdue, and when a room you own has heard nothing from the customer for a while.'),
+      select('Time zone of my reminders', zones.map((z) => [z, z.replaceAll('_', ' ')]), settings.timezone, (v) => ({ timezone: v })),
+      h('fieldset', { class: 'settings-rooms', disabled: !on },
+        h('legend', { text: 'Email per room' }),
+        rooms.length ? rooms.map((r) => checkbox(r.name, !muted.has(r.id), (v) => ({ room_id: r.id, email: v ? 'instant' : 'off' })))
+          : h('p', { class: 'muted small', text: 'You are in no room yet.' })));
+  };
+
+  (async () => {
+    try {
+      [settings, rooms] = await Promise.all([ctx.api.get('/me/notifications'), ctx.api.all('/rooms', { limit: 200 })]);
+      render();
+    } catch (err) {
+      status.textContent = err.status === 404 ? 'This server sends no email.' : errorText(err);
+    }
+  })();
+  return h('section', { class: 'settings-section', 'aria-label': 'Email' }, h('h2', { text: 'Email' }), status, body);
+}
+
+export function settingsView(ctx) {
+  ctx.setTitle('Notifications');
+  const el = h('div', { class: 'page settings-page' },
+    h('div', { class: 'page-head' }, h('h1', { text: 'Notifications' })),
+    emailSettings(ctx));
+  return { el };
+}
