@@ -49,7 +49,15 @@ type Actor struct {
 	// tokens from an invite link); the token ends when the invite is
 	// revoked. Empty for every other token.
 	Invite string
+	// Scopes is set for a service account (package staff): the
+	// space-separated scopes of its API key ("rooms:read rooms:write"),
+	// which limit it to the routes they name. Empty for people.
+	Scopes string `json:",omitempty"`
 }
+
+// IsService reports whether the actor is a service account acting with
+// an API key.
+func (a Actor) IsService() bool { return a.Scopes != "" }
 
 // IsCustomer reports whether the actor is one of the customer's people.
 func (a Actor) IsCustomer() bool { return a.Kind != Staff }

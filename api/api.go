@@ -32,6 +32,7 @@ import (
 	"dealroom/oidc"
 	"dealroom/room"
 	"dealroom/session"
+	"dealroom/staff"
 	"dealroom/ws"
 )
 
@@ -91,6 +92,11 @@ type Config struct {
 	// Notifier, when set, learns signed-in people's addresses and serves
 	// the notification routes (notifications.go).
 	Notifier *notify.Notifier
+	// Staff, when set, accepts service accounts' API keys (Authorization:
+	// Bearer drk_...), serves their admin routes and learns staff people
+	// by email, for the CRM's upsert (crm.go). Nil: those routes answer
+	// 503 and API keys are refused.
+	Staff *staff.Service
 }
 
 func (c *Config) defaults() {
@@ -248,6 +254,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 
 	a.GET("/rooms/:room/invites", s.listInvites)
 	s.registerReads(a)
+	s.registerCRM(a)
 
 	// The changes of a room: the same declarations serve the websocket's
 	// commands (ops.go).

@@ -31,9 +31,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := s.svc.Authorize(c.Request().Context(), a); err != nil {
 			return err
 		}
+		if err := checkScope(c, a); err != nil {
+			return err
+		}
 		c.Set(actorKey, a)
 		if s.cfg.Notifier != nil {
 			s.cfg.Notifier.Seen(c.Request().Context(), a)
+		}
+		if s.cfg.Staff != nil {
+			s.cfg.Staff.Seen(c.Request().Context(), a)
 		}
 		return next(c)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"dealroom"
 	"dealroom/session"
+	"dealroom/staff"
 )
 
 // Browser sessions (package session). After a sign-in the browser holds
@@ -43,6 +44,9 @@ var errNoSessions = dealroom.Errorf(dealroom.EUNAVAILABLE, "browser sessions are
 func (s *Server) requestActor(c echo.Context) (dealroom.Actor, error) {
 	r := c.Request()
 	if token, ok := bearer(r); ok {
+		if staff.IsKey(token) && s.cfg.Staff != nil {
+			return s.cfg.Staff.Authenticate(r.Context(), token)
+		}
 		return s.keys.Verify(token)
 	}
 	if s.sessions != nil {

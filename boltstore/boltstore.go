@@ -373,6 +373,9 @@ func (s *Store) executeTx(tx *bolt.Tx, cmd room.Command) (result, error) {
 	if d.Event.Type == "" {
 		return result{Executed: room.Executed{Result: d.Result}}, nil
 	}
+	if refused, err := claimExternal(tx, cmd.Room, d.Event); err != nil || refused != nil {
+		return result{err: refused}, err
+	}
 	ev, err := s.append(tx, cmd.Room, d.Event)
 	if err != nil {
 		return result{}, err

@@ -47,6 +47,10 @@
 //     Index: {room_id, created_at: -1}.
 //   - inbox: room.InboxItem (one per event and user). Index:
 //     {user_id, id} unique.
+//   - external_ids: {_id: a room's external id, room_id}: the claims
+//     that keep an external id to one room (external.go).
+//   - service_accounts ({_id, key_hash unique, ...}) and staff_people
+//     ({_id: email, ...}): package staff (staff.go).
 //   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
 //     blobs.uploads, the uploads in progress.
 //
@@ -86,6 +90,9 @@
 //     "e:" + its ObjectId, so that the unique index needs no partial
 //     filter) and the request's fingerprint, so key and event are recorded
 //     by one single-document write.
+//     An event that gives the room an external id first claims the id
+//     in external_ids (external.go); held by another room, the command
+//     is refused (room.ExternalIDTaken) and nothing is inserted.
 //  5. On a duplicate key error another writer took seq H+1 (or, with the
 //     same key, the same request): go back to step 1, after a short
 //     random pause; after WithMaxAttempts attempts, fail with EUNAVAILABLE.

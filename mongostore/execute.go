@@ -155,6 +155,9 @@ func (s *Store) attempt(ctx context.Context, w *write) (x room.Executed, clash b
 	if err != nil {
 		return room.Executed{}, false, err
 	}
+	if err := s.claimExternal(ctx, ev); err != nil {
+		return room.Executed{}, false, err
+	}
 	if clash, err := s.insert(ctx, ev, w); clash || err != nil {
 		s.hot.drop(cmd.Room)
 		return room.Executed{}, clash, err

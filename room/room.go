@@ -72,9 +72,13 @@ type Room struct {
 	CloseWindow CloseWindow `json:"close_window"`
 	Tags        []string    `json:"tags"`
 	OwnerID     string      `json:"owner_id"`
-	CreatedBy   string      `json:"created_by"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
+	// ExternalID and ExternalURL name the CRM opportunity of the room
+	// (external.go); staff only.
+	ExternalID  string    `json:"external_id,omitempty"`
+	ExternalURL string    `json:"external_url,omitempty"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// FollowUpDays is how many days without a customer's touch pass before
 	// the owner is reminded of the room (FollowUp); 0: the default.
 	FollowUpDays int `json:"follow_up_days"`
@@ -142,6 +146,8 @@ type Draft struct {
 	CloseWindow CloseWindow `json:"close_window"`
 	Tags        []string    `json:"tags"`
 	Template    string      `json:"template"`
+	ExternalID  string      `json:"external_id"`
+	ExternalURL string      `json:"external_url"`
 }
 
 // Patch is a partial update of a room's settings.
@@ -153,6 +159,8 @@ type Patch struct {
 	Currency    dealroom.Opt[string]      `json:"currency"`
 	CloseWindow dealroom.Opt[CloseWindow] `json:"close_window"`
 	Tags        dealroom.Opt[[]string]    `json:"tags"`
+	ExternalID  dealroom.Opt[string]      `json:"external_id"`
+	ExternalURL dealroom.Opt[string]      `json:"external_url"`
 	// FollowUpDays: 1 to MaxFollowUpDays; null for the default.
 	FollowUpDays dealroom.Opt[int] `json:"follow_up_days"`
 }
@@ -216,6 +224,9 @@ func newRoom(d Draft, id string, owner dealroom.Actor, now time.Time) (Room, err
 	if r.Tags, err = checkTags(d.Tags); err != nil {
 		return Room{}, err
 	}
+	if r.ExternalID, r.ExternalURL, err = checkExternal(d.ExternalID, d.ExternalURL); err != nil {
+		return Room{}, err
+	}
 	return r, nil
 }
 
@@ -276,6 +287,9 @@ func (r Room) apply(p Patch, now time.Time) (Room, []string, error) {
 			return r, nil, err
 		}
 		note("tags", !slices.Equal(n.Tags, r.Tags))
+	}
+	if err := n.patchExternal(p, note); err != nil {
+		return r, nil, err
 	}
 	if p.FollowUpDays.Set {
 		n.FollowUpDays = 0

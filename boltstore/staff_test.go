@@ -1,0 +1,12 @@
+package boltstore_test
+
+import (
+	"testing"
+
+	"dealroom/staff"
+	"dealroom/staff/stafftest"
+)
+
+func TestStaff(t *testing.T) {
+	stafftest.TestStore(t, func(tb testing.TB) staff.Store { return MustOpen(tb, tb.TempDir()) })
+}
