@@ -45,8 +45,8 @@ type PersonEngagement struct {
 	Side dealroom.Kind `json:"side"`
 	// FirstVisit and LastVisit are when their first and latest visits
 	// began.
-	FirstVisit time.Time `json:"first_visit_at"`
-	LastVisit  time.Time `json:"last_visit_at"`
+	FirstVisit time.Time `json:"first_visit_at,omitzero"`
+	LastVisit  time.Time `json:"last_visit_at,omitzero"`
 	Visits     int       `json:"visits"`
 	// Devices counts the visits by device kind.
 	Devices map[DeviceKind]int `json:"devices"`
