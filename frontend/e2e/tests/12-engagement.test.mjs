@@ -91,7 +91,7 @@ describe('engagement, counted openly', () => {
   test('the customer sees what is recorded, and their own record', async () => {
     await customer.goto(`/room/${room.id}/engagement`);
     await customer.getByRole('heading', { name: 'What is recorded about you' }).waitFor();
-    await customer.getByText(/No tracking pixels/).waitFor();
+    await customer.getByText(/no tracking pixels/).waitFor();
     const mine = customer.locator('.engagement-mine');
     await mine.waitFor();
     assert.match(await mine.innerText(), /on phone/);
