@@ -440,7 +440,8 @@ func (s *Service) FileReads(ctx context.Context, a dealroom.Actor, room string) 
 }
 
 // Signals returns the engagement signal of each listed room whose internal
-// side the actor sees (staff); customers get none. One read for the page.
+// side the actor sees (staff); customers get none, and nobody gets any
+// from a store that keeps no engagement. One read for the page.
 func (s *Service) Signals(ctx context.Context, a dealroom.Actor, rooms []Listed) (map[string]Signal, error) {
 	var ids []string
 	for _, l := range rooms {
@@ -449,12 +450,9 @@ func (s *Service) Signals(ctx context.Context, a dealroom.Actor, rooms []Listed)
 		}
 	}
 	out := make(map[string]Signal, len(ids))
-	if len(ids) == 0 {
+	es, ok := s.Store.(EngagementStore)
+	if len(ids) == 0 || !ok {
 		return out, nil
-	}
-	es, err := s.engagement()
-	if err != nil {
-		return nil, err
 	}
 	now := s.now()
 	from, to := signalSpan(now)
