@@ -9,6 +9,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"dealroom"
 )
 
 // User-Agents of the three device kinds.
@@ -136,6 +138,7 @@ func TestEngagementCounts(t *testing.T) {
 	assert.EqualValues(t, 2, person["visits"])
 	assert.Len(t, mine["files"], 1)
 	assert.NotContains(t, string(me.Body), staffW.ID, "nothing of anyone else")
+	assertCustomerSafe(t, me.Body, "engagement/me")
 
 	for _, a := range []struct {
 		name  string
@@ -213,4 +216,32 @@ func TestEngagementFromTheWebsocket(t *testing.T) {
 	var e engagementView
 	require.Equal(t, 200, c.rest(n, owner, "GET", "/rooms/"+roomID+"/engagement", nil, &e))
 	assert.Equal(t, "rising", e.Signal)
+}
+
+// TestDeviceKinds: the device kind each User-Agent counts as.
+func TestDeviceKinds(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	f := newFixture(t, ts)
+	base := "/rooms/" + f.Room
+	for _, c := range []struct {
+		who  dealroom.Actor
+		ua   string
+		kind string
+	}{
+		{custW, "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "tablet"},
+		{custR, tabletUA, "tablet"},
+		{staffW, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36", "phone"},
+		{staffR, "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", "desktop"},
+		{manager, "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15", "desktop"},
+		{owner, "curl/8.5.0", "other"},
+	} {
+		ts.must(t, 200, "GET", base, c.who, nil, header{"User-Agent", c.ua})
+		mine := decode[struct {
+			Person struct {
+				Devices map[string]int `json:"devices"`
+			} `json:"person"`
+		}](t, ts.must(t, 200, "GET", base+"/engagement/me", c.who, nil))
+		assert.Equal(t, map[string]int{c.kind: 1}, mine.Person.Devices, "%s: %s", c.who.ID, c.ua)
+	}
 }
