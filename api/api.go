@@ -147,6 +147,8 @@ type Server struct {
 	sessions *session.Sessions
 	// links sends sign-in links by email; nil when they are not offered.
 	links *emailLinks
+	// engage counts engagement (engagement.go); nil when the store keeps none.
+	engage *engagement
 }
 
 // New builds the server's routes. ready names the backends /readyz checks.
@@ -157,6 +159,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 		s.sessions = &session.Sessions{Store: cfg.Sessions, Idle: cfg.SessionIdle, Max: cfg.SessionMax}
 	}
 	s.links = newEmailLinks(cfg)
+	s.engage = newEngagement(s)
 	if cfg.Hub != nil {
 		s.ws = ws.New(cfg.Realtime, cfg.Hub, wsService{s}, log)
 		if metrics != nil {
@@ -255,6 +258,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/rooms/:room/invites", s.listInvites)
 	s.registerReads(a)
 	s.registerCRM(a)
+	s.registerEngagement(v1, a, limiter)
 
 	// The changes of a room: the same declarations serve the websocket's
 	// commands (ops.go).
@@ -351,6 +355,7 @@ func (s *Server) Close() error {
 	if s.links != nil {
 		s.links.close()
 	}
+	s.engage.close()
 	return nil
 }
 

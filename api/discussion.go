@@ -214,6 +214,7 @@ func (s *Server) download(c echo.Context) error {
 		return err
 	}
 	defer rc.Close()
+	s.engage.file(c, c.Param("room"), at.ID)
 	h := c.Response().Header()
 	h.Set("Content-Type", at.ContentType)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": at.Name}))

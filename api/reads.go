@@ -63,6 +63,9 @@ type (
 	listedRoom struct {
 		*room.Room
 		Unread room.Unread `json:"unread"`
+		// Engagement is the customer side's signal (engagement.go):
+		// staff's listing only.
+		Engagement room.Signal `json:"engagement,omitempty"`
 	}
 	listedCustomerRoom struct {
 		room.CustomerRoom
@@ -70,10 +73,11 @@ type (
 	}
 )
 
-// presentListed shows a listed room as its reader may see it, with unread.
-func presentListed(l *room.Listed, u room.Unread) any {
+// presentListed shows a listed room as its reader may see it, with unread
+// and, to staff, the engagement signal.
+func presentListed(l *room.Listed, u room.Unread, sig room.Signal) any {
 	if l.Perm.Internal {
-		return listedRoom{Room: &l.Room, Unread: u}
+		return listedRoom{Room: &l.Room, Unread: u, Engagement: sig}
 	}
 	return listedCustomerRoom{CustomerRoom: l.Room.ForCustomer(), Unread: u}
 }

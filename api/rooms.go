@@ -63,8 +63,12 @@ func (s *Server) listRooms(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	signals, err := s.svc.Signals(c.Request().Context(), a, rooms)
+	if err != nil {
+		return err
+	}
 	for i := range rooms {
-		out.Items = append(out.Items, presentListed(&rooms[i], unread[rooms[i].Room.ID]))
+		out.Items = append(out.Items, presentListed(&rooms[i], unread[rooms[i].Room.ID], signals[rooms[i].Room.ID]))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -74,6 +78,7 @@ func (s *Server) getRoom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.engage.page(c, r.ID, p)
 	return c.JSON(http.StatusOK, p.Present(r))
 }
 

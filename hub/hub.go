@@ -154,6 +154,7 @@ type Hub struct {
 	presence *presence.Tracker
 	pages    *pageCache
 	Stats    Stats
+	watch    atomic.Pointer[DeviceWatch] // devices.go
 
 	mu       sync.Mutex
 	feeds    map[string]*feed

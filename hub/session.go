@@ -22,7 +22,9 @@ type Session struct {
 	// signIn is the browser session (package session) the device was
 	// connected with; "" for a bearer token.
 	signIn string
-	q      *queue
+	// agent is the User-Agent the device connected with (SetAgent).
+	agent string
+	q     *queue
 
 	mu     sync.Mutex
 	subs   subList
@@ -313,10 +315,14 @@ func (s *Session) SetPresence(ctx context.Context, roomID string, st presence.St
 		return nil // unsubscribed meanwhile
 	}
 	sb.state = d
-	changed := sb.live && s.h.presence.Set(roomID, d)
+	live := sb.live
+	changed := live && s.h.presence.Set(roomID, d)
 	s.mu.Unlock()
 	if changed {
 		sb.feed.presenceChanged(true)
+	}
+	if live {
+		s.h.watchDevice(roomID, d, s.agent)
 	}
 	return nil
 }
@@ -398,11 +404,17 @@ func (sb *sub) release() {
 		delete(f.live, sb)
 		f.mu.Unlock()
 		sb.sess.mu.Lock()
+		wasLive := sb.live
 		sb.live = false
 		removed := sb.sess.h.presence.Remove(sb.room, sb.sess.id)
+		state := sb.state
 		sb.sess.mu.Unlock()
 		if removed {
 			f.presenceChanged(true)
+		}
+		if wasLive {
+			state.State = ""
+			sb.sess.h.watchDevice(sb.room, state, sb.sess.agent)
 		}
 		sb.sess.h.unfollow(f)
 	})
@@ -432,9 +444,13 @@ func (sb *sub) catchUp(ctx context.Context) error {
 			}
 			sb.live = true
 			h.presence.Set(sb.room, sb.state)
+			state := sb.state
 			stop := sb.cancel
 			sb.cancel = nil
 			sb.sess.mu.Unlock()
+			// Told before the device hears it is subscribed, so that
+			// what it asks next finds its visit counted.
+			h.watchDevice(sb.room, state, sb.sess.agent)
 			sb.sess.Send(subscribedFrame(sb.room, head))
 			f.mu.Unlock()
 			f.presenceChanged(true)

@@ -199,6 +199,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err := s.ensureReadIndexes(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureEngagementIndexes(ctx); err != nil {
+		return fail(err)
+	}
 	if err := s.ensureTicketIndexes(ctx); err != nil {
 		return fail(err)
 	}

@@ -99,7 +99,9 @@ func (s *Server) ServeSignIn(w http.ResponseWriter, r *http.Request, a dealroom.
 	if s.Accepted != nil {
 		s.Accepted()
 	}
-	c := &conn{s: s, ws: ws, out: out, sess: s.hub.NewSignedInSession(a, signIn), until: until}
+	sess := s.hub.NewSignedInSession(a, signIn)
+	sess.SetAgent(r.UserAgent())
+	c := &conn{s: s, ws: ws, out: out, sess: sess, until: until}
 	// The connection is ours now: serve it from a fresh goroutine and let
 	// the HTTP handler's (deep) stack go.
 	go c.run()

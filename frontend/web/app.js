@@ -49,7 +49,7 @@ const ROUTES = [
   [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
   [/^\/me\/settings\/?$/, () => ({ name: 'settings' })],
   [/^\/room\/([^/]+)\/task\/([^/]+)\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), taskId: decodeURIComponent(m[2]) })],
-  [/^\/room\/([^/]+)(?:\/(plan|discussion|files|people|timeline))?\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), tab: m[2] || 'plan' })],
+  [/^\/room\/([^/]+)(?:\/(plan|discussion|files|people|timeline|engagement))?\/?$/, (m) => ({ name: 'room', id: decodeURIComponent(m[1]), tab: m[2] || 'plan' })],
 ];
 
 function match(path) {

@@ -249,14 +249,23 @@ export function inviteView(ctx, code) {
   const email = h('input', { type: 'email', required: true, maxLength: 254, autocomplete: 'email', inputMode: 'email', enterKeyHint: 'go' });
   const error = h('p', { class: 'error-text', role: 'alert' });
   const submit = h('button', { type: 'submit', class: 'primary big', text: 'Join the room' });
+  // The room's name and who invited, before the person gives their name.
+  const invitedBy = h('p', { class: 'invite-from', hidden: true });
   const form = h('form', { class: 'card invite-accept', 'aria-labelledby': 'inv-h', novalidate: true },
-    h('h1', { id: 'inv-h', text: 'You are invited to a deal room' }),
+    h('h1', { id: 'inv-h', text: 'You are invited to a deal room' }), invitedBy,
     h('p', { class: 'lead', text: 'Work on the deal together with your contact: follow the plan, complete your steps, discuss and share files.' }),
     field('Your name', name, 'As the others in the room will see it.'),
     field('Your email address', email, 'The address this invite was sent to.'),
     ctx.me ? h('p', { class: 'notice', text: `You are signed in as ${ctx.me.name || ctx.me.user_id} on this device. Joining signs you in as the invited person instead.` }) : null,
     error, submit,
     h('p', { class: 'muted small', text: 'By joining, this device stays signed in to the room for 30 days.' }));
+  open.request('GET', `/invites/${enc(code)}`, { retries: 2 }).then((p) => {
+    invitedBy.replaceChildren(h('strong', { class: 'invite-room', text: p.room_name }),
+      p.invited_by ? ` · ${p.invited_by} invited you` : '');
+    invitedBy.hidden = false;
+  }, (err) => {
+    if (err.status === 404) error.textContent = 'This invite link is not valid any more: it was used, withdrawn or has expired. Ask your contact for a new one.';
+  });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     error.textContent = '';

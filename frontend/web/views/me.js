@@ -176,6 +176,18 @@ export function inboxView(ctx) {
   const list = h('ul', { class: 'inbox' });
   const more = h('button', { type: 'button', class: 'ghost', text: 'Show older', hidden: true });
   const markAll = h('button', { type: 'button', class: 'ghost', text: 'Mark all as read' });
+  // Unread counts: the items here, and what is new in each room.
+  const unreadCount = h('span', { class: 'badge unread inbox-count', hidden: true });
+  const roomsNew = h('ul', { class: 'inbox-rooms', 'aria-label': 'Rooms with something new' });
+  let roomList = [];
+  const renderRooms = () => {
+    const news = roomList.filter((r) => r.unread && r.unread.count > 0);
+    fill(roomsNew, ...news.map((r) => h('li', {},
+      h('a', { href: `/room/${enc(r.id)}`, text: r.name }), ' ',
+      h('span', { class: 'badge unread', text: r.unread.more || r.unread.count > 99 ? '99+' : String(r.unread.count) }),
+      h('span', { class: 'muted small', text: ' new in the room' }))));
+    roomsNew.hidden = !news.length;
+  };
 
   const target = (it) => {
     const r = `/room/${enc(it.room_id)}`;
@@ -213,6 +225,9 @@ export function inboxView(ctx) {
     status.textContent = items.length ? '' : 'Nothing yet. When someone @mentions you, gives you a step or adds you to a room, it shows up here.';
     more.hidden = !cursor;
     markAll.hidden = !items.some((i) => !i.read_at);
+    const unread = items.filter((i) => !i.read_at).length;
+    unreadCount.hidden = !unread;
+    unreadCount.textContent = `${unread}${cursor ? '+' : ''} unread`;
   };
   const loadFirst = async () => {
     const page = await ctx.api.get('/me/inbox', { limit: 50 });
@@ -241,6 +256,8 @@ export function inboxView(ctx) {
   (async () => {
     try {
       const rooms = await ctx.api.all('/rooms', { limit: 200 });
+      roomList = rooms;
+      renderRooms();
       await loadFirst();
       stop = watchRooms(ctx, rooms, (roomId, events) => {
         const forMe = events.some((e) => {
@@ -259,8 +276,8 @@ export function inboxView(ctx) {
   })();
 
   const el = h('div', { class: 'page inbox-page' },
-    h('div', { class: 'page-head' }, h('h1', {}, icon('at'), ' Inbox'), markAll),
-    status, list, more);
+    h('div', { class: 'page-head' }, h('h1', {}, icon('at'), ' Inbox', unreadCount), markAll),
+    roomsNew, status, list, more);
   return { el, destroy: () => { destroyed = true; stop(); clearTimeout(reloadTimer); } };
 }
 

@@ -8,6 +8,7 @@ import {
 } from '../dom.js';
 import { enc, newKey } from '../api.js';
 import { sideText } from '../components.js';
+import { signalBadge } from '../engagement.js';
 
 const CLOSED = ['won', 'lost'];
 
@@ -75,7 +76,8 @@ export function pipelineView(ctx) {
         : h('span', { class: 'deal-next warn-text', text: CLOSED.includes(r.stage) ? 'Closed' : 'No next step planned' }),
       h('span', { class: 'deal-flags' },
         od ? h('span', { class: 'flag flag-overdue', text: `${od} overdue` }) : null,
-        isQuiet(r) ? h('span', { class: 'flag flag-quiet', text: lastTouch(r) ? `Customer quiet ${Math.floor(daysSince(lastTouch(r)))} d` : 'No customer touch yet' }) : null),
+        isQuiet(r) ? h('span', { class: 'flag flag-quiet', text: lastTouch(r) ? `Customer quiet ${Math.floor(daysSince(lastTouch(r)))} d` : 'No customer touch yet' }) : null,
+        engagementFlag(r)),
       CLOSED.includes(r.stage) ? null : h('button', { type: 'button', class: 'ghost small', text: 'Assign next step', on: { click: () => assignDialog(d) } }));
   };
 
@@ -208,4 +210,13 @@ export function pipelineView(ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'od-h' }, h('h2', { id: 'od-h', text: 'Overdue next steps' }), overdue),
       h('section', { class: 'card', 'aria-labelledby': 'q-h' }, h('h2', { id: 'q-h', text: 'Rooms gone quiet' }), quiet)));
   return { el, destroy: () => { destroyed = true; } };
+}
+
+/**
+ * engagementFlag is a deal's engagement signal (GET /rooms gives it to
+ * staff as `engagement`: the customer side's visits and files opened this
+ * week against the week before); null for a closed deal or none.
+ */
+function engagementFlag(r) {
+  return CLOSED.includes(r.stage) ? null : signalBadge(r.engagement);
 }

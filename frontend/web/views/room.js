@@ -3,7 +3,7 @@
 // people and timeline tabs, kept live by a RoomSession.
 
 import {
-  h, field, icon, uid, reconcile, toast, errorText, plural, stageLabel, WINDOWS, WINDOW_ORDER, fmtMoney, fill,
+  h, field, icon, uid, reconcile, simple, toast, errorText, plural, stageLabel, WINDOWS, WINDOW_ORDER, fmtMoney, fill,
 } from '../dom.js';
 import { enc } from '../api.js';
 import { RoomSession } from '../store.js';
@@ -11,6 +11,7 @@ import { threads, uploader, fileRow, avatar, internalBadge } from '../components
 import { planPanel, taskPane } from './plan.js';
 import { peoplePanel } from './people.js';
 import { timelinePanel } from './timeline.js';
+import { engagementPanel, fileSeen } from '../engagement.js';
 
 const TABS = [['plan', 'Plan'], ['discussion', 'Discussion'], ['files', 'Files'], ['people', 'People'], ['timeline', 'Timeline']];
 
@@ -33,12 +34,25 @@ function filesPanel(ctx, session) {
   const up = session.perm().write ? uploader(session) : null;
   const el = h('section', { class: 'panel', 'aria-labelledby': headingId },
     h('div', { class: 'panel-head' }, h('h2', { id: headingId, text: 'Files' })), up ? up.el : null, list, empty);
+  // Each file with who opened it ("seen by", from the download route).
+  const row = fileRow(session);
+  const withSeen = simple((x) => {
+    const li = row(x.a).el;
+    if (x.seen.length) li.append(h('p', { class: 'seen-by muted small', text: `Seen by ${x.seen.join(', ')}` }));
+    return li;
+  }, (x) => JSON.stringify(x.a) + x.seen.join(',') + (x.a.task_id ? st.tasks.get(x.a.task_id)?.title : '') + st.members.size);
+  const draw = () => {
+    const all = [...st.attachments.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1))
+      .map((a) => ({ a, seen: seen.names(a) }));
+    reconcile(list, rows, all, (x) => x.a.id, withSeen);
+    empty.hidden = all.length > 0;
+  };
+  const seen = fileSeen(session, draw);
   return {
     el,
     update() {
-      const all = [...st.attachments.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
-      reconcile(list, rows, all, (a) => a.id, fileRow(session));
-      empty.hidden = all.length > 0;
+      draw();
+      seen.refresh();
     },
   };
 }
@@ -105,7 +119,8 @@ export function roomView(ctx, params) {
   const stagePath = h('ol', { class: 'stage-path', 'aria-label': 'Where the deal stands' });
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Room' });
   const tabLinks = {};
-  for (const [key, label] of TABS) {
+  const tabList = [...TABS, ['engagement', ctx.me.kind === 'staff' ? 'Engagement' : 'Your visits']];
+  for (const [key, label] of tabList) {
     tabLinks[key] = h('a', { href: key === 'plan' ? roomPath : `${roomPath}/${key}`, class: 'tab' }, h('span', { text: label }), h('span', { class: 'tab-count' }));
     tabs.append(tabLinks[key]);
   }
@@ -142,7 +157,8 @@ export function roomView(ctx, params) {
         : tab === 'files' ? filesPanel(ctx, session)
           : tab === 'people' ? peoplePanel(ctx, session)
             : tab === 'timeline' ? timelinePanel(ctx, session)
-              : planPanel(ctx, session);
+              : tab === 'engagement' ? engagementPanel(ctx, session)
+                : planPanel(ctx, session);
     }
     return panels[tab];
   };
@@ -201,7 +217,7 @@ export function roomView(ctx, params) {
 
   const renderTabs = () => {
     const tab = current.taskId ? 'plan' : current.tab || 'plan';
-    for (const [key] of TABS) {
+    for (const [key] of tabList) {
       if (key === tab) tabLinks[key].setAttribute('aria-current', 'page');
       else tabLinks[key].removeAttribute('aria-current');
     }

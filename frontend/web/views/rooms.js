@@ -3,6 +3,7 @@
 
 import { h, field, icon, toast, errorText, fmtAgo, fmtMoney, stageLabel, WINDOWS, WINDOW_ORDER, STAGES, daysSince, fill } from '../dom.js';
 import { enc, newKey } from '../api.js';
+import { signalBadge } from '../engagement.js';
 
 export function roomsView(ctx) {
   const me = ctx.me;
@@ -73,6 +74,7 @@ export function roomsView(ctx) {
           h('span', { class: 'muted', text: r.company })),
         h('span', { class: 'room-card-meta' },
           h('span', { class: ['stage-badge', `stage-${r.stage}`], text: stageLabel(r.stage) }),
+          staff ? signalBadge(r.engagement) : null,
           staff && r.close_window && r.close_window !== 'unknown' ? h('span', { class: 'badge', text: `Sign: ${WINDOWS[r.close_window]}` }) : null,
           staff && r.value !== null && r.value !== undefined ? h('span', { class: 'badge', text: fmtMoney(r.value, r.currency) }) : null,
           staff ? h('span', { class: ['muted', 'small', quiet && 'warn-text'], text: r.last_customer_activity_at ? `Customer active ${fmtAgo(r.last_customer_activity_at)}` : 'No customer activity yet' })
