@@ -48,6 +48,8 @@ type Notifier struct {
 	delay     time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	push      *Push // nil: no pushes
+	noEmail   bool
 
 	digestHour   int
 	digestMu     sync.Mutex
@@ -77,6 +79,12 @@ type Config struct {
 	DigestHour int
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	// Push, when set, pushes the same notifications as instant email to
+	// people's devices (push.go); NoEmail makes no email (a server
+	// without mail that pushes).
+	Push    *Push
+	NoEmail bool
 }
 
 // New returns a notifier over rooms and st.
@@ -92,7 +100,8 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 		return nil, errors.New("notify: the secret is shorter than 32 bytes")
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
-		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{},
+		push: cfg.Push, noEmail: cfg.NoEmail}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -159,12 +168,16 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 	}
 	var recs []outbox.Record
 	var rm *room.Room
+	var pushed []room.InboxItem
 	for _, it := range fx.Inbox {
 		if it.Kind != room.InboxMention && it.Kind != room.InboxAssignment {
 			continue
 		}
 		if it.UserID == ev.Actor.ID {
 			continue
+		}
+		if n.push != nil {
+			pushed = append(pushed, it)
 		}
 		p, err := n.recipient(ctx, it)
 		if err != nil {
@@ -187,6 +200,11 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 		}
 		recs = append(recs, rec)
 	}
+	more, err := n.pushRecords(ctx, ev, pushed, rm)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -198,6 +216,9 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 // one: they are no longer a member, may not see the item (a customer and
 // an internal item), have no known address or turned email off.
 func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, error) {
+	if n.noEmail {
+		return nil, nil
+	}
 	m, err := n.rooms.Member(ctx, it.RoomID, it.UserID)
 	if err != nil || m == nil {
 		return nil, err
@@ -240,7 +261,11 @@ func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.
 // one person in one room, or would be within the delay, as one message.
 // Set its Log, Observe and Now as needed.
 func (n *Notifier) Sender(st outbox.Store, m dmail.Sender) *outbox.Sender {
-	return &outbox.Sender{Store: st, Mail: m, Seen: n.SeenSeq, Combine: n.Combine, Window: n.delay}
+	s := &outbox.Sender{Store: st, Mail: m, Seen: n.SeenSeq, Combine: n.Combine, Window: n.delay}
+	if n.push != nil {
+		s.Push = n.SendPush
+	}
+	return s
 }
 
 // SeenSeq returns the highest seq user has seen in room (0: none, or no
