@@ -91,6 +91,8 @@ type Config struct {
 	// Notifier, when set, learns signed-in people's addresses and serves
 	// the notification routes (notifications.go).
 	Notifier *notify.Notifier
+	// Push, when set, serves the push routes (push.go).
+	Push *PushDevices
 }
 
 func (c *Config) defaults() {
@@ -223,6 +225,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.POST("/me/inbox/:item/read", s.markRead)
 	a.GET("/templates", s.templates)
 	s.registerNotifications(v1, a, limiter)
+	s.registerPush(a)
 
 	a.GET("/session", s.getSession)
 	a.DELETE("/session", s.deleteSession)
