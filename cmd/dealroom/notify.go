@@ -26,12 +26,18 @@ const outboxKeep = 7 * 24 * time.Hour
 // (one instance of many does). It returns nil and nil when they are off.
 // The runner stops before the store closes (closers run last first).
 func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*notify.Notifier, *consume.Runner, error) {
-	if !cfg.NotifyEmail || a.mail == nil || cfg.PublicURL == "" {
+	email := cfg.NotifyEmail && a.mail != nil
+	pushes, devices, err := a.openPush(cfg, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !email && pushes == nil || cfg.PublicURL == "" {
 		if cfg.NotifyEmail && a.mail != nil {
 			a.Log.Info("email notifications are off: they need DEALROOM_PUBLIC_URL for their links")
 		}
 		return nil, nil, nil
 	}
+	a.push = devices
 	ns, ok := store.(notify.Store)
 	if !ok {
 		return nil, nil, errors.New("email notifications: the store keeps no outbox")
@@ -40,7 +46,8 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour, Log: a.Log}, store, ns)
+	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour, Log: a.Log,
+		Push: pushes, NoEmail: !email}, store, ns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,6 +80,9 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	}
 	r := &consume.Runner{Store: ns, Events: store, Lease: notify.Consumer, Holder: holderName(),
 		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{sender.Send, n.Digests, sweep}, Log: a.Log}
+	if !email {
+		r.Jobs = []func(context.Context) error{sender.Send, sweep} // no digest without mail
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,12 @@ func StartService(t testing.TB) *Service {
 // TLS is the client configuration that trusts the service's certificate.
 func (s *Service) TLS() *tls.Config {
 	return s.srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+}
+
+// CertificatePEM is the service's certificate, PEM-encoded: what a
+// server given it as a trusted authority accepts.
+func (s *Service) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
 
 // URL is the service's base URL (https://127.0.0.1:port).
