@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"dealroom"
-	"dealroom/mail"
 	"dealroom/internal/netguard"
+	"dealroom/mail"
 	"dealroom/oidc"
 	"dealroom/push"
 )
