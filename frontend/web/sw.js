@@ -43,13 +43,16 @@ self.addEventListener('notificationclick', (event) => {
     const win = wins.find((w) => new URL(w.url).origin === self.location.origin);
     if (win) {
       // The open app goes to the item. navigate needs a window this
-      // worker controls: one it does not is left, and a new one opened.
+      // worker controls; with one it does not, a new window is opened.
+      let moved = null;
       try {
-        const moved = await win.navigate(target);
-        await (moved || win).focus();
-        return;
+        moved = await win.navigate(target);
       } catch {
-        // fall through
+        moved = null;
+      }
+      if (moved) {
+        await moved.focus().catch(() => {});
+        return;
       }
     }
     await self.clients.openWindow(target);
