@@ -83,6 +83,11 @@ func (n *Notifier) pushRecords(ctx context.Context, ev room.Event, items []room.
 // (the per-room choice covers both channels; turning all email off does
 // not stop pushes, which are turned off per device) and has a device.
 func (n *Notifier) mayPush(ctx context.Context, it room.InboxItem) (bool, *Person, error) {
+	// Most people have no device: that is asked first.
+	subs, err := n.push.Store.PushSubscriptions(ctx, it.UserID)
+	if err != nil || len(subs) == 0 {
+		return false, nil, err
+	}
 	m, err := n.rooms.Member(ctx, it.RoomID, it.UserID)
 	if err != nil || m == nil {
 		return false, nil, err
@@ -99,10 +104,6 @@ func (n *Notifier) mayPush(ctx context.Context, it room.InboxItem) (bool, *Perso
 	}
 	if slices.Contains(p.RoomsOff, it.RoomID) {
 		return false, nil, nil
-	}
-	subs, err := n.push.Store.PushSubscriptions(ctx, it.UserID)
-	if err != nil || len(subs) == 0 {
-		return false, nil, err
 	}
 	return true, p, nil
 }
