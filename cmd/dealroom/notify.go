@@ -51,7 +51,7 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	if err != nil {
 		return nil, nil, err
 	}
-	sent := metrics.Counter("dealroom_notifications_sent_total", "Notifications the mail server or a push service accepted (a push: for every device of its person).")
+	sent := metrics.Counter("dealroom_notifications_sent_total", "Notifications (email or push) the mail server or the push services accepted.")
 	failed := metrics.Counter("dealroom_notifications_failed_total", "Notifications given up (refused for good, or failing for a day).")
 	retried := metrics.Counter("dealroom_notifications_retried_total", "Attempts at notifications that failed for now and will be tried again.")
 	skipped := metrics.Counter("dealroom_notifications_skipped_total", "Notifications not sent: the person saw the item in the room before they were due.")
