@@ -97,6 +97,8 @@ type Config struct {
 	// by email, for the CRM's upsert (crm.go). Nil: those routes answer
 	// 503 and API keys are refused.
 	Staff *staff.Service
+	// Push, when set, serves the push routes (push.go).
+	Push *PushDevices
 }
 
 func (c *Config) defaults() {
@@ -232,6 +234,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.POST("/me/inbox/:item/read", s.markRead)
 	a.GET("/templates", s.templates)
 	s.registerNotifications(v1, a, limiter)
+	s.registerPush(a)
 
 	a.GET("/session", s.getSession)
 	a.DELETE("/session", s.deleteSession)

@@ -46,6 +46,7 @@ func TestAssetsHaveTheirContentTypes(t *testing.T) {
 		{"/index.html", "text/html"},
 		{"/app.js", "text/javascript"},
 		{"/views/room.js", "text/javascript"},
+		{"/sw.js", "text/javascript"}, // a service worker must be JavaScript, at the root for its scope
 		{"/styles.css", "text/css"},
 		{"/icon.svg", "image/svg+xml"},
 	} {

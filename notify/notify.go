@@ -49,6 +49,8 @@ type Notifier struct {
 	delay     time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	push      *Push // nil: no pushes
+	noEmail   bool
 
 	digestHour   int
 	digestMu     sync.Mutex
@@ -87,6 +89,11 @@ type Config struct {
 	// recipient, and a reply to it is posted into the thread (package
 	// replymail). Empty: no Reply-To.
 	ReplyDomain string
+	// Push, when set, pushes the same notifications as instant email to
+	// people's devices (push.go); NoEmail makes no email (a server
+	// without mail that pushes).
+	Push    *Push
+	NoEmail bool
 }
 
 // New returns a notifier over rooms and st.
@@ -102,7 +109,8 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 		return nil, errors.New("notify: the secret is shorter than 32 bytes")
 	}
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
-		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{}}
+		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{},
+		push: cfg.Push, noEmail: cfg.NoEmail}
 	n.reply = replyAddresses{key: purposeKey(cfg.Secret, "dealroom email reply"), domain: strings.ToLower(cfg.ReplyDomain)}
 	if n.now == nil {
 		n.now = time.Now
@@ -170,12 +178,16 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 	}
 	var recs []outbox.Record
 	var rm *room.Room
+	var pushed []room.InboxItem
 	for _, it := range fx.Inbox {
 		if it.Kind != room.InboxMention && it.Kind != room.InboxAssignment {
 			continue
 		}
 		if it.UserID == ev.Actor.ID {
 			continue
+		}
+		if n.push != nil {
+			pushed = append(pushed, it)
 		}
 		p, err := n.recipient(ctx, it)
 		if err != nil {
@@ -205,6 +217,12 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 		return err
 	}
 	recs = append(recs, more...)
+	// The same inbox items pushed to devices (push.go).
+	more, err = n.pushRecords(ctx, ev, pushed, rm)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -216,6 +234,9 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 // one: they are no longer a member, may not see the item (a customer and
 // an internal item), have no known address or turned email off.
 func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, error) {
+	if n.noEmail {
+		return nil, nil
+	}
 	m, err := n.rooms.Member(ctx, it.RoomID, it.UserID)
 	if err != nil || m == nil {
 		return nil, err
@@ -264,7 +285,11 @@ func (n *Notifier) eventRecord(ev room.Event, p *Person, m dmail.Message, c cont
 // one person in one room, or would be within the delay, as one message.
 // Set its Log, Observe and Now as needed.
 func (n *Notifier) Sender(st outbox.Store, m dmail.Sender) *outbox.Sender {
-	return &outbox.Sender{Store: st, Mail: m, Seen: n.SeenSeq, Combine: n.Combine, Window: n.delay}
+	s := &outbox.Sender{Store: st, Mail: m, Seen: n.SeenSeq, Combine: n.Combine, Window: n.delay}
+	if n.push != nil {
+		s.Push = n.SendPush
+	}
+	return s
 }
 
 // SeenSeq returns the highest seq user has seen in room (0: none, or no

@@ -35,6 +35,7 @@ import (
 // Channels.
 const (
 	Email = "email"
+	Push  = "push" // Web Push to a person's devices (package push)
 )
 
 // States of a record.
@@ -61,7 +62,8 @@ type Record struct {
 	// record with others (BatchKey of their ids), fixed before the
 	// message's first attempt.
 	Batch string
-	// Payload is what the channel sends (Email: a mail.Message as JSON),
+	// Payload is what the channel sends (Email: a mail.Message as JSON;
+	// Push: what Sender.Push reads),
 	// fixed when the record is made, Message-ID included.
 	Payload   json.RawMessage
 	State     string

@@ -34,6 +34,10 @@ type Sender struct {
 	// so do those of the same recipient and room due within Window after
 	// one that is due: they would have been sent soon anyway.
 	Combine func(batch string, recs []Record) (mail.Message, error)
+	// Push, when set, sends a Push record (to each of the recipient's
+	// devices). Its error is temporary when its code is EUNAVAILABLE (or
+	// mail.Temporary says so).
+	Push func(ctx context.Context, r Record) error
 	// Window is how far ahead of its Due a record may go with another one
 	// of its recipient and room that is due (0: only records due now).
 	Window time.Duration
@@ -238,7 +242,7 @@ func (s *Sender) outcome(r Record, err error) Record {
 	switch {
 	case err == nil:
 		r.State, r.SettledAt, r.LastError = Sent, now, ""
-	case !mail.Temporary(err) || now.Sub(r.CreatedAt) >= s.giveUpAfter():
+	case !temporary(err) || now.Sub(r.CreatedAt) >= s.giveUpAfter():
 		r.State, r.SettledAt, r.LastError = Failed, now, err.Error()
 		s.log().Warn("a notification was given up", "record", r.ID, "channel", r.Channel, "attempts", r.Attempts, "err", err)
 	default:
@@ -270,7 +274,16 @@ func (s *Sender) deliver(ctx context.Context, recs []Record) error {
 		}
 		return s.Mail.Send(ctx, m)
 	}
+	if r.Channel == Push && s.Push != nil {
+		return s.Push(ctx, r)
+	}
 	return dealroom.Invalid("channel", "record %s: unknown channel %q", r.ID, r.Channel)
+}
+
+// temporary reports whether an attempt that failed with err may pass
+// later.
+func temporary(err error) bool {
+	return mail.Temporary(err) || dealroom.ErrorCode(err) == dealroom.EUNAVAILABLE
 }
 
 func (s *Sender) giveUpAfter() time.Duration {

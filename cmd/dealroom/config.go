@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"dealroom"
+	"dealroom/internal/netguard"
 	"dealroom/mail"
 	"dealroom/oidc"
+	"dealroom/push"
 )
 
 // Config is everything the server reads at start, from flags and
@@ -87,6 +90,17 @@ type Config struct {
 	// listener offers with STARTTLS ("": none).
 	SMTPTLSCert string
 	SMTPTLSKey  string
+	// Web Push (push.go): on with the public URL; the VAPID key pair is
+	// made once and kept in the store unless VAPIDPrivateKey is set.
+	NotifyPush      bool
+	VAPIDPrivateKey string
+	VAPIDSubject    string
+	// OutboundAllow lists the private addresses the server may post to
+	// (netguard): none by default.
+	OutboundAllow []netip.Prefix
+	// OutboundCAFile is a PEM file of certificate authorities trusted
+	// for those requests besides the system's.
+	OutboundCAFile string
 }
 
 // setting is one configuration value: its flag, its variable and its help.
@@ -264,6 +278,35 @@ func (c *Config) settings() []setting {
 		}},
 		{"smtp-tls-cert", "DEALROOM_SMTP_TLS_CERT", "", "PEM file of the certificate (and its chain) that the -smtp-listen server offers with STARTTLS, read again when it changes (default: no STARTTLS)", false, str(&c.SMTPTLSCert)},
 		{"smtp-tls-key", "DEALROOM_SMTP_TLS_KEY", "", "PEM file of the private key of -smtp-tls-cert", false, str(&c.SMTPTLSKey)},
+		{"notify-push", "DEALROOM_NOTIFY_PUSH", "on", "push the same notifications as instant email to the devices people turned them on for (Web Push, on or off); needs -public-url", false, func(v string) error {
+			if v != "on" && v != "off" {
+				return errors.New(`must be "on" or "off"`)
+			}
+			c.NotifyPush = v == "on"
+			return nil
+		}},
+		{"vapid-private-key", "DEALROOM_VAPID_PRIVATE_KEY", "", "the VAPID private key of Web Push, base64url of 32 bytes (default: generated once and kept in the store, the same for every instance)", true, func(v string) error {
+			if v != "" {
+				if _, err := push.KeysOf(v); err != nil {
+					return errors.New(dealroom.ErrorMessage(err))
+				}
+			}
+			c.VAPIDPrivateKey = v
+			return nil
+		}},
+		{"vapid-subject", "DEALROOM_VAPID_SUBJECT", "", "who push services may contact about this server's pushes: a mailto: or https: URI, like mailto:ops@example.com (default: the public URL when it is https, else mailto:webpush@ and its host)", false, func(v string) error {
+			if v != "" && !strings.HasPrefix(v, "mailto:") && !strings.HasPrefix(v, "https://") {
+				return errors.New("must be a mailto: or https: URI")
+			}
+			c.VAPIDSubject = v
+			return nil
+		}},
+		{"outbound-allow", "DEALROOM_OUTBOUND_ALLOW", "", "comma-separated private addresses or CIDR ranges (like 10.0.0.0/8) the server may post to (push services at people's request); only public addresses are reached otherwise, always over https (default: none)", false, func(v string) error {
+			p, err := netguard.ParseAllow(v)
+			c.OutboundAllow = p
+			return err
+		}},
+		{"outbound-ca-file", "DEALROOM_OUTBOUND_CA_FILE", "", "PEM file of certificate authorities trusted for the server's outbound requests (push services), besides the system's (a company CA)", false, str(&c.OutboundCAFile)},
 		{"log-format", "DEALROOM_LOG_FORMAT", "text", "log format: text or json", false, func(v string) error {
 			if v != "text" && v != "json" {
 				return errors.New(`must be "text" or "json"`)

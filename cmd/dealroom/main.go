@@ -204,8 +204,9 @@ type App struct {
 	done     chan error
 	closers  []func() error
 	mode     string
-	mail     mail.Sender  // nil without -smtp-url
-	replies  net.Listener // nil without -smtp-listen
+	mail     mail.Sender      // nil without -smtp-url
+	replies  net.Listener     // nil without -smtp-listen
+	push     *api.PushDevices // nil when the server does not push
 }
 
 // Mail returns the sender of the server's email, nil when none is
@@ -286,7 +287,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
 		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail, Notifier: notifier, Staff: staffOf(be.store, a.Log),
-		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
+		Push: a.push,
+		Hub:  h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
 		svc, keys, a.Log, metrics, be.ready)

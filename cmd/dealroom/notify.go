@@ -26,12 +26,18 @@ const outboxKeep = 7 * 24 * time.Hour
 // (one instance of many does). It returns nil and nil when they are off.
 // The runner stops before the store closes (closers run last first).
 func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*notify.Notifier, *consume.Runner, error) {
-	if !cfg.NotifyEmail || a.mail == nil || cfg.PublicURL == "" {
+	email := cfg.NotifyEmail && a.mail != nil
+	pushes, devices, err := a.openPush(cfg, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !email && pushes == nil || cfg.PublicURL == "" {
 		if cfg.NotifyEmail && a.mail != nil {
 			a.Log.Info("email notifications are off: they need DEALROOM_PUBLIC_URL for their links")
 		}
 		return nil, nil, nil
 	}
+	a.push = devices
 	ns, ok := store.(notify.Store)
 	if !ok {
 		return nil, nil, errors.New("email notifications: the store keeps no outbox")
@@ -41,13 +47,14 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 		return nil, nil, err
 	}
 	n, err := notify.New(notify.Config{PublicURL: cfg.PublicURL, Secret: secret, Delay: cfg.NotifyDelay, DigestHour: cfg.DigestHour,
-		ReplyDomain: cfg.ReplyDomain, Log: a.Log}, store, ns)
+		ReplyDomain: cfg.ReplyDomain, Log: a.Log,
+		Push: pushes, NoEmail: !email}, store, ns)
 	if err != nil {
 		return nil, nil, err
 	}
-	sent := metrics.Counter("dealroom_notifications_sent_total", "Notification emails the mail server accepted.")
-	failed := metrics.Counter("dealroom_notifications_failed_total", "Notification emails given up (refused for good, or failing for a day).")
-	retried := metrics.Counter("dealroom_notifications_retried_total", "Attempts at notification emails that failed for now and will be tried again.")
+	sent := metrics.Counter("dealroom_notifications_sent_total", "Notifications (email or push) the mail server or the push services accepted.")
+	failed := metrics.Counter("dealroom_notifications_failed_total", "Notifications given up (refused for good, or failing for a day).")
+	retried := metrics.Counter("dealroom_notifications_retried_total", "Attempts at notifications that failed for now and will be tried again.")
 	skipped := metrics.Counter("dealroom_notifications_skipped_total", "Notifications not sent: the person saw the item in the room before they were due.")
 	sender := n.Sender(ns, a.mail)
 	sender.Log = a.Log
@@ -74,6 +81,9 @@ func (a *App) openNotify(cfg Config, store room.Store, metrics *api.Metrics) (*n
 	}
 	r := &consume.Runner{Store: ns, Events: store, Lease: notify.Consumer, Holder: holderName(),
 		Consumers: []consume.Consumer{n.Consumer()}, Jobs: []func(context.Context) error{n.Backfill, sender.Send, n.Digests, n.Reminders, sweep}, Log: a.Log}
+	if !email {
+		r.Jobs = []func(context.Context) error{sender.Send, sweep} // no digest, reminder or backfill without mail
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -366,6 +366,97 @@ export function settingsView(ctx) {
   ctx.setTitle('Notifications');
   const el = h('div', { class: 'page settings-page' },
     h('div', { class: 'page-head' }, h('h1', { text: 'Notifications' })),
-    emailSettings(ctx));
+    emailSettings(ctx),
+    h('section', { class: 'settings-section', 'aria-label': 'This device' }, pushToggle(ctx)));
   return { el };
+}
+
+// "Notify me on this device": Web Push. The browser subscribes with the
+// server's VAPID key and the subscription is posted to the server, which
+// then pushes what it would email at once (a mention, a step given to me);
+// the service worker (/sw.js) shows it and a tap opens the item. Off
+// deletes the subscription on the server and unsubscribes the browser.
+// Shown only where the browser can and the server pushes.
+
+/** keyBytes decodes an unpadded base64url key. */
+function keyBytes(s) {
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function sameBytes(a, b) {
+  if (!a || !b) return false;
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+const PUSH_BLOCKED = 'Notifications are blocked for this site: allow them in the browser’s site settings.';
+
+export function pushToggle(ctx) {
+  const box = h('input', { type: 'checkbox', disabled: true });
+  const note = h('span', { class: 'muted small', role: 'status' });
+  const el = h('div', { class: 'push-toggle', hidden: true },
+    h('label', {}, box, ' Notify me on this device'), ' ', note);
+  const supported = 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  let reg = null;
+  let key = '';
+
+  /** mine lists my devices at the server with this browser's endpoint. */
+  const mine = async (endpoint) => (await ctx.api.get('/me/push-subscriptions')).subscriptions
+    .filter((s) => s.endpoint === endpoint);
+
+  const turnOn = async () => {
+    if (await Notification.requestPermission() !== 'granted') throw new Error(PUSH_BLOCKED);
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && !sameBytes(sub.options?.applicationServerKey, keyBytes(key))) {
+      await sub.unsubscribe(); // made with another server key: useless now
+      sub = null;
+    }
+    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
+    const j = sub.toJSON();
+    await ctx.api.post('/me/push-subscriptions', { endpoint: j.endpoint, keys: { p256dh: j.keys.p256dh, auth: j.keys.auth } });
+  };
+  const turnOff = async () => {
+    const sub = await reg.pushManager.getSubscription();
+    if (!sub) return;
+    for (const s of await mine(sub.endpoint)) await ctx.api.del(`/me/push-subscriptions/${enc(s.id)}`);
+    await sub.unsubscribe();
+  };
+
+  box.addEventListener('change', async () => {
+    const on = box.checked;
+    box.disabled = true;
+    note.textContent = on ? 'Turning on…' : 'Turning off…';
+    try {
+      if (on) await turnOn();
+      else await turnOff();
+      note.textContent = on ? 'On: mentions and steps given to you reach this device.' : 'Off on this device.';
+    } catch (err) {
+      box.checked = !on;
+      note.textContent = errorText(err);
+    } finally {
+      box.disabled = false;
+    }
+  });
+
+  (async () => {
+    if (!supported) return;
+    try {
+      key = (await ctx.api.get('/push/key')).public_key;
+    } catch {
+      return; // the server does not push
+    }
+    el.hidden = false;
+    try {
+      reg = await navigator.serviceWorker.register('/sw.js');
+      const sub = await reg.pushManager.getSubscription();
+      box.checked = !!sub && Notification.permission === 'granted' && (await mine(sub.endpoint)).length > 0;
+      box.disabled = false;
+      if (Notification.permission === 'denied') note.textContent = PUSH_BLOCKED;
+    } catch (err) {
+      note.textContent = errorText(err);
+    }
+  })();
+  return el;
 }
