@@ -52,7 +52,7 @@ var (
 	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
 	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
-		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed, bSessions, bUserSessions, bTickets, bReads}
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed, bSessions, bUserSessions, bTickets, bReads, bBriefs}
 )
 
 // schemaVersion is the form of the file this code writes. Version 2

@@ -75,6 +75,9 @@ type Room struct {
 	CreatedBy   string      `json:"created_by"`
 	CreatedAt   time.Time   `json:"created_at"`
 	UpdatedAt   time.Time   `json:"updated_at"`
+	// Forecast is the close window's history in brief (forecast.go); nil
+	// until the window is first set. Customers do not see it.
+	Forecast *Forecast `json:"forecast,omitempty"`
 	// Head, LastActivityAt and LastCustomerActivityAt are kept by the
 	// store from every event; they are left out of event data.
 	Head                   int64      `json:"head,omitzero"`
@@ -95,6 +98,10 @@ func (r *Room) Clone() *Room {
 	if r.Value != nil {
 		v := *r.Value
 		cp.Value = &v
+	}
+	if r.Forecast != nil {
+		f := *r.Forecast
+		cp.Forecast = &f
 	}
 	if r.LastCustomerActivityAt != nil {
 		t := *r.LastCustomerActivityAt
@@ -191,6 +198,7 @@ func newRoom(d Draft, id string, owner dealroom.Actor, now time.Time) (Room, err
 		if r.CloseWindow, err = checkCloseWindow(d.CloseWindow); err != nil {
 			return Room{}, err
 		}
+		r.Forecast = (*Forecast)(nil).Moved(r.CloseWindow, owner.ID, now)
 	}
 	if r.Tags, err = checkTags(d.Tags); err != nil {
 		return Room{}, err

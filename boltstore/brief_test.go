@@ -1,0 +1,12 @@
+package boltstore_test
+
+import (
+	"testing"
+
+	"dealroom/room"
+	"dealroom/room/roomtest"
+)
+
+func TestPipeline(t *testing.T) {
+	roomtest.TestPipeline(t, func(tb testing.TB) room.Store { return MustOpen(tb, tb.TempDir()) })
+}

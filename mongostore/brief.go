@@ -1,0 +1,98 @@
+package mongostore
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"dealroom/room"
+	"dealroom/task"
+)
+
+// colBriefs holds each room's brief (room.BriefStore), one document per
+// room whose _id is the room's id, written after the event's tasks and
+// members and, like them, only over an older version (_seq). A room from
+// before briefs has none until its next change of tasks or members; until
+// then its brief is made from those collections when read.
+const colBriefs = "briefs"
+
+var _ room.BriefStore = (*Store)(nil)
+
+type briefDoc struct {
+	RoomID     string `bson:"_id"`
+	room.Brief `bson:",inline"`
+	Seq        int64 `bson:"_seq"`
+}
+
+// putBrief applies ev's effects to its room's brief. Events of a room are
+// applied in order, so the stored brief is that of the event before, or
+// of ev itself when it is applied again (then nothing is written).
+func (s *Store) putBrief(ctx context.Context, ev room.Event, fx room.Effects) error {
+	if !fx.TouchesBrief() {
+		return nil
+	}
+	coll := s.db.Collection(colBriefs)
+	d, err := findOne[briefDoc](ctx, coll, bson.D{{Key: "_id", Value: ev.RoomID}})
+	if err != nil {
+		return err
+	}
+	var b room.Brief
+	switch {
+	case d != nil && d.Seq >= ev.Seq:
+		return nil
+	case d != nil:
+		b = d.Brief
+	default:
+		// The tasks and members are written already, this event's too.
+		if b, err = s.briefFromModels(ctx, ev.RoomID); err != nil {
+			return err
+		}
+	}
+	b.Apply(fx)
+	return s.condReplace(ctx, coll, bson.D{{Key: "_id", Value: ev.RoomID}}, ev.Seq, briefDoc{RoomID: ev.RoomID, Brief: b, Seq: ev.Seq})
+}
+
+// briefFromModels makes a room's brief from its tasks and members.
+func (s *Store) briefFromModels(ctx context.Context, roomID string) (room.Brief, error) {
+	ts, err := findAll[task.Task](ctx, s.tasks, inRoom(roomID, notDeleted), options.Find().SetSort(sortBy("position", "id")))
+	if err != nil {
+		return room.Brief{}, err
+	}
+	ms, err := s.getMembers(ctx, roomID)
+	if err != nil {
+		return room.Brief{}, err
+	}
+	return room.BriefOf(ts, ms), nil
+}
+
+// Briefs implements room.BriefStore: one query for the rooms' briefs.
+// Like AssignedTasks, it reads across rooms without waiting for a room's
+// read models to catch up with its log.
+func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Brief, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]room.Brief, len(rooms))
+	if len(rooms) == 0 {
+		return out, nil
+	}
+	ds, err := findAll[briefDoc](ctx, s.db.Collection(colBriefs), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: rooms}}}})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	for _, d := range ds {
+		out[d.RoomID] = d.Brief
+	}
+	for _, id := range rooms {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		b, err := s.briefFromModels(ctx, id)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out[id] = b
+	}
+	return out, nil
+}
