@@ -74,7 +74,11 @@ func (s *Server) getRoom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p.Present(r))
+	h, err := s.svc.PlanHealth(c.Request().Context(), actor(c), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, withHealth(p.Present(r), h))
 }
 
 func (s *Server) events(c echo.Context) error {

@@ -208,7 +208,7 @@ type DueConfirmation struct {
 // other side) or its date is no longer c.Due; EINVALID when it has no date.
 // Confirming a confirmed date changes nothing.
 func (s *Service) ConfirmDue(ctx context.Context, a dealroom.Actor, room, id string, c DueConfirmation, key string) (TaskResult, error) {
-	return run(ctx, s, change[TaskResult]{actor: a, room: room, key: key, op: "task.confirm_due", input: []any{id, c},
+	return run(ctx, s, change[TaskResult]{actor: a, room: room, key: key, op: "task.confirm", input: []any{id, c},
 		decide: func(v View, p Perm, r *Room, now time.Time) (Event, TaskResult, error) {
 			old, err := visibleTask(v, p, id)
 			if err != nil {
