@@ -21,10 +21,10 @@ func (s *Server) pipeline(c echo.Context) error {
 		return err
 	} else if present {
 		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > 365 {
-			return dealroom.Invalid("quiet_days", "quiet_days must be a whole number of days from 1 to 365")
+		if err != nil || n < 0 || n > 365 {
+			return dealroom.Invalid("quiet_days", "quiet_days must be a whole number of days from 0 to 365")
 		}
-		f.QuietDays = n
+		f.QuietDays = &n
 	}
 	format, _, err := queryValue(c, "format")
 	if err != nil {

@@ -113,7 +113,7 @@ func TestPipelineOneRequest(t *testing.T) {
 	}
 	assert.Equal(t, []string{"confirmed", "slipped"}, states)
 
-	for _, bad := range []string{"quiet_days=0", "quiet_days=x", "format=xml", "close_window=soon"} {
+	for _, bad := range []string{"quiet_days=-1", "quiet_days=366", "quiet_days=x", "format=xml", "close_window=soon"} {
 		r := ts.do(t, "GET", "/pipeline?"+bad, tok(t, manager), nil)
 		assert.Equal(t, 422, r.Status, "%s: %s", bad, r)
 	}

@@ -107,13 +107,14 @@ type Pipeline struct {
 }
 
 // PipelineFilter narrows the pipeline: the room filter's stage, owner and
-// close window, and the days without customer activity that make a room
-// quiet (0: DefaultQuietDays).
+// close window, and the days without customer activity that make an open
+// room quiet (nil: DefaultQuietDays; 0: every open room without customer
+// activity this very moment).
 type PipelineFilter struct {
 	Stage       Stage
 	Owner       string
 	CloseWindow CloseWindow
-	QuietDays   int
+	QuietDays   *int
 }
 
 // DefaultQuietDays is how long an open room may go without customer
@@ -137,11 +138,12 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 	if a.IsCustomer() {
 		return nil, forbidden("the pipeline is for staff")
 	}
-	if f.QuietDays < 0 || f.QuietDays > 365 {
-		return nil, dealroom.Invalid("quiet_days", "quiet_days is a number of days from 0 to 365")
+	quietDays := DefaultQuietDays
+	if f.QuietDays != nil {
+		quietDays = *f.QuietDays
 	}
-	if f.QuietDays == 0 {
-		f.QuietDays = DefaultQuietDays
+	if quietDays < 0 || quietDays > 365 {
+		return nil, dealroom.Invalid("quiet_days", "quiet_days is a number of days from 0 to 365")
 	}
 	bs, err := s.briefs()
 	if err != nil {
@@ -161,7 +163,7 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 		return nil, err
 	}
 	now := s.now()
-	p := &Pipeline{AsOf: task.DateOf(now), QuietDays: f.QuietDays, Cards: make([]Card, 0, len(listed)),
+	p := &Pipeline{AsOf: task.DateOf(now), QuietDays: quietDays, Cards: make([]Card, 0, len(listed)),
 		Overdue: []OverdueStep{}, Quiet: []string{}}
 	quietSince := map[string]time.Time{}
 	for _, l := range listed {
@@ -171,7 +173,7 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 		if l.Room.LastCustomerActivityAt != nil {
 			last = *l.Room.LastCustomerActivityAt
 		}
-		c.Quiet = !l.Room.Closed() && now.Sub(last) > time.Duration(f.QuietDays)*24*time.Hour
+		c.Quiet = !l.Room.Closed() && now.Sub(last) > time.Duration(quietDays)*24*time.Hour
 		if c.Quiet {
 			p.Quiet = append(p.Quiet, l.Room.ID)
 			quietSince[l.Room.ID] = last

@@ -33,6 +33,8 @@ func TestPipeline(t *testing.T, open Opener) {
 	}
 }
 
+func days(n int) *int { return &n }
+
 func day(s string) *task.Date {
 	d, err := task.ParseDate("due", s)
 	if err != nil {
@@ -333,7 +335,7 @@ func testPipelineAccess(t *testing.T, open Opener) {
 	r := f.planRoom(t, "Acme renewal")
 	_, err := f.svc.Pipeline(f.ctx, Carol, room.PipelineFilter{})
 	assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err), "customers get no pipeline")
-	_, err = f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{QuietDays: -1})
+	_, err = f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{QuietDays: days(-1)})
 	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err))
 
 	bob, err := f.svc.Pipeline(f.ctx, Bob, room.PipelineFilter{})
@@ -362,7 +364,7 @@ func testPipelineQuiet(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{r}, p.Quiet, "no customer touch in 15 days")
 	assert.True(t, p.Cards[0].Quiet)
-	p, err = f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{QuietDays: 30})
+	p, err = f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{QuietDays: days(30)})
 	require.NoError(t, err)
 	assert.Empty(t, p.Quiet)
 
