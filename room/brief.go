@@ -16,8 +16,42 @@ import (
 // manager's view of a thousand rooms reads a thousand small records, not
 // their events, tasks and members.
 type Brief struct {
-	Steps  []task.Task `json:"steps"`
-	People []Person    `json:"people"`
+	Steps  []Step   `json:"steps"`
+	People []Person `json:"people"`
+}
+
+// Step is a step of a plan in brief: what the pipeline shows and counts of
+// it. It is kept small, since the pipeline reads every step of every room.
+type Step struct {
+	ID         string              `json:"id"`
+	Title      string              `json:"title"`
+	Status     task.Status         `json:"status"`
+	Due        *task.Date          `json:"due"`
+	Visibility dealroom.Visibility `json:"visibility"`
+	Position   float64             `json:"position"`
+	Assignees  []string            `json:"assignees"`
+	Commitment *Promise            `json:"commitment,omitempty"`
+}
+
+// Promise is a step's commitment in brief (task.Commitment).
+type Promise struct {
+	State        task.CommitState `json:"state"`
+	ProposedSide dealroom.Kind    `json:"proposed_side"`
+	Slips        int              `json:"slips"`
+	SlippedDays  int              `json:"slipped_days"`
+}
+
+// StepOf returns t in brief.
+func StepOf(t task.Task) Step {
+	s := Step{ID: t.ID, Title: t.Title, Status: t.Status, Due: t.Due, Visibility: t.Visibility, Position: t.Position,
+		Assignees: t.Assignees}
+	if c := t.Commitment; c != nil {
+		s.Commitment = &Promise{State: c.State, ProposedSide: c.ProposedSide, Slips: c.Slips, SlippedDays: c.SlippedDays}
+	}
+	if s.Assignees == nil {
+		s.Assignees = []string{}
+	}
+	return s
 }
 
 // Person is a member as a brief names them.
@@ -53,14 +87,13 @@ func (fx Effects) TouchesBrief() bool {
 // changes nothing more.
 func (b *Brief) Apply(fx Effects) {
 	for _, t := range fx.Tasks {
-		t.Description, t.Mentions = "", nil
-		b.Steps = slices.DeleteFunc(b.Steps, func(s task.Task) bool { return s.ID == t.ID })
-		b.Steps = append(b.Steps, t)
+		b.Steps = slices.DeleteFunc(b.Steps, func(s Step) bool { return s.ID == t.ID })
+		b.Steps = append(b.Steps, StepOf(t))
 	}
 	for _, id := range fx.DeletedTasks {
-		b.Steps = slices.DeleteFunc(b.Steps, func(s task.Task) bool { return s.ID == id })
+		b.Steps = slices.DeleteFunc(b.Steps, func(s Step) bool { return s.ID == id })
 	}
-	slices.SortStableFunc(b.Steps, func(x, y task.Task) int {
+	slices.SortStableFunc(b.Steps, func(x, y Step) int {
 		switch {
 		case x.Position < y.Position:
 			return -1
@@ -81,7 +114,7 @@ func (b *Brief) Apply(fx Effects) {
 		b.People = slices.DeleteFunc(b.People, func(q Person) bool { return q.UserID == u })
 	}
 	if b.Steps == nil {
-		b.Steps = []task.Task{}
+		b.Steps = []Step{}
 	}
 	if b.People == nil {
 		b.People = []Person{}

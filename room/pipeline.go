@@ -3,7 +3,6 @@ package room
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"dealroom"
@@ -38,7 +37,7 @@ type Health struct {
 }
 
 // HealthOf measures the health of a plan's steps on day today.
-func HealthOf(steps []task.Task, today task.Date) Health {
+func HealthOf(steps []Step, today task.Date) Health {
 	var h Health
 	for i := range steps {
 		t := &steps[i]
@@ -75,7 +74,7 @@ type Card struct {
 	Owner Person `json:"owner"`
 	// NextStep is the open step due first (the first open step by
 	// position when none has a date); nil when every step is done.
-	NextStep *task.Task `json:"next_step"`
+	NextStep *Step  `json:"next_step"`
 	Health   Health     `json:"health"`
 	// Overdue counts the room's open steps due before today, internal
 	// ones included.
@@ -89,7 +88,7 @@ type Card struct {
 type OverdueStep struct {
 	RoomID   string    `json:"room_id"`
 	RoomName string    `json:"room_name"`
-	Step     task.Task `json:"step"`
+	Step     Step   `json:"step"`
 	// Owners are the names of its assignees.
 	Owners []string `json:"owners"`
 }
@@ -183,7 +182,7 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 		}
 		p.Cards = append(p.Cards, c)
 	}
-	slices.SortStableFunc(p.Overdue, func(x, y OverdueStep) int { return strings.Compare(x.Step.Due.String(), y.Step.Due.String()) })
+	slices.SortStableFunc(p.Overdue, func(x, y OverdueStep) int { return x.Step.Due.Compare(*y.Step.Due) })
 	slices.SortStableFunc(p.Quiet, func(x, y string) int { return quietSince[x].Compare(quietSince[y]) })
 	return p, nil
 }

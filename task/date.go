@@ -38,7 +38,28 @@ func (d Date) String() string {
 }
 
 // Before reports whether d is an earlier day than e.
-func (d Date) Before(e Date) bool { return d.String() < e.String() }
+func (d Date) Before(e Date) bool { return d.Compare(e) < 0 }
+
+// Compare returns -1, 0 or +1 as d is before, the same day as, or after e.
+func (d Date) Compare(e Date) int {
+	switch {
+	case d.Year != e.Year:
+		return cmp(d.Year, e.Year)
+	case d.Month != e.Month:
+		return cmp(int(d.Month), int(e.Month))
+	}
+	return cmp(d.Day, e.Day)
+}
+
+func cmp(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
 
 // Equal reports whether two optional days are the same.
 func (d *Date) Equal(e *Date) bool {
