@@ -47,6 +47,8 @@
 //     Index: {room_id, created_at: -1}.
 //   - inbox: room.InboxItem (one per event and user). Index:
 //     {user_id, id} unique.
+//   - briefs: _id = room id + room.Brief (the pipeline's steps and people
+//     of the room, brief.go) + _seq.
 //   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
 //     blobs.uploads, the uploads in progress.
 //

@@ -70,7 +70,7 @@ describe('a step’s date as a commitment between the two sides', () => {
   test('the rep slips it by five days', async () => {
     await taskRow(rep, STEP).locator('a.task-title').click();
     await rep.getByRole('heading', { level: 2, name: STEP }).waitFor();
-    await rep.getByLabel('Due', { exact: true }).fill(isoDay(15));
+    await rep.getByRole('form', { name: 'Step details' }).getByLabel('Due', { exact: true }).fill(isoDay(15));
     await rep.getByRole('button', { name: 'Save changes' }).click();
     await rep.getByText('Saved.').waitFor();
     await rep.locator('.task-badges [data-fk="commitment"][data-state="slipped"]', { hasText: 'Slipped 5 days by Rosa Rep' }).waitFor();

@@ -70,7 +70,8 @@ export function pipelineView(ctx) {
     }
   });
   const refresh = h('button', { type: 'button', class: 'ghost', on: { click: () => load() } }, icon('refresh'), 'Refresh');
-  const csv = h('a', { class: 'button ghost', href: '/api/v1/pipeline?format=csv', download: '', text: 'Download CSV' });
+  // The export downloads (Content-Disposition: attachment): the page stays.
+  const csv = h('button', { type: 'button', class: 'ghost', text: 'Download CSV', on: { click: () => { location.href = ctx.api.url('/pipeline', { format: 'csv', quiet_days: quietDays }); } } });
 
   const lastTouch = (r) => r.last_customer_activity_at || null;
 
@@ -216,7 +217,7 @@ export function pipelineView(ctx) {
   load();
 
   const el = h('div', { class: 'page pipeline' },
-    h('div', { class: 'page-head' }, h('h1', { text: 'Pipeline' }), csv, refresh),
+    h('div', { class: 'page-head' }, h('h1', { text: 'Pipeline' }), h('div', { class: 'page-head-actions' }, csv, refresh)),
     h('div', { class: 'toolbar' }, groupButtons,
       h('label', { class: 'inline-field' }, 'Quiet after ', quietInput, ' days without a customer touch')),
     status, stats,
