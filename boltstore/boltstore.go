@@ -81,6 +81,8 @@ type Store struct {
 	// write lock, no request can be queued that the writer would not see.
 	sending sync.RWMutex
 	closed  bool
+	// briefs keeps the briefs the pipeline decoded (brief.go).
+	briefs room.BriefCache
 	// wc is the writer's cache of decoded rooms and members, zip its
 	// compressor of events.
 	wc  wcache

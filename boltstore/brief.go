@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/json"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -52,8 +53,14 @@ func brief(tx *bolt.Tx, roomID string) (room.Brief, error) {
 	return room.BriefOf(ts, ms), nil
 }
 
+func decodeBrief(raw []byte) (room.Brief, error) {
+	var b room.Brief
+	err := json.Unmarshal(raw, &b)
+	return b, err
+}
+
 // Briefs implements room.BriefStore: one read transaction, one record per
-// room.
+// room, decoded only when it changed since the last read (room.BriefCache).
 func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Brief, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, dealroom.Unavailable(err)
@@ -64,7 +71,13 @@ func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Bri
 			if tx.Bucket(bRooms).Get([]byte(id)) == nil {
 				continue
 			}
-			b, err := brief(tx, id)
+			var b room.Brief
+			var err error
+			if raw := tx.Bucket(bBriefs).Get([]byte(id)); raw != nil {
+				b, err = s.briefs.Decode(id, raw, decodeBrief)
+			} else {
+				b, err = brief(tx, id)
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -77,12 +77,8 @@ func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Bri
 	if len(rooms) == 0 {
 		return out, nil
 	}
-	ds, err := findAll[briefDoc](ctx, s.db.Collection(colBriefs), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: rooms}}}})
-	if err != nil {
+	if err := s.readBriefs(ctx, rooms, out); err != nil {
 		return nil, s.fail(ctx, err)
-	}
-	for _, d := range ds {
-		out[d.RoomID] = d.Brief
 	}
 	for _, id := range rooms {
 		if _, ok := out[id]; ok {
@@ -95,4 +91,33 @@ func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Bri
 		out[id] = b
 	}
 	return out, nil
+}
+
+// readBriefs reads the stored briefs of rooms into out, in one query,
+// decoding only those whose document changed since the last read
+// (room.BriefCache).
+func (s *Store) readBriefs(ctx context.Context, rooms []string, out map[string]room.Brief) error {
+	cur, err := s.db.Collection(colBriefs).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: rooms}}}})
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		id, ok := cur.Current.Lookup("_id").StringValueOK()
+		if !ok {
+			continue
+		}
+		b, err := s.briefs.Decode(id, cur.Current, decodeBrief)
+		if err != nil {
+			return err
+		}
+		out[id] = b
+	}
+	return cur.Err()
+}
+
+func decodeBrief(raw []byte) (room.Brief, error) {
+	var d briefDoc
+	err := bson.UnmarshalWithRegistry(registry, raw, &d)
+	return d.Brief, err
 }

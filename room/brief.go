@@ -1,9 +1,11 @@
 package room
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
+	"sync"
 
 	"dealroom"
 	"dealroom/task"
@@ -129,4 +131,45 @@ func (b *Brief) Name(user string) string {
 		}
 	}
 	return ""
+}
+
+// BriefCache keeps decoded briefs by room beside the stored bytes they were
+// decoded from, so that a store reading a brief whose bytes did not change
+// since it last read them skips decoding it: the pipeline reads every
+// room's brief, and most rooms did not change between two reads. Its zero
+// value is ready; it is safe for concurrent use.
+type BriefCache struct {
+	mu sync.Mutex
+	m  map[string]cachedBrief
+}
+
+type cachedBrief struct {
+	raw   []byte
+	brief Brief
+}
+
+// maxCachedBriefs bounds the cache: past it, the cache starts over.
+const maxCachedBriefs = 50000
+
+// Decode returns the brief of room stored as raw, decoded by decode unless
+// the same bytes were decoded before. The brief's slices are copies; the
+// steps' assignees and commitments are shared and must not be changed.
+func (c *BriefCache) Decode(room string, raw []byte, decode func([]byte) (Brief, error)) (Brief, error) {
+	c.mu.Lock()
+	e, ok := c.m[room]
+	c.mu.Unlock()
+	if !ok || !bytes.Equal(e.raw, raw) {
+		b, err := decode(raw)
+		if err != nil {
+			return Brief{}, err
+		}
+		e = cachedBrief{raw: bytes.Clone(raw), brief: b}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxCachedBriefs {
+			c.m = make(map[string]cachedBrief)
+		}
+		c.m[room] = e
+		c.mu.Unlock()
+	}
+	return Brief{Steps: slices.Clone(e.brief.Steps), People: slices.Clone(e.brief.People)}, nil
 }

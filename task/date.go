@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -75,7 +76,11 @@ func (d Date) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 // UnmarshalJSON reads "YYYY-MM-DD".
 func (d *Date) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if len(b) == len(`"2006-01-02"`) && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], `"\\`) {
+		// The common case, read without a second pass of the decoder (the
+		// pipeline reads thousands of dates).
+		s = string(b[1 : len(b)-1])
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		return dealroom.Invalid("due", "due must be a date written YYYY-MM-DD")
 	}
 	v, err := ParseDate("due", s)
