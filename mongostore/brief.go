@@ -2,6 +2,8 @@ package mongostore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -15,14 +17,19 @@ import (
 // members and, like them, only over an older version (_seq). A room from
 // before briefs has none until its next change of tasks or members; until
 // then its brief is made from those collections when read.
+//
+// The brief is kept as its JSON, in one binary field: the pipeline reads
+// every room's brief, and a server answers a thousand documents of one
+// field each much faster than of a few hundred fields each (on
+// mongo-java-server, 4 times faster); nothing queries inside a brief.
 const colBriefs = "briefs"
 
 var _ room.BriefStore = (*Store)(nil)
 
 type briefDoc struct {
-	RoomID     string `bson:"_id"`
-	room.Brief `bson:",inline"`
-	Seq        int64 `bson:"_seq"`
+	RoomID string `bson:"_id"`
+	JSON   []byte `bson:"json"`
+	Seq    int64  `bson:"_seq"`
 }
 
 // putBrief applies ev's effects to its room's brief. Events of a room are
@@ -42,7 +49,9 @@ func (s *Store) putBrief(ctx context.Context, ev room.Event, fx room.Effects) er
 	case d != nil && d.Seq >= ev.Seq:
 		return nil
 	case d != nil:
-		b = d.Brief
+		if b, err = decodeBrief(d.JSON); err != nil {
+			return err
+		}
 	default:
 		// The tasks and members are written already, this event's too.
 		if b, err = s.briefFromModels(ctx, ev.RoomID); err != nil {
@@ -50,7 +59,11 @@ func (s *Store) putBrief(ctx context.Context, ev room.Event, fx room.Effects) er
 		}
 	}
 	b.Apply(fx)
-	return s.condReplace(ctx, coll, bson.D{{Key: "_id", Value: ev.RoomID}}, ev.Seq, briefDoc{RoomID: ev.RoomID, Brief: b, Seq: ev.Seq})
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	return s.condReplace(ctx, coll, bson.D{{Key: "_id", Value: ev.RoomID}}, ev.Seq, briefDoc{RoomID: ev.RoomID, JSON: raw, Seq: ev.Seq})
 }
 
 // briefFromModels makes a room's brief from its tasks and members.
@@ -96,18 +109,43 @@ func (s *Store) Briefs(ctx context.Context, rooms []string) (map[string]room.Bri
 // readBriefs reads the stored briefs of rooms into out, in one query,
 // decoding only those whose document changed since the last read
 // (room.BriefCache).
+//
+// When the rooms are most of those there are (a manager's pipeline), it
+// reads the whole collection and keeps those asked for: a scan is what a
+// server does for so many keys anyway, and some servers (mongo-java-server)
+// answer a long $in much more slowly than a scan (80 ms against 15 for
+// 1,000 rooms).
 func (s *Store) readBriefs(ctx context.Context, rooms []string, out map[string]room.Brief) error {
-	cur, err := s.db.Collection(colBriefs).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: rooms}}}})
+	coll := s.db.Collection(colBriefs)
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: rooms}}}}
+	var wanted map[string]bool
+	if len(rooms) >= 100 {
+		n, err := coll.EstimatedDocumentCount(ctx)
+		if err != nil {
+			return err
+		}
+		if int64(len(rooms))*2 >= n {
+			filter, wanted = bson.D{}, make(map[string]bool, len(rooms))
+			for _, id := range rooms {
+				wanted[id] = true
+			}
+		}
+	}
+	cur, err := coll.Find(ctx, filter)
 	if err != nil {
 		return err
 	}
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
 		id, ok := cur.Current.Lookup("_id").StringValueOK()
-		if !ok {
+		if wanted != nil && !wanted[id] {
 			continue
 		}
-		b, err := s.briefs.Decode(id, cur.Current, decodeBrief)
+		_, raw, isBinary := cur.Current.Lookup("json").BinaryOK()
+		if !ok || !isBinary {
+			return fmt.Errorf("mongostore: a brief that is not one: %v", cur.Current)
+		}
+		b, err := s.briefs.Decode(id, raw, decodeBrief)
 		if err != nil {
 			return err
 		}
@@ -117,7 +155,7 @@ func (s *Store) readBriefs(ctx context.Context, rooms []string, out map[string]r
 }
 
 func decodeBrief(raw []byte) (room.Brief, error) {
-	var d briefDoc
-	err := bson.UnmarshalWithRegistry(registry, raw, &d)
-	return d.Brief, err
+	var b room.Brief
+	err := json.Unmarshal(raw, &b)
+	return b, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,20 +61,27 @@ func BenchPipeline(b *testing.B, s room.Store, rooms, steps int) {
 	cold, cpuCold := time.Now(), cpuTime()
 	p, err := svc.Pipeline(ctx, Mike, room.PipelineFilter{})
 	require.NoError(b, err)
-	b.ReportMetric(float64(time.Since(cold).Microseconds())/1000, "first-ms")
-	b.ReportMetric(float64((cpuTime()-cpuCold).Microseconds())/1000, "first-cpu-ms")
+	require.NoError(b, json.NewEncoder(io.Discard).Encode(p))
+	firstMS, firstCPU := float64(time.Since(cold).Microseconds())/1000, float64((cpuTime()-cpuCold).Microseconds())/1000
 	require.Len(b, p.Cards, rooms)
 	require.NotEmpty(b, p.Overdue)
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := svc.Pipeline(ctx, Mike, room.PipelineFilter{}); err != nil {
+		// The answer as the API sends it: read, then written as JSON.
+		p, err := svc.Pipeline(ctx, Mike, room.PipelineFilter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := json.NewEncoder(io.Discard).Encode(p); err != nil {
 			b.Fatal(err)
 		}
 	}
 	// On a machine shared with other work the time per answer is mostly
 	// waiting for a core; the process's CPU time per answer is not.
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(firstMS, "first-ms")
+	b.ReportMetric(firstCPU, "first-cpu-ms")
 }
 
 // cpuTime is the CPU time the process used so far (user and system).

@@ -2,6 +2,7 @@ package roomtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func TestPipeline(t *testing.T, open Opener) {
 		{"PipelineCardsAndHealth", testPipelineCards},
 		{"PipelineAccess", testPipelineAccess},
 		{"PipelineQuietRooms", testPipelineQuiet},
+		{"PipelineOfManyRooms", testPipelineMany},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -378,4 +380,37 @@ func testPipelineQuiet(t *testing.T, open Opener) {
 	p, err = f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{})
 	require.NoError(t, err)
 	assert.Empty(t, p.Quiet, "a won deal is not quiet")
+}
+
+// testPipelineMany: a pipeline of more rooms than a store may read one by
+// one (the MongoDB store then reads all briefs at once), for a rep who is in
+// most of them.
+func testPipelineMany(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 120 {
+		id := fmt.Sprintf("r_many%04d", i)
+		_, err := f.store.Execute(f.ctx, room.Command{Room: id, Actor: Alice.ID, At: at,
+			Decide: func(room.View) (room.Decision, error) { return room.Decision{Event: benchRoom(id, i, 5, at)}, nil }})
+		require.NoError(t, err)
+	}
+	for i := range 30 {
+		_, err := f.svc.CreateRoom(f.ctx, Alice, room.Draft{Name: fmt.Sprintf("Alice alone %d", i), Company: "Solo"}, "")
+		require.NoError(t, err)
+	}
+	bob, err := f.svc.Pipeline(f.ctx, Bob, room.PipelineFilter{})
+	require.NoError(t, err)
+	require.Len(t, bob.Cards, 120, "Bob's rooms, not Alice's others")
+	for _, c := range bob.Cards {
+		assert.Contains(t, c.Room.ID, "r_many")
+		assert.Len(t, c.Room.ID, len("r_many0000"))
+		assert.Equal(t, 4, c.Health.Steps, "the shared steps of each room (one of five is internal)")
+		assert.Equal(t, "Alice Rep", c.Owner.Name)
+	}
+	mike, err := f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{})
+	require.NoError(t, err)
+	assert.Len(t, mike.Cards, 150)
+	some, err := f.svc.Pipeline(f.ctx, Mike, room.PipelineFilter{Stage: room.Solution})
+	require.NoError(t, err)
+	assert.Len(t, some.Cards, 30)
 }
