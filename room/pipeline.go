@@ -75,7 +75,7 @@ type Card struct {
 	// NextStep is the open step due first (the first open step by
 	// position when none has a date); nil when every step is done.
 	NextStep *Step  `json:"next_step"`
-	Health   Health     `json:"health"`
+	Health   Health `json:"health"`
 	// Overdue counts the room's open steps due before today, internal
 	// ones included.
 	Overdue int `json:"overdue"`
@@ -86,8 +86,8 @@ type Card struct {
 
 // OverdueStep is an open step past its date, with its room.
 type OverdueStep struct {
-	RoomID   string    `json:"room_id"`
-	RoomName string    `json:"room_name"`
+	RoomID   string `json:"room_id"`
+	RoomName string `json:"room_name"`
 	Step     Step   `json:"step"`
 	// Owners are the names of its assignees.
 	Owners []string `json:"owners"`
