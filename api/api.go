@@ -242,6 +242,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.DELETE("/users/:user/sessions", s.endSessionsOf)
 
 	a.GET("/rooms", s.listRooms)
+	a.GET("/pipeline", s.pipeline)
 	a.POST("/rooms", s.createRoom)
 	a.GET("/rooms/:room", s.getRoom)
 	a.GET("/rooms/:room/events", s.events)

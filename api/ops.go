@@ -106,6 +106,11 @@ var operations = []operation{
 		call: func(ctx context.Context, svc *room.Service, a dealroom.Actor, r, id string, in task.Patch, key string) (room.TaskResult, error) {
 			return svc.UpdateTask(ctx, a, r, id, in, key)
 		}},
+	op[room.DueConfirmation, room.TaskResult]{name: "task.confirm", method: http.MethodPost, path: "/rooms/:room/tasks/:task/confirm-due",
+		item: "task", itemField: "id", status: http.StatusOK,
+		call: func(ctx context.Context, svc *room.Service, a dealroom.Actor, r, id string, in room.DueConfirmation, key string) (room.TaskResult, error) {
+			return svc.ConfirmDue(ctx, a, r, id, in, key)
+		}},
 	op[none, room.Written]{name: "task.delete", method: http.MethodDelete, path: "/rooms/:room/tasks/:task",
 		item: "task", itemField: "id", status: http.StatusNoContent,
 		call: func(ctx context.Context, svc *room.Service, a dealroom.Actor, r, id string, _ none, key string) (room.Written, error) {

@@ -79,7 +79,11 @@ func (s *Server) getRoom(c echo.Context) error {
 		return err
 	}
 	s.engage.page(c, r.ID, p)
-	return c.JSON(http.StatusOK, p.Present(r))
+	h, err := s.svc.PlanHealth(c.Request().Context(), actor(c), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, withHealth(p.Present(r), h))
 }
 
 func (s *Server) events(c echo.Context) error {

@@ -31,7 +31,7 @@ func applyEffects(tx *bolt.Tx, wc *wcache, ev room.Event, fx room.Effects) error
 		wc.membersChanged(ev.RoomID)
 	}
 	for _, put := range []func(*bolt.Tx, room.Event, room.Effects) error{
-		putMembers, putTasks, putMessages, putAttachments, putInvites, putInbox,
+		putMembers, putTasks, putMessages, putAttachments, putInvites, putInbox, putBrief,
 	} {
 		if err := put(tx, ev, fx); err != nil {
 			return err

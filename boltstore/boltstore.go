@@ -52,7 +52,7 @@ var (
 	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
 	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
-		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed, bSessions, bUserSessions, bTickets, bReads}
+		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed, bSessions, bUserSessions, bTickets, bReads, bBriefs}
 )
 
 // schemaVersion is the form of the file this code writes. Version 2
@@ -81,6 +81,8 @@ type Store struct {
 	// write lock, no request can be queued that the writer would not see.
 	sending sync.RWMutex
 	closed  bool
+	// briefs keeps the briefs the pipeline decoded (brief.go).
+	briefs room.BriefCache
 	// wc is the writer's cache of decoded rooms and members, zip its
 	// compressor of events.
 	wc  wcache

@@ -51,6 +51,8 @@
 //     that keep an external id to one room (external.go).
 //   - service_accounts ({_id, key_hash unique, ...}) and staff_people
 //     ({_id: email, ...}): package staff (staff.go).
+//   - briefs: _id = room id + room.Brief (the pipeline's steps and people
+//     of the room, brief.go) + _seq.
 //   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
 //     blobs.uploads, the uploads in progress.
 //

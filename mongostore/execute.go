@@ -577,6 +577,9 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 			return err
 		}
 	}
+	if err := s.putBrief(ctx, ev, fx); err != nil {
+		return err
+	}
 	return s.advance(ctx, ev)
 }
 

@@ -53,6 +53,8 @@ type Store struct {
 	locks roomLocks
 	fresh freshCache
 	hot   hotRooms
+	// briefs keeps the briefs the pipeline decoded (brief.go).
+	briefs room.BriefCache
 
 	clashes   atomic.Int64 // seqs found taken by another writer
 	closed    atomic.Bool

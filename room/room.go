@@ -82,6 +82,9 @@ type Room struct {
 	// FollowUpDays is how many days without a customer's touch pass before
 	// the owner is reminded of the room (FollowUp); 0: the default.
 	FollowUpDays int `json:"follow_up_days"`
+	// Forecast is the close window's history in brief (forecast.go); nil
+	// until the window is first set. Customers do not see it.
+	Forecast *Forecast `json:"forecast,omitempty"`
 	// Head, LastActivityAt and LastCustomerActivityAt are kept by the
 	// store from every event; they are left out of event data.
 	Head                   int64      `json:"head,omitzero"`
@@ -102,6 +105,10 @@ func (r *Room) Clone() *Room {
 	if r.Value != nil {
 		v := *r.Value
 		cp.Value = &v
+	}
+	if r.Forecast != nil {
+		f := *r.Forecast
+		cp.Forecast = &f
 	}
 	if r.LastCustomerActivityAt != nil {
 		t := *r.LastCustomerActivityAt
@@ -220,6 +227,7 @@ func newRoom(d Draft, id string, owner dealroom.Actor, now time.Time) (Room, err
 		if r.CloseWindow, err = checkCloseWindow(d.CloseWindow); err != nil {
 			return Room{}, err
 		}
+		r.Forecast = (*Forecast)(nil).Moved(r.CloseWindow, owner.ID, now)
 	}
 	if r.Tags, err = checkTags(d.Tags); err != nil {
 		return Room{}, err

@@ -166,6 +166,10 @@ func (s *Service) UpdateRoom(ctx context.Context, a dealroom.Actor, id string, p
 			if err != nil || len(changed) == 0 {
 				return noChange, Written{}, err
 			}
+			if slices.Contains(changed, "close_window") {
+				n.Forecast = r.Forecast.Moved(n.CloseWindow, a.ID, now)
+				changed = append(changed, "forecast")
+			}
 			vis := dealroom.Internal
 			for _, f := range changed {
 				if slices.Contains(customerFields, f) {

@@ -88,6 +88,9 @@ func (s *Service) CreateTask(ctx context.Context, a dealroom.Actor, room string,
 			if err := checkAssignees(v, t); err != nil {
 				return Event{}, TaskResult{}, err
 			}
+			if t.Visibility == dealroom.Shared {
+				t.Commitment = task.Propose(nil, nil, t.Due, a.ID, sideOf(p), now)
+			}
 			mt, err := found.Check(v, t.Description, t.Visibility, "description")
 			if err != nil {
 				return Event{}, TaskResult{}, err
@@ -149,6 +152,7 @@ func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id str
 					changed = append(changed, "mentions")
 				}
 			}
+			changed = recommit(old, &n, changed, a, p, now)
 			if len(changed) == 0 {
 				return noChange, TaskResult{Task: *old, UnresolvedMentions: orEmpty(unresolved)}, nil
 			}
@@ -159,6 +163,85 @@ func (s *Service) UpdateTask(ctx context.Context, a dealroom.Actor, room, id str
 			return ev, TaskResult{Task: n, UnresolvedMentions: orEmpty(unresolved)}, err
 		},
 		replay: func(ev Event) (TaskResult, error) { return s.taskReplay(ctx, ev, pt.Description.Set) }})
+}
+
+// recommit keeps the commitment of a step whose date or visibility
+// changed (commitment.go in package task), and adds "commitment" to the
+// changed fields when it moved. A step made shared starts afresh: what was
+// said of its date on the staff side was no promise to the customer.
+func recommit(old *task.Task, n *task.Task, changed []string, a dealroom.Actor, p Perm, now time.Time) []string {
+	if n.Visibility != dealroom.Shared {
+		n.Commitment = nil
+	} else if slices.Contains(changed, "due") || slices.Contains(changed, "visibility") {
+		prev := old.Commitment
+		if old.Visibility != dealroom.Shared {
+			prev = nil
+		}
+		n.Commitment = task.Propose(prev, old.Due, n.Due, a.ID, sideOf(p), now)
+	}
+	if string(mustJSON(old.Commitment)) != string(mustJSON(n.Commitment)) {
+		changed = append(changed, "commitment")
+	}
+	return changed
+}
+
+// sideOf is the side of the deal p's holder speaks for in the room.
+func sideOf(p Perm) dealroom.Kind {
+	if p.Internal {
+		return dealroom.Staff
+	}
+	return dealroom.Customer
+}
+
+// DueConfirmation is the input of a step's date confirmation: the date the
+// confirming person saw, so that a date changed meanwhile is not confirmed
+// unseen.
+type DueConfirmation struct {
+	Due task.Date `json:"due"`
+}
+
+// ConfirmDue confirms a shared step's due date on behalf of the side that
+// did not propose it: one task.updated event whose changes hold the
+// commitment before and after. Writers only. Errors: ENOTFOUND for a step
+// the actor cannot see; EFORBIDDEN for readers and for the side that
+// proposed the date; ECONFLICT when the step is internal (there is no
+// other side) or its date is no longer c.Due; EINVALID when it has no date.
+// Confirming a confirmed date changes nothing.
+func (s *Service) ConfirmDue(ctx context.Context, a dealroom.Actor, room, id string, c DueConfirmation, key string) (TaskResult, error) {
+	return run(ctx, s, change[TaskResult]{actor: a, room: room, key: key, op: "task.confirm", input: []any{id, c},
+		decide: func(v View, p Perm, r *Room, now time.Time) (Event, TaskResult, error) {
+			old, err := visibleTask(v, p, id)
+			if err != nil {
+				return Event{}, TaskResult{}, err
+			}
+			if !p.Write {
+				return Event{}, TaskResult{}, forbidden("you have read access to this room")
+			}
+			if old.Visibility != dealroom.Shared {
+				return Event{}, TaskResult{}, conflict("an internal step has no other side to confirm its date")
+			}
+			if old.Due == nil || *old.Due != c.Due {
+				return Event{}, TaskResult{}, conflict("the step's date is no longer %s: read it again", c.Due)
+			}
+			cm := old.Commitment
+			if cm == nil {
+				// A date set before commitments were kept: which side set
+				// it is not known, so either side may confirm it.
+				cm = &task.Commitment{State: task.Proposed, ProposedBy: old.CreatedBy, ProposedSide: task.Other(sideOf(p)), ProposedAt: old.UpdatedAt}
+			}
+			nc, moved, err := task.Confirm(cm, old.Due, a.ID, sideOf(p), now)
+			if err != nil || !moved {
+				return noChange, TaskResult{Task: *old, UnresolvedMentions: []string{}}, err
+			}
+			n := *old
+			n.Commitment, n.UpdatedAt = nc, now
+			ev, err := newEvent(TaskUpdated, room, a, now, n.Visibility, n)
+			if err == nil {
+				ev.Changes, err = diff(old, &n, []string{"commitment"})
+			}
+			return ev, TaskResult{Task: n, UnresolvedMentions: []string{}}, err
+		},
+		replay: func(ev Event) (TaskResult, error) { return s.taskReplay(ctx, ev, false) }})
 }
 
 // DeleteTask removes a task from the plan. Staff writers delete any task

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -38,7 +39,28 @@ func (d Date) String() string {
 }
 
 // Before reports whether d is an earlier day than e.
-func (d Date) Before(e Date) bool { return d.String() < e.String() }
+func (d Date) Before(e Date) bool { return d.Compare(e) < 0 }
+
+// Compare returns -1, 0 or +1 as d is before, the same day as, or after e.
+func (d Date) Compare(e Date) int {
+	switch {
+	case d.Year != e.Year:
+		return cmp(d.Year, e.Year)
+	case d.Month != e.Month:
+		return cmp(int(d.Month), int(e.Month))
+	}
+	return cmp(d.Day, e.Day)
+}
+
+func cmp(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
 
 // Equal reports whether two optional days are the same.
 func (d *Date) Equal(e *Date) bool {
@@ -54,7 +76,11 @@ func (d Date) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 // UnmarshalJSON reads "YYYY-MM-DD".
 func (d *Date) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if len(b) == len(`"2006-01-02"`) && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], `"\\`) {
+		// The common case, read without a second pass of the decoder (the
+		// pipeline reads thousands of dates).
+		s = string(b[1 : len(b)-1])
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		return dealroom.Invalid("due", "due must be a date written YYYY-MM-DD")
 	}
 	v, err := ParseDate("due", s)

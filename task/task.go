@@ -59,6 +59,10 @@ type Task struct {
 	CreatedAt   time.Time           `json:"created_at"`
 	UpdatedAt   time.Time           `json:"updated_at"`
 	CompletedAt *time.Time          `json:"completed_at,omitempty"`
+	// Commitment is what the due date of a shared step stands for between
+	// the two sides (nil: no date, or an internal step). Package room keeps
+	// it, since it depends on who changes the date.
+	Commitment *Commitment `json:"commitment,omitempty"`
 }
 
 // Overdue reports whether the task is unfinished and its due date passed
@@ -139,6 +143,7 @@ func (t Task) Apply(p Patch, now time.Time) (Task, []string, error) {
 	}
 	n := t
 	n.Assignees = slices.Clone(t.Assignees)
+	n.Commitment = t.Commitment.Clone()
 	var changed []string
 	var err error
 	if p.Title.Set {

@@ -1,10 +1,13 @@
 // views/pipeline.js: the manager's view across rooms: deals by stage or by
 // when they can be signed, overdue next steps, rooms where the customer
 // went quiet, and assigning a next step to anyone in a room from here.
+// One request (GET /pipeline) brings it all: the cards with their next
+// step, plan health and forecast slips, the overdue steps and the quiet
+// rooms.
 
 import {
   h, field, icon, uid, toast, errorText, fmtAgo, fmtMoney, fmtDay, stageLabel, dueInfo, addDays, todayISO,
-  WINDOWS, WINDOW_ORDER, daysSince, mapLimit, plural, STAGES, fill,
+  WINDOWS, WINDOW_ORDER, daysSince, plural, STAGES, fill,
 } from '../dom.js';
 import { enc, newKey } from '../api.js';
 import { sideText } from '../components.js';
@@ -12,12 +15,32 @@ import { signalBadge } from '../engagement.js';
 
 const CLOSED = ['won', 'lost'];
 
+/**
+ * planHealth shows how a room's shared plan keeps its dates (the server's
+ * figures: on time, slipped, unconfirmed, overdue).
+ */
+function planHealth(health) {
+  if (!health || !health.dated) return h('span', { class: 'plan-health muted small', dataset: { fk: 'health' }, text: 'No dated shared steps' });
+  const part = (n, label, cls) => (n ? h('span', { class: ['health-part', cls], text: ` ${n} ${label}` }) : null);
+  return h('span', { class: 'plan-health small', dataset: { fk: 'health', score: String(health.score) }, title: 'Shared steps with a date' },
+    h('strong', { text: `Plan ${health.score}% on time` }), ' ·',
+    part(health.on_time, 'on time', 'ok'), part(health.slipped, 'slipped', 'warn'),
+    part(health.unconfirmed, 'unconfirmed', 'muted'), part(health.overdue, 'overdue', 'bad'));
+}
+
+/** closeSlips says how often a room's close window slid, or nothing. */
+function closeSlips(room) {
+  const n = room.forecast?.slips || 0;
+  return n ? h('span', { class: 'flag flag-slipped', dataset: { fk: 'close-slips' }, title: `Close by ${room.forecast.close_by || 'unknown'}`, text: `Close slid ${n}×` }) : null;
+}
+
 export function pipelineView(ctx) {
   ctx.setTitle('Pipeline');
   let groupBy = localStorage.getItem('dealroom.pipelineGroup') || 'stage';
   let quietDays = Number(localStorage.getItem('dealroom.quietDays') || 14);
-  let data = null; // [{room, tasks, members}]
+  let data = null; // GET /pipeline: {cards, overdue, quiet, quiet_days}
   let destroyed = false;
+  let reloadTimer = 0;
 
   const status = h('p', { class: 'muted', role: 'status', text: 'Loading the pipeline…' });
   const stats = h('div', { class: 'stats' });
@@ -40,33 +63,27 @@ export function pipelineView(ctx) {
   const quietInput = h('input', { type: 'number', min: 0, max: 365, value: quietDays, inputMode: 'numeric', class: 'narrow-input' });
   quietInput.addEventListener('input', () => {
     const n = Number(quietInput.value);
-    if (Number.isFinite(n) && n >= 0) {
+    if (Number.isInteger(n) && n >= 0 && n <= 365) {
       quietDays = n;
       localStorage.setItem('dealroom.quietDays', String(n));
-      render();
+      clearTimeout(reloadTimer);
+      reloadTimer = setTimeout(load, 400);
     }
   });
   const refresh = h('button', { type: 'button', class: 'ghost', on: { click: () => load() } }, icon('refresh'), 'Refresh');
+  // The export downloads (Content-Disposition: attachment): the page stays.
+  const csv = h('button', { type: 'button', class: 'ghost', text: 'Download CSV', on: { click: () => { location.href = ctx.api.url('/pipeline', { format: 'csv', quiet_days: quietDays }); } } });
 
   const lastTouch = (r) => r.last_customer_activity_at || null;
-  const isQuiet = (r) => !CLOSED.includes(r.stage) && daysSince(lastTouch(r) || r.created_at) > quietDays;
-  const openTasks = (d) => d.tasks.filter((t) => t.status !== 'done');
-  const overdueOf = (d) => openTasks(d).filter((t) => dueInfo(t.due, t.status)?.overdue);
-  const nextStep = (d) => {
-    const open = openTasks(d);
-    const dated = open.filter((t) => t.due).sort((a, b) => (a.due < b.due ? -1 : 1));
-    return dated[0] || open.sort((a, b) => a.position - b.position)[0] || null;
-  };
-  const nameIn = (d, id) => d.members.find((m) => m.user_id === id)?.name || id;
 
   const roomCard = (d) => {
     const r = d.room;
-    const next = nextStep(d);
-    const od = overdueOf(d).length;
+    const next = d.next_step;
+    const od = d.overdue;
     const info = next ? dueInfo(next.due, next.status) : null;
-    return h('li', { class: ['deal', isQuiet(r) && 'is-quiet', od && 'has-overdue'] },
+    return h('li', { class: ['deal', d.quiet && 'is-quiet', od && 'has-overdue'], dataset: { room: r.id } },
       h('a', { href: `/room/${enc(r.id)}`, class: 'deal-name', text: r.name }),
-      h('span', { class: 'muted small', text: `${r.company} · ${nameIn(d, r.owner_id)}` }),
+      h('span', { class: 'muted small', text: `${r.company} · ${d.owner.name || r.owner_id}` }),
       h('span', { class: 'deal-facts' },
         r.value !== null && r.value !== undefined ? h('strong', { text: fmtMoney(r.value, r.currency) }) : null,
         groupBy === 'stage' ? h('span', { class: 'badge', text: WINDOWS[r.close_window] || r.close_window })
@@ -74,34 +91,37 @@ export function pipelineView(ctx) {
       next ? h('span', { class: 'deal-next' }, 'Next: ', h('span', { text: next.title }),
         info ? h('span', { class: ['due', info.overdue && 'overdue'], text: ` · ${info.label}` }) : null)
         : h('span', { class: 'deal-next warn-text', text: CLOSED.includes(r.stage) ? 'Closed' : 'No next step planned' }),
+      planHealth(d.health),
       h('span', { class: 'deal-flags' },
         od ? h('span', { class: 'flag flag-overdue', text: `${od} overdue` }) : null,
-        isQuiet(r) ? h('span', { class: 'flag flag-quiet', text: lastTouch(r) ? `Customer quiet ${Math.floor(daysSince(lastTouch(r)))} d` : 'No customer touch yet' }) : null,
+        closeSlips(r),
+        d.quiet ? h('span', { class: 'flag flag-quiet', text: lastTouch(r) ? `Customer quiet ${Math.floor(daysSince(lastTouch(r)))} d` : 'No customer touch yet' }) : null,
         engagementFlag(r)),
       CLOSED.includes(r.stage) ? null : h('button', { type: 'button', class: 'ghost small', text: 'Assign next step', on: { click: () => assignDialog(d) } }));
   };
 
   const render = () => {
     if (!data) return;
-    const open = data.filter((d) => !CLOSED.includes(d.room.stage));
+    const cards = data.cards;
+    const byRoom = new Map(cards.map((d) => [d.room.id, d]));
+    const open = cards.filter((d) => !CLOSED.includes(d.room.stage));
     const sum = (ds) => {
       const by = {};
       for (const d of ds) if (d.room.value) by[d.room.currency || ''] = (by[d.room.currency || ''] || 0) + d.room.value;
       return Object.entries(by).map(([c, v]) => fmtMoney(v, c)).join(' + ') || '—';
     };
     const thisMonth = open.filter((d) => d.room.close_window === 'this_month');
-    const allOverdue = open.flatMap((d) => overdueOf(d).map((t) => ({ d, t })));
-    const quietOnes = open.filter((d) => isQuiet(d.room));
+    const quietOnes = data.quiet.map((id) => byRoom.get(id)).filter(Boolean);
     const stat = (label, value, extra, cls) => h('div', { class: ['stat', cls] }, h('span', { class: 'stat-value', text: value }), h('span', { class: 'stat-label', text: label }), extra ? h('span', { class: 'muted small', text: extra }) : null);
-    fill(stats, 
+    fill(stats,
       stat('Open deals', String(open.length), sum(open)),
       stat('Can be signed this month', String(thisMonth.length), sum(thisMonth)),
-      stat('Overdue next steps', String(allOverdue.length), null, allOverdue.length ? 'bad' : ''),
-      stat(`Quiet for more than ${plural(quietDays, 'day')}`, String(quietOnes.length), null, quietOnes.length ? 'warn' : ''));
+      stat('Overdue next steps', String(data.overdue.length), null, data.overdue.length ? 'bad' : ''),
+      stat(`Quiet for more than ${plural(data.quiet_days, 'day')}`, String(quietOnes.length), null, quietOnes.length ? 'warn' : ''));
 
     const columns = groupBy === 'stage'
-      ? [...new Set([...Object.keys(STAGES).filter((s) => !CLOSED.includes(s)), ...data.map((d) => d.room.stage).filter((s) => !CLOSED.includes(s)), 'won', 'lost'])]
-        .map((s) => [s, stageLabel(s), data.filter((d) => d.room.stage === s)])
+      ? [...new Set([...Object.keys(STAGES).filter((s) => !CLOSED.includes(s)), ...cards.map((d) => d.room.stage).filter((s) => !CLOSED.includes(s)), 'won', 'lost'])]
+        .map((s) => [s, stageLabel(s), cards.filter((d) => d.room.stage === s)])
       : WINDOW_ORDER.map((w) => [w, WINDOWS[w], open.filter((d) => (d.room.close_window || 'unknown') === w)]);
     fill(board, ...columns.map(([key, label, ds]) => {
       const id = uid('col');
@@ -111,14 +131,13 @@ export function pipelineView(ctx) {
         ds.length ? h('ul', { class: 'deals' }, ds.map(roomCard)) : h('p', { class: 'empty small', text: 'No deals' }));
     }));
 
-    allOverdue.sort((a, b) => (a.t.due < b.t.due ? -1 : 1));
-    fill(overdue, ...allOverdue.map(({ d, t }) => h('li', { class: 'overdue-item' },
-      h('a', { href: `/room/${enc(d.room.id)}/task/${enc(t.id)}`, text: t.title }),
-      h('span', { class: 'muted', text: ` in ${d.room.name}` }),
+    fill(overdue, ...data.overdue.map(({ room_id: roomId, room_name: roomName, step: t, owners }) => h('li', { class: 'overdue-item' },
+      h('a', { href: `/room/${enc(roomId)}/task/${enc(t.id)}`, text: t.title }),
+      h('span', { class: 'muted', text: ` in ${roomName}` }),
       h('span', { class: 'due overdue', text: dueInfo(t.due, t.status).label }),
-      h('span', { class: 'muted small', text: (t.assignees || []).length ? `Owner: ${(t.assignees || []).map((u) => nameIn(d, u)).join(', ')}` : 'No owner' }),
-      h('button', { type: 'button', class: 'link', text: 'Assign a next step', on: { click: () => assignDialog(d) } }))));
-    if (!allOverdue.length) fill(overdue, h('li', { class: 'empty', text: 'No overdue steps. Well done.' }));
+      h('span', { class: 'muted small', text: owners.length ? `Owner: ${owners.join(', ')}` : 'No owner' }),
+      byRoom.get(roomId) ? h('button', { type: 'button', class: 'link', text: 'Assign a next step', on: { click: () => assignDialog(byRoom.get(roomId)) } }) : null)));
+    if (!data.overdue.length) fill(overdue, h('li', { class: 'empty', text: 'No overdue steps. Well done.' }));
 
     fill(quiet, ...quietOnes.map((d) => h('li', { class: 'quiet-item' },
       h('a', { href: `/room/${enc(d.room.id)}`, text: d.room.name }),
@@ -129,7 +148,15 @@ export function pipelineView(ctx) {
   };
 
   /** assignDialog adds a next step in a room, owned by anyone in it. */
-  const assignDialog = (d, suggestion = '') => {
+  const assignDialog = async (d, suggestion = '') => {
+    let members;
+    try {
+      members = await ctx.api.all(`/rooms/${enc(d.room.id)}/members`);
+    } catch (err) {
+      toast(errorText(err), { kind: 'error' });
+      return;
+    }
+    const nameIn = (id) => members.find((m) => m.user_id === id)?.name || id;
     const key = newKey();
     const title = h('input', { type: 'text', required: true, maxLength: 200, value: suggestion });
     const owner = h('select', { required: true });
@@ -137,7 +164,7 @@ export function pipelineView(ctx) {
     const fillOwners = () => {
       const v = owner.value;
       const group = (label, kind) => {
-        const ms = d.members.filter((m) => m.kind === kind);
+        const ms = members.filter((m) => m.kind === kind);
         return ms.length ? h('optgroup', { label }, ms.map((m) => h('option', { value: m.user_id, text: m.name, disabled: vis.value === 'internal' && kind !== 'staff' }))) : null;
       };
       fill(owner, h('option', { value: '', text: 'Choose who owns it' }), group(sideText('staff'), 'staff'), group('Customer', 'customer'));
@@ -163,10 +190,9 @@ export function pipelineView(ctx) {
       if (due.value) draft.due = due.value;
       try {
         const t = await ctx.api.post(`/rooms/${enc(d.room.id)}/tasks`, draft, key);
-        d.tasks = [...d.tasks.filter((x) => x.id !== t.id), t];
         dlg.close();
-        toast(`Assigned “${t.title}” to ${nameIn(d, owner.value)}${t.due ? `, due ${fmtDay(t.due)}` : ''}.`, { kind: 'ok' });
-        render();
+        toast(`Assigned “${t.title}” to ${nameIn(owner.value)}${t.due ? `, due ${fmtDay(t.due)}` : ''}.`, { kind: 'ok' });
+        load();
       } catch (err) {
         error.textContent = errorText(err);
       }
@@ -181,18 +207,10 @@ export function pipelineView(ctx) {
   const load = async () => {
     status.textContent = data ? 'Refreshing…' : 'Loading the pipeline…';
     try {
-      const rooms = await ctx.api.all('/rooms', { limit: 200 });
-      // The API has no cross-room task query: read each open room's plan
-      // and members, a few at a time.
-      const details = await mapLimit(rooms, 4, async (room) => {
-        if (CLOSED.includes(room.stage)) return { room, tasks: [], members: [] };
-        const [tasks, members] = await Promise.all([
-          ctx.api.all(`/rooms/${enc(room.id)}/tasks`), ctx.api.all(`/rooms/${enc(room.id)}/members`)]);
-        return { room, tasks, members };
-      });
+      const p = await ctx.api.get('/pipeline', { quiet_days: quietDays });
       if (destroyed) return;
-      data = details;
-      status.textContent = rooms.length ? `Updated ${new Date().toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })}.` : 'No rooms yet. Open one from Rooms.';
+      data = p;
+      status.textContent = p.cards.length ? `Updated ${new Date().toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })}.` : 'No rooms yet. Open one from Rooms.';
       render();
     } catch (err) {
       status.textContent = errorText(err);
@@ -201,7 +219,7 @@ export function pipelineView(ctx) {
   load();
 
   const el = h('div', { class: 'page pipeline' },
-    h('div', { class: 'page-head' }, h('h1', { text: 'Pipeline' }), refresh),
+    h('div', { class: 'page-head' }, h('h1', { text: 'Pipeline' }), h('div', { class: 'page-head-actions' }, csv, refresh)),
     h('div', { class: 'toolbar' }, groupButtons,
       h('label', { class: 'inline-field' }, 'Quiet after ', quietInput, ' days without a customer touch')),
     status, stats,
@@ -209,7 +227,7 @@ export function pipelineView(ctx) {
     h('div', { class: 'grid-2 lists' },
       h('section', { class: 'card', 'aria-labelledby': 'od-h' }, h('h2', { id: 'od-h', text: 'Overdue next steps' }), overdue),
       h('section', { class: 'card', 'aria-labelledby': 'q-h' }, h('h2', { id: 'q-h', text: 'Rooms gone quiet' }), quiet)));
-  return { el, destroy: () => { destroyed = true; } };
+  return { el, destroy: () => { destroyed = true; clearTimeout(reloadTimer); } };
 }
 
 /**

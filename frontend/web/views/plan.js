@@ -2,7 +2,7 @@
 // pane of one step: its details, files and discussion.
 
 import {
-  h, field, icon, uid, reconcile, simple, toast, errorText, dueInfo, STATUSES, fmtAgo, plural, fill,
+  h, field, icon, uid, reconcile, simple, toast, errorText, dueInfo, STATUSES, fmtAgo, fmtDay, plural, fill,
 } from '../dom.js';
 import { enc } from '../api.js';
 import { mentionBox } from '../mention.js';
@@ -40,6 +40,54 @@ function newPosition(before, after) {
   if (before) return before.position + 1;
   if (after) return after.position - 1;
   return 1;
+}
+
+// ---------------------------------------------------------------------------
+// Commitments: who proposed a shared step's date, and whether the other side
+// confirmed it (the server keeps the state and its history).
+
+const SIDE = { staff: 'the team', customer: 'the customer' };
+
+/** commitmentText says where a step's date stands, or '' when it has none. */
+function commitmentText(st, c) {
+  if (!c) return '';
+  const who = st.name(c.proposed_by);
+  const slid = c.slipped_days > 0 ? ` · slipped ${plural(c.slipped_days, 'day')}` : '';
+  switch (c.state) {
+    case 'confirmed': return `Confirmed by ${st.name(c.confirmed_by)}${slid}`;
+    case 'slipped': return `Slipped ${plural(c.slipped_days, 'day')} by ${who}, not confirmed yet`;
+    case 'changed': return `Changed by ${who}, not confirmed yet`;
+    default: return `Proposed by ${who}, waiting for ${SIDE[c.proposed_side === 'staff' ? 'customer' : 'staff']}`;
+  }
+}
+
+/**
+ * commitment shows a step's commitment state and, to a writer on the side
+ * that did not propose the date, a button that confirms it.
+ */
+function commitment(session, t) {
+  const st = session.state;
+  const c = t.commitment;
+  if (!c || !t.due || t.visibility !== 'shared') return null;
+  const mine = session.perm().internal ? 'staff' : 'customer';
+  const canConfirm = session.perm().write && c.state !== 'confirmed' && c.proposed_side !== mine;
+  const button = canConfirm ? h('button', {
+    type: 'button', class: 'small', text: 'Confirm date', dataset: { fk: 'confirm' },
+    on: {
+      click: async (e) => {
+        e.currentTarget.disabled = true;
+        try {
+          await session.run((api, base) => api.post(`${base}/tasks/${enc(t.id)}/confirm-due`, { due: t.due }));
+          toast(`Confirmed: “${t.title}” by ${fmtDay(t.due)}.`, { kind: 'ok', timeout: 3000 });
+        } catch (err) {
+          e.currentTarget.disabled = false;
+          toast(errorText(err), { kind: 'error' });
+        }
+      },
+    },
+  }) : null;
+  return h('span', { class: ['commitment', `commitment-${c.state}`], dataset: { fk: 'commitment', state: c.state } },
+    h('span', { text: commitmentText(st, c) }), button ? ' ' : null, button);
 }
 
 export function planPanel(ctx, session) {
@@ -151,6 +199,7 @@ export function planPanel(ctx, session) {
         t.visibility === 'internal' ? internalBadge(true) : null,
         t.status !== 'open' ? h('span', { class: ['status', `status-${t.status}`], text: STATUSES[t.status] || t.status }) : null,
         info ? h('span', { class: ['due', info.overdue && 'overdue', info.soon && 'soon'], text: info.label }) : null,
+        commitment(session, t),
         (t.assignees || []).map((u) => personChip(st, u)),
         !(t.assignees || []).length ? h('span', { class: 'muted', text: 'No owner yet' }) : null,
         talk ? h('span', { class: 'count', title: plural(talk, 'message') }, icon('chat'), String(talk), h('span', { class: 'visually-hidden', text: ' messages' })) : null,
@@ -388,7 +437,8 @@ export function taskPane(ctx, session, taskId) {
     fill(badges, 
       t.visibility === 'internal' ? internalBadge() : null,
       h('span', { class: ['status', `status-${t.status}`], text: STATUSES[t.status] }),
-      info ? h('span', { class: ['due', info.overdue && 'overdue'], text: info.label }) : null);
+      info ? h('span', { class: ['due', info.overdue && 'overdue'], text: info.label }) : null,
+      commitment(session, t));
     doneBtn.hidden = !p.write;
     fill(doneBtn, t.status === 'done' ? 'Reopen this step' : '✓ Mark as done');
     meta.textContent = `Added by ${st.name(t.created_by)} ${fmtAgo(t.created_at)} · changed ${fmtAgo(t.updated_at)}`;

@@ -60,7 +60,9 @@ export function describe(e, st) {
         const to = (ch.assignees.to || []).map((u) => st.name(u));
         parts.push(to.length ? ['gave ', q(d.title), ` to ${to.join(', ')}`] : ['left ', q(d.title), ' without an owner']);
       }
-      if (ch.due) parts.push(ch.due.to ? ['moved the due date of ', q(d.title), ` to ${fmtDay(ch.due.to)}`] : ['cleared the due date of ', q(d.title)]);
+      const slip = ch.commitment?.to?.state === 'slipped' ? ` (slipped ${ch.commitment.to.slipped_days} d after it was confirmed)` : '';
+      if (ch.due) parts.push(ch.due.to ? ['moved the due date of ', q(d.title), ` to ${fmtDay(ch.due.to)}${slip}`] : ['cleared the due date of ', q(d.title)]);
+      if (ch.commitment && !ch.due && ch.commitment.to?.state === 'confirmed') parts.push(['confirmed the due date of ', q(d.title), d.due ? ` (${fmtDay(d.due)})` : '']);
       if (ch.title) parts.push(['renamed ', q(ch.title.from), ' to ', q(ch.title.to)]);
       if (ch.visibility) parts.push(['shared ', q(d.title), ' with the customer']);
       if (ch.description) parts.push(['edited the description of ', q(d.title)]);
