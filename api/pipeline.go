@@ -16,7 +16,7 @@ import (
 // answer: JSON, or with format=csv one row per room, written as it goes.
 func (s *Server) pipeline(c echo.Context) error {
 	f := room.PipelineFilter{Stage: room.Stage(c.QueryParam("stage")), Owner: c.QueryParam("owner"),
-		CloseWindow: room.CloseWindow(c.QueryParam("close_window"))}
+		CloseWindow: room.CloseWindow(c.QueryParam("close_window")), Engagement: room.Signal(c.QueryParam("engagement"))}
 	if raw, present, err := queryValue(c, "quiet_days"); err != nil {
 		return err
 	} else if present {
@@ -48,7 +48,7 @@ var pipelineColumns = []string{"room_id", "room", "company", "owner", "stage", "
 	"close_window", "close_by", "close_window_moves", "close_window_slips",
 	"next_step", "next_step_due", "next_step_commitment",
 	"steps", "dated", "on_time", "slipped", "unconfirmed", "overdue", "health_score",
-	"last_customer_activity_at", "quiet"}
+	"last_customer_activity_at", "quiet", "engagement"}
 
 // writePipelineCSV writes the cards as CSV (RFC 4180: quoted where
 // needed, CRLF line ends), flushing every 100 rows.
@@ -82,7 +82,7 @@ func csvRow(cd *room.Card) []string {
 	row := []string{r.ID, r.Name, r.Company, cd.Owner.Name, string(r.Stage), "", r.Currency,
 		string(r.CloseWindow), "", "0", "0", "", "", "",
 		num(cd.Health.Steps), num(cd.Health.Dated), num(cd.Health.OnTime), num(cd.Health.Slipped),
-		num(cd.Health.Unconfirmed), num(cd.Health.Overdue), "", "", strconv.FormatBool(cd.Quiet)}
+		num(cd.Health.Unconfirmed), num(cd.Health.Overdue), "", "", strconv.FormatBool(cd.Quiet), string(cd.Engagement)}
 	if r.Value != nil {
 		row[5] = strconv.FormatFloat(*r.Value, 'f', -1, 64)
 	}

@@ -82,6 +82,9 @@ type Card struct {
 	// Quiet says the deal is open and its customers did nothing in it for
 	// more than the pipeline's QuietDays.
 	Quiet bool `json:"quiet"`
+	// Engagement is how the customer side's engagement moves (Signal);
+	// empty when the store keeps no engagement.
+	Engagement Signal `json:"engagement,omitempty"`
 }
 
 // OverdueStep is an open step past its date, with its room.
@@ -114,6 +117,8 @@ type PipelineFilter struct {
 	Owner       string
 	CloseWindow CloseWindow
 	QuietDays   *int
+	// Engagement, when set, keeps the rooms with this signal.
+	Engagement Signal
 }
 
 // DefaultQuietDays is how long an open room may go without customer
@@ -144,6 +149,11 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 	if quietDays < 0 || quietDays > 365 {
 		return nil, dealroom.Invalid("quiet_days", "quiet_days is a number of days from 0 to 365")
 	}
+	switch f.Engagement {
+	case "", Rising, Steady, Cooling, Silent:
+	default:
+		return nil, dealroom.Invalid("engagement", "engagement must be rising, steady, cooling or silent")
+	}
 	bs, err := s.briefs()
 	if err != nil {
 		return nil, err
@@ -157,6 +167,17 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 	for i := range listed {
 		ids[i] = listed[i].Room.ID
 	}
+	signals, err := s.Signals(ctx, a, listed)
+	if err != nil {
+		return nil, err
+	}
+	if f.Engagement != "" {
+		listed = slices.DeleteFunc(listed, func(l Listed) bool { return signals[l.Room.ID] != f.Engagement })
+		ids = ids[:0]
+		for i := range listed {
+			ids = append(ids, listed[i].Room.ID)
+		}
+	}
 	briefs, err := bs.Briefs(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -168,6 +189,7 @@ func (s *Service) Pipeline(ctx context.Context, a dealroom.Actor, f PipelineFilt
 	for _, l := range listed {
 		b := briefs[l.Room.ID]
 		c := cardOf(l.Room, &b, p.AsOf)
+		c.Engagement = signals[l.Room.ID]
 		last := l.Room.CreatedAt
 		if l.Room.LastCustomerActivityAt != nil {
 			last = *l.Room.LastCustomerActivityAt

@@ -337,8 +337,9 @@ func testFileReads(t *testing.T, open Opener) {
 	assert.Equal(t, 1, byName["pricing.pdf"].Downloads)
 }
 
-// testSignals: the signal of each room staff list, from the customer
-// side's activity of the last 14 days, on a clock the test sets.
+// testSignals: the signal of each room staff list (and of each card of
+// the pipeline), from the customer side's activity of the last 14 days,
+// on a clock the test sets.
 func testSignals(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	es := engagementStore(t, f)
@@ -365,6 +366,21 @@ func testSignals(t *testing.T, open Opener) {
 	e, err := svc.Engagement(f.ctx, Alice, cooling)
 	require.NoError(t, err)
 	assert.Equal(t, room.Cooling, e.Signal)
+
+	// The pipeline's cards carry the same signals, and filter by them.
+	p, err := svc.Pipeline(f.ctx, Alice, room.PipelineFilter{})
+	require.NoError(t, err)
+	cards := map[string]room.Signal{}
+	for _, c := range p.Cards {
+		cards[c.Room.ID] = c.Engagement
+	}
+	assert.Equal(t, want, cards)
+	p, err = svc.Pipeline(f.ctx, Alice, room.PipelineFilter{Engagement: room.Cooling})
+	require.NoError(t, err)
+	require.Len(t, p.Cards, 1)
+	assert.Equal(t, cooling, p.Cards[0].Room.ID)
+	_, err = svc.Pipeline(f.ctx, Alice, room.PipelineFilter{Engagement: "warm"})
+	assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err))
 
 	listed, err = svc.Rooms(f.ctx, Carol, room.RoomFilter{})
 	require.NoError(t, err)

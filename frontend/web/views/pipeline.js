@@ -96,7 +96,7 @@ export function pipelineView(ctx) {
         od ? h('span', { class: 'flag flag-overdue', text: `${od} overdue` }) : null,
         closeSlips(r),
         d.quiet ? h('span', { class: 'flag flag-quiet', text: lastTouch(r) ? `Customer quiet ${Math.floor(daysSince(lastTouch(r)))} d` : 'No customer touch yet' }) : null,
-        engagementFlag(r)),
+        engagementFlag(r, d.engagement)),
       CLOSED.includes(r.stage) ? null : h('button', { type: 'button', class: 'ghost small', text: 'Assign next step', on: { click: () => assignDialog(d) } }));
   };
 
@@ -231,10 +231,10 @@ export function pipelineView(ctx) {
 }
 
 /**
- * engagementFlag is a deal's engagement signal (GET /rooms gives it to
+ * engagementFlag is a deal's engagement signal (GET /pipeline gives it to
  * staff as `engagement`: the customer side's visits and files opened this
  * week against the week before); null for a closed deal or none.
  */
-function engagementFlag(r) {
-  return CLOSED.includes(r.stage) ? null : signalBadge(r.engagement);
+function engagementFlag(r, signal) {
+  return CLOSED.includes(r.stage) ? null : signalBadge(signal);
 }
