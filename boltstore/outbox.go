@@ -106,30 +106,40 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]outb
 }
 
 // SettleOutbox implements outbox.Store.
-func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
+func (s *Store) SettleOutbox(ctx context.Context, rs ...outbox.Record) error {
 	return s.writeOutbox(ctx, func(b, due *bolt.Bucket) error {
-		old, err := getJSON[outboxRecord](b, []byte(r.ID))
-		if err != nil {
-			return err
-		}
-		if old == nil {
-			return dealroom.NotFound("outbox record", r.ID)
-		}
-		if old.State != outbox.Pending {
-			return nil
-		}
-		if err := due.Delete(dueKey(old.Due, old.ID)); err != nil {
-			return err
-		}
-		old.State, old.Due, old.Attempts, old.LastError, old.SettledAt = r.State, r.Due, r.Attempts, r.LastError, r.SettledAt
-		old.Batch = r.Batch
-		if old.State == outbox.Pending {
-			if err := due.Put(dueKey(old.Due, old.ID), nil); err != nil {
-				return err
+		for _, r := range rs {
+			if err := settleOutbox(b, due, r); err != nil {
+				return err // the transaction, and what it wrote, is dropped
 			}
 		}
-		return putJSON(b, []byte(r.ID), old)
+		return nil
 	})
+}
+
+// settleOutbox writes the outcome of an attempt at one record.
+func settleOutbox(b, due *bolt.Bucket, r outbox.Record) error {
+	old, err := getJSON[outboxRecord](b, []byte(r.ID))
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return dealroom.NotFound("outbox record", r.ID)
+	}
+	if old.State != outbox.Pending {
+		return nil
+	}
+	if err := due.Delete(dueKey(old.Due, old.ID)); err != nil {
+		return err
+	}
+	old.State, old.Due, old.Attempts, old.LastError, old.SettledAt = r.State, r.Due, r.Attempts, r.LastError, r.SettledAt
+	old.Batch = r.Batch
+	if old.State == outbox.Pending {
+		if err := due.Put(dueKey(old.Due, old.ID), nil); err != nil {
+			return err
+		}
+	}
+	return putJSON(b, []byte(r.ID), old)
 }
 
 // SweepOutbox implements outbox.Store: it removes the records settled

@@ -113,27 +113,66 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]outb
 	return out, nil
 }
 
-// SettleOutbox implements outbox.Store: one update that matches only a
-// pending record.
-func (s *Store) SettleOutbox(ctx context.Context, r outbox.Record) error {
+// SettleOutbox implements outbox.Store: each record by an update that
+// matches it only while it is pending. Several records are first checked
+// to exist, then written by one command (an ordered bulk write): once
+// sent, the database applies all of it even if this process dies, so a
+// message's records do not part (only a failure of the database itself
+// in the middle of the command could part them; MongoDB has no
+// transaction on a standalone server).
+func (s *Store) SettleOutbox(ctx context.Context, rs ...outbox.Record) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
+	if len(rs) == 0 {
+		return nil
+	}
 	c := s.db.Collection(colOutbox)
-	res, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.ID}, {Key: "state", Value: outbox.Pending}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: r.State}, {Key: "due", Value: r.Due},
-			{Key: "attempts", Value: r.Attempts}, {Key: "last_error", Value: r.LastError}, {Key: "settled_at", Value: r.SettledAt},
-			{Key: "batch", Value: r.Batch}}}})
+	ids := make([]string, len(rs))
+	models := make([]mongo.WriteModel, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: r.ID}, {Key: "state", Value: outbox.Pending}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: r.State}, {Key: "due", Value: r.Due},
+				{Key: "attempts", Value: r.Attempts}, {Key: "last_error", Value: r.LastError}, {Key: "settled_at", Value: r.SettledAt},
+				{Key: "batch", Value: r.Batch}}}})
+	}
+	if len(rs) > 1 {
+		if err := s.outboxExist(ctx, ids); err != nil {
+			return err
+		}
+	}
+	res, err := c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
 	if err != nil {
 		return s.fail(ctx, err)
 	}
-	if res.MatchedCount == 0 {
-		n, err := c.CountDocuments(ctx, bson.D{{Key: "_id", Value: r.ID}})
-		if err != nil {
-			return s.fail(ctx, err)
-		}
-		if n == 0 {
-			return dealroom.NotFound("outbox record", r.ID)
+	if len(rs) == 1 && res.MatchedCount == 0 {
+		return s.outboxExist(ctx, ids)
+	}
+	return nil
+}
+
+// outboxExist returns ENOTFOUND unless every record of ids exists.
+func (s *Store) outboxExist(ctx context.Context, ids []string) error {
+	cur, err := s.db.Collection(colOutbox).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	var found []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &found); err != nil {
+		return s.fail(ctx, err)
+	}
+	have := make(map[string]bool, len(found))
+	for _, f := range found {
+		have[f.ID] = true
+	}
+	for _, id := range ids {
+		if !have[id] {
+			return dealroom.NotFound("outbox record", id)
 		}
 	}
 	return nil

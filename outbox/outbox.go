@@ -114,11 +114,15 @@ type Store interface {
 	// DueOutbox returns up to limit Pending records with Due not after
 	// now, earliest Due first.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]Record, error)
-	// SettleOutbox writes the outcome of an attempt at a Pending record,
-	// or the message it goes in: its State, Due, Attempts, LastError,
-	// SettledAt and Batch. A record that is no longer Pending is left as
-	// it is. ENOTFOUND when there is none.
-	SettleOutbox(ctx context.Context, r Record) error
+	// SettleOutbox writes the outcome of an attempt at Pending records,
+	// or the message they go in: their State, Due, Attempts, LastError,
+	// SettledAt and Batch. The records of one call are written together,
+	// all or none, so that a message's records never part: a crash
+	// between two of them would leave some to be sent again in a smaller
+	// message under the same Message-ID. A record that is no longer
+	// Pending is left as it is. ENOTFOUND, and nothing written, when one
+	// of them does not exist.
+	SettleOutbox(ctx context.Context, rs ...Record) error
 	// SweepOutbox removes the records settled before before and returns how
 	// many. Pending records stay.
 	SweepOutbox(ctx context.Context, before time.Time) (int, error)

@@ -196,17 +196,17 @@ func (s *Sender) dropSeen(ctx context.Context, g []Record) ([]Record, error) {
 }
 
 // sendRecords sends recs in one message (one record alone: its own) and
-// settles each with the outcome. Several records are first marked with
-// the message's id, so that the message stays the same until it is
-// settled.
+// settles them with the outcome, together. Several records are first
+// marked with the message's id, together, so that the message stays the
+// same until it is settled.
 func (s *Sender) sendRecords(ctx context.Context, recs []Record) error {
 	if len(recs) > 1 && recs[0].Batch == "" {
 		b := BatchKey(recs)
 		for i := range recs {
 			recs[i].Batch = b
-			if err := s.settle(ctx, recs[i]); err != nil {
-				return err
-			}
+		}
+		if err := s.settle(ctx, recs...); err != nil {
+			return err
 		}
 	}
 	err := s.deliver(ctx, recs)
@@ -214,13 +214,16 @@ func (s *Sender) sendRecords(ctx context.Context, recs []Record) error {
 		// Shutting down: the attempt does not count.
 		return nil
 	}
-	for _, r := range recs {
-		done := s.outcome(r, err)
-		if err := s.settle(ctx, done); err != nil {
-			return err
-		}
-		if s.Observe != nil {
-			s.Observe(done.State)
+	done := make([]Record, len(recs))
+	for i, r := range recs {
+		done[i] = s.outcome(r, err)
+	}
+	if err := s.settle(ctx, done...); err != nil {
+		return err
+	}
+	if s.Observe != nil {
+		for _, r := range done {
+			s.Observe(r.State)
 		}
 	}
 	return nil
@@ -229,10 +232,10 @@ func (s *Sender) sendRecords(ctx context.Context, recs []Record) error {
 // settle records an attempt's outcome even when ctx ended meanwhile (the
 // lease lost, a shutdown): a mail the server took is then marked sent
 // rather than sent again.
-func (s *Sender) settle(ctx context.Context, r Record) error {
+func (s *Sender) settle(ctx context.Context, rs ...Record) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	return s.Store.SettleOutbox(sctx, r)
+	return s.Store.SettleOutbox(sctx, rs...)
 }
 
 // outcome returns r after an attempt that ended with err.

@@ -201,11 +201,13 @@ func TestGroupsWhatIsDueAndSkipsWhatWasSeen(t *testing.T) {
 // message and before its records are marked sent.
 type crashing struct{ outbox.Store }
 
-func (c crashing) SettleOutbox(ctx context.Context, r outbox.Record) error {
-	if r.State == outbox.Sent {
-		return errors.New("killed")
+func (c crashing) SettleOutbox(ctx context.Context, rs ...outbox.Record) error {
+	for _, r := range rs {
+		if r.State == outbox.Sent {
+			return errors.New("killed")
+		}
 	}
-	return c.Store.SettleOutbox(ctx, r)
+	return c.Store.SettleOutbox(ctx, rs...)
 }
 
 func TestARepeatIsTheSameMessage(t *testing.T) {

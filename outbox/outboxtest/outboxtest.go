@@ -37,6 +37,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) outbox.Store) {
 		{"AddRace", testAddRace},
 		{"DueInOrder", testDue},
 		{"Settle", testSettle},
+		{"SettleTogether", testSettleTogether},
 		{"Sweep", testSweep},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -157,6 +158,42 @@ func testSettle(t *testing.T, st outbox.Store) {
 
 	err = st.SettleOutbox(ctx, Rec("zed", "e9", t0))
 	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err))
+}
+
+// testSettleTogether: the records of a message are settled by one call,
+// all of them or, when one is missing, none.
+func testSettleTogether(t *testing.T, st outbox.Store) {
+	ctx := context.Background()
+	recs := []outbox.Record{Rec("ana", "e1", t0), Rec("ana", "e2", t0), Rec("ana", "e3", t0)}
+	_, err := st.AddOutbox(ctx, recs)
+	require.NoError(t, err)
+	for i := range recs {
+		recs[i].Batch = "b1"
+	}
+	require.NoError(t, st.SettleOutbox(ctx, recs...), "marking the records with their message")
+	due, err := st.DueOutbox(ctx, t0, 10)
+	require.NoError(t, err)
+	require.Len(t, due, 3)
+	for _, r := range due {
+		assert.Equal(t, "b1", r.Batch, r.ID)
+	}
+
+	settled := make([]outbox.Record, len(recs))
+	for i, r := range recs {
+		r.State, r.Attempts, r.SettledAt = outbox.Sent, 1, t0.Add(time.Second)
+		settled[i] = r
+	}
+	err = st.SettleOutbox(ctx, append(settled[:2:2], Rec("zed", "e9", t0))...)
+	assert.Equal(t, dealroom.ENOTFOUND, dealroom.ErrorCode(err))
+	due, err = st.DueOutbox(ctx, t0, 10)
+	require.NoError(t, err)
+	assert.Len(t, due, 3, "one record missing: none settled")
+
+	require.NoError(t, st.SettleOutbox(ctx, settled...))
+	due, err = st.DueOutbox(ctx, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	assert.Empty(t, due, "all settled at once")
+	require.NoError(t, st.SettleOutbox(ctx), "nothing to settle")
 }
 
 func testSweep(t *testing.T, st outbox.Store) {
