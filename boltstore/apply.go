@@ -68,6 +68,12 @@ func putRoom(tx *bolt.Tx, wc *wcache, ev room.Event, settings *room.Room) error 
 // putMembers writes the members added or changed and removes those
 // removed, with the index of each user's rooms.
 func putMembers(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	if !fx.MembersChanged() {
+		// Nothing to write: the buckets stay unopened (a transaction's
+		// first use of a bucket searches the root and allocates about
+		// seven objects; most events change no member and no task).
+		return nil
+	}
 	roomID := ev.RoomID
 	members, userRooms := tx.Bucket(bMembers), tx.Bucket(bUserRooms)
 	for _, m := range fx.Members {
@@ -92,6 +98,9 @@ func putMembers(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 // putTasks writes the tasks created or changed and removes those deleted,
 // keeping the index of each user's assigned tasks.
 func putTasks(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
+	if len(fx.Tasks) == 0 && len(fx.DeletedTasks) == 0 {
+		return nil // the buckets stay unopened, as in putMembers
+	}
 	roomID := ev.RoomID
 	tasks, assigned := tx.Bucket(bTasks), tx.Bucket(bAssigned)
 	for _, t := range fx.Tasks {
@@ -147,7 +156,7 @@ func putMessages(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 			return err
 		}
 		if m.ParentID != "" {
-			if err := tx.Bucket(bReplies).Put(key(roomID, m.ParentID, m.ID), nil); err != nil {
+			if err := packed(tx, bReplies).Put(key(roomID, m.ParentID, m.ID), nil); err != nil {
 				return err
 			}
 		}
@@ -162,7 +171,7 @@ func putMessages(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 func putAttachments(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 	roomID := ev.RoomID
 	for _, a := range fx.Attachments {
-		if err := putJSON(tx.Bucket(bAttachments), key(roomID, a.ID), a); err != nil {
+		if err := putJSON(packed(tx, bAttachments), key(roomID, a.ID), a); err != nil {
 			return err
 		}
 		if err := listAttachment(tx, roomID, a); err != nil {
@@ -193,7 +202,7 @@ func putInvites(tx *bolt.Tx, ev room.Event, fx room.Effects) error {
 // putInbox writes the inbox items the event makes; an item that is there
 // already (the event is applied again) keeps its read mark.
 func putInbox(tx *bolt.Tx, _ room.Event, fx room.Effects) error {
-	inbox := tx.Bucket(bInbox)
+	inbox := packed(tx, bInbox)
 	for _, it := range fx.Inbox {
 		k := key(it.UserID, it.ID)
 		if inbox.Get(k) != nil {

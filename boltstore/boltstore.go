@@ -11,6 +11,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -303,15 +304,25 @@ var indexBuckets = [][]byte{bMessages, bReplies, bListed}
 
 const indexFill = 0.7
 
-// packAppends sets the fill of the append and index buckets for the write
-// transaction tx (a bucket's fill is not kept in the file).
-func packAppends(tx *bolt.Tx) {
-	for _, name := range appendBuckets {
-		tx.Bucket(name).FillPercent = appendFill
+// packed opens one of the append or index buckets to write to, with its
+// fill set for the write transaction tx (a bucket's fill is not kept in
+// the file). Every write to these buckets opens them so. Only the buckets
+// a commit writes to are opened: a transaction's first use of a bucket
+// searches the root and allocates about ten objects, and a message's
+// commit leaves the attachments, the inbox and the replies alone.
+func packed(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	for _, n := range appendBuckets {
+		if bytes.Equal(n, name) {
+			b.FillPercent = appendFill
+		}
 	}
-	for _, name := range indexBuckets {
-		tx.Bucket(name).FillPercent = indexFill
+	for _, n := range indexBuckets {
+		if bytes.Equal(n, name) {
+			b.FillPercent = indexFill
+		}
 	}
+	return b
 }
 
 // commit carries out a group of commands in one transaction. A command
@@ -321,7 +332,6 @@ func (s *Store) commit(batch []*request) {
 	results := make([]result, len(batch))
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		packAppends(tx)
 		var latest time.Time
 		for i, r := range batch {
 			if r.ctx.Err() != nil {

@@ -168,7 +168,7 @@ func recordKey(tx *bolt.Tx, cmd room.Command, seq int64) error {
 	if err := tx.Bucket(bIdem).Put(k, raw); err != nil {
 		return err
 	}
-	return tx.Bucket(bIdemAt).Put(idemAtKey(at, k), nil)
+	return packed(tx, bIdemAt).Put(idemAtKey(at, k), nil)
 }
 
 // sweepBatch bounds the expired keys one commit removes: a backlog (after

@@ -57,7 +57,7 @@ func listMessage(tx *bolt.Tx, roomID string, m room.Message) error {
 			scopes = append(scopes, rootScope(m.TaskID, true))
 		}
 	}
-	b := tx.Bucket(bListed)
+	b := packed(tx, bListed)
 	for _, sc := range scopes {
 		if err := b.Put(key(roomID, sc, m.ID), nil); err != nil {
 			return err
@@ -71,7 +71,7 @@ func listAttachment(tx *bolt.Tx, roomID string, a room.Attachment) error {
 	if a.Visibility != dealroom.Shared {
 		return nil
 	}
-	return tx.Bucket(bListed).Put(key(roomID, scopeSharedFiles, a.ID), nil)
+	return packed(tx, bListed).Put(key(roomID, scopeSharedFiles, a.ID), nil)
 }
 
 // fillListed indexes the messages and attachments of a file from before

@@ -111,7 +111,7 @@ func putEvent(tx *bolt.Tx, z *zipper, ev room.Event) error {
 	if raw, err = z.pack(raw); err != nil {
 		return err
 	}
-	return tx.Bucket(bEvents).Put(seqKey(ev.RoomID, ev.Seq), raw)
+	return packed(tx, bEvents).Put(seqKey(ev.RoomID, ev.Seq), raw)
 }
 
 func getEvent(tx *bolt.Tx, roomID string, seq int64) (room.Event, error) {
@@ -144,7 +144,7 @@ func eventData(tx *bolt.Tx, roomID string, seq int64) (json.RawMessage, error) {
 // putMessageRef records that the message's current state is the data of
 // the event of seq seq.
 func putMessageRef(tx *bolt.Tx, roomID, id string, seq int64) error {
-	return tx.Bucket(bMessages).Put(key(roomID, id), binary.BigEndian.AppendUint64(nil, uint64(seq)))
+	return packed(tx, bMessages).Put(key(roomID, id), binary.BigEndian.AppendUint64(nil, uint64(seq)))
 }
 
 // getMessage returns a message of the room, nil when there is none.
