@@ -217,12 +217,19 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 		return err
 	}
 	recs = append(recs, more...)
-	// The same inbox items pushed to devices (push.go).
-	more, err = n.pushRecords(ctx, ev, pushed, rm)
-	if err != nil {
-		return err
+	// The same pushed to devices (push.go).
+	if n.push != nil {
+		more, err = n.pushRecords(ctx, ev, pushed, rm)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, more...)
+		more, err = n.pushThreadAndDue(ctx, ev, pushed, rm)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, more...)
 	}
-	recs = append(recs, more...)
 	if len(recs) == 0 {
 		return nil
 	}

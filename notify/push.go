@@ -57,23 +57,69 @@ func (n *Notifier) pushRecords(ctx context.Context, ev room.Event, items []room.
 		if err != nil {
 			return nil, err
 		}
-		id := outbox.Key(outbox.Push, p.User, ev.ID)
-		body := c.Excerpt
-		if body == "" {
-			body = c.Title
-		}
 		urgency := push.UrgencyNormal
 		if it.Kind == room.InboxMention {
 			urgency = push.UrgencyHigh // someone is waiting for an answer
 		}
-		raw, err := json.Marshal(pushPayload{Notification: push.Notification{Title: oneLine(c.Subject),
-			Body: shorten(body, 200), URL: c.Link, Tag: id}, Visibility: string(it.Visibility), Urgency: urgency})
+		rec, err := n.pushRecord(ev, p, c, it.Visibility, urgency)
 		if err != nil {
 			return nil, err
 		}
-		now := n.now()
-		recs = append(recs, outbox.Record{ID: id, Channel: outbox.Push, Recipient: p.User, RoomID: ev.RoomID,
-			EventID: ev.ID, Seq: ev.Seq, Payload: raw, State: outbox.Pending, CreatedAt: now, Due: now.Add(n.delay)})
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// pushRecord is the push record of ev to p that says c.
+func (n *Notifier) pushRecord(ev room.Event, p *Person, c content, vis dealroom.Visibility, urgency string) (outbox.Record, error) {
+	id := outbox.Key(outbox.Push, p.User, ev.ID)
+	body := c.Excerpt
+	if body == "" {
+		body = c.Title
+	}
+	raw, err := json.Marshal(pushPayload{Notification: push.Notification{Title: oneLine(c.Subject),
+		Body: shorten(body, 200), URL: c.Link, Tag: id}, Visibility: string(vis), Urgency: urgency})
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	now := n.now()
+	return outbox.Record{ID: id, Channel: outbox.Push, Recipient: p.User, RoomID: ev.RoomID,
+		EventID: ev.ID, Seq: ev.Seq, Payload: raw, State: outbox.Pending, CreatedAt: now, Due: now.Add(n.delay)}, nil
+}
+
+// pushThreadAndDue makes the push records of a reply in a thread and of a
+// step's moved due date (thread.go), the same as their email, to those
+// not pushed to already for the event (a mention in the reply: pushed).
+func (n *Notifier) pushThreadAndDue(ctx context.Context, ev room.Event, pushed []room.InboxItem, rm *room.Room) ([]outbox.Record, error) {
+	users, vis, say, _, err := n.threadOrDue(ctx, ev)
+	if err != nil || len(users) == 0 {
+		return nil, err
+	}
+	var recs []outbox.Record
+	for _, u := range users {
+		if u == ev.Actor.ID || slices.ContainsFunc(pushed, func(it room.InboxItem) bool { return it.UserID == u }) {
+			continue
+		}
+		ok, p, err := n.mayPush(ctx, room.InboxItem{RoomID: ev.RoomID, UserID: u, Visibility: vis})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if rm == nil {
+			if rm, err = n.rooms.Room(ctx, ev.RoomID); err != nil {
+				if dealroom.ErrorCode(err) == dealroom.ENOTFOUND {
+					return nil, nil
+				}
+				return nil, err
+			}
+		}
+		rec, err := n.pushRecord(ev, p, say(rm), vis, push.UrgencyNormal)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
 	}
 	return recs, nil
 }

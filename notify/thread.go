@@ -31,33 +31,9 @@ const threadPages = 10
 // out the recipients of told (the records of ev's inbox items: one record
 // per recipient and event).
 func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbox.Record) ([]outbox.Record, error) {
-	var users []string
-	var vis dealroom.Visibility
-	var say func(rm *room.Room) content
-	var thread string // the thread a reply by email goes into
-	switch ev.Type {
-	case room.MessagePosted:
-		var m room.Message
-		if err := json.Unmarshal(ev.Data, &m); err != nil || m.ParentID == "" {
-			return nil, nil
-		}
-		writers, err := n.threadWriters(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		users, vis, say = writers, m.Visibility, func(rm *room.Room) content { return n.replyContent(ev, m, rm) }
-		thread = m.ParentID
-	case room.TaskUpdated:
-		change, ok := ev.Changes["due"]
-		var t task.Task
-		if !ok || json.Unmarshal(ev.Data, &t) != nil || t.Status == task.Done {
-			return nil, nil
-		}
-		var was *task.Date
-		_ = json.Unmarshal(change.From, &was)
-		users, vis, say = t.Assignees, t.Visibility, func(rm *room.Room) content { return n.dueContent(ev, t, was, rm) }
-	default:
-		return nil, nil
+	users, vis, say, thread, err := n.threadOrDue(ctx, ev)
+	if err != nil || len(users) == 0 {
+		return nil, err
 	}
 	var recs []outbox.Record
 	var rm *room.Room
@@ -96,6 +72,35 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 		recs = append(recs, rec)
 	}
 	return recs, nil
+}
+
+// threadOrDue returns who is told of ev as a reply in a thread they
+// wrote in or as their step's moved due date (none for other events),
+// the visibility of what they are told of, what they are told, and the
+// thread a reply by email goes into ("" for a due date).
+func (n *Notifier) threadOrDue(ctx context.Context, ev room.Event) (users []string, vis dealroom.Visibility, say func(rm *room.Room) content, thread string, err error) {
+	switch ev.Type {
+	case room.MessagePosted:
+		var m room.Message
+		if err := json.Unmarshal(ev.Data, &m); err != nil || m.ParentID == "" {
+			return nil, "", nil, "", nil
+		}
+		writers, err := n.threadWriters(ctx, m)
+		if err != nil {
+			return nil, "", nil, "", err
+		}
+		return writers, m.Visibility, func(rm *room.Room) content { return n.replyContent(ev, m, rm) }, m.ParentID, nil
+	case room.TaskUpdated:
+		change, ok := ev.Changes["due"]
+		var t task.Task
+		if !ok || json.Unmarshal(ev.Data, &t) != nil || t.Status == task.Done {
+			return nil, "", nil, "", nil
+		}
+		var was *task.Date
+		_ = json.Unmarshal(change.From, &was)
+		return t.Assignees, t.Visibility, func(rm *room.Room) content { return n.dueContent(ev, t, was, rm) }, "", nil
+	}
+	return nil, "", nil, "", nil
 }
 
 // threadWriters returns who wrote in m's thread before m: the author of

@@ -18,6 +18,7 @@ import (
 	"dealroom/push"
 	"dealroom/push/pushtest"
 	"dealroom/room"
+	"dealroom/task"
 )
 
 // PushStore is what the push suite needs: the notifier's records, the
@@ -91,6 +92,7 @@ func TestPush(t *testing.T, newStore func(tb testing.TB) PushStore) {
 		{"MentionOfACustomer", testPushMention},
 		{"GoneAndRetried", testPushGone},
 		{"RemovedBeforeItIsSent", testPushRevoked},
+		{"ReplyAndDueDate", testPushReplyAndDue},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewPushEnv(t, newStore(t), 0)) })
 	}
@@ -197,4 +199,42 @@ func testPushSeen(t *testing.T, e *PushEnv) {
 	e.Deliver(t)
 	assert.Empty(t, e.Service.Received(carol), "what she saw is not pushed")
 	assert.Len(t, e.Pushed(t, bob), 1)
+}
+
+// testPushReplyAndDue: a reply in a thread and a step's moved due date
+// are pushed like their email: to who wrote in the thread and to the
+// step's assignees, not to who acted, and a mention in the reply is
+// pushed once, as a mention.
+func testPushReplyAndDue(t *testing.T, e *PushEnv) {
+	ctx := context.Background()
+	carol := e.Subscribe(t, e.Carol.ID)
+	bob := e.Subscribe(t, Bob.ID)
+	alice := e.Subscribe(t, Alice.ID)
+	root := e.post(t, e.Carol, room.MessageDraft{Body: "Can we move the kick-off?", Visibility: dealroom.Shared})
+	e.post(t, Bob, room.MessageDraft{Body: "Checking.", ParentID: root.Message.ID, Visibility: dealroom.Shared})
+	e.Deliver(t)
+	got := e.Pushed(t, carol)
+	require.Len(t, got, 1, "the thread's writer hears of the reply")
+	assert.Contains(t, got[0].Body, "Checking.")
+	assert.Equal(t, PublicURL+"/room/"+e.Room+"/discussion", got[0].URL)
+	assert.Empty(t, e.Service.Received(bob), "not the one who replied")
+
+	e.post(t, Alice, room.MessageDraft{Body: "@Bob Engineer can you do Tuesday?", ParentID: root.Message.ID, Visibility: dealroom.Shared})
+	e.Deliver(t)
+	assert.Len(t, e.Pushed(t, bob), 1, "a mention in a reply: one push")
+	assert.Len(t, e.Pushed(t, carol), 2)
+	assert.Empty(t, e.Service.Received(alice))
+
+	due, later := task.Date{Year: 2026, Month: 3, Day: 20}, task.Date{Year: 2026, Month: 3, Day: 27}
+	tk, err := e.Svc.CreateTask(ctx, Alice, e.Room, task.Draft{Title: "Kick-off", Due: &due,
+		Assignees: []string{e.Carol.ID}, Visibility: dealroom.Shared}, "")
+	require.NoError(t, err)
+	e.Deliver(t)
+	before := len(e.Service.Received(carol))
+	_, err = e.Svc.UpdateTask(ctx, Bob, e.Room, tk.ID, task.Patch{Due: dealroom.Opt[task.Date]{Set: true, V: later}}, "")
+	require.NoError(t, err)
+	e.Deliver(t)
+	got = e.Pushed(t, carol)
+	require.Len(t, got, before+1, "the assignee hears of the moved date")
+	assert.Contains(t, got[len(got)-1].Title, "Kick-off")
 }
