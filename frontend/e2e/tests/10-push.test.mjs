@@ -119,7 +119,7 @@ test('notify me on this device: subscribe, a push is shown, a tap opens the item
 
   // Turned on: the page posts the subscription it got.
   await toggle.check();
-  await page.getByText('On: mentions and steps given to you reach this device.').waitFor();
+  await page.getByText('On: mentions, steps given to you, replies in your threads and moved due dates reach this device.').waitFor();
   const subs = (await api(rep, 'GET', '/me/push-subscriptions', undefined, { base: SSO_URL })).subscriptions;
   assert.equal(subs.length, 1, 'one device');
   if (endpoint) {

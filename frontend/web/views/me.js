@@ -373,7 +373,8 @@ export function settingsView(ctx) {
 
 // "Notify me on this device": Web Push. The browser subscribes with the
 // server's VAPID key and the subscription is posted to the server, which
-// then pushes what it would email at once (a mention, a step given to me);
+// then pushes what it would email at once (a mention, a step given to me,
+// a reply in my thread, my step's moved due date);
 // the service worker (/sw.js) shows it and a tap opens the item. Off
 // deletes the subscription on the server and unsubscribes the browser.
 // Shown only where the browser can and the server pushes.
@@ -431,7 +432,7 @@ export function pushToggle(ctx) {
     try {
       if (on) await turnOn();
       else await turnOff();
-      note.textContent = on ? 'On: mentions and steps given to you reach this device.' : 'Off on this device.';
+      note.textContent = on ? 'On: mentions, steps given to you, replies in your threads and moved due dates reach this device.' : 'Off on this device.';
     } catch (err) {
       box.checked = !on;
       note.textContent = errorText(err);
