@@ -209,12 +209,19 @@ func contentType(declared string, br *bufio.Reader) string {
 // download serves an attachment so that it can never run in our origin: as
 // a download, with the declared type not sniffed, in a sandbox.
 func (s *Server) download(c echo.Context) error {
+	view, present, err := queryValue(c, "view")
+	if err != nil {
+		return err
+	}
+	if present && view != "true" && view != "false" {
+		return dealroom.Invalid("view", "view must be true or false")
+	}
 	at, rc, err := s.svc.OpenAttachment(c.Request().Context(), actor(c), c.Param("room"), c.Param("id"))
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	s.engage.file(c, c.Param("room"), at.ID)
+	s.engage.file(c, c.Param("room"), at.ID, view == "true")
 	h := c.Response().Header()
 	h.Set("Content-Type", at.ContentType)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": at.Name}))

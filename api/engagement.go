@@ -111,7 +111,7 @@ func (e *engagement) page(c echo.Context, roomID string, p room.Perm) {
 // file counts an attachment's bytes served: a GET of the whole file (a
 // request for a later range continues an earlier one), as a view when the
 // client says it opens the file to look at it (?view=true).
-func (e *engagement) file(c echo.Context, roomID, attachment string) {
+func (e *engagement) file(c echo.Context, roomID, attachment string, view bool) {
 	r := c.Request()
 	if e == nil || r.Method != http.MethodGet {
 		return
@@ -124,7 +124,7 @@ func (e *engagement) file(c echo.Context, roomID, attachment string) {
 	if a.IsCustomer() {
 		s = dealroom.Customer
 	}
-	e.tally.File(roomID, attachment, a.ID, s, c.QueryParam("view") != "true")
+	e.tally.File(roomID, attachment, a.ID, s, !view)
 }
 
 // flush writes what this instance gathered, so that a read of the figures

@@ -97,6 +97,9 @@ func TestEngagementCounts(t *testing.T) {
 	ts.must(t, 200, "GET", base+"/attachments/"+f.Att, custW, nil)
 	ts.must(t, 200, "GET", base+"/attachments/"+f.Att, custW, nil)
 	ts.must(t, 200, "GET", base+"/attachments/"+f.Att+"?view=true", custW, nil)
+	for _, bad := range []string{"?view=null", "?view=1", "?view=true&view=true"} {
+		ts.must(t, 422, "GET", base+"/attachments/"+f.Att+bad, custW, nil) // refused, and not counted
+	}
 	ts.must(t, 206, "GET", base+"/attachments/"+f.Att, custW, nil, header{"Range", "bytes=5-"}) // a resumed download: not again
 	ts.must(t, 200, "GET", base+"/attachments/"+f.IAtt, staffW, nil)
 

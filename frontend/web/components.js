@@ -492,3 +492,47 @@ export function uploader(session, { taskId = null, internal = false } = {}) {
 
 /** countLabel: "3 files". */
 export const countLabel = plural;
+
+/**
+ * planHealth shows how a room's shared plan keeps its dates (the server's
+ * figures: on time, slipped, unconfirmed, overdue).
+ */
+export function planHealth(health) {
+  if (!health || !health.dated) return h('span', { class: 'plan-health muted small', dataset: { fk: 'health' }, text: 'No dated shared steps' });
+  const part = (n, label, cls) => (n ? h('span', { class: ['health-part', cls], text: ` ${n} ${label}` }) : null);
+  return h('span', { class: 'plan-health small', dataset: { fk: 'health', score: String(health.score) }, title: 'Shared steps with a date' },
+    h('strong', { text: `Plan ${health.score}% on time` }), ' ·',
+    part(health.on_time, 'on time', 'ok'), part(health.slipped, 'slipped', 'warn'),
+    part(health.unconfirmed, 'unconfirmed', 'muted'), part(health.overdue, 'overdue', 'bad'));
+}
+
+/**
+ * healthOf works out a plan's health from its steps, as the server does
+ * (room.HealthOf): each shared step with a date counts once, as overdue
+ * (not done, its day passed), else slipped (its date moved later after it
+ * was confirmed), else unconfirmed (not done, its date not confirmed),
+ * else on time; the score is the share on time. The room page keeps it
+ * live from the steps it holds; the pipeline gets the server's figures.
+ */
+export function healthOf(tasks, today = todayUTC()) {
+  const hl = { steps: 0, dated: 0, on_time: 0, slipped: 0, unconfirmed: 0, overdue: 0 };
+  for (const t of tasks) {
+    if (t.visibility !== 'shared') continue;
+    hl.steps++;
+    if (!t.due) continue;
+    hl.dated++;
+    const c = t.commitment;
+    if (t.status !== 'done' && t.due < today) hl.overdue++;
+    else if (c && c.slips > 0) hl.slipped++;
+    else if (t.status !== 'done' && (!c || c.state !== 'confirmed')) hl.unconfirmed++;
+    else hl.on_time++;
+  }
+  if (hl.dated) hl.score = Math.floor((100 * hl.on_time + Math.floor(hl.dated / 2)) / hl.dated);
+  return hl;
+}
+
+/** todayUTC is today's date in UTC, as YYYY-MM-DD (the server's day). */
+function todayUTC() {
+  return new Date().toISOString().slice(0, 10);
+}
+

@@ -65,6 +65,9 @@ describe('a step’s date as a commitment between the two sides', () => {
     await row.locator('[data-fk="commitment"][data-state="confirmed"]', { hasText: 'Confirmed by Cy Customer' }).waitFor();
     assert.equal(await row.getByRole('button', { name: 'Confirm date' }).count(), 0);
     await taskRow(rep, STEP).locator('[data-fk="commitment"]', { hasText: 'Confirmed by Cy Customer' }).waitFor({ timeout: LIVE });
+    // The room's health figure, on both sides: one dated shared step, on time.
+    await customer.locator('.room-facts [data-fk="health"]', { hasText: 'Plan 100% on time' }).waitFor();
+    await rep.locator('.room-facts [data-fk="health"]', { hasText: 'Plan 100% on time' }).waitFor({ timeout: LIVE });
   });
 
   test('the rep slips it by five days', async () => {
@@ -79,6 +82,8 @@ describe('a step’s date as a commitment between the two sides', () => {
     const row = taskRow(customer, STEP);
     await row.locator('[data-fk="commitment"]', { hasText: 'Slipped 5 days' }).waitFor({ timeout: LIVE });
     await row.getByRole('button', { name: 'Confirm date' }).waitFor();
+    await customer.locator('.room-facts [data-fk="health"]', { hasText: '1 slipped' }).waitFor({ timeout: LIVE });
+    assert.match(await rep.locator('.room-facts [data-fk="health"]').innerText(), /Plan 0% on time/);
     await shot(customer, 'commitment-slipped-phone');
     noPageErrors(rep, customer);
   });

@@ -10,23 +10,10 @@ import {
   WINDOWS, WINDOW_ORDER, daysSince, plural, STAGES, fill,
 } from '../dom.js';
 import { enc, newKey } from '../api.js';
-import { sideText } from '../components.js';
+import { sideText, planHealth } from '../components.js';
 import { signalBadge } from '../engagement.js';
 
 const CLOSED = ['won', 'lost'];
-
-/**
- * planHealth shows how a room's shared plan keeps its dates (the server's
- * figures: on time, slipped, unconfirmed, overdue).
- */
-function planHealth(health) {
-  if (!health || !health.dated) return h('span', { class: 'plan-health muted small', dataset: { fk: 'health' }, text: 'No dated shared steps' });
-  const part = (n, label, cls) => (n ? h('span', { class: ['health-part', cls], text: ` ${n} ${label}` }) : null);
-  return h('span', { class: 'plan-health small', dataset: { fk: 'health', score: String(health.score) }, title: 'Shared steps with a date' },
-    h('strong', { text: `Plan ${health.score}% on time` }), ' ·',
-    part(health.on_time, 'on time', 'ok'), part(health.slipped, 'slipped', 'warn'),
-    part(health.unconfirmed, 'unconfirmed', 'muted'), part(health.overdue, 'overdue', 'bad'));
-}
 
 /** closeSlips says how often a room's close window slid, or nothing. */
 function closeSlips(room) {

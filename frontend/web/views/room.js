@@ -7,7 +7,7 @@ import {
 } from '../dom.js';
 import { enc } from '../api.js';
 import { RoomSession } from '../store.js';
-import { threads, uploader, fileRow, avatar, internalBadge } from '../components.js';
+import { threads, uploader, fileRow, avatar, internalBadge, planHealth, healthOf } from '../components.js';
 import { planPanel, taskPane } from './plan.js';
 import { peoplePanel } from './people.js';
 import { timelinePanel } from './timeline.js';
@@ -184,6 +184,9 @@ export function roomView(ctx, params) {
     sub.textContent = st.customer ? r.company : `${r.company}${owner ? ` · owner ${owner}` : ''}`;
     // Stage and forecast.
     const stages = [...(r.pipeline || []), 'won', 'lost'];
+    // The plan's health, kept live from the steps (both sides see it: it
+    // counts shared steps only).
+    const health = h('span', { class: 'fact' }, planHealth(healthOf(st.tasks.values())));
     if (p.settings) {
       const v = stageSelect.value;
       if (stageSelect.options.length !== stages.length) fill(stageSelect, ...stages.map((s) => h('option', { value: s, text: stageLabel(s) })));
@@ -193,10 +196,12 @@ export function roomView(ctx, params) {
         h('label', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Stage' }), stageSelect),
         h('label', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Can be signed' }), windowSelect),
         r.value !== null && r.value !== undefined ? h('span', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Value' }), h('strong', { text: fmtMoney(r.value, r.currency) })) : null,
-        h('button', { type: 'button', class: 'ghost small', text: 'Deal settings', on: { click: () => settingsDialog(session) } }));
+        h('button', { type: 'button', class: 'ghost small', text: 'Deal settings', on: { click: () => settingsDialog(session) } }),
+        health);
     } else {
       fill(facts, h('span', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Stage' }), h('strong', { text: stageLabel(r.stage) })),
-        !st.customer && r.close_window ? h('span', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Can be signed' }), h('strong', { text: WINDOWS[r.close_window] })) : null);
+        !st.customer && r.close_window ? h('span', { class: 'fact' }, h('span', { class: 'fact-label', text: 'Can be signed' }), h('strong', { text: WINDOWS[r.close_window] })) : null,
+        health);
     }
     const at = stages.indexOf(r.stage);
     fill(stagePath, ...(r.pipeline || []).map((s, i) => h('li', {
