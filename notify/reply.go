@@ -147,7 +147,7 @@ func (n *Notifier) OpenReply(ctx context.Context, address string) (ReplyTo, erro
 		return ReplyTo{}, err
 	}
 	m, err := n.rooms.Member(ctx, to.Room, to.User)
-	if dealroom.ErrorCode(err) == dealroom.ENOTFOUND || err == nil && m == nil {
+	if dealroom.ErrorCode(err) == dealroom.ENOTFOUND || (err == nil && m == nil) {
 		return ReplyTo{}, errBadReplyAddress
 	}
 	if err != nil {
@@ -164,7 +164,8 @@ func (n *Notifier) OpenReply(ctx context.Context, address string) (ReplyTo, erro
 	return to, nil
 }
 
-// openKey returns the user, room and thread of a reply key.
+// openKey returns the user, room and thread of a reply key: the store's
+// record of it.
 func (n *Notifier) openKey(ctx context.Context, key string) (ReplyTo, error) {
 	if strings.Trim(key, "0123456789abcdefghjkmnpqrstvwxyz") != "" {
 		return ReplyTo{}, errBadReplyAddress
@@ -173,8 +174,8 @@ func (n *Notifier) openKey(ctx context.Context, key string) (ReplyTo, error) {
 	if err != nil {
 		return ReplyTo{}, err
 	}
-	// A record must sign to its key, as the key does to what it leads to:
-	// a record written by anything but ReplyAddress leads nowhere.
+	// A record must sign to its key under this server's secret: one made
+	// under another secret, or written by anything else, leads nowhere.
 	if k == nil || !hmac.Equal([]byte(key), []byte(n.reply.replyKey(k.User, k.Room, k.Thread))) {
 		return ReplyTo{}, errBadReplyAddress
 	}
@@ -187,10 +188,10 @@ func (n *Notifier) openKey(ctx context.Context, key string) (ReplyTo, error) {
 // the thread; the recipient was the member of the room whose MAC matched.
 // None is made now; those already mailed are still read.
 const (
-	idBytes   = 16
-	longMAC   = 10
-	longSize  = 2*idBytes + longMAC
-	longChars = (longSize*8 + 4) / 5 // 68
+	idBytes      = 16
+	longMACBytes = 10
+	longSize     = 2*idBytes + longMACBytes
+	longChars    = (longSize*8 + 4) / 5 // 68
 )
 
 func (r replyAddresses) longMAC(user string, roomID, thread []byte) []byte {
@@ -199,7 +200,7 @@ func (r replyAddresses) longMAC(user string, roomID, thread []byte) []byte {
 	mac.Write([]byte{0})
 	mac.Write(roomID)
 	mac.Write(thread)
-	return mac.Sum(nil)[:longMAC]
+	return mac.Sum(nil)[:longMACBytes]
 }
 
 // openLong returns where one of the first, long tokens leads: the member
