@@ -148,7 +148,8 @@ func (n *Notifier) Combine(batch string, recs []outbox.Record) (dmail.Message, e
 		References: first.References, ReplyTo: first.ReplyTo, Unsubscribe: first.Unsubscribe}, nil
 }
 
-// message renders the email of one item to p, and what it says.
+// message renders the email of one item to p, and what it says; record
+// adds its reply address.
 func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (dmail.Message, content, error) {
 	who := ev.Actor.Name
 	if who == "" {
@@ -157,13 +158,11 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 	c := content{RoomName: rm.Name,
 		Unsubscribe: n.publicURL + "/api/v1/notifications/unsubscribe?token=" + n.UnsubscribeToken(p.User, rm.ID)}
 	roomPath := n.publicURL + "/room/" + url.PathEscape(rm.ID)
-	replyTo := ""
 	if it.MessageID != "" {
 		var m room.Message
 		if err := json.Unmarshal(ev.Data, &m); err != nil {
 			return dmail.Message{}, content{}, err
 		}
-		replyTo = n.ReplyAddress(p.User, rm.ID, cmp.Or(m.ParentID, m.ID))
 		c.Subject = who + " mentioned you in " + rm.Name
 		c.Lead = who + " mentioned you in " + rm.Name + ":"
 		c.Excerpt = excerpt(m.Body)
@@ -196,7 +195,20 @@ func (n *Notifier) message(ev room.Event, it room.InboxItem, p *Person, rm *room
 		return dmail.Message{}, content{}, err
 	}
 	return dmail.Message{To: p.Email, Subject: oneLine(c.Subject), Text: text.String(), HTML: html.String(),
-		ReplyTo: replyTo, Unsubscribe: c.Unsubscribe}, c, nil
+		Unsubscribe: c.Unsubscribe}, c, nil
+}
+
+// mentionThread returns the thread of the message an item is about: the
+// thread a reply to its email goes into ("" for a step).
+func mentionThread(ev room.Event, it room.InboxItem) string {
+	if it.MessageID == "" {
+		return ""
+	}
+	var m room.Message
+	if json.Unmarshal(ev.Data, &m) != nil {
+		return ""
+	}
+	return cmp.Or(m.ParentID, m.ID)
 }
 
 // excerpt is the start of a text, for a quote.

@@ -31,11 +31,13 @@ import (
 const Consumer = "email"
 
 // Store is what the notifier keeps in the server's store: the event log's
-// cursors and lease, the outbox, and the people.
+// cursors and lease, the outbox, the people and the keys of reply
+// addresses.
 type Store interface {
 	consume.Store
 	outbox.Store
 	People
+	ReplyKeys
 }
 
 // Notifier makes the email of mentions and assignments.
@@ -111,7 +113,8 @@ func New(cfg Config, rooms room.Store, st Store) (*Notifier, error) {
 	n := &Notifier{rooms: rooms, store: st, publicURL: strings.TrimRight(cfg.PublicURL, "/"), host: u.Hostname(),
 		key: tokenKey(cfg.Secret), delay: max(cfg.Delay, 0), digestHour: cfg.DigestHour, now: cfg.Now, log: cfg.Log, seen: map[string]string{},
 		push: cfg.Push, noEmail: cfg.NoEmail}
-	n.reply = replyAddresses{key: purposeKey(cfg.Secret, "dealroom email reply"), domain: strings.ToLower(cfg.ReplyDomain)}
+	n.reply = replyAddresses{key: purposeKey(cfg.Secret, "dealroom email reply key"),
+		long: purposeKey(cfg.Secret, "dealroom email reply"), domain: strings.ToLower(cfg.ReplyDomain)}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -204,7 +207,7 @@ func (n *Notifier) Handle(ctx context.Context, ev room.Event) error {
 				return err
 			}
 		}
-		rec, err := n.record(ev, it, p, rm)
+		rec, err := n.record(ctx, ev, it, p, rm)
 		if err != nil {
 			return err
 		}
@@ -259,11 +262,17 @@ func (n *Notifier) recipient(ctx context.Context, it room.InboxItem) (*Person, e
 	return p, nil
 }
 
-// record makes the outbox record of one item.
-func (n *Notifier) record(ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
+// record makes the outbox record of one item; the email of a mention
+// carries the reply address of its thread.
+func (n *Notifier) record(ctx context.Context, ev room.Event, it room.InboxItem, p *Person, rm *room.Room) (outbox.Record, error) {
 	m, c, err := n.message(ev, it, p, rm)
 	if err != nil {
 		return outbox.Record{}, err
+	}
+	if thread := mentionThread(ev, it); thread != "" {
+		if m.ReplyTo, err = n.ReplyAddress(ctx, p.User, rm.ID, thread); err != nil {
+			return outbox.Record{}, err
+		}
 	}
 	return n.eventRecord(ev, p, m, c)
 }

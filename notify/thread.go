@@ -62,8 +62,8 @@ func (n *Notifier) threadAndDue(ctx context.Context, ev room.Event, told []outbo
 		if err != nil {
 			return nil, err
 		}
-		if thread != "" {
-			m.ReplyTo = n.ReplyAddress(p.User, rm.ID, thread)
+		if m.ReplyTo, err = n.ReplyAddress(ctx, p.User, rm.ID, thread); err != nil {
+			return nil, err
 		}
 		rec, err := n.eventRecord(ev, p, m, c)
 		if err != nil {

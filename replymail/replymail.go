@@ -23,7 +23,7 @@
 // lands in the room nor bounces. The same message delivered twice (one
 // Message-ID) is posted once: its idempotency key is made of its
 // Message-ID and the thread. The From header is not authenticated here:
-// the address's token is the credential, and the From check keeps a
+// the address's key is the credential, and the From check keeps a
 // forwarded notification from being answered in its recipient's name.
 package replymail
 

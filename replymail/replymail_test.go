@@ -3,6 +3,9 @@ package replymail_test
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"io"
 	"net"
@@ -267,6 +270,8 @@ func TestReplyToANotification(t *testing.T) {
 		to := e.replyTo(t, carolEmail, 0)
 		assert.True(t, strings.HasPrefix(to, "reply+"), to)
 		assert.True(t, strings.HasSuffix(to, "@"+replyDomain), to)
+		local, _, _ := strings.Cut(to, "@")
+		assert.LessOrEqual(t, len(local), 64, "RFC 5321's limit of a local part: %s", local)
 
 		body := "Yes, send the contract. @Alice Seller can you start the PO?\n\n" +
 			"On Mon, Mar 2, 2026 at 9:00 AM Dealroom <" + to + "> wrote:\n> Alice Seller mentioned you in Acme renewal:\n> Ready to sign?\n"
@@ -320,37 +325,65 @@ func TestReplyToANotification(t *testing.T) {
 	})
 }
 
-// TestRefusedAddresses: an address that is not a signed reply address of
-// this domain is refused at RCPT, and nothing is written.
+// TestRefusedAddresses: an address that is not a reply address this
+// server made for a member, at its domain, is refused at RCPT, and
+// nothing is written: a changed key, a key made with another secret or
+// never made here, a key of someone not a member of the room, and the
+// same of the first, long addresses.
 func TestRefusedAddresses(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
 		root := e.post(t, alice, room.MessageDraft{Body: "Ready, @Carol Buyer?"})
 		e.deliver(t)
 		to := e.replyTo(t, carolEmail, 0)
 		local, _, _ := strings.Cut(to, "@")
 		token := strings.TrimPrefix(local, "reply+")
-		flip := func(i int) string {
+		long := strings.TrimSuffix(strings.TrimPrefix(longAddress(e.carol.ID, e.room, root.ID), "reply+"), "@"+replyDomain)
+		flip := func(token string, i int) string {
 			c := byte('a')
 			if token[i] == 'a' {
 				c = 'b'
 			}
 			return "reply+" + token[:i] + string(c) + token[i+1:] + "@" + replyDomain
 		}
-		otherRoom, err := e.svc.CreateRoom(context.Background(), alice, room.Draft{Name: "Other", Company: "Other"}, "")
+		otherRoom, err := e.svc.CreateRoom(ctx, alice, room.Draft{Name: "Other", Company: "Other"}, "")
 		require.NoError(t, err)
+		issue := func(n *notify.Notifier, user, roomID, thread string) string {
+			a, err := n.ReplyAddress(ctx, user, roomID, thread)
+			require.NoError(t, err)
+			return a
+		}
+		// Another server's notifier, of another secret, writes its key in
+		// this store; another store's notifier, of this secret, a key of
+		// a member that this store never had.
+		otherSecret, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: []byte(strings.Repeat("another secret ", 4)),
+			ReplyDomain: replyDomain}, e.store, e.store)
+		require.NoError(t, err)
+		elsewhere := stores["bolt"](t)
+		otherStore, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: replyDomain}, elsewhere, elsewhere)
+		require.NoError(t, err)
+		otherThread := e.post(t, alice, room.MessageDraft{Body: "Another thread"})
 		head := e.head(t)
 		for name, addr := range map[string]string{
-			"a changed character of the room":   flip(3),
-			"a changed character of the thread": flip(30),
-			"a changed character of the MAC":    flip(60),
-			"a changed last character":          flip(len(token) - 1),
-			"another domain":                    local + "@deals.example.com",
-			"a domain ending in ours":           local + "@evil" + replyDomain,
-			"without the prefix":                token + "@" + replyDomain,
-			"cut short":                         local[:len(local)-1] + "@" + replyDomain,
-			"made for another room":             e.n.ReplyAddress(e.carol.ID, otherRoom.ID, root.ID),
-			"made for someone not a member":     e.n.ReplyAddress("mallory", e.room, root.ID),
-			"not an address":                    "postmaster",
+			"a changed first character":               flip(token, 0),
+			"a changed character":                     flip(token, 9),
+			"a changed last character":                flip(token, len(token)-1),
+			"a key one character longer":              "reply+" + token + "a@" + replyDomain,
+			"a key of another alphabet":               "reply+" + token[:len(token)-1] + "_@" + replyDomain,
+			"another domain":                          local + "@deals.example.com",
+			"a domain ending in ours":                 local + "@evil" + replyDomain,
+			"without the prefix":                      token + "@" + replyDomain,
+			"cut short":                               local[:len(local)-1] + "@" + replyDomain,
+			"made for another room":                   issue(e.n, e.carol.ID, otherRoom.ID, root.ID),
+			"made for someone not a member":           issue(e.n, "mallory", e.room, root.ID),
+			"made with another secret":                issue(otherSecret, e.carol.ID, e.room, otherThread.ID),
+			"never made here":                         issue(otherStore, e.carol.ID, e.room, otherThread.ID),
+			"long: a changed character of the room":   flip(long, 3),
+			"long: a changed character of the thread": flip(long, 30),
+			"long: a changed character of the MAC":    flip(long, 60),
+			"long: a changed last character":          flip(long, len(long)-1),
+			"long: made for someone not a member":     longAddress("mallory", e.room, root.ID),
+			"not an address":                          "postmaster",
 		} {
 			step, err := e.send(t, carolEmail, []string{addr}, email(carolEmail, addr, "x@acme.example", "Forged."))
 			assert.Equal(t, sendStep("RCPT"), step, name)
@@ -370,6 +403,7 @@ func TestRefusedSenders(t *testing.T) {
 		root := e.post(t, alice, room.MessageDraft{Body: "@Carol Buyer @Bob Engineer thoughts?"})
 		e.deliver(t)
 		toCarol, toBob := e.replyTo(t, carolEmail, 0), e.replyTo(t, bob.Email, 0)
+		longCarol := longAddress(e.carol.ID, e.room, root.ID)
 		head := e.head(t)
 		refused := func(name, from, to, wantStep string) {
 			t.Helper()
@@ -400,6 +434,7 @@ func TestRefusedSenders(t *testing.T) {
 		require.NoError(t, err)
 		head = e.head(t)
 		refused("no longer a member", carolEmail, toCarol, "RCPT")
+		refused("no longer a member, a long address", carolEmail, longCarol, "RCPT")
 		assert.Equal(t, head, e.head(t))
 	})
 }
@@ -529,21 +564,112 @@ func TestOneMailOfSeveral(t *testing.T) {
 	assert.Equal(t, "Answered both.", rs[1].Body)
 }
 
-// TestReplyAddress: no reply address without a reply domain, and one per
-// person and thread.
+// TestReplyAddress: no reply address without a reply domain; one per
+// person and thread, 26 octets before the "@", the same from every
+// instance of the server (another notifier, over another store).
 func TestReplyAddress(t *testing.T) {
+	ctx := context.Background()
 	st := stores["bolt"](t)
 	roomID, thread := room.NewID("r", time.Now()), room.NewID("m", time.Now())
 	off, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret}, st, st)
 	require.NoError(t, err)
-	assert.Empty(t, off.ReplyAddress("carol", roomID, thread))
+	a, err := off.ReplyAddress(ctx, "carol", roomID, thread)
+	require.NoError(t, err)
+	assert.Empty(t, a)
+
 	on, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: "Reply.Example"}, st, st)
 	require.NoError(t, err)
-	a := on.ReplyAddress("carol", roomID, thread)
-	assert.Regexp(t, `^reply\+[0-9a-z]{68}@reply\.example$`, a)
-	assert.NotEqual(t, a, on.ReplyAddress("bob", roomID, thread))
-	assert.NotEqual(t, a, on.ReplyAddress("carol", roomID, room.NewID("m", time.Now())))
-	assert.Empty(t, on.ReplyAddress("carol", "not-an-id", thread), "ids of another form get none")
+	address := func(n *notify.Notifier, user, roomID, thread string) string {
+		t.Helper()
+		a, err := n.ReplyAddress(ctx, user, roomID, thread)
+		require.NoError(t, err)
+		return a
+	}
+	a = address(on, "carol", roomID, thread)
+	assert.Regexp(t, `^reply\+[0-9a-z]{20}@reply\.example$`, a)
+	assert.Equal(t, a, address(on, "carol", roomID, thread), "made again")
+	assert.NotEqual(t, a, address(on, "bob", roomID, thread))
+	assert.NotEqual(t, a, address(on, "carol", room.NewID("r", time.Now()), thread))
+	assert.NotEqual(t, a, address(on, "carol", roomID, room.NewID("m", time.Now())))
+	assert.NotEqual(t, address(on, "ab", "c", "d"), address(on, "a", "bc", "d"), "the parts are not run together")
+
+	other := stores["mongo"](t)
+	instance, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: "reply.example"}, other, other)
+	require.NoError(t, err)
+	assert.Equal(t, a, address(instance, "carol", roomID, thread), "another instance")
+}
+
+// TestTwoInstances: another instance that makes a notification of the
+// same thread for the same person makes the same address, and leaves its
+// record as it was; the reply to it is posted once.
+func TestTwoInstances(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		root := e.post(t, alice, room.MessageDraft{Body: "Ready, @Carol Buyer?"})
+		e.deliver(t)
+		to := e.replyTo(t, carolEmail, 0)
+		local, _, _ := strings.Cut(to, "@")
+		kept, err := e.store.ReplyKey(ctx, strings.TrimPrefix(local, "reply+"))
+		require.NoError(t, err)
+		require.NotNil(t, kept)
+		assert.Equal(t, notify.ReplyKey{Key: kept.Key, User: e.carol.ID, Room: e.room, Thread: root.ID, CreatedAt: kept.CreatedAt}, *kept)
+
+		e.clock.Advance(time.Hour)
+		second, err := notify.New(notify.Config{PublicURL: notifytest.PublicURL, Secret: notifytest.Secret, ReplyDomain: replyDomain,
+			Now: e.clock.Now}, e.store, e.store)
+		require.NoError(t, err)
+		again, err := second.ReplyAddress(ctx, e.carol.ID, e.room, root.ID)
+		require.NoError(t, err)
+		assert.Equal(t, to, again)
+		after, err := e.store.ReplyKey(ctx, kept.Key)
+		require.NoError(t, err)
+		assert.Equal(t, kept, after, "recorded once")
+
+		step, err := e.send(t, carolEmail, []string{again}, email(carolEmail, again, "c1@acme.example", "Yes."))
+		require.NoError(t, err, step)
+		assert.Len(t, e.replies(t, root.ID), 1)
+	})
+}
+
+// TestLongAddress: an address of the first form, 74 octets before the
+// "@" (the room's and the thread's ids and a MAC), mailed before the
+// short keys, is still read, in any case.
+func TestLongAddress(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		root := e.post(t, alice, room.MessageDraft{Body: "Ready, @Carol Buyer?"})
+		to := longAddress(e.carol.ID, e.room, root.ID)
+		step, err := e.send(t, carolEmail, []string{strings.ToUpper(to)}, email(carolEmail, to, "c1@acme.example", "Yes, from an old email."))
+		require.NoError(t, err, step)
+		rs := e.replies(t, root.ID)
+		require.Len(t, rs, 1)
+		assert.Equal(t, "Yes, from an old email.", rs[0].Body)
+		assert.Equal(t, e.carol.ID, rs[0].Author)
+	})
+}
+
+// longAddress is user's reply address for thread in roomID as notifiers
+// made them first: the room's id, the thread's and an HMAC-SHA256 of the
+// user, the room and the thread truncated to 80 bits, under a key derived
+// from the server's secret, in lower-case base32.
+func longAddress(user, roomID, thread string) string {
+	b32 := base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+	rb, err := b32.DecodeString(strings.TrimPrefix(roomID, "r_"))
+	if err != nil {
+		panic(err)
+	}
+	tb, err := b32.DecodeString(strings.TrimPrefix(thread, "m_"))
+	if err != nil {
+		panic(err)
+	}
+	derive := hmac.New(sha256.New, notifytest.Secret)
+	derive.Write([]byte("dealroom email reply"))
+	mac := hmac.New(sha256.New, derive.Sum(nil))
+	mac.Write([]byte(user))
+	mac.Write([]byte{0})
+	mac.Write(rb)
+	mac.Write(tb)
+	raw := append(append(rb, tb...), mac.Sum(nil)[:10]...)
+	return "reply+" + b32.EncodeToString(raw) + "@" + replyDomain
 }
 
 // TestCloseBeforeServe: a server closed before it serves (a start that
