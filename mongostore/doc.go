@@ -53,6 +53,16 @@
 //     ({_id: email, ...}): package staff (staff.go).
 //   - briefs: _id = room id + room.Brief (the pipeline's steps and people
 //     of the room, brief.go) + _seq.
+//   - reads: the read markers per (room, member) (read.go);
+//     engagement_people, engagement_files, engagement_days: the
+//     engagement figures (engagement.go).
+//   - sessions and tickets: browser sessions and one-time tickets
+//     (package session).
+//   - leases, cursors and outbox: the event-log consumers' lease and
+//     cursors, and the notifications to send (packages consume, outbox);
+//     people: who is told what, and where (package notify); reply_keys:
+//     the keys of reply addresses (replykeys.go); push_subscriptions and
+//     vapid_keys: Web Push (package push).
 //   - blobs.files, blobs.chunks: a GridFS bucket (see Blobs), and
 //     blobs.uploads, the uploads in progress.
 //
