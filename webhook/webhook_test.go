@@ -132,30 +132,6 @@ func (e *env) until(done func() bool) {
 	e.t.Fatal("never done")
 }
 
-// arrived returns the event ids taken of each room, first arrivals in the
-// order they came, and checks that every repeat came under the id of its
-// first arrival and that each room's arrivals never went back in seq.
-func arrived(t *testing.T, r *wt.Receiver) map[string][]string {
-	t.Helper()
-	assert.Empty(t, r.BadSignatures(), "every signature verifies")
-	idOf, evOf := map[string]string{}, map[string]string{}
-	last := map[string]int64{}
-	out := map[string][]string{}
-	for _, g := range r.Got() {
-		ev := g.Event
-		if prev, ok := idOf[ev.ID]; ok {
-			assert.Equal(t, prev, g.ID, "a repeat of event %s comes under its webhook-id", ev.ID)
-			continue
-		}
-		require.Empty(t, evOf[g.ID], "webhook-id %s names one event", g.ID)
-		idOf[ev.ID], evOf[g.ID] = g.ID, ev.ID
-		assert.Greater(t, ev.Seq, last[ev.RoomID], "room %s in seq order", ev.RoomID)
-		last[ev.RoomID] = ev.Seq
-		out[ev.RoomID] = append(out[ev.RoomID], ev.ID)
-	}
-	return out
-}
-
 // TestEveryEventInOrderThroughFaults: 500s, resets, hangs and slow answers
 // in the way of two rooms' events; each arrives, in order per room, a
 // repeat only under its id.
@@ -173,7 +149,7 @@ func TestEveryEventInOrderThroughFaults(t *testing.T) {
 		}
 	}
 	e.until(func() bool { return len(r.Got()) >= len(e.events(a, false))+len(e.events(b, false)) })
-	got := arrived(t, r)
+	got := wt.Arrived(t, r)
 	assert.Equal(t, e.events(a, false), got[a])
 	assert.Equal(t, e.events(b, false), got[b])
 	assert.Greater(t, r.Attempts(), len(r.Got()), "the faults happened")
@@ -215,7 +191,7 @@ func TestFailingRoomHoldsOnlyItself(t *testing.T) {
 	e.pump()
 	e.clock.Advance(time.Hour)
 	e.pump()
-	got := arrived(t, r)
+	got := wt.Arrived(t, r)
 	assert.Empty(t, got[a])
 	assert.Equal(t, e.events(b, false), got[b])
 	before := r.Attempts()
@@ -223,8 +199,8 @@ func TestFailingRoomHoldsOnlyItself(t *testing.T) {
 	assert.Equal(t, before, r.Attempts(), "no attempt before the backoff passed")
 
 	r.FailRoom(a, false)
-	e.until(func() bool { return len(arrived(t, r)[a]) == len(e.events(a, false)) })
-	assert.Equal(t, e.events(a, false), arrived(t, r)[a])
+	e.until(func() bool { return len(wt.Arrived(t, r)[a]) == len(e.events(a, false)) })
+	assert.Equal(t, e.events(a, false), wt.Arrived(t, r)[a])
 }
 
 // TestInternalOnlyToAllowed: an internal note reaches only the endpoint
@@ -252,7 +228,7 @@ func TestInternalOnlyToAllowed(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{a + ":shared", a + ":internal", emea + ":shared"}, bodies(inside))
 	assert.ElementsMatch(t, []string{a + ":shared", emea + ":shared"}, bodies(outside), "no internal event")
-	got := arrived(t, tagged)
+	got := wt.Arrived(t, tagged)
 	assert.Empty(t, got[a], "a room without the tag")
 	assert.Equal(t, e.events(emea, false), got[emea], "every type of the tagged room")
 	for _, g := range outside.Got() {
@@ -330,7 +306,7 @@ func TestPausedAfterADay(t *testing.T) {
 	_, err = e.svc.Update(e.ctx, admin, ep.ID, webhook.Patch{Paused: dealroom.Some(false)})
 	require.NoError(t, err)
 	e.pump()
-	assert.Equal(t, e.events(a, false), arrived(t, r)[a], "every event, in order, once resumed")
+	assert.Equal(t, e.events(a, false), wt.Arrived(t, r)[a], "every event, in order, once resumed")
 }
 
 // TestReplay sends a room's events again from a seq, under their ids.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"dealroom/internal/netguard"
 )
 
@@ -223,4 +225,29 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.got = append(r.got, rec)
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Arrived returns the event ids taken of each room, first arrivals in the
+// order they came. It checks that every signature verified, that a repeat
+// came under the webhook-id of its first arrival, that a webhook-id names
+// one event, and that each room's first arrivals never went back in seq.
+func Arrived(tb testing.TB, r *Receiver) map[string][]string {
+	tb.Helper()
+	assert.Empty(tb, r.BadSignatures(), "every signature verifies")
+	idOf, evOf := map[string]string{}, map[string]string{}
+	last := map[string]int64{}
+	out := map[string][]string{}
+	for _, g := range r.Got() {
+		ev := g.Event
+		if prev, ok := idOf[ev.ID]; ok {
+			assert.Equal(tb, prev, g.ID, "a repeat of event %s comes under its webhook-id", ev.ID)
+			continue
+		}
+		assert.Empty(tb, evOf[g.ID], "webhook-id %s names one event", g.ID)
+		idOf[ev.ID], evOf[g.ID] = g.ID, ev.ID
+		assert.Greater(tb, ev.Seq, last[ev.RoomID], "room %s in seq order", ev.RoomID)
+		last[ev.RoomID] = ev.Seq
+		out[ev.RoomID] = append(out[ev.RoomID], ev.ID)
+	}
+	return out
 }
