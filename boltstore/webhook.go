@@ -41,19 +41,20 @@ type webhookEndpoint struct {
 	PausedAt     time.Time `json:"paused_at,omitzero"`
 	ResumedAt    time.Time `json:"resumed_at,omitzero"`
 	CreatedBy    string    `json:"created_by"`
+	CreatedEmail string    `json:"created_by_email,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 func toWebhookEndpoint(e webhook.Endpoint) webhookEndpoint {
 	return webhookEndpoint{ID: e.ID, URL: e.URL, Events: e.Events, RoomTags: e.RoomTags, Internal: e.Internal, Secret: e.Secret,
-		Paused: e.Paused, PausedReason: e.PausedReason, PausedAt: e.PausedAt, ResumedAt: e.ResumedAt, CreatedBy: e.CreatedBy,
+		Paused: e.Paused, PausedReason: e.PausedReason, PausedAt: e.PausedAt, ResumedAt: e.ResumedAt, CreatedBy: e.CreatedBy, CreatedEmail: e.CreatedByEmail,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 func (w webhookEndpoint) endpoint() webhook.Endpoint {
 	return webhook.Endpoint{ID: w.ID, URL: w.URL, Events: w.Events, RoomTags: w.RoomTags, Internal: w.Internal, Secret: w.Secret,
-		Paused: w.Paused, PausedReason: w.PausedReason, PausedAt: w.PausedAt, ResumedAt: w.ResumedAt, CreatedBy: w.CreatedBy,
+		Paused: w.Paused, PausedReason: w.PausedReason, PausedAt: w.PausedAt, ResumedAt: w.ResumedAt, CreatedBy: w.CreatedBy, CreatedByEmail: w.CreatedEmail,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 }
 

@@ -41,6 +41,7 @@ type webhookDoc struct {
 	PausedAt     time.Time `bson:"paused_at,omitempty"`
 	ResumedAt    time.Time `bson:"resumed_at,omitempty"`
 	CreatedBy    string    `bson:"created_by"`
+	CreatedEmail string    `bson:"created_by_email,omitempty"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
 }
@@ -48,13 +49,13 @@ type webhookDoc struct {
 func toWebhookDoc(e webhook.Endpoint, version int64) webhookDoc {
 	return webhookDoc{ID: e.ID, Version: version, URL: e.URL, Events: e.Events, RoomTags: e.RoomTags, Internal: e.Internal,
 		Secret: e.Secret, Paused: e.Paused, PausedReason: e.PausedReason, PausedAt: e.PausedAt, ResumedAt: e.ResumedAt,
-		CreatedBy: e.CreatedBy, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		CreatedBy: e.CreatedBy, CreatedEmail: e.CreatedByEmail, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 func (d webhookDoc) endpoint() webhook.Endpoint {
 	return webhook.Endpoint{ID: d.ID, URL: d.URL, Events: orEmpty(d.Events), RoomTags: orEmpty(d.RoomTags), Internal: d.Internal,
 		Secret: d.Secret, Paused: d.Paused, PausedReason: d.PausedReason, PausedAt: utc(d.PausedAt), ResumedAt: utc(d.ResumedAt),
-		CreatedBy: d.CreatedBy, CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt)}
+		CreatedBy: d.CreatedBy, CreatedByEmail: d.CreatedEmail, CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt)}
 }
 
 func orEmpty(s []string) []string {

@@ -253,7 +253,7 @@ func (s *Sender) attempt(ctx context.Context, e *Endpoint, d Delivery) (passed, 
 	s.log().Warn("a webhook endpoint was paused: its deliveries failed for too long; an admin resumes it",
 		"endpoint", e.ID, "host", hostOf(e.URL), "created_by", e.CreatedBy, "reason", reason)
 	if s.Paused != nil {
-		s.Paused(sctx, pe)
+		s.Paused(ctx, pe)
 	}
 	return false, true, nil
 }

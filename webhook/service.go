@@ -168,7 +168,7 @@ func (s *Service) Create(ctx context.Context, a dealroom.Actor, in Input) (Endpo
 	}
 	now := s.now()
 	e := Endpoint{ID: newID(), URL: in.URL, Events: nonNil(in.Events), RoomTags: nonNil(in.RoomTags), Internal: in.Internal,
-		Secret: NewSecret(), Paused: in.Paused, CreatedBy: a.ID, CreatedAt: now, UpdatedAt: now}
+		Secret: NewSecret(), Paused: in.Paused, CreatedBy: a.ID, CreatedByEmail: a.Email, CreatedAt: now, UpdatedAt: now}
 	if e.Paused {
 		e.PausedAt = now
 	}

@@ -71,8 +71,11 @@ type Endpoint struct {
 	// its next attempt is tried at once.
 	ResumedAt time.Time `json:"resumed_at,omitzero"`
 	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// CreatedByEmail is the address of the admin who made the endpoint:
+	// told when the server pauses it.
+	CreatedByEmail string    `json:"created_by_email,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Wants reports whether the endpoint receives ev, an event of a room with

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"dealroom/api"
 	"dealroom/consume"
+	"dealroom/mail"
 	"dealroom/room"
 	"dealroom/webhook"
 )
@@ -41,6 +44,7 @@ func (a *App) openWebhooks(cfg Config, store room.Store, metrics *api.Metrics) (
 			failed.Inc()
 		}
 	}}
+	sender.Paused = tellPaused(a.mail, cfg.PublicURL, a.Log)
 	var swept time.Time
 	sweep := func(ctx context.Context) error {
 		if time.Since(swept) < 24*time.Hour {
@@ -60,4 +64,27 @@ func (a *App) openWebhooks(cfg Config, store room.Store, metrics *api.Metrics) (
 	}()
 	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
 	return svc, r, nil
+}
+
+// tellPaused returns the sender's hook that mails the admin who made an
+// endpoint when the server pauses it (nothing without mail or an address:
+// the log line the sender writes stays).
+func tellPaused(m mail.Sender, publicURL string, log *slog.Logger) func(context.Context, webhook.Endpoint) {
+	return func(ctx context.Context, e webhook.Endpoint) {
+		if m == nil || e.CreatedByEmail == "" {
+			return
+		}
+		where := "the webhooks page"
+		if publicURL != "" {
+			where = publicURL + "/admin/webhooks"
+		}
+		msg := mail.Message{To: e.CreatedByEmail, Subject: "Dealroom paused a webhook endpoint",
+			Text: fmt.Sprintf("The webhook endpoint %s was paused: %s.\n\nIts events wait, in order, until it is resumed on %s.\n",
+				e.URL, e.PausedReason, where)}
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := m.Send(mctx, msg); err != nil {
+			log.Warn("mailing the admin of a paused webhook endpoint failed", "endpoint", e.ID, "err", err)
+		}
+	}
 }

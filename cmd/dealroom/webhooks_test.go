@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom"
+	"dealroom/mail"
+	"dealroom/webhook"
 	wt "dealroom/webhook/webhooktest"
 )
 
@@ -96,4 +100,29 @@ func TestWebhooksKill(t *testing.T) {
 	}
 	require.Less(t, gotBefore, total, "the kill came mid-stream")
 	t.Logf("%d deliveries before the kill, %d requests, %d taken, for %d events", gotBefore, recv.Attempts(), len(recv.Got()), total)
+}
+
+// sentMail is a mail.Sender that keeps what it is given.
+type sentMail struct{ got []mail.Message }
+
+func (s *sentMail) Send(_ context.Context, m mail.Message) error {
+	s.got = append(s.got, m)
+	return nil
+}
+
+// TestTellPaused: the admin who made an endpoint is mailed when the
+// server pauses it, with its URL, the reason and where to resume it.
+func TestTellPaused(t *testing.T) {
+	m := &sentMail{}
+	tell := tellPaused(m, "https://deals.example.com", slog.New(slog.DiscardHandler))
+	tell(context.Background(), webhook.Endpoint{ID: "wh_1", URL: "https://crm.example.com/in", Paused: true,
+		PausedReason: "deliveries failed since 2026-03-02T09:00:00Z: the endpoint answered 500"})
+	assert.Empty(t, m.got, "no address, no mail")
+	tell(context.Background(), webhook.Endpoint{ID: "wh_1", URL: "https://crm.example.com/in", Paused: true, CreatedByEmail: "ada@seller.example",
+		PausedReason: "deliveries failed since 2026-03-02T09:00:00Z: the endpoint answered 500"})
+	require.Len(t, m.got, 1)
+	assert.Equal(t, "ada@seller.example", m.got[0].To)
+	assert.Contains(t, m.got[0].Text, "https://crm.example.com/in")
+	assert.Contains(t, m.got[0].Text, "answered 500")
+	assert.Contains(t, m.got[0].Text, "https://deals.example.com/admin/webhooks")
 }

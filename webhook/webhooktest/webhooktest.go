@@ -22,7 +22,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // Endpoint returns an endpoint with the id, made at t0.
 func Endpoint(id string) webhook.Endpoint {
 	return webhook.Endpoint{ID: id, URL: "https://hooks.example.com/" + id, Events: []string{}, RoomTags: []string{},
-		Secret: webhook.NewSecret(), CreatedBy: "admin", CreatedAt: t0, UpdatedAt: t0}
+		Secret: webhook.NewSecret(), CreatedBy: "admin", CreatedByEmail: "admin@seller.example", CreatedAt: t0, UpdatedAt: t0}
 }
 
 // Delivery returns the pending delivery of event seq of room to the

@@ -105,7 +105,7 @@ export function webhooksView(ctx) {
     try {
       const r = await ctx.api.get('/admin/webhooks');
       if (destroyed) return;
-      status.textContent = `${r.items.length} ${plural(r.items.length, 'endpoint')}`;
+      status.textContent = plural(r.items.length, 'endpoint');
       fill(list, r.items.map(row));
       if (open && !r.items.some((e) => e.id === open)) open = '';
       showLog();
