@@ -74,5 +74,14 @@ func TestWebhookRefusals(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r)
 	r = ts.do(t, "POST", "/admin/webhooks", ts.tok(t, admin), map[string]any{"url": "https://10.1.2.3/x", "secret": "mine"})
 	assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "the server makes the secret: %s", r)
+	r = ts.do(t, "POST", "/admin/webhooks", ts.tok(t, admin), map[string]any{"url": "https://10.1.2.3/x", "events": nil})
+	assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r)
 	assert.Empty(t, ts.must(t, http.StatusOK, "GET", "/admin/webhooks", admin, nil).items(t), "nothing made")
+	id := ts.must(t, http.StatusCreated, "POST", "/admin/webhooks", admin, map[string]any{"url": "https://10.1.2.3/x"}).str(t, "id")
+	for _, f := range []string{"url", "events", "room_tags", "internal", "paused"} {
+		r := ts.do(t, "PATCH", "/admin/webhooks/"+id, ts.tok(t, admin), map[string]any{f: nil})
+		assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s: null: %s", f, r)
+	}
+	r = ts.do(t, "GET", "/admin/webhooks/"+id+"/deliveries?limit=0", ts.tok(t, admin), nil)
+	assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r)
 }

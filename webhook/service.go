@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"dealroom"
 	"dealroom/internal/netguard"
@@ -84,7 +84,7 @@ func onlyAdmin(a dealroom.Actor) error {
 // checkURL refuses a URL the guard refuses, or whose host name resolves
 // to an address it refuses.
 func (s *Service) checkURL(ctx context.Context, raw string) error {
-	if len(raw) > MaxURL {
+	if utf8.RuneCountInString(raw) > MaxURL {
 		return dealroom.Invalid("url", "must be at most %d characters", MaxURL)
 	}
 	u, err := s.Guard.CheckURL("url", raw)
@@ -130,7 +130,7 @@ func checkTags(tags []string) error {
 		return dealroom.Invalid("room_tags", "at most %d", MaxTags)
 	}
 	for _, t := range tags {
-		if strings.TrimSpace(t) == "" || len(t) > 100 {
+		if t == "" || utf8.RuneCountInString(t) > 100 {
 			return dealroom.Invalid("room_tags", "a tag must be 1 to 100 characters")
 		}
 	}
@@ -207,8 +207,11 @@ func (s *Service) Update(ctx context.Context, a dealroom.Actor, id string, p Pat
 	if err := onlyAdmin(a); err != nil {
 		return Endpoint{}, err
 	}
-	if p.URL.Null || p.Internal.Null || p.Paused.Null {
-		return Endpoint{}, dealroom.Invalid("body", "url, internal and paused cannot be null")
+	for name, null := range map[string]bool{"url": p.URL.Null, "events": p.Events.Null, "room_tags": p.RoomTags.Null,
+		"internal": p.Internal.Null, "paused": p.Paused.Null} {
+		if null {
+			return Endpoint{}, dealroom.Invalid(name, "cannot be null")
+		}
 	}
 	if err := checkEvents(p.Events.V); err != nil {
 		return Endpoint{}, err

@@ -266,17 +266,22 @@ func TestPrivateAddressRefused(t *testing.T) {
 	ep, secret, err := allowed.Create(e.ctx, admin, webhook.Input{URL: r.URL + "/hook"})
 	require.NoError(t, err, "allowed by the list")
 	r.SetSecret("/hook", secret)
-	// The server's own sender keeps the strict guard: the delivery is
-	// refused before it connects.
+	// A name, resolved when it is dialled.
+	byName, _, err := allowed.Create(e.ctx, admin, webhook.Input{URL: strings.Replace(r.URL, "127.0.0.1", "localhost", 1) + "/hook"})
+	require.NoError(t, err, "allowed by the list")
+	// The server's own sender keeps the strict guard: the deliveries are
+	// refused before they connect.
 	a := e.room("A")
 	e.pump()
 	assert.Zero(t, r.Attempts())
-	log, err := e.svc.Deliveries(e.ctx, admin, ep.ID, 0)
-	require.NoError(t, err)
-	require.NotEmpty(t, log)
-	assert.Contains(t, log[0].LastError, "refused")
-	assert.Equal(t, webhook.Pending, log[0].State)
-	assert.Equal(t, a, log[0].RoomID)
+	for _, id := range []string{ep.ID, byName.ID} {
+		log, err := e.svc.Deliveries(e.ctx, admin, id, 0)
+		require.NoError(t, err)
+		require.NotEmpty(t, log)
+		assert.Contains(t, log[0].LastError, "destination refused")
+		assert.Equal(t, webhook.Pending, log[0].State)
+		assert.Equal(t, a, log[0].RoomID)
+	}
 }
 
 // TestPausedAfterADay: an endpoint that fails for a day is paused, its

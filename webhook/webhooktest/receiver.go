@@ -132,7 +132,7 @@ func (r *Receiver) BadSignatures() []string {
 }
 
 // Guard returns the netguard guard a sender uses to reach the receiver:
-// 127.0.0.1 allowed, the receiver's certificate trusted.
+// loopback (127.0.0.1 and ::1) allowed, the receiver's certificate trusted.
 func (r *Receiver) Guard(timeout time.Duration) *netguard.Guard { return GuardFor(timeout, r) }
 
 // GuardFor returns the guard that reaches every one of rs.
@@ -141,7 +141,7 @@ func GuardFor(timeout time.Duration, rs ...*Receiver) *netguard.Guard {
 	for _, r := range rs {
 		pool.AddCert(r.Certificate())
 	}
-	return netguard.New(netguard.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	return netguard.New(netguard.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 		TLS: &tls.Config{RootCAs: pool}, Timeout: timeout})
 }
 
