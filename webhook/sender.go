@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +97,7 @@ const (
 	// MaxAnswer bounds the bytes of an answer read (then dropped).
 	MaxAnswer   = 4 << 10
 	saveTimeout = 5 * time.Second
+	maxError    = 500 // bytes of an attempt's error kept in the log
 )
 
 func (s *Sender) log() *slog.Logger {
@@ -211,6 +213,9 @@ func (s *Sender) attempt(ctx context.Context, e *Endpoint, d Delivery) (passed, 
 			d.FailingSince = now
 		}
 		d.LastError = err.Error()
+		if len(d.LastError) > maxError {
+			d.LastError = strings.ToValidUTF8(d.LastError[:maxError], "") + "…"
+		}
 		d.Due = now.Add(s.backoff(d.Attempts))
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
