@@ -33,6 +33,7 @@ import (
 	"dealroom/room"
 	"dealroom/session"
 	"dealroom/staff"
+	"dealroom/webhook"
 	"dealroom/ws"
 )
 
@@ -99,6 +100,9 @@ type Config struct {
 	Staff *staff.Service
 	// Push, when set, serves the push routes (push.go).
 	Push *PushDevices
+	// Webhooks, when set, serves the admins' webhook routes
+	// (webhooks.go); nil: they answer 503.
+	Webhooks *webhook.Service
 }
 
 func (c *Config) defaults() {
@@ -262,6 +266,7 @@ func New(cfg Config, svc *room.Service, keys *jwtauth.Keys, log *slog.Logger, me
 	a.GET("/rooms/:room/invites", s.listInvites)
 	s.registerReads(a)
 	s.registerCRM(a)
+	s.registerWebhooks(a)
 	s.registerEngagement(v1, a, limiter)
 
 	// The changes of a room: the same declarations serve the websocket's

@@ -216,6 +216,9 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if err := s.ensurePushIndexes(ctx); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureWebhookIndexes(ctx); err != nil {
+		return fail(err)
+	}
 	if cfg.repairOnOpen {
 		if err := s.Repair(ctx); err != nil {
 			return fail(err)

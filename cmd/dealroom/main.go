@@ -270,11 +270,18 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err := a.openReplies(cfg, notifier, svc); err != nil {
 		return err
 	}
+	hooks, hookRunner, err := a.openWebhooks(cfg, be.store, metrics)
+	if err != nil {
+		return err
+	}
 	svc.Committed = func(ev room.Event) {
 		appended.Add(1)
 		h.Committed(ev)
 		if notifications != nil {
 			notifications.Wake(ev.RoomID)
+		}
+		if hookRunner != nil {
+			hookRunner.Wake(ev.RoomID)
 		}
 	}
 	svc.ReadMoved = h.ReadMoved
@@ -287,8 +294,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
 		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail, Notifier: notifier, Staff: staffOf(be.store, a.Log),
-		Push: a.push,
-		Hub:  h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
+		Push: a.push, Webhooks: hooks,
+		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
 		svc, keys, a.Log, metrics, be.ready)

@@ -19,6 +19,7 @@ import { roomsView } from './views/rooms.js';
 import { pipelineView } from './views/pipeline.js';
 import { myTasksView, inboxView, settingsView } from './views/me.js';
 import { roomView } from './views/room.js';
+import { webhooksView } from './views/webhooks.js';
 
 // Where the page kept the bearer token before sessions: a page that
 // finds one exchanges it for a session once and deletes it.
@@ -45,6 +46,7 @@ const ROUTES = [
   [/^\/sign-in\/email\/?$/, () => ({ name: 'emaillink' }), true],
   [/^\/$/, () => ({ name: 'rooms' })],
   [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
+  [/^\/admin\/webhooks\/?$/, () => ({ name: 'webhooks' })],
   [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
   [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
   [/^\/me\/settings\/?$/, () => ({ name: 'settings' })],
@@ -87,6 +89,7 @@ function route() {
     case 'emaillink': v = emailLinkView(ctx); break;
     case 'rooms': v = roomsView(ctx); break;
     case 'pipeline': v = pipelineView(ctx); break;
+    case 'webhooks': v = ctx.me?.role === 'admin' ? webhooksView(ctx) : null; break;
     case 'mytasks': v = myTasksView(ctx); break;
     case 'inbox': v = inboxView(ctx); break;
     case 'settings': v = settingsView(ctx); break;
@@ -225,6 +228,7 @@ const NAV = [
   ['pipeline', '/pipeline', 'Pipeline', 'chart'],
   ['mytasks', '/me/tasks', 'My tasks', 'check'],
   ['inbox', '/inbox', 'Inbox', 'at'],
+  ['webhooks', '/admin/webhooks', 'Webhooks', 'refresh'],
 ];
 const navLinks = [];
 const badges = [];
@@ -242,7 +246,8 @@ function buildShell() {
   }
   const me = ctx.me;
   const oversees = me.kind === 'staff' && (me.role === 'manager' || me.role === 'admin');
-  const items = NAV.filter(([k]) => k !== 'pipeline' || oversees);
+  const admin = me.kind === 'staff' && me.role === 'admin';
+  const items = NAV.filter(([k]) => (k !== 'pipeline' || oversees) && (k !== 'webhooks' || admin));
   const link = (k, href, label, glyph, where) => {
     const badge = k === 'inbox' ? h('span', { class: 'nav-badge', hidden: true }) : null;
     if (badge) badges.push(badge);

@@ -1,0 +1,12 @@
+package boltstore_test
+
+import (
+	"testing"
+
+	"dealroom/webhook"
+	"dealroom/webhook/webhooktest"
+)
+
+func TestWebhookStore(t *testing.T) {
+	webhooktest.TestStore(t, func(tb testing.TB) webhook.Store { return MustOpen(tb, tb.TempDir()) })
+}
