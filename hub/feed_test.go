@@ -315,3 +315,61 @@ func TestFeedLostEventsPastPendingAreRead(t *testing.T) {
 	}
 	assert.Equal(t, seqRange(1, 10), readEvents(t, ctx, s, 10))
 }
+
+// TestLiveOverflowLeavesNoHole: a live device whose queue overflows gets
+// the events that fitted, with no hole, then "resync", and no event of the
+// room after it, even once its queue has room again; subscribing again
+// after the last event it got, it gets every later event once, in order.
+// (Were later events still queued after a dropped one, the device would
+// see 1-4, 9, then resync from 9 and never get 5-8.)
+func TestLiveOverflowLeavesNoHole(t *testing.T) {
+	st := &logStore{}
+	h := newTestHub(t, Config{QueueFrames: 4, QueueBytes: 1 << 20, HeadCheck: time.Hour}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := h.NewSession(dealroom.Actor{ID: "u1", Kind: dealroom.Staff})
+	defer s.Close()
+	s.Subscribe("r1", 0)
+	require.Empty(t, readUntilSubscribed(t, ctx, s))
+
+	// Nobody reads: the fifth event does not fit. Live delivery hands the
+	// feed's events to the queue as they come, so this is deterministic.
+	for range 8 {
+		h.Committed(st.commit("r1", 100))
+	}
+	var last int64
+	for {
+		fr, err := s.Next(ctx)
+		require.NoError(t, err, "no resync after %d", last)
+		var f struct {
+			Type  string `json:"type"`
+			Event struct {
+				Seq int64 `json:"seq"`
+			} `json:"event"`
+		}
+		require.NoError(t, json.Unmarshal(fr, &f))
+		if f.Type == "event" {
+			require.Equal(t, last+1, f.Event.Seq, "an event after %d", last)
+			last = f.Event.Seq
+			continue
+		}
+		if f.Type == "resync" {
+			break
+		}
+		require.Equal(t, "presence", f.Type, "frame %s", fr)
+	}
+	require.EqualValues(t, 4, last, "the events that fitted come before the resync")
+
+	// The queue is empty now: events committed before the device
+	// subscribes again are not queued for the subscription that ended.
+	for range 3 {
+		h.Committed(st.commit("r1", 100))
+	}
+	frames, _ := s.Queued()
+	assert.Zero(t, frames, "frames queued after the resync")
+	s.Subscribe("r1", last)
+	assert.Equal(t, seqRange(5, 11), readUntilSubscribed(t, ctx, s), "after subscribing again")
+	h.Committed(st.commit("r1", 100))
+	assert.Equal(t, []int64{12}, readEvents(t, ctx, s, 1), "live again")
+	assert.EqualValues(t, 1, h.Stats.Resyncs.Load())
+}

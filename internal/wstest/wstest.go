@@ -29,12 +29,17 @@ type Device struct {
 	events map[string][]json.RawMessage
 	heads  map[string]int64 // head of the latest "subscribed"
 	errs   []string
+	// trace is, per room, what happened besides events arriving one after
+	// the other: subscriptions (with the seq they asked after), the
+	// "subscribed" and "resync" frames, and jumps over seqs. Check shows
+	// it when the device did not end with what it should have.
+	trace map[string][]string
 }
 
 // NewDevice returns a device that signs in with token.
 func NewDevice(name, token string, rooms ...string) *Device {
 	return &Device{Name: name, Token: token, Rooms: rooms, last: map[string]int64{},
-		events: map[string][]json.RawMessage{}, heads: map[string]int64{}}
+		events: map[string][]json.RawMessage{}, heads: map[string]int64{}, trace: map[string][]string{}}
 }
 
 func (d *Device) fail(format string, args ...any) {
@@ -72,11 +77,18 @@ func (d *Device) Handle(data []byte) (resync string) {
 			d.errs = append(d.errs, fmt.Sprintf("%s: seq %d after %d (doubled or out of order)", f.Room, ev.Seq, d.last[f.Room]))
 			return ""
 		}
+		if last := d.last[f.Room]; ev.Seq != last+1 {
+			// Fine when the seqs between are events this person may not
+			// see: Check tells, against what they may see.
+			d.trace[f.Room] = append(d.trace[f.Room], fmt.Sprintf("jump %d→%d", last, ev.Seq))
+		}
 		d.last[f.Room] = ev.Seq
 		d.events[f.Room] = append(d.events[f.Room], f.Event)
 	case "subscribed":
 		d.heads[f.Room] = f.Head
+		d.trace[f.Room] = append(d.trace[f.Room], fmt.Sprintf("subscribed head %d (last %d)", f.Head, d.last[f.Room]))
 	case "resync":
+		d.trace[f.Room] = append(d.trace[f.Room], fmt.Sprintf("resync (last %d)", d.last[f.Room]))
 		return f.Room
 	case "error":
 		d.errs = append(d.errs, fmt.Sprintf("error frame: %s", data))
@@ -98,6 +110,7 @@ func (d *Device) SubscribeAll(ctx context.Context, conn *websocket.Conn) error {
 func (d *Device) Subscribe(ctx context.Context, conn *websocket.Conn, r string) error {
 	d.mu.Lock()
 	after := d.last[r]
+	d.trace[r] = append(d.trace[r], fmt.Sprintf("subscribe after %d", after))
 	d.mu.Unlock()
 	b, _ := json.Marshal(map[string]any{"type": "subscribe", "room": r, "after": after})
 	return conn.Write(ctx, websocket.MessageText, b)
@@ -119,6 +132,13 @@ func (d *Device) Session(ctx context.Context, base string) error {
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
+			if ctx.Err() == nil {
+				d.mu.Lock()
+				for _, r := range d.Rooms {
+					d.trace[r] = append(d.trace[r], fmt.Sprintf("connection lost (last %d): %v", d.last[r], err))
+				}
+				d.mu.Unlock()
+			}
 			return err
 		}
 		if r := d.Handle(data); r != "" {
@@ -163,7 +183,7 @@ func (d *Device) Check(t testing.TB, want map[string][]json.RawMessage) {
 	for _, r := range d.Rooms {
 		got := d.events[r]
 		w := want[r]
-		if !assert.Equal(t, len(w), len(got), "%s in %s: number of events", d.Name, r) {
+		if !assert.Equal(t, len(w), len(got), "%s in %s: number of events; %s", d.Name, r, d.explain(r, w)) {
 			continue
 		}
 		for i := range w {
@@ -172,6 +192,57 @@ func (d *Device) Check(t testing.TB, want map[string][]json.RawMessage) {
 			}
 		}
 	}
+}
+
+// explain tells how what the device processed in room r differs from w
+// by seq (missing and unexpected seqs, in ranges), with its trace; d.mu is
+// held.
+func (d *Device) explain(r string, w []json.RawMessage) string {
+	got := map[int64]bool{}
+	for _, ev := range d.events[r] {
+		got[SeqOf(ev)] = true
+	}
+	wanted := map[int64]bool{}
+	var missing []int64
+	for _, ev := range w {
+		s := SeqOf(ev)
+		wanted[s] = true
+		if !got[s] {
+			missing = append(missing, s)
+		}
+	}
+	var extra []int64
+	for _, ev := range d.events[r] {
+		if s := SeqOf(ev); !wanted[s] {
+			extra = append(extra, s)
+		}
+	}
+	return fmt.Sprintf("missing seqs %s, unexpected seqs %s; trace: %s",
+		ranges(missing), ranges(extra), strings.Join(d.trace[r], ", "))
+}
+
+// ranges writes ascending seqs as ranges: "3-7 9".
+func ranges(seqs []int64) string {
+	if len(seqs) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if i == j {
+			fmt.Fprint(&b, seqs[i])
+		} else {
+			fmt.Fprintf(&b, "%d-%d", seqs[i], seqs[j])
+		}
+		i = j + 1
+	}
+	return b.String()
 }
 
 // SetLast sets the last seq processed in a room, as a device that was
