@@ -35,7 +35,7 @@ func TestMailConfigured(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 20, cfg.MailRate)
 
-	var logged bytes.Buffer
+	var logged syncBuffer
 	app := &App{Config: cfg, Log: slog.New(slog.NewTextHandler(&logged, nil))}
 	require.NoError(t, app.Open(context.Background()))
 	defer app.Close()
