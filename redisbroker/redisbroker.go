@@ -440,9 +440,20 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) error {
 		if b.isClosed() {
 			return broker.ErrClosed
 		}
+		b.reloadSlots()
 		return fmt.Errorf("redisbroker: publish to room %s: %w", m.Room, err)
 	}
 	return nil
+}
+
+// reloadSlots has the cluster client ask again which primary serves which
+// slot (in the background): after a failover it would otherwise keep
+// sending a shard's publishes to the dead primary until its periodic
+// reload.
+func (b *Broker) reloadSlots() {
+	if cc, ok := b.pub.(*redis.ClusterClient); ok {
+		cc.ReloadState(b.ctx)
+	}
 }
 
 // Subscribe counts one more subscription of room and returns once Redis
@@ -663,6 +674,7 @@ func (b *Broker) connect(ctx context.Context) (map[string]*link, int, error) {
 	addrs := []string{b.subOpt.Addr}
 	var owners []string
 	if b.cluster {
+		b.reloadSlots()
 		var err error
 		if owners, addrs, err = b.slotOwners(ctx); err != nil {
 			return nil, 0, err
