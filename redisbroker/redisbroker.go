@@ -9,6 +9,24 @@
 // Publish sends a PUBLISH on the room's channel; an instance receives the
 // message if it subscribed the room, itself included.
 //
+// # Redis Cluster
+//
+// With a redis-cluster:// URL (see [New]) the broker uses sharded pub/sub
+// (Redis 7): a room's channel is prefix + "room:{" + room ID + "}", the
+// room's ID being its hash tag, and a message is an SPUBLISH that only the
+// primary owning the channel's slot (and its replicas) carries. The
+// broker keeps one subscriber connection per primary, asks the cluster
+// (CLUSTER SLOTS) which primary serves which slot when it connects, and
+// sends each room's SSUBSCRIBE to its slot's primary. The connections are
+// up or down together: when one breaks (its primary killed, a failover,
+// a slot moved away, which Redis tells with an unasked SUNSUBSCRIBE), the
+// broker closes them all, calls Handler.FeedLost, and reconnects to the
+// primaries the cluster names then; FeedRestored follows once every room
+// is confirmed again. Rooms of a healthy shard are thus resubscribed too,
+// which the hub's repair from the store covers. After a failed publish the
+// publishing client reloads the slots, so that publishes reach the
+// promoted replica. The single-node channel names stay as they were.
+//
 // # Wire format
 //
 // A message's payload is binary-safe and compact:
@@ -24,8 +42,8 @@
 //
 // # Subscriptions
 //
-// An instance has one subscriber connection (a go-redis PubSub) and one
-// goroutine reading it, which calls the Handler, in the order Redis sent
+// An instance has one subscriber connection (a go-redis PubSub; one per
+// primary on a cluster) and one goroutine reading each, which calls the Handler, in the order Redis sent
 // the messages. Subscriptions are counted per room: the first Subscribe of
 // a room sends SUBSCRIBE, the last Unsubscribe sends UNSUBSCRIBE. Subscribe
 // returns once Redis confirmed the subscription, so whatever is published
