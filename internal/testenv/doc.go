@@ -17,6 +17,11 @@
 // stopped by the test's cleanup. Its Stop, Kill and Start methods let fault
 // tests simulate outages; Start brings it back on the same port.
 //
+// [StartRedisCluster] starts a Redis Cluster for one test: three primaries
+// and three replicas (redis-server in cluster mode, made with redis-cli
+// --cluster create), ready once every node reports cluster_state:ok. Its
+// Kill ends a node with SIGKILL, for failover tests.
+//
 // # SMTP
 //
 // [StartSMTP] runs an SMTP server (github.com/emersion/go-smtp) inside the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -535,4 +536,28 @@ func TestMongoWriteConcerns(t *testing.T) {
 		assert.NoError(t, err, q)
 		require.NoError(t, client.Disconnect(ctx))
 	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	require.Len(t, c.Addrs(), 6)
+	primaries := c.Primaries()
+	require.Len(t, primaries, 3)
+	ctx := context.Background()
+	for _, a := range c.Addrs() {
+		cl := redis.NewClient(&redis.Options{Addr: a})
+		info, err := cl.ClusterInfo(ctx).Result()
+		cl.Close()
+		require.NoError(t, err)
+		assert.Contains(t, info, "cluster_state:ok")
+		assert.Contains(t, info, "cluster_known_nodes:6")
+	}
+
+	// A killed primary's replica takes over.
+	c.Kill(primaries[0])
+	require.Eventually(t, func() bool {
+		p := c.Primaries()
+		return len(p) == 3 && !slices.Contains(p, primaries[0])
+	}, 20*time.Second, 100*time.Millisecond)
+	c.WaitOK(20 * time.Second)
 }

@@ -1,0 +1,282 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RedisCluster is a Redis Cluster owned by one test, made by
+// [StartRedisCluster]: three primaries and three replicas, redis-server
+// processes in cluster mode on 127.0.0.1, nothing kept on disk but each
+// node's cluster configuration file in the test's temporary directory.
+// Its cluster-node-timeout is one second, so a killed primary's replica
+// takes over within a few seconds.
+type RedisCluster struct {
+	tb    testing.TB
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	port, busPort int
+	mu            sync.Mutex
+	proc          *process
+}
+
+func (n *clusterNode) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+
+// clusterNodeTimeout is the cluster-node-timeout of the test cluster, in
+// milliseconds: how long a primary may be silent before its replica is
+// promoted.
+const clusterNodeTimeout = 1000
+
+// StartRedisCluster starts a Redis Cluster of three primaries, each with
+// one replica, for tb alone, and returns once every node reports
+// cluster_state:ok. The nodes are stopped in tb's cleanup. If redis-server
+// or redis-cli cannot be had, tb is skipped (or failed when CI=true).
+func StartRedisCluster(tb testing.TB) *RedisCluster {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		unavailable(tb, "redis-server is not on PATH: %s", redisInstallHint)
+		return nil
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		unavailable(tb, "redis-cli is not on PATH: %s", redisInstallHint)
+		return nil
+	}
+	c := &RedisCluster{tb: tb}
+	tb.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range c.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.stop()
+			}()
+		}
+		wg.Wait()
+	})
+	dir := tb.TempDir()
+	for i := range 6 {
+		n, err := startClusterNode(bin, dir, i)
+		if err != nil {
+			unavailable(tb, "starting a cluster node: %v", err)
+			return nil
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	args := []string{"--cluster", "create"}
+	for _, n := range c.nodes {
+		args = append(args, n.addr())
+	}
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		unavailable(tb, "redis-cli --cluster create: %v; output:\n%s", err, out)
+		return nil
+	}
+	if err := c.waitOK(30 * time.Second); err != nil {
+		unavailable(tb, "%v", err)
+		return nil
+	}
+	return c
+}
+
+// startClusterNode starts one node on free ports (its client port and its
+// cluster bus port), retrying when a port was taken in between.
+func startClusterNode(bin, dir string, i int) (*clusterNode, error) {
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		bus, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		n := &clusterNode{port: port, busPort: bus}
+		cmd := exec.Command(bin,
+			"--port", strconv.Itoa(port),
+			"--cluster-port", strconv.Itoa(bus),
+			"--bind", "127.0.0.1",
+			"--protected-mode", "yes",
+			"--daemonize", "no",
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", i),
+			"--cluster-node-timeout", strconv.Itoa(clusterNodeTimeout),
+			// A replica may take over whatever the age of its data: the
+			// test's data is news only.
+			"--cluster-replica-validity-factor", "0",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", dir,
+			"--dbfilename", fmt.Sprintf("dump-%d.rdb", i),
+			"--logfile", "",
+			"--loglevel", "warning",
+		)
+		out := newTailBuffer(8 << 10)
+		p, err := startProcess("redis-server (cluster)", cmd, out, false)
+		if err != nil {
+			return nil, fmt.Errorf("starting %s: %w", bin, err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if p.exited() {
+				lastErr = p.exitError()
+				break
+			}
+			if err := redisCheck(n.addr(), cmd.Process.Pid); err == nil {
+				n.proc = p
+				return n, nil
+			} else if time.Now().After(deadline) {
+				p.kill()
+				return nil, fmt.Errorf("redis-server on %s did not answer within 30s: %v; output:\n%s", n.addr(), err, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(lastErr.Error(), "in use") {
+			return nil, lastErr
+		}
+	}
+	return nil, lastErr
+}
+
+func (n *clusterNode) stop() {
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	if p != nil {
+		p.stop(5 * time.Second)
+	}
+}
+
+func (n *clusterNode) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc != nil && !n.proc.exited()
+}
+
+// Addrs returns the host:port of every node, primaries and replicas, in
+// the order they were started.
+func (c *RedisCluster) Addrs() []string {
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.addr()
+	}
+	return addrs
+}
+
+// URL returns the cluster's URL in the form DEALROOM_REDIS_URL takes:
+// redis-cluster://host:port?addr=host:port&... with every node as a seed.
+func (c *RedisCluster) URL() string {
+	addrs := c.Addrs()
+	u := "redis-cluster://" + addrs[0]
+	for i, a := range addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}
+
+// Primaries returns the host:port of the nodes that are primaries now,
+// as the running nodes see them.
+func (c *RedisCluster) Primaries() []string {
+	c.tb.Helper()
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		out, err := redisCLI(n.addr(), "CLUSTER", "NODES")
+		if err != nil {
+			continue
+		}
+		var primaries []string
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
+				continue
+			}
+			addr, _, _ := strings.Cut(f[1], "@")
+			primaries = append(primaries, addr)
+		}
+		return primaries
+	}
+	c.tb.Fatalf("testenv: no cluster node answers CLUSTER NODES")
+	return nil
+}
+
+// Kill ends the node at addr abruptly with SIGKILL, as in a crash, and
+// waits until it has exited.
+func (c *RedisCluster) Kill(addr string) {
+	c.tb.Helper()
+	for _, n := range c.nodes {
+		if n.addr() == addr {
+			n.mu.Lock()
+			p := n.proc
+			n.mu.Unlock()
+			if p != nil {
+				p.kill()
+			}
+			return
+		}
+	}
+	c.tb.Fatalf("testenv: no cluster node at %s", addr)
+}
+
+// WaitOK waits until every running node reports cluster_state:ok (and
+// every running replica a link to its primary), and
+// fails the test if they do not within d.
+func (c *RedisCluster) WaitOK(d time.Duration) {
+	c.tb.Helper()
+	if err := c.waitOK(d); err != nil {
+		c.tb.Fatalf("testenv: %v", err)
+	}
+}
+
+func (c *RedisCluster) waitOK(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		var notOK string
+		for _, n := range c.nodes {
+			if !n.running() {
+				continue
+			}
+			out, err := redisCLI(n.addr(), "CLUSTER", "INFO")
+			if err != nil || !strings.Contains(out, "cluster_state:ok") {
+				notOK = n.addr()
+				break
+			}
+			// A replica counts once it follows its primary: only then can
+			// it take over.
+			repl, err := redisCLI(n.addr(), "INFO", "replication")
+			if err != nil || (strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up")) {
+				notOK = n.addr()
+				break
+			}
+		}
+		if notOK == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster node %s did not report cluster_state:ok (and, for a replica, a link to its primary) within %s", notOK, d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// redisCLI runs one command with redis-cli against addr.
+func redisCLI(addr string, args ...string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	return string(out), err
+}
