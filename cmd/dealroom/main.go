@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -290,6 +291,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	gcDone := make(chan struct{})
 	go a.housekeep(gcCtx, svc, be.sessions, gcDone)
 	a.closers = append(a.closers, func() error { stopGC(); <-gcDone; return nil })
+	warnPlainPublicURL(a.Log, cfg.PublicURL)
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, MaxUploadBytes: cfg.MaxUploadBytes,
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
@@ -566,4 +568,20 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
+}
+
+// warnPlainPublicURL warns when the public URL is plain http on a host
+// other than this machine: browsers are then given session cookies not
+// marked Secure, and sign-in links travel in clear. A development server
+// on localhost is left alone.
+func warnPlainPublicURL(log *slog.Logger, publicURL string) {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Scheme != "http" {
+		return
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return
+	}
+	log.Warn("DEALROOM_PUBLIC_URL is plain http: session cookies are not marked Secure and links travel unencrypted; serve it over https", "public_url", publicURL)
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -385,4 +386,23 @@ func TestMetricsShowStoreCommits(t *testing.T) {
 	}
 	assert.Equal(t, 3.0, created, "the three rooms made, by route and status")
 	assert.Equal(t, 3.0, fams["dealroom_events_appended_total"].GetMetric()[0].GetCounter().GetValue())
+}
+
+// TestWarnPlainPublicURL: a public URL in plain http on another machine is
+// warned about at start-up (its cookies are not Secure); https, and http
+// on this machine (development), are not.
+func TestWarnPlainPublicURL(t *testing.T) {
+	for url, warned := range map[string]bool{
+		"http://deals.example.com":  true,
+		"http://10.0.0.5:8080":      true,
+		"https://deals.example.com": false,
+		"http://localhost:8080":     false,
+		"http://127.0.0.1:8080":     false,
+		"http://[::1]:8080":         false,
+		"":                          false,
+	} {
+		var logged syncBuffer
+		warnPlainPublicURL(slog.New(slog.NewTextHandler(&logged, nil)), url)
+		assert.Equal(t, warned, strings.Contains(logged.String(), "plain http"), url)
+	}
 }
