@@ -75,7 +75,15 @@ func (s *Store) AddOutbox(ctx context.Context, recs []outbox.Record) (int, error
 	for i, r := range recs {
 		docs[i] = toOutboxDoc(r)
 	}
-	res, err := s.db.Collection(colOutbox).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	return s.insertAbsent(ctx, colOutbox, docs)
+}
+
+// insertAbsent inserts those of docs whose _id no document of col has, by
+// one unordered insert whose duplicate keys are the documents already
+// there, and returns how many it inserted. On a failure some may have
+// been inserted: inserting again is safe.
+func (s *Store) insertAbsent(ctx context.Context, col string, docs []any) (int, error) {
+	res, err := s.db.Collection(col).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	added := 0
 	if res != nil {
 		added = len(res.InsertedIDs)
@@ -87,12 +95,12 @@ func (s *Store) AddOutbox(ctx context.Context, recs []outbox.Record) (int, error
 				return added, s.fail(ctx, err)
 			}
 		}
-		return len(recs) - len(bw.WriteErrors), nil
+		return len(docs) - len(bw.WriteErrors), nil
 	}
 	if err != nil {
 		return added, s.fail(ctx, err)
 	}
-	return len(recs), nil
+	return len(docs), nil
 }
 
 // DueOutbox implements outbox.Store.

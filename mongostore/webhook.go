@@ -231,20 +231,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) (int, 
 	for i, d := range ds {
 		docs[i] = toDeliveryDoc(d)
 	}
-	_, err := s.db.Collection(colWebhookDeliveries).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	var bw mongo.BulkWriteException
-	if errors.As(err, &bw) && bw.WriteConcernError == nil {
-		for _, we := range bw.WriteErrors {
-			if !mongo.IsDuplicateKeyError(we) {
-				return 0, s.fail(ctx, err)
-			}
-		}
-		return len(ds) - len(bw.WriteErrors), nil
-	}
-	if err != nil {
-		return 0, s.fail(ctx, err)
-	}
-	return len(ds), nil
+	return s.insertAbsent(ctx, colWebhookDeliveries, docs)
 }
 
 // SaveDelivery implements webhook.Store.
