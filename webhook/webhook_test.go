@@ -394,3 +394,48 @@ func TestCreateWithKeyConcurrently(t *testing.T) {
 	assert.False(t, replayed)
 	assert.NotEqual(t, first.id, ep.ID)
 }
+
+// countingStore counts the pending deliveries read.
+type countingStore struct {
+	webhook.Store
+	calls, rows int
+}
+
+func (c *countingStore) PendingDeliveries(ctx context.Context, endpoint, afterRoom string, afterSeq int64, limit int) ([]webhook.Delivery, error) {
+	ds, err := c.Store.PendingDeliveries(ctx, endpoint, afterRoom, afterSeq, limit)
+	c.calls++
+	c.rows += len(ds)
+	return ds, err
+}
+
+// TestWaitingRoomReadOnce: a pass does not read through all the
+// deliveries waiting behind a room's failed one: it moves on to the next
+// room after the first (an endpoint failing for hours can have thousands
+// queued).
+func TestWaitingRoomReadOnce(t *testing.T) {
+	r := wt.StartReceiver(t)
+	e := newEnv(t, r.Guard(time.Second))
+	e.endpoint(r, webhook.Input{})
+	a, b := e.room("A"), e.room("B")
+	r.FailRoom(a, true)
+	const n = 450
+	for i := range n {
+		e.post(a, fmt.Sprint("a", i), dealroom.Shared)
+	}
+	e.post(b, "b", dealroom.Shared)
+	e.until(func() bool { return len(wt.Arrived(t, r)[b]) == len(e.events(b, false)) })
+
+	cs := &countingStore{Store: e.store}
+	e.svc.Store = cs
+	e.clock.Advance(2 * time.Hour) // every retry due
+	attempts := r.Attempts()
+	require.NoError(t, e.sender.Send(e.ctx))
+	assert.Equal(t, attempts+1, r.Attempts(), "one attempt: the room's first delivery; the others wait for it")
+	assert.LessOrEqual(t, cs.calls, 2, "a page for the waiting room, one for what is after it")
+	assert.Less(t, cs.rows, n, "the waiting room's deliveries are not all read")
+
+	r.FailRoom(a, false)
+	e.svc.Store = e.store
+	e.until(func() bool { return len(wt.Arrived(t, r)[a]) == len(e.events(a, false)) })
+	assert.Equal(t, e.events(a, false), wt.Arrived(t, r)[a], "then all of them, in order")
+}
