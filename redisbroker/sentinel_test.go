@@ -43,8 +43,8 @@ func TestSentinelURL(t *testing.T) {
 	assert.Contains(t, err.Error(), `no Sentinel knows a master named "nope"`)
 
 	for _, url := range []string{
-		"redis-sentinel://" + addrs[0] + "?addr=" + addrs[1],                        // no master
-		"redis-sentinel://" + addrs[0] + "?master=a&master_name=b",                  // two names
+		"redis-sentinel://" + addrs[0] + "?addr=" + addrs[1],                         // no master
+		"redis-sentinel://" + addrs[0] + "?master=a&master_name=b",                   // two names
 		"redis-sentinel://" + addrs[0] + "?master=" + s.MasterName() + "&nonsense=1", // unknown option
 		"redis-sentinel://user:secret@%zz?master=m",
 	} {
