@@ -23,7 +23,11 @@ import (
 // sentinels for the master when it dials and drops its connections to a
 // master they replaced. The subscriber connection is the broker's own,
 // dialed to the address the sentinels name, so that a failover is seen
-// and reported like any other loss:
+// and reported like any other loss. (go-redis's failover client would
+// hide which node it is on, and it hands its dialer and its OnConnect
+// hook to its connections to the sentinels too, so the subscriber's
+// dialer, which refuses the dials the broker did not ask for, cannot be
+// given to it.)
 //
 //   - the master dies: the subscriber connection breaks, the broker calls
 //     Handler.FeedLost and asks the sentinels again (with backoff) until
@@ -31,9 +35,10 @@ import (
 //     FeedRestored;
 //   - the master is replaced while the connection stays up (a manual
 //     failover, a partition between the master and the sentinels): the
-//     broker follows the sentinels' +switch-master announcements and drops
-//     the connection to a master that is no longer theirs, which leads to
-//     the same;
+//     broker follows the sentinels' +switch-master announcements (one
+//     sentinel at a time, asked for the master again when it has been
+//     silent for [WithHealthCheck]'s interval) and drops the connection to
+//     a master that is no longer theirs, which leads to the same;
 //   - a sentinel still names the old master for a moment after a
 //     failover: every connection, the publisher's and the subscriber's,
 //     checks with ROLE that its node is a master, and one that is not is
@@ -303,15 +308,12 @@ func (b *Broker) followSentinel(addr string) (heard bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	// What was announced before the subscription, while no sentinel was
-	// followed, is asked for.
-	ctx, cancel = context.WithTimeout(b.ctx, sentinelAsk)
-	a, err := c.GetMasterAddrByName(ctx, b.sentinel.opt.MasterName).Result()
-	cancel()
-	if err != nil || len(a) != 2 {
-		return false, fmt.Errorf("asking for the master: %w", err)
+	// What was announced while no sentinel was followed is asked for, and
+	// so is the master when the sentinel is silent: an announcement may
+	// have come while the subscriber was connecting to the master before.
+	if err := b.checkMaster(c); err != nil {
+		return false, err
 	}
-	b.masterIs(net.JoinHostPort(a[0], a[1]))
 
 	// A silent connection is sent a PING; one that stays silent is
 	// given up.
@@ -321,9 +323,11 @@ func (b *Broker) followSentinel(addr string) (heard bool, err error) {
 		if err != nil {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !pinged && b.ctx.Err() == nil {
 				pinged = true
-				ctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
-				err = ps.Ping(ctx)
-				cancel()
+				if err = b.checkMaster(c); err == nil {
+					ctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
+					err = ps.Ping(ctx)
+					cancel()
+				}
 				if err == nil {
 					continue
 				}
@@ -339,6 +343,36 @@ func (b *Broker) followSentinel(addr string) (heard bool, err error) {
 			}
 		}
 	}
+}
+
+// checkMaster asks the sentinel of c for the master. If the subscriber
+// is on another node, and the one named says it is a master (a sentinel
+// may lag behind the others for a moment), the connection is dropped.
+func (b *Broker) checkMaster(c *redis.SentinelClient) error {
+	ctx, cancel := context.WithTimeout(b.ctx, sentinelAsk)
+	defer cancel()
+	a, err := c.GetMasterAddrByName(ctx, b.sentinel.opt.MasterName).Result()
+	if err != nil || len(a) != 2 {
+		return fmt.Errorf("asking for the master: %w", err)
+	}
+	addr := net.JoinHostPort(a[0], a[1])
+	b.mu.Lock()
+	on := b.links == nil || b.links[addr] != nil
+	b.mu.Unlock()
+	if on {
+		return nil
+	}
+	o := b.subOpt
+	o.Addr, o.MaxRetries, o.DialerRetries, o.ContextTimeoutEnabled = addr, -1, 1, true
+	o.OnConnect = nil
+	node := redis.NewClient(&o)
+	defer node.Close()
+	cn := node.Conn()
+	defer cn.Close()
+	if requireMaster(ctx, cn) == nil {
+		b.masterIs(addr)
+	}
+	return nil
 }
 
 // masterIs drops the subscriber connection if it is not to addr, the
