@@ -42,7 +42,12 @@ import (
 //   - a sentinel still names the old master for a moment after a
 //     failover: every connection, the publisher's and the subscriber's,
 //     checks with ROLE that its node is a master, and one that is not is
-//     refused and dialed again.
+//     refused and dialed again;
+//   - the old master lives on after a failover: go-redis's failover
+//     client moves the publisher when the sentinel it follows announces
+//     the switch, which may be a moment after the subscriber moved, and
+//     until the sentinels demote the old master it takes publishes. Those
+//     are lost, as news may be: the hub's head check finds the gap.
 
 // Schemes of a Sentinel URL.
 const (
