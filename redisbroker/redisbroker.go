@@ -191,7 +191,7 @@ type Broker struct {
 	cfg        config
 	h          broker.Handler
 	log        *slog.Logger
-	addr       string // for messages: the address, or a cluster's seeds
+	addr       string // for messages: the address, a cluster's seeds, or a Sentinel master
 	roomPrefix string
 	cluster    bool
 	sentinel   *sentinels // nil unless on Redis Sentinel (sentinel.go)
