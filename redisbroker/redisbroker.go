@@ -27,6 +27,15 @@
 // publishing client reloads the slots, so that publishes reach the
 // promoted replica. The single-node channel names stay as they were.
 //
+// # Redis Sentinel
+//
+// With a redis-sentinel:// URL (see [New]) the broker works on the master
+// the sentinels name, with the single node's channels and commands. A
+// failover breaks the subscriber connection, or the sentinels announce it
+// (+switch-master): either way the broker calls Handler.FeedLost, connects
+// to the master the sentinels name then, and calls FeedRestored, as after
+// a restart (see sentinel.go).
+//
 // # Wire format
 //
 // A message's payload is binary-safe and compact:
@@ -182,9 +191,10 @@ type Broker struct {
 	cfg        config
 	h          broker.Handler
 	log        *slog.Logger
-	addr       string // for messages: the address, or a cluster's seeds
+	addr       string // for messages: the address, a cluster's seeds, or a Sentinel master
 	roomPrefix string
 	cluster    bool
+	sentinel   *sentinels // nil unless on Redis Sentinel (sentinel.go)
 
 	pub    redis.UniversalClient // PUBLISH or SPUBLISH, PING, CLUSTER SLOTS
 	subOpt redis.Options         // the subscriber clients' options, but Addr
@@ -267,7 +277,11 @@ const (
 // (rediss-cluster:// for TLS): the seed nodes, the first in the URL's host
 // and more in addr parameters, and go-redis's other cluster options as
 // parameters (see redis.ParseClusterURL, which reads it once the scheme is
-// redis:// or rediss://).
+// redis:// or rediss://). A master watched by Redis Sentinel is
+// redis-sentinel://[user:password@]host:port?addr=host:port&master=NAME
+// (rediss-sentinel:// for TLS), the sentinels being the host and the addr
+// parameters, or go-redis's form, redis://...?master_name=NAME&addr=...
+// (see parseSentinelURL). With a wrong master name New fails.
 func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Broker, error) {
 	if h == nil {
 		return nil, errors.New("redisbroker: nil handler")
@@ -307,10 +321,17 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 		b.cancel()
 		b.pub.Close()
 		b.closeNodes()
+		b.sentinel.close()
 		return nil, fmt.Errorf("redisbroker: cannot reach Redis at %s: %w", b.addr, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	if b.sentinel != nil {
+		// Before the publisher's PING, whose error would not say why.
+		if _, err := b.sentinel.master(pctx); err != nil {
+			return fail(err)
+		}
+	}
 	if err := b.pub.Ping(pctx).Err(); err != nil {
 		return fail(err)
 	}
@@ -322,12 +343,23 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 	b.wg.Add(2)
 	go b.run(links)
 	go b.watch()
+	if b.sentinel != nil {
+		b.wg.Add(1)
+		go b.followSentinels()
+	}
 	return b, nil
 }
 
 // parse reads url into the publishing client and the subscriber clients'
 // options.
 func (b *Broker) parse(url string) error {
+	if fo, ok, err := parseSentinelURL(url); ok {
+		if err != nil {
+			return err
+		}
+		b.useSentinel(fo)
+		return nil
+	}
 	scheme, rest, _ := strings.Cut(url, "://")
 	if scheme != clusterScheme && scheme != clusterTLSScheme {
 		// Two option sets, parsed separately: they are adjusted differently.
@@ -388,7 +420,7 @@ func (b *Broker) nodeLocked(addr string) *node {
 	}
 	n := &node{}
 	o := b.subOpt
-	if b.cluster {
+	if b.cluster || b.sentinel != nil {
 		o.Addr = addr
 	}
 	o.ContextTimeoutEnabled = true
@@ -664,6 +696,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	err := ignoreClosed(b.pub.Close())
 	b.closeNodes()
+	b.sentinel.close()
 	return err
 }
 
@@ -697,6 +730,12 @@ func (b *Broker) connect(ctx context.Context) (map[string]*link, int, error) {
 		if owners, addrs, err = b.slotOwners(ctx); err != nil {
 			return nil, 0, err
 		}
+	} else if b.sentinel != nil {
+		master, err := b.sentinel.master(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		addrs = []string{master}
 	}
 	links := make(map[string]*link, len(addrs))
 	closeAll := func() {
