@@ -80,9 +80,11 @@ const (
 	recoveryBound = 10 * time.Second // the bound on live delivery's return
 	// liveLag is what separates live delivery from repair: the hub's
 	// periodic head check (every 5 s) also brings events when the
-	// broker brings none, but half of them more than 2.5 s after their
-	// write; live, nearly all arrive within milliseconds.
-	liveLag = time.Second
+	// broker brings none, but in bursts, up to 5 s after their write,
+	// and there is always a burst after the bound with some more than
+	// 2 s late; live, nearly all arrive within milliseconds (a loaded
+	// machine stalling for 2 s is the margin).
+	liveLag = 2 * time.Second
 )
 
 // testFailoverDevices runs three instances on one MongoDB and the Redis
@@ -98,7 +100,7 @@ const (
 //     written through one instance only, each device on another instance
 //     (so that the events reach it through Redis, not from its own
 //     instance) receives, within 10 s of the kill, an event from which on
-//     every event of the room arrives within a second of its write's
+//     every event of the room arrives within 2 s of its write's
 //     answer, to the end of the stream (see checkRecovery).
 //
 // Half of the rooms are written through one instance (their home), to
