@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -195,6 +198,8 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 	t.Logf("%d writes in %s (%.0f/s), %d acknowledged; after the kill %d, %d acknowledged",
 		all, took.Round(time.Millisecond), float64(all)/took.Seconds(),
 		w.count(time.Time{}, true), w.count(killed, false), w.count(killed, true))
+	t.Logf("write latency before the kill: %s", w.latency(started, killed))
+	t.Logf("write latency in the 5 s after the kill: %s", w.latency(killed, killed.Add(5*time.Second)))
 
 	// The logs, read over REST as each person.
 	want := map[string]map[string][]json.RawMessage{}
@@ -512,7 +517,7 @@ func (w *writer) run(ctx context.Context) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			fw.start = time.Now()
-			st, data := call(w.t, w.nodes[k].URL, w.tokens[actor.ID], "POST", "/rooms/"+r.id+path, body)
+			st, data := w.post(w.nodes[k].URL+"/api/v1/rooms/"+r.id+path, w.tokens[actor.ID], body)
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			fw.status = st
@@ -524,6 +529,41 @@ func (w *writer) run(ctx context.Context) {
 			w.writes[fw.marker] = fw
 		})
 	}
+}
+
+// post sends one write and returns the status (0 when there was no
+// answer within 30 s) and the body or the error.
+func (w *writer) post(url, tok string, body any) (int, []byte) {
+	b, _ := json.Marshal(body)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// latency describes how long the acknowledged writes started between
+// from and to waited for their answer.
+func (w *writer) latency(from, to time.Time) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ds []time.Duration
+	for _, fw := range w.writes {
+		if fw.start.After(from) && fw.start.Before(to) && !fw.ack.IsZero() {
+			ds = append(ds, fw.ack.Sub(fw.start))
+		}
+	}
+	return spread(ds)
 }
 
 // count returns how many writes started after since (all with a zero
