@@ -113,7 +113,9 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 	mongoURI, _ := testenv.MongoDatabase(t)
 	var nodes []*instance
 	for range 3 {
-		nodes = append(nodes, startInstance(t, mongoURI, rs.url))
+		// At level info an instance logs when its broker's subscriptions
+		// are restored: the server's side of the recovery.
+		nodes = append(nodes, startInstance(t, mongoURI, rs.url, "DEALROOM_LOG_LEVEL=info"))
 	}
 	repTok, buyerTok := token(t, rep), token(t, buyer)
 	tokens := map[string]string{rep.ID: repTok, buyer.ID: buyerTok}
@@ -246,6 +248,26 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 
 	// Live delivery came back, first in the killed primary's rooms.
 	checkRecovery(t, devices, rooms, owners, victimOwner, w, killed)
+	for i, in := range nodes {
+		t.Logf("instance %d: broker subscriptions restored %s after the kill", i, restoredAfter(in, killed))
+	}
+}
+
+var restoredRE = regexp.MustCompile(`time=(\S+) level=INFO msg="redisbroker: subscriptions restored"`)
+
+// restoredAfter tells, from an instance's log, when its broker's
+// subscriptions were restored after t0.
+func restoredAfter(in *instance, t0 time.Time) string {
+	var after []string
+	for _, m := range restoredRE.FindAllStringSubmatch(in.logs.String(), -1) {
+		if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil && at.After(t0) {
+			after = append(after, at.Sub(t0).Round(time.Millisecond).String())
+		}
+	}
+	if len(after) == 0 {
+		return "never"
+	}
+	return strings.Join(after, ", ")
 }
 
 // failoverRoom is a room of the scenario; home is the instance its writes
