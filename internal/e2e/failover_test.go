@@ -351,9 +351,8 @@ func waitFor(t *testing.T, d time.Duration, what string, pending func() string) 
 
 // failoverDevice is a wstest.Device that connects as a real client does
 // (again after a lost connection, to the next instance, subscribing after
-// its last seq) and notes when each event arrived and whether it came
-// live (after the room's "subscribed" on that connection) or as
-// catch-up.
+// its last seq; again after a resync) and notes when and through which
+// instance each event of a write arrived.
 type failoverDevice struct {
 	*wstest.Device
 	actor dealroom.Actor
@@ -361,7 +360,7 @@ type failoverDevice struct {
 	from  map[string]int64 // per room, the seq it started after
 
 	mu       sync.Mutex
-	live     map[string]bool // per room, on the connection now
+	live     map[string]bool // per room: its "subscribed" came on this connection
 	arrivals []arrival
 	conns    int
 	lost     []string // why connections ended
@@ -424,7 +423,8 @@ func (d *failoverDevice) session(ctx context.Context, nodes []*instance, k int) 
 }
 
 // note keeps what a frame tells of timing: a room's live delivery
-// beginning or ending, and the arrival of an event of a write.
+// beginning ("subscribed", after its catch-up) or ending, and the
+// arrival of an event of a write.
 func (d *failoverDevice) note(data []byte, at time.Time, k int) {
 	var f struct {
 		Type  string          `json:"type"`
@@ -512,14 +512,14 @@ func (w *writer) run(ctx context.Context) {
 		actor, path, body := rep, "/messages", map[string]any{}
 		switch p := rng.IntN(20); {
 		case p < 7: // a shared message of the rep
-		case p < 11:
+		case p < 11: // an internal note
 			fw.internal = true
-		case p < 13:
+		case p < 13: // an internal task
 			path = "/tasks"
 			fw.internal = true
-		case p < 15:
+		case p < 15: // a shared task
 			path = "/tasks"
-		default:
+		default: // the customer's message
 			actor = buyer
 		}
 		text := fw.marker + " from " + actor.Name
