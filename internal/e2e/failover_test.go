@@ -666,11 +666,14 @@ func (w *writer) checkLogs(staff, customer map[string][]json.RawMessage) {
 // events reach it through Redis), when live delivery came back after the
 // kill: the arrival of the first event of a write made after the kill
 // from which on every event arrived within liveLag of its write's answer.
+// From that moment on, every write reached the device within liveLag.
 // The first such event to arrive at all is no measure: the hub's head
 // check (every 5 s) reads events from the store without any broker; but
 // then they come in bursts, most of them seconds after their write, and
 // delivery that stays live to the end of the stream (afterKill, two
-// seconds past the bound) is what only the broker gives.
+// seconds past the bound) is what only the broker gives. (When a head
+// check came less than liveLag before the broker was back, the moment
+// measured is that head check's.)
 func checkRecovery(t *testing.T, devices []*failoverDevice, rooms []failoverRoom, owners map[string]string,
 	victimOwner string, w *writer, killed time.Time) {
 	t.Helper()
