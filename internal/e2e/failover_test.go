@@ -81,6 +81,7 @@ const (
 	beforeKill    = 4 * time.Second  // stream before the kill
 	afterKill     = 12 * time.Second // stream after the kill
 	recoveryBound = 10 * time.Second // the issue's bound on live delivery's return
+	roam          = 3 * time.Second  // the longest connection of a roaming device
 	// liveLag is what separates live delivery from repair: the hub's
 	// periodic head check (every 5 s) also brings events when the
 	// broker brings none, but in bursts, up to 5 s after their write,
@@ -138,8 +139,9 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 	t.Logf("rooms: %s", strings.Join(desc, "; "))
 
 	// Devices: for every room and instance, one of the staff and one of
-	// the customer, following that room and the next; every other one
-	// starts after the room's head instead of from the beginning.
+	// the customer, following that room and the next; half of them start
+	// after the room's head instead of from the beginning, and a third
+	// roam from instance to instance.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var devices []*failoverDevice
@@ -152,7 +154,10 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 					Device: wstest.NewDevice(fmt.Sprintf("device %d (%s, instance %d)", n, a.ID, k), tokens[a.ID], follows...),
 					actor:  a, first: k, from: map[string]int64{}, live: map[string]bool{},
 				}
-				if n%2 == 1 {
+				if n%3 == 2 {
+					d.roam = roam
+				}
+				if n/2%2 == 1 {
 					for _, r := range follows {
 						tl := timeline(t, nodes[0].URL, repTok, r)
 						d.from[r] = wstest.SeqOf(tl[len(tl)-1])
@@ -170,7 +175,7 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 	subscribed := waitFor(t, 60*time.Second, "every device subscribed to its rooms", func() string {
 		var behind []string
 		for _, d := range devices {
-			if !d.allLive() {
+			if !d.isReady() {
 				behind = append(behind, d.Name)
 			}
 		}
@@ -239,12 +244,15 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 	}
 	cancel()
 	dw.Wait()
+	conns := 0
 	for _, d := range devices {
 		d.Check(t, wantOf(d))
-		if n := d.connections(); n > 1 {
-			t.Logf("%s connected %d times: %s", d.Name, n, strings.Join(d.lost, "; "))
+		conns += d.conns
+		if len(d.lost) > 0 {
+			t.Logf("%s lost %d connections: %s", d.Name, len(d.lost), strings.Join(d.lost, "; "))
 		}
 	}
+	t.Logf("%d devices, %d connections", len(devices), conns)
 
 	// Live delivery came back, first in the killed primary's rooms.
 	checkRecovery(t, devices, rooms, owners, victimOwner, w, killed)
@@ -356,14 +364,20 @@ func waitFor(t *testing.T, d time.Duration, what string, pending func() string) 
 type failoverDevice struct {
 	*wstest.Device
 	actor dealroom.Actor
-	first int              // the instance it connects to first
-	from  map[string]int64 // per room, the seq it started after
+	first int // the instance it connects to first
+	// roam, when not zero, ends each connection after a random time of
+	// up to roam, as a phone that changes networks: the device then
+	// connects to the next instance.
+	roam time.Duration
+	from map[string]int64 // per room, the seq it started after
 
 	mu       sync.Mutex
 	live     map[string]bool // per room: its "subscribed" came on this connection
 	arrivals []arrival
 	conns    int
-	lost     []string // why connections ended
+	roamed   int      // connections ended by roam
+	ready    bool     // every room was live on one connection once
+	lost     []string // why connections ended otherwise
 }
 
 // arrival is an event of one of the test's writes reaching a device.
@@ -377,13 +391,24 @@ var markerRE = regexp.MustCompile(`fo-[0-9]+\b`)
 
 // run connects until ctx ends, to the next instance each time.
 func (d *failoverDevice) run(ctx context.Context, nodes []*instance) {
+	rng := rand.New(rand.NewPCG(uint64(d.first), uint64(len(d.Name))))
 	for k := d.first; ctx.Err() == nil; k++ {
-		err := d.session(ctx, nodes, k%len(nodes))
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if d.roam > 0 {
+			sctx, cancel = context.WithTimeout(ctx, d.roam/4+time.Duration(rng.Int64N(int64(d.roam*3/4))))
+		}
+		err := d.session(sctx, nodes, k%len(nodes))
+		roamed := sctx.Err() != nil
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		d.mu.Lock()
-		d.lost = append(d.lost, fmt.Sprintf("instance %d: %v", k%len(nodes), err))
+		if roamed {
+			d.roamed++
+		} else {
+			d.lost = append(d.lost, fmt.Sprintf("instance %d: %v", k%len(nodes), err))
+		}
 		d.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -439,6 +464,7 @@ func (d *failoverDevice) note(data []byte, at time.Time, k int) {
 	switch f.Type {
 	case "subscribed":
 		d.live[f.Room] = true
+		d.ready = d.ready || !slices.ContainsFunc(d.Rooms, func(r string) bool { return !d.live[r] })
 	case "resync", "unsubscribed":
 		d.live[f.Room] = false
 	case "event":
@@ -448,23 +474,12 @@ func (d *failoverDevice) note(data []byte, at time.Time, k int) {
 	}
 }
 
-// allLive tells whether every room the device follows is live on its
-// connection.
-func (d *failoverDevice) allLive() bool {
+// isReady tells whether every room the device follows was live on one
+// connection once.
+func (d *failoverDevice) isReady() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, r := range d.Rooms {
-		if !d.live[r] {
-			return false
-		}
-	}
-	return true
-}
-
-func (d *failoverDevice) connections() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.conns
+	return d.ready
 }
 
 // failoverWrite is one write of the stream; marker is in its text.
