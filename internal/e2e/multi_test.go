@@ -76,7 +76,7 @@ func binary(t testing.TB) string {
 type instance struct {
 	URL  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *lockedBuffer // its stdout and stderr
 	mu   sync.Mutex
 }
 
@@ -116,7 +116,7 @@ func startInstance(t *testing.T, mongoURI, redisURL string, extra ...string) *in
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
-	in := &instance{URL: "http://" + addr, cmd: cmd}
+	in := &instance{URL: "http://" + addr, cmd: cmd, logs: logs}
 	t.Cleanup(func() {
 		in.kill()
 		if t.Failed() {
