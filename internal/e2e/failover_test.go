@@ -74,6 +74,28 @@ func TestClusterFailoverDevices(t *testing.T) {
 	testFailoverDevices(t, clusterSetup(t))
 }
 
+// sentinelSetup starts a Redis master, two replicas and three sentinels
+// for t: every room's channel is on the master, and killing it makes the
+// sentinels promote a replica.
+func sentinelSetup(t *testing.T) redisSetup {
+	s := testenv.StartRedisSentinel(t)
+	return redisSetup{
+		url:       s.URL(),
+		primaries: 1,
+		owner:     func(*testing.T, string) string { return s.Master() },
+		killOwner: func(*testing.T, string) { s.KillMaster() },
+	}
+}
+
+// TestSentinelFailoverDevices: the Redis master that the sentinels name
+// is killed during a stream of writes, with the same scenario.
+func TestSentinelFailoverDevices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis with three sentinels and three server processes")
+	}
+	testFailoverDevices(t, sentinelSetup(t))
+}
+
 // The figures of the failover scenario.
 const (
 	writeRate     = 80               // writes per second, over all rooms
