@@ -22,6 +22,15 @@
 // --cluster create), ready once every node reports cluster_state:ok. Its
 // Kill ends a node with SIGKILL, for failover tests.
 //
+// # Network faults
+//
+// [StartFaultProxy] puts a TCP proxy on 127.0.0.1 in front of a server
+// for one test. It forwards bytes both ways and, when told, lets a chosen
+// request through and resets its connection before the answer comes back
+// (an insert that was carried out but whose answer was lost, as in a
+// primary's step-down), refuses new connections for a while, or resets
+// every open connection at once.
+//
 // # SMTP
 //
 // [StartSMTP] runs an SMTP server (github.com/emersion/go-smtp) inside the
