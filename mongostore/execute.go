@@ -203,21 +203,105 @@ func nextEvent(ev room.Event, roomID string, head int64, exists bool) (room.Even
 	return ev, fx, nil
 }
 
+// insertTries bounds how often insert sends an event document that got
+// no answer.
+const insertTries = 3
+
 // insert commits the event: one insert that takes its seq and records the
-// write's key. clash reports that the seq (or the key) was taken.
+// write's key. clash reports that another writer took the seq (or, with
+// the same key, the request) first.
+//
+// An insert that gets no answer (a connection cut, a primary stepping
+// down, a write concern error after the primary applied it) may or may not
+// have happened, and a duplicate key error may be this very document's,
+// when an earlier send of it landed (the driver's retry, or ours). So the
+// same document is sent again, at most insertTries times in all: its _id,
+// made here, lets no second copy in. Then settle says what the log holds:
+// the document committed (the write is done, whatever the errors said),
+// absent (a duplicate key is another writer's: a clash; any other error
+// is the answer), or not known.
 func (s *Store) insert(ctx context.Context, ev room.Event, w *write) (clash bool, err error) {
 	doc, err := newEventDoc(ev, w.idem, w.cmd.Fingerprint)
 	if err != nil {
 		return false, fmt.Errorf("mongostore: %w", err)
 	}
-	_, err = s.events.InsertOne(ctx, doc)
-	if mongo.IsDuplicateKeyError(err) {
-		return true, nil
+	for try := 1; ; try++ {
+		_, err = s.events.InsertOne(ctx, doc)
+		if err == nil {
+			return false, nil
+		}
+		if mongo.IsDuplicateKeyError(err) || try == insertTries || ctx.Err() != nil || backoff(ctx, try) != nil {
+			break
+		}
 	}
-	if err != nil && !s.landed(ctx, doc.OID) {
+	switch got, serr := s.settle(ctx, doc.OID); got {
+	case committed:
+		return false, nil
+	case absent:
+		if mongo.IsDuplicateKeyError(err) {
+			return true, nil
+		}
 		return false, s.fail(ctx, err)
+	default:
+		return false, dealroom.Unavailable(fmt.Errorf(
+			"mongostore: event %d of room %s: the insert failed (%v) and whether it is recorded is not known: %w",
+			ev.Seq, ev.RoomID, err, serr))
 	}
-	return false, nil
+}
+
+// outcome is what the log holds of an event document whose insert got an
+// error or no answer.
+type outcome int
+
+const (
+	absent    outcome = iota // not on the primary
+	committed                // on a majority of the replica set
+	unknown                  // on the primary only, or the reads failed
+)
+
+// settleTimeout bounds how long settle waits for an event document to be
+// read back.
+const settleTimeout = 10 * time.Second
+
+// settle finds out whether the event document with this _id is in the log
+// for good. Read on the primary, it is absent when it was never written
+// (or was written on a primary that has lost its place, which will roll it
+// back). Present there, it is committed only once a read with read concern
+// "majority" sees it too: a write the primary holds alone can still be
+// rolled back by a failover, and must not be reported done. The reads are
+// tried again for up to settleTimeout (a primary being elected); after
+// that the outcome is unknown.
+func (s *Store) settle(ctx context.Context, oid primitive.ObjectID) (outcome, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		onPrimary, err := hasDoc(cctx, s.events, oid)
+		if err == nil && !onPrimary {
+			return absent, nil
+		}
+		if err == nil {
+			var onMajority bool
+			if onMajority, err = hasDoc(cctx, s.committedEvents, oid); err == nil && onMajority {
+				return committed, nil
+			}
+			if err == nil {
+				err = errors.New("on the primary, not yet on a majority")
+			}
+		}
+		if berr := backoff(cctx, attempt); berr != nil {
+			return unknown, err
+		}
+	}
+}
+
+// hasDoc tells whether coll holds the document with this _id.
+func hasDoc(ctx context.Context, coll *mongo.Collection, oid primitive.ObjectID) (bool, error) {
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: oid}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // applyInserted brings the read models up to an event just committed:
@@ -253,14 +337,6 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// landed tells whether an insert whose answer was lost did happen.
-func (s *Store) landed(ctx context.Context, oid primitive.ObjectID) bool {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	n, err := s.events.CountDocuments(cctx, bson.D{{Key: "_id", Value: oid}})
-	return err == nil && n == 1
-}
-
 // replay looks up an earlier event under the command's key.
 func (s *Store) replay(ctx context.Context, cmd room.Command, idem string) (room.Event, bool, error) {
 	doc, err := findOne[eventDoc](ctx, s.events, bson.D{{Key: "room_id", Value: cmd.Room}, {Key: "idem", Value: idem}})
@@ -283,6 +359,15 @@ func (s *Store) replay(ctx context.Context, cmd room.Command, idem string) (room
 	}
 	if doc.Fingerprint != cmd.Fingerprint {
 		return room.Event{}, false, room.ErrKeyReused
+	}
+	// The first request's answer is given again only if its event is
+	// there for good (see settle).
+	switch got, err := s.settle(ctx, doc.OID); got {
+	case absent:
+		return room.Event{}, false, nil
+	case unknown:
+		return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+			"mongostore: room %s: the event of the key is not yet on a majority: %w", cmd.Room, err))
 	}
 	ev, err := doc.event()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 
@@ -49,6 +50,9 @@ type Store struct {
 	log    *slog.Logger
 
 	events, rooms, members, tasks, messages, attachments, invites, inbox *mongo.Collection
+	// committedEvents reads the events with read concern "majority": only
+	// those that a failover cannot roll back (see Events and settle).
+	committedEvents *mongo.Collection
 
 	locks roomLocks
 	fresh freshCache
@@ -182,7 +186,8 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	s := &Store{client: client, db: db, cfg: cfg, log: log,
 		events: db.Collection(colEvents), rooms: db.Collection(colRooms), members: db.Collection(colMembers),
 		tasks: db.Collection(colTasks), messages: db.Collection(colMessages),
-		attachments: db.Collection(colAttachments), invites: db.Collection(colInvites), inbox: db.Collection(colInbox)}
+		attachments: db.Collection(colAttachments), invites: db.Collection(colInvites), inbox: db.Collection(colInbox),
+		committedEvents: db.Collection(colEvents, options.Collection().SetReadConcern(readconcern.Majority()))}
 	s.locks.m = map[string]*roomLock{}
 	s.fresh.m = map[string]time.Time{}
 	fail := func(err error) (*Store, error) {
