@@ -111,10 +111,22 @@
 //     Decide is run again then, against the new state, so decisions are
 //     serialized: every event was decided against all the events before it.
 //  6. Apply the event to the read models and return it. If that fails, the
-//     event stands (it is the truth) and Execute returns EUNAVAILABLE; the
-//     read models are repaired by the next use of the room. When the answer
-//     to the insert itself is lost, Execute looks the event up by its _id to
-//     learn whether it was written.
+//     event stands (it is the truth) and is still reported done, with a
+//     logged error; the read models are repaired by the next use of the
+//     room.
+//
+// When the insert gets no answer (a connection cut, a primary stepping
+// down, a write concern error), it may have happened or not. Execute sends
+// the same document again (its _id is made by the store, so no second copy
+// can land), and then, as after any duplicate key error, reads it back by
+// its _id: on the primary, and with read concern "majority". A document
+// of its own that a majority holds is the write done; one the primary
+// does not hold means another writer's clash (step 5) or a failed write;
+// one the primary holds alone is waited for, and after 10 seconds
+// reported as EUNAVAILABLE, its outcome unknown. So a write is reported
+// done only when a failover cannot undo it, and never done twice: a
+// duplicate key on its own first copy is not taken for another writer's
+// seq. See docs/architecture.md, "MongoDB replica set".
 //
 // A room this process wrote last is written the short way (see hotRooms):
 // the process remembers the head its write left and the room and members

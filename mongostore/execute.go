@@ -162,12 +162,19 @@ func (s *Store) attempt(ctx context.Context, w *write) (x room.Executed, clash b
 		s.hot.drop(cmd.Room)
 		return room.Executed{}, clash, err
 	}
-	if err := s.applyInserted(ctx, ev, fx); err != nil {
-		s.hot.drop(cmd.Room)
-		return room.Executed{}, false, err
+	if s.afterInsert != nil {
+		if err := s.afterInsert(ev); err != nil {
+			s.hot.drop(cmd.Room)
+			return room.Executed{}, false, err
+		}
 	}
-	s.hot.put(cmd.Room, known.after(ev, fx))
-	s.fresh.mark(cmd.Room, s.cfg.freshFor)
+	if s.applyInserted(ctx, ev, fx) {
+		s.hot.put(cmd.Room, known.after(ev, fx))
+		s.fresh.mark(cmd.Room, s.cfg.freshFor)
+	} else {
+		s.hot.drop(cmd.Room)
+		s.fresh.forget(cmd.Room)
+	}
 	return room.Executed{Event: ev, Result: d.Result}, false, nil
 }
 
@@ -306,22 +313,19 @@ func hasDoc(ctx context.Context, coll *mongo.Collection, oid primitive.ObjectID)
 
 // applyInserted brings the read models up to an event just committed:
 // from then on it is the truth, and they are updated even if the caller
-// gives up. A failure leaves the room to be repaired on its next use.
-func (s *Store) applyInserted(ctx context.Context, ev room.Event, fx room.Effects) error {
-	if s.afterInsert != nil {
-		if err := s.afterInsert(ev); err != nil {
-			return err
-		}
-	}
+// gives up. A failure is logged and leaves the room to be repaired on its
+// next use (every write, and every read once the room is no longer taken
+// for fresh, catches it up): the write is still reported done, since it
+// is, and a client told otherwise would make the change a second time.
+func (s *Store) applyInserted(ctx context.Context, ev room.Event, fx room.Effects) bool {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
 	defer cancel()
 	if err := s.apply(actx, ev, fx); err != nil {
 		s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
 			"room", ev.RoomID, "seq", ev.Seq, "err", err)
-		return dealroom.Unavailable(fmt.Errorf(
-			"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
+		return false
 	}
-	return nil
+	return true
 }
 
 // backoff waits a little, more after more failed attempts.
