@@ -14,8 +14,11 @@
 // named; WithDatabase overrides it). Open creates the indexes (creating
 // them again is a no-op, so every instance does it at start), then repairs
 // any room whose read models lag behind its events (see Repair). Reads go
-// to the primary. Unless the URI sets a write concern, writes use
-// w:"majority", so that an acknowledged event survives a failover. Every
+// to the primary (a readPreference in the URI is overridden), decisions'
+// with read concern "local" (the latest) and those of events served to
+// devices (Events) with "majority". Writes use w:"majority" unless the URI
+// asks for more nodes; a URI with w=0 or w=1 is refused, since an event
+// acknowledged by the primary alone may be rolled back by a failover. Every
 // backend failure (server unreachable, connection lost, server error) is
 // returned as a dealroom EUNAVAILABLE error; a closed Store answers
 // EUNAVAILABLE too. Times are kept with millisecond precision, as
