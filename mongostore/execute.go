@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
 	"dealroom"
 	"dealroom/room"
@@ -232,14 +233,20 @@ func (s *Store) insert(ctx context.Context, ev room.Event, w *write) (clash bool
 	if err != nil {
 		return false, fmt.Errorf("mongostore: %w", err)
 	}
+	sent := false // whether a send may have reached a server
 	for try := 1; ; try++ {
 		_, err = s.events.InsertOne(ctx, doc)
 		if err == nil {
 			return false, nil
 		}
+		sent = sent || !errors.As(err, new(topology.ServerSelectionError))
 		if mongo.IsDuplicateKeyError(err) || try == insertTries || ctx.Err() != nil || backoff(ctx, try) != nil {
 			break
 		}
+	}
+	if !sent {
+		// No server was found to send it to: nothing was written.
+		return false, s.fail(ctx, err)
 	}
 	switch got, serr := s.settle(ctx, doc.OID); got {
 	case committed:
