@@ -108,8 +108,9 @@
 //     An event that gives the room an external id first claims the id
 //     in external_ids (external.go); held by another room, the command
 //     is refused (room.ExternalIDTaken) and nothing is inserted.
-//  5. On a duplicate key error another writer took seq H+1 (or, with the
-//     same key, the same request): go back to step 1, after a short
+//  5. On a duplicate key error, unless the document found in the way is
+//     this write's own (see below), another writer took seq H+1 (or, with
+//     the same key, the same request): go back to step 1, after a short
 //     random pause; after WithMaxAttempts attempts, fail with EUNAVAILABLE.
 //     Decide is run again then, against the new state, so decisions are
 //     serialized: every event was decided against all the events before it.
