@@ -273,29 +273,36 @@ const (
 	unknown                  // on the primary only, or the reads failed
 )
 
-// settleTimeout bounds how long settle waits for an event document to be
+// settleTimeout bounds how long settleDoc waits for a document to be
 // read back.
 const settleTimeout = 10 * time.Second
 
 // settle finds out whether the event document with this _id is in the log
-// for good. Read on the primary, it is absent when it was never written
-// (or was written on a primary that has lost its place, which will roll it
-// back). Present there, it is committed only once a read with read concern
-// "majority" sees it too: a write the primary holds alone can still be
-// rolled back by a failover, and must not be reported done. The reads are
-// tried again for up to settleTimeout (a primary being elected); after
-// that the outcome is unknown.
+// for good (see settleDoc).
 func (s *Store) settle(ctx context.Context, oid primitive.ObjectID) (outcome, error) {
+	return settleDoc(ctx, s.events, s.committedEvents, oid)
+}
+
+// settleDoc finds out whether the document with this _id, whose insert
+// got an error or no answer, is in coll for good. Read on the primary
+// (coll), it is absent when it was never written (or was written on a
+// primary that has lost its place, which will roll it back). Present
+// there, it is committed only once a read with read concern "majority"
+// (majority: coll with that read concern) sees it too: a write the
+// primary holds alone can still be rolled back by a failover, and must not
+// be reported done. The reads are tried again for up to settleTimeout (a
+// primary being elected); after that the outcome is unknown.
+func settleDoc(ctx context.Context, coll, majority *mongo.Collection, id any) (outcome, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		onPrimary, err := hasDoc(cctx, s.events, oid)
+		onPrimary, err := hasDoc(cctx, coll, id)
 		if err == nil && !onPrimary {
 			return absent, nil
 		}
 		if err == nil {
 			var onMajority bool
-			if onMajority, err = hasDoc(cctx, s.committedEvents, oid); err == nil && onMajority {
+			if onMajority, err = hasDoc(cctx, majority, id); err == nil && onMajority {
 				return committed, nil
 			}
 			if err == nil {
@@ -309,13 +316,29 @@ func (s *Store) settle(ctx context.Context, oid primitive.ObjectID) (outcome, er
 }
 
 // hasDoc tells whether coll holds the document with this _id.
-func hasDoc(ctx context.Context, coll *mongo.Collection, oid primitive.ObjectID) (bool, error) {
-	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: oid}},
+func hasDoc(ctx context.Context, coll *mongo.Collection, id any) (bool, error) {
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// duplicate tells whether err is a refusal as a duplicate key and nothing
+// else. With a write concern error beside it, the document in the way may
+// be on the primary alone, which a failover can roll back: then it is a
+// failure like any other.
+func duplicate(err error) bool {
+	if !mongo.IsDuplicateKeyError(err) {
+		return false
+	}
+	var we mongo.WriteException
+	if errors.As(err, &we) && we.WriteConcernError != nil {
+		return false
+	}
+	var bwe mongo.BulkWriteException
+	return !errors.As(err, &bwe) || bwe.WriteConcernError == nil
 }
 
 // applyInserted brings the read models up to an event just committed:
@@ -669,7 +692,7 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	for _, it := range fx.Inbox {
 		// One item per event and user: an item that is there already
 		// keeps its read mark.
-		if _, err := s.inbox.InsertOne(ctx, it); err != nil && !mongo.IsDuplicateKeyError(err) {
+		if _, err := s.inbox.InsertOne(ctx, it); err != nil && !duplicate(err) {
 			return err
 		}
 	}
@@ -742,7 +765,7 @@ func (s *Store) condReplace(ctx context.Context, coll *mongo.Collection, key bso
 // (mongo-java-server) answer by scanning the collection.
 func (s *Store) createOrReplace(ctx context.Context, coll *mongo.Collection, key bson.D, seq int64, doc any) error {
 	_, err := coll.InsertOne(ctx, doc)
-	if err == nil || !mongo.IsDuplicateKeyError(err) {
+	if err == nil || !duplicate(err) {
 		return err
 	}
 	return s.condReplace(ctx, coll, key, seq, doc)
@@ -761,7 +784,7 @@ func (s *Store) condWrite(ctx context.Context, coll *mongo.Collection, key bson.
 	older, newer := with("$lt"), with("$gte")
 	for range 5 {
 		err := write(older)
-		if err == nil || !mongo.IsDuplicateKeyError(err) {
+		if err == nil || !duplicate(err) {
 			return err
 		}
 		n, err := coll.CountDocuments(ctx, newer)
