@@ -3,6 +3,7 @@ package mongostore_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
 
 	"dealroom"
 	"dealroom/internal/testenv"
@@ -264,4 +266,32 @@ func TestWritesThroughFaults(t *testing.T) {
 	ts, err = open(t, testenv.MongoURI(t), s.Database().Name()).Tasks(ctx, r)
 	require.NoError(t, err)
 	assert.Len(t, ts, len(evs)-3)
+}
+
+// TestLostBlobRecordAnswer: the record of an attachment's bytes (the
+// GridFS files document) is inserted and its answer lost. The bytes are
+// reported stored, once, and read back whole.
+func TestLostBlobRecordAnswer(t *testing.T) {
+	s, direct, p := proxied(t)
+	ctx := ctxT(t)
+	b, err := s.Blobs(ctx)
+	require.NoError(t, err)
+	data := randomBytes(t, mongostore.ChunkSize+10)
+	p.CutReply(func(req []byte) bool {
+		return bytes.Contains(req, []byte("\x02insert\x00\x0c\x00\x00\x00blobs.files\x00"))
+	})
+	blob, err := b.Put(ctx, bytes.NewReader(data), 10<<20)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Cuts(), "the record's answer was cut")
+	assert.Equal(t, sumOf(data), blob.SHA256)
+	assert.EqualValues(t, 1, count(t, direct, "blobs.files", bson.D{}))
+	assert.EqualValues(t, 2, count(t, direct, "blobs.chunks", bson.D{}))
+	db, err := direct.Blobs(ctx)
+	require.NoError(t, err)
+	rc, err := db.Open(ctx, blob.SHA256)
+	require.NoError(t, err)
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
 }
