@@ -263,8 +263,8 @@ func (s *Store) insert(ctx context.Context, ev room.Event, w *write) (clash bool
 	}
 }
 
-// outcome is what the log holds of an event document whose insert got an
-// error or no answer.
+// outcome is what a collection holds of a document whose insert got an
+// error or no answer (see settleDoc).
 type outcome int
 
 const (
