@@ -165,7 +165,9 @@
 // found up to date is trusted for WithRepairCheckInterval, 1s by default,
 // before reads check again), by a retry with the same idempotency key, and
 // by Repair, which Open runs for every room whose head is beyond its
-// applied_seq. Events are read from the log directly and are never stale.
+// applied_seq. Events are read from the log directly, with read concern
+// "majority": every event reported done is there; one not yet on a
+// majority (its write not yet answered) is not.
 // Listings across rooms (Rooms, AssignedTasks, Inbox) do not check each
 // room.
 package mongostore
