@@ -18,6 +18,7 @@ import (
 	"dealroom"
 	"dealroom/internal/testenv"
 	"dealroom/mongostore"
+	"dealroom/outbox"
 	"dealroom/room"
 	"dealroom/room/roomtest"
 	"dealroom/task"
@@ -315,4 +316,29 @@ func TestLostBlobRecordAnswer(t *testing.T) {
 	got, err := io.ReadAll(rc)
 	require.NoError(t, err)
 	assert.Equal(t, data, got)
+}
+
+// TestLostOutboxAnswer: the insert of outbox records is carried out and
+// its answer lost; the consumer's handler fails and runs again, and the
+// records are there once.
+func TestLostOutboxAnswer(t *testing.T) {
+	s, direct, p := proxied(t)
+	ctx := ctxT(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var recs []outbox.Record
+	for _, user := range []string{"ana", "ben"} {
+		recs = append(recs, outbox.Record{ID: outbox.Key(outbox.Email, user, "e1"), Channel: outbox.Email,
+			Recipient: user, RoomID: "r1", EventID: "e1", Seq: 1, Payload: []byte(`{}`),
+			State: outbox.Pending, CreatedAt: now, Due: now})
+	}
+	p.CutReply(func(req []byte) bool { return bytes.Contains(req, []byte("\x02insert\x00\x07\x00\x00\x00outbox\x00")) })
+	_, err := s.AddOutbox(ctx, recs)
+	require.Error(t, err, "no answer, no success")
+	require.Equal(t, 1, p.Cuts())
+	_, err = s.AddOutbox(ctx, recs)
+	require.NoError(t, err, "the handler's second run")
+	assert.EqualValues(t, 2, count(t, direct, "outbox", bson.D{}))
+	due, err := direct.DueOutbox(ctx, now, 10)
+	require.NoError(t, err)
+	assert.Len(t, due, 2)
 }
