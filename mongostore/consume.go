@@ -66,7 +66,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 	if err == nil {
 		return d.lease(), true, nil
 	}
-	if !mongo.IsDuplicateKeyError(err) {
+	if !duplicate(err) {
 		return consume.Lease{}, false, s.fail(ctx, err)
 	}
 	err = c.FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&d)

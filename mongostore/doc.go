@@ -14,8 +14,11 @@
 // named; WithDatabase overrides it). Open creates the indexes (creating
 // them again is a no-op, so every instance does it at start), then repairs
 // any room whose read models lag behind its events (see Repair). Reads go
-// to the primary. Unless the URI sets a write concern, writes use
-// w:"majority", so that an acknowledged event survives a failover. Every
+// to the primary (a readPreference in the URI is overridden), decisions'
+// with read concern "local" (the latest) and those of events served to
+// devices (Events) with "majority". Writes use w:"majority" unless the URI
+// asks for more nodes; a URI with w=0 or w=1 is refused, since an event
+// acknowledged by the primary alone may be rolled back by a failover. Every
 // backend failure (server unreachable, connection lost, server error) is
 // returned as a dealroom EUNAVAILABLE error; a closed Store answers
 // EUNAVAILABLE too. Times are kept with millisecond precision, as
@@ -105,16 +108,29 @@
 //     An event that gives the room an external id first claims the id
 //     in external_ids (external.go); held by another room, the command
 //     is refused (room.ExternalIDTaken) and nothing is inserted.
-//  5. On a duplicate key error another writer took seq H+1 (or, with the
-//     same key, the same request): go back to step 1, after a short
+//  5. On a duplicate key error, unless the document found in the way is
+//     this write's own (see below), another writer took seq H+1 (or, with
+//     the same key, the same request): go back to step 1, after a short
 //     random pause; after WithMaxAttempts attempts, fail with EUNAVAILABLE.
 //     Decide is run again then, against the new state, so decisions are
 //     serialized: every event was decided against all the events before it.
 //  6. Apply the event to the read models and return it. If that fails, the
-//     event stands (it is the truth) and Execute returns EUNAVAILABLE; the
-//     read models are repaired by the next use of the room. When the answer
-//     to the insert itself is lost, Execute looks the event up by its _id to
-//     learn whether it was written.
+//     event stands (it is the truth) and is still reported done, with a
+//     logged error; the read models are repaired by the next use of the
+//     room.
+//
+// When the insert gets no answer (a connection cut, a primary stepping
+// down, a write concern error), it may have happened or not. Execute sends
+// the same document again (its _id is made by the store, so no second copy
+// can land), and then, as after any duplicate key error, reads it back by
+// its _id: on the primary, and with read concern "majority". A document
+// of its own that a majority holds is the write done; one the primary
+// does not hold means another writer's clash (step 5) or a failed write;
+// one the primary holds alone is waited for, and after 10 seconds
+// reported as EUNAVAILABLE, its outcome unknown. So a write is reported
+// done only when a failover cannot undo it, and never done twice: a
+// duplicate key on its own first copy is not taken for another writer's
+// seq. See docs/architecture.md, "MongoDB replica set".
 //
 // A room this process wrote last is written the short way (see hotRooms):
 // the process remembers the head its write left and the room and members
@@ -149,7 +165,9 @@
 // found up to date is trusted for WithRepairCheckInterval, 1s by default,
 // before reads check again), by a retry with the same idempotency key, and
 // by Repair, which Open runs for every room whose head is beyond its
-// applied_seq. Events are read from the log directly and are never stale.
+// applied_seq. Events are read from the log directly, with read concern
+// "majority": every event reported done is there; one not yet on a
+// majority (its write not yet answered) is not.
 // Listings across rooms (Rooms, AssignedTasks, Inbox) do not check each
 // room.
 package mongostore

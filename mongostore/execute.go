@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
 	"dealroom"
 	"dealroom/room"
@@ -162,12 +163,19 @@ func (s *Store) attempt(ctx context.Context, w *write) (x room.Executed, clash b
 		s.hot.drop(cmd.Room)
 		return room.Executed{}, clash, err
 	}
-	if err := s.applyInserted(ctx, ev, fx); err != nil {
-		s.hot.drop(cmd.Room)
-		return room.Executed{}, false, err
+	if s.afterInsert != nil {
+		if err := s.afterInsert(ev); err != nil {
+			s.hot.drop(cmd.Room)
+			return room.Executed{}, false, err
+		}
 	}
-	s.hot.put(cmd.Room, known.after(ev, fx))
-	s.fresh.mark(cmd.Room, s.cfg.freshFor)
+	if s.applyInserted(ctx, ev, fx) {
+		s.hot.put(cmd.Room, known.after(ev, fx))
+		s.fresh.mark(cmd.Room, s.cfg.freshFor)
+	} else {
+		s.hot.drop(cmd.Room)
+		s.fresh.forget(cmd.Room)
+	}
 	return room.Executed{Event: ev, Result: d.Result}, false, nil
 }
 
@@ -203,41 +211,151 @@ func nextEvent(ev room.Event, roomID string, head int64, exists bool) (room.Even
 	return ev, fx, nil
 }
 
+// insertTries bounds how often insert sends an event document that got
+// no answer.
+const insertTries = 3
+
 // insert commits the event: one insert that takes its seq and records the
-// write's key. clash reports that the seq (or the key) was taken.
+// write's key. clash reports that another writer took the seq (or, with
+// the same key, the request) first.
+//
+// An insert that gets no answer (a connection cut, a primary stepping
+// down, a write concern error after the primary applied it) may or may not
+// have happened, and a duplicate key error may be this very document's,
+// when an earlier send of it landed (the driver's retry, or ours). So the
+// same document is sent again, at most insertTries times in all: its _id,
+// made here, lets no second copy in. Then settle says what the log holds:
+// the document committed (the write is done, whatever the errors said),
+// absent (a duplicate key is another writer's: a clash; any other error
+// is the answer), or not known.
 func (s *Store) insert(ctx context.Context, ev room.Event, w *write) (clash bool, err error) {
 	doc, err := newEventDoc(ev, w.idem, w.cmd.Fingerprint)
 	if err != nil {
 		return false, fmt.Errorf("mongostore: %w", err)
 	}
-	_, err = s.events.InsertOne(ctx, doc)
-	if mongo.IsDuplicateKeyError(err) {
-		return true, nil
+	sent := false // whether a send may have reached a server
+	for try := 1; ; try++ {
+		_, err = s.events.InsertOne(ctx, doc)
+		if err == nil {
+			return false, nil
+		}
+		sent = sent || !errors.As(err, new(topology.ServerSelectionError))
+		if mongo.IsDuplicateKeyError(err) || try == insertTries || ctx.Err() != nil || backoff(ctx, try) != nil {
+			break
+		}
 	}
-	if err != nil && !s.landed(ctx, doc.OID) {
+	if !sent {
+		// No server was found to send it to: nothing was written.
 		return false, s.fail(ctx, err)
 	}
-	return false, nil
+	switch got, serr := s.settle(ctx, doc.OID); got {
+	case committed:
+		return false, nil
+	case absent:
+		if mongo.IsDuplicateKeyError(err) {
+			return true, nil
+		}
+		return false, s.fail(ctx, err)
+	default:
+		return false, dealroom.Unavailable(fmt.Errorf(
+			"mongostore: event %d of room %s: the insert failed (%v) and whether it is recorded is not known: %w",
+			ev.Seq, ev.RoomID, err, serr))
+	}
+}
+
+// outcome is what a collection holds of a document whose insert got an
+// error or no answer (see settleDoc).
+type outcome int
+
+const (
+	absent    outcome = iota // not on the primary
+	committed                // on a majority of the replica set
+	unknown                  // on the primary only, or the reads failed
+)
+
+// settleTimeout bounds how long settleDoc waits for a document to be
+// read back.
+const settleTimeout = 10 * time.Second
+
+// settle finds out whether the event document with this _id is in the log
+// for good (see settleDoc).
+func (s *Store) settle(ctx context.Context, oid primitive.ObjectID) (outcome, error) {
+	return settleDoc(ctx, s.events, s.committedEvents, oid)
+}
+
+// settleDoc finds out whether the document with this _id, whose insert
+// got an error or no answer, is in coll for good. Read on the primary
+// (coll), it is absent when it was never written (or was written on a
+// primary that has lost its place, which will roll it back). Present
+// there, it is committed only once a read with read concern "majority"
+// (majority: coll with that read concern) sees it too: a write the
+// primary holds alone can still be rolled back by a failover, and must not
+// be reported done. The reads are tried again for up to settleTimeout (a
+// primary being elected); after that the outcome is unknown.
+func settleDoc(ctx context.Context, coll, majority *mongo.Collection, id any) (outcome, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		onPrimary, err := hasDoc(cctx, coll, id)
+		if err == nil && !onPrimary {
+			return absent, nil
+		}
+		if err == nil {
+			var onMajority bool
+			if onMajority, err = hasDoc(cctx, majority, id); err == nil && onMajority {
+				return committed, nil
+			}
+			if err == nil {
+				err = errors.New("on the primary, not yet on a majority")
+			}
+		}
+		if berr := backoff(cctx, attempt); berr != nil {
+			return unknown, err
+		}
+	}
+}
+
+// hasDoc tells whether coll holds the document with this _id.
+func hasDoc(ctx context.Context, coll *mongo.Collection, id any) (bool, error) {
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// duplicate tells whether err is a refusal as a duplicate key and nothing
+// else. With a write concern error beside it, the document in the way may
+// be on the primary alone, which a failover can roll back: then it is a
+// failure like any other.
+func duplicate(err error) bool {
+	if !mongo.IsDuplicateKeyError(err) {
+		return false
+	}
+	var we mongo.WriteException
+	if errors.As(err, &we) && we.WriteConcernError != nil {
+		return false
+	}
+	var bwe mongo.BulkWriteException
+	return !errors.As(err, &bwe) || bwe.WriteConcernError == nil
 }
 
 // applyInserted brings the read models up to an event just committed:
 // from then on it is the truth, and they are updated even if the caller
-// gives up. A failure leaves the room to be repaired on its next use.
-func (s *Store) applyInserted(ctx context.Context, ev room.Event, fx room.Effects) error {
-	if s.afterInsert != nil {
-		if err := s.afterInsert(ev); err != nil {
-			return err
-		}
-	}
+// gives up. A failure is logged and leaves the room to be repaired on its
+// next use (every write, and every read once the room is no longer taken
+// for fresh, catches it up): the write is still reported done, since it
+// is, and a client told otherwise would make the change a second time.
+func (s *Store) applyInserted(ctx context.Context, ev room.Event, fx room.Effects) bool {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.applyTimeout)
 	defer cancel()
 	if err := s.apply(actx, ev, fx); err != nil {
 		s.log.Error("mongostore: event recorded, read models not updated; the room is repaired on its next use",
 			"room", ev.RoomID, "seq", ev.Seq, "err", err)
-		return dealroom.Unavailable(fmt.Errorf(
-			"mongostore: event %d of room %s is recorded but its read models are not updated yet: %w", ev.Seq, ev.RoomID, err))
+		return false
 	}
-	return nil
+	return true
 }
 
 // backoff waits a little, more after more failed attempts.
@@ -251,14 +369,6 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// landed tells whether an insert whose answer was lost did happen.
-func (s *Store) landed(ctx context.Context, oid primitive.ObjectID) bool {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	n, err := s.events.CountDocuments(cctx, bson.D{{Key: "_id", Value: oid}})
-	return err == nil && n == 1
 }
 
 // replay looks up an earlier event under the command's key.
@@ -283,6 +393,15 @@ func (s *Store) replay(ctx context.Context, cmd room.Command, idem string) (room
 	}
 	if doc.Fingerprint != cmd.Fingerprint {
 		return room.Event{}, false, room.ErrKeyReused
+	}
+	// The first request's answer is given again only if its event is
+	// there for good (see settle).
+	switch got, err := s.settle(ctx, doc.OID); got {
+	case absent:
+		return room.Event{}, false, nil
+	case unknown:
+		return room.Event{}, false, dealroom.Unavailable(fmt.Errorf(
+			"mongostore: room %s: the event of the key is not yet on a majority: %w", cmd.Room, err))
 	}
 	ev, err := doc.event()
 	if err != nil {
@@ -573,7 +692,7 @@ func (s *Store) apply(ctx context.Context, ev room.Event, fx room.Effects) error
 	for _, it := range fx.Inbox {
 		// One item per event and user: an item that is there already
 		// keeps its read mark.
-		if _, err := s.inbox.InsertOne(ctx, it); err != nil && !mongo.IsDuplicateKeyError(err) {
+		if _, err := s.inbox.InsertOne(ctx, it); err != nil && !duplicate(err) {
 			return err
 		}
 	}
@@ -646,7 +765,7 @@ func (s *Store) condReplace(ctx context.Context, coll *mongo.Collection, key bso
 // (mongo-java-server) answer by scanning the collection.
 func (s *Store) createOrReplace(ctx context.Context, coll *mongo.Collection, key bson.D, seq int64, doc any) error {
 	_, err := coll.InsertOne(ctx, doc)
-	if err == nil || !mongo.IsDuplicateKeyError(err) {
+	if err == nil || !duplicate(err) {
 		return err
 	}
 	return s.condReplace(ctx, coll, key, seq, doc)
@@ -665,7 +784,7 @@ func (s *Store) condWrite(ctx context.Context, coll *mongo.Collection, key bson.
 	older, newer := with("$lt"), with("$gte")
 	for range 5 {
 		err := write(older)
-		if err == nil || !mongo.IsDuplicateKeyError(err) {
+		if err == nil || !duplicate(err) {
 			return err
 		}
 		n, err := coll.CountDocuments(ctx, newer)

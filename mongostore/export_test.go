@@ -1,7 +1,10 @@
 package mongostore
 
 import (
+	"log/slog"
+
 	"go.mongodb.org/mongo-driver/event"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"dealroom/room"
 )
@@ -18,4 +21,10 @@ func Clashes(s *Store) int64 { return s.clashes.Load() }
 // sends.
 func WithCommandMonitor(m *event.CommandMonitor) Option {
 	return func(c *config) { c.monitor = m }
+}
+
+// ClientOptions returns the options Open gives the driver for uri, with
+// its warnings logged to log.
+func ClientOptions(uri string, log *slog.Logger) (*options.ClientOptions, error) {
+	return clientOptions(uri, config{}, log)
 }

@@ -44,7 +44,7 @@ func (s *Store) claimExternal(ctx context.Context, ev room.Event) error {
 	}
 	c := s.db.Collection(colExternal)
 	_, err = c.InsertOne(ctx, externalDoc{ID: id, RoomID: ev.RoomID})
-	if err == nil || !mongo.IsDuplicateKeyError(err) {
+	if err == nil || !duplicate(err) {
 		return s.fail(ctx, err)
 	}
 	var d externalDoc

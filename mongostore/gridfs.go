@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readconcern"
 
 	"dealroom"
 	"dealroom/room"
@@ -211,15 +212,22 @@ func (b *Blobs) publish(ctx context.Context, id primitive.ObjectID, blob room.Bl
 	switch {
 	case err == nil:
 		return true, nil
-	case mongo.IsDuplicateKeyError(err):
+	case duplicate(err):
 		// The same bytes were stored meanwhile by another upload.
 		return false, nil
 	}
-	// The answer was lost: the insert may have happened.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if n, cerr := b.files.CountDocuments(cctx, bson.D{{Key: "_id", Value: id}}); cerr == nil && n == 1 {
+	// The answer was lost: the insert may have happened. The bytes count
+	// as stored only once a failover cannot take their record back, since
+	// an attachment event is written next.
+	majority, cerr := b.files.Clone(options.Collection().SetReadConcern(readconcern.Majority()))
+	if cerr != nil {
+		return false, b.s.fail(ctx, cerr)
+	}
+	switch got, serr := settleDoc(ctx, b.files, majority, id); got {
+	case committed:
 		return true, nil
+	case unknown:
+		return false, dealroom.Unavailable(fmt.Errorf("mongostore: storing a blob: %v; whether it is stored is not known: %w", err, serr))
 	}
 	return false, b.s.fail(ctx, err)
 }

@@ -84,3 +84,10 @@ func (c *freshCache) mark(room string, within time.Duration) {
 	}
 	c.m[room] = now
 }
+
+// forget makes the next read of the room check it.
+func (c *freshCache) forget(room string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, room)
+}

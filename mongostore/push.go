@@ -110,7 +110,7 @@ func (s *Store) VAPIDKeys(ctx context.Context, fresh push.Keys) (push.Keys, erro
 	if err == nil {
 		return fresh, nil
 	}
-	if !mongo.IsDuplicateKeyError(err) {
+	if !duplicate(err) {
 		return push.Keys{}, s.fail(ctx, err)
 	}
 	var d vapidDoc

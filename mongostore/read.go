@@ -234,7 +234,13 @@ func readIn[T any](ctx context.Context, s *Store, roomID string, fn func() (T, e
 	return v, s.fail(ctx, err)
 }
 
-// Events implements room.Store. They come from the log itself.
+// Events implements room.Store. They come from the log itself, read with
+// read concern "majority": what devices, timelines and consumers get of a
+// room cannot be rolled back by a failover (an event the primary holds
+// alone belongs to a write not yet reported done; a device that got it and
+// then the event that took its seq after a rollback would keep the wrong
+// one). Every event reported done is majority-committed before it is, so
+// it is there. Decisions read the primary's latest instead (see catchUp).
 func (s *Store) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -260,7 +266,7 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 	if sharedOnly {
 		q = append(q, bson.E{Key: "visibility", Value: dealroom.Shared})
 	}
-	docs, err := findAll[eventDoc](ctx, s.events, q, options.Find().SetSort(sortBy("seq")).SetLimit(int64(limit)))
+	docs, err := findAll[eventDoc](ctx, s.committedEvents, q, options.Find().SetSort(sortBy("seq")).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

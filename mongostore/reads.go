@@ -68,7 +68,7 @@ func (s *Store) SetRead(ctx context.Context, roomID, user string, seq int64, at 
 		if err == nil {
 			return room.ReadMarker{UserID: user, Seq: seq, At: at}, true, nil
 		}
-		if !mongo.IsDuplicateKeyError(err) {
+		if !duplicate(err) {
 			return room.ReadMarker{}, false, s.fail(ctx, err)
 		}
 	}

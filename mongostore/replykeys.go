@@ -35,7 +35,7 @@ func (s *Store) AddReplyKey(ctx context.Context, k notify.ReplyKey) error {
 		return err
 	}
 	_, err := s.db.Collection(colReplyKeys).InsertOne(ctx, replyKeyDoc(k))
-	if mongo.IsDuplicateKeyError(err) {
+	if duplicate(err) {
 		return nil
 	}
 	return s.fail(ctx, err)

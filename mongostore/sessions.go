@@ -54,7 +54,7 @@ func (s *Store) CreateSession(ctx context.Context, sess session.Session) error {
 		return err
 	}
 	_, err := s.db.Collection(colSessions).InsertOne(ctx, sessionDoc(sess))
-	if mongo.IsDuplicateKeyError(err) {
+	if duplicate(err) {
 		return dealroom.Errorf(dealroom.ECONFLICT, "session exists")
 	}
 	return s.fail(ctx, err)

@@ -62,7 +62,7 @@ func (s *Store) CreateAccount(ctx context.Context, a staff.Account) error {
 		return err
 	}
 	_, err := s.db.Collection(colServiceAccounts).InsertOne(ctx, accountDoc(a))
-	if mongo.IsDuplicateKeyError(err) {
+	if duplicate(err) {
 		return dealroom.Errorf(dealroom.ECONFLICT, "service account %s exists already", a.ID)
 	}
 	return s.fail(ctx, err)

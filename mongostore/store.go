@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 
@@ -49,6 +50,9 @@ type Store struct {
 	log    *slog.Logger
 
 	events, rooms, members, tasks, messages, attachments, invites, inbox *mongo.Collection
+	// committedEvents reads the events with read concern "majority": only
+	// those that a failover cannot roll back (see Events and settle).
+	committedEvents *mongo.Collection
 
 	locks roomLocks
 	fresh freshCache
@@ -165,24 +169,24 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	copts := options.Client().SetServerSelectionTimeout(cfg.serverSelectionTimeout).ApplyURI(uri).SetRegistry(registry)
-	if cfg.monitor != nil {
-		copts.SetMonitor(cfg.monitor)
-	}
-	if copts.WriteConcern == nil {
-		// An acknowledged event must survive the loss of the primary.
-		copts.SetWriteConcern(writeconcern.Majority())
+	copts, err := clientOptions(uri, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	client, err := mongo.Connect(ctx, copts)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: %w", err)
 	}
-	// Decisions must read what was last written: always the primary.
-	db := client.Database(cfg.database, options.Database().SetReadPreference(readpref.Primary()))
+	// Decisions must read what was last written, whatever the URI says:
+	// the primary's latest (read concern "local"). Events served to
+	// devices are read with "majority" instead (committedEvents).
+	db := client.Database(cfg.database, options.Database().
+		SetReadPreference(readpref.Primary()).SetReadConcern(readconcern.Local()))
 	s := &Store{client: client, db: db, cfg: cfg, log: log,
 		events: db.Collection(colEvents), rooms: db.Collection(colRooms), members: db.Collection(colMembers),
 		tasks: db.Collection(colTasks), messages: db.Collection(colMessages),
-		attachments: db.Collection(colAttachments), invites: db.Collection(colInvites), inbox: db.Collection(colInbox)}
+		attachments: db.Collection(colAttachments), invites: db.Collection(colInvites), inbox: db.Collection(colInbox),
+		committedEvents: db.Collection(colEvents, options.Collection().SetReadConcern(readconcern.Majority()))}
 	s.locks.m = map[string]*roomLock{}
 	s.fresh.m = map[string]time.Time{}
 	fail := func(err error) (*Store, error) {
@@ -225,6 +229,56 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// clientOptions makes the client's options from the URI and what the
+// store's promises rest on (see docs/architecture.md, "MongoDB replica
+// set"):
+//
+//   - Writes are acknowledged by a majority: w:"majority" unless the URI
+//     names a number of nodes of at least 2 or a tag set. A URI with w=0
+//     or w=1 is refused: on a replica set an event the primary alone has
+//     acknowledged is rolled back by a failover after devices, webhooks
+//     and mail were told of it, and the next event takes its seq; on a
+//     standalone server w:"majority" costs what w:1 does, so the refusal
+//     costs no one a working setup.
+//   - Writes are retried once by the driver after a step-down or a
+//     network error (retryable writes, on by default). retryWrites=false
+//     is let through with a warning: Execute settles lost answers on its
+//     own and the other writes are idempotent, so it costs more
+//     EUNAVAILABLE answers during a failover, not correctness.
+//   - Reads go to the primary; another readPreference in the URI is
+//     overridden, with a warning.
+func clientOptions(uri string, cfg config, log *slog.Logger) (*options.ClientOptions, error) {
+	copts := options.Client().SetServerSelectionTimeout(cfg.serverSelectionTimeout).ApplyURI(uri).SetRegistry(registry)
+	if err := copts.Validate(); err != nil {
+		return nil, fmt.Errorf("mongostore: %w", err)
+	}
+	if cfg.monitor != nil {
+		copts.SetMonitor(cfg.monitor)
+	}
+	wc := writeconcern.Majority()
+	if given := copts.WriteConcern; given != nil {
+		wc = &writeconcern.WriteConcern{W: given.W, Journal: given.Journal, WTimeout: given.WTimeout}
+		switch w := given.W.(type) {
+		case nil:
+			wc.W = "majority"
+		case int:
+			if w < 2 {
+				return nil, fmt.Errorf("mongostore: the MongoDB URI asks for w=%d: an acknowledged event "+
+					"could then be lost in a failover; give w=majority or leave w out", w)
+			}
+		}
+	}
+	copts.SetWriteConcern(wc)
+	if copts.RetryWrites != nil && !*copts.RetryWrites {
+		log.Warn("mongostore: retryWrites=false in the MongoDB URI: writes are not retried by the driver after a primary steps down, so more of them fail during a failover")
+	}
+	if rp := copts.ReadPreference; rp != nil && rp.Mode() != readpref.PrimaryMode {
+		log.Warn("mongostore: the MongoDB URI's readPreference is overridden: the store reads from the primary", "given", rp.Mode().String())
+	}
+	copts.SetReadPreference(readpref.Primary())
+	return copts, nil
 }
 
 // DatabaseFromURI returns the database named in a MongoDB connection

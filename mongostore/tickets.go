@@ -50,7 +50,7 @@ func (s *Store) AddTicket(ctx context.Context, t session.Ticket) (bool, error) {
 	}
 	_, err := s.db.Collection(colTickets).ReplaceOne(ctx,
 		bson.M{"_id": t.ID, "expires_at": bson.M{"$lte": t.CreatedAt}}, ticketDoc(t), options.Replace().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
+	if duplicate(err) {
 		return false, nil
 	}
 	if err != nil {

@@ -126,7 +126,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint) error {
 		return err
 	}
 	_, err := s.db.Collection(colWebhooks).InsertOne(ctx, toWebhookDoc(e, 1))
-	if mongo.IsDuplicateKeyError(err) {
+	if duplicate(err) {
 		return dealroom.Errorf(dealroom.ECONFLICT, "webhook endpoint %s exists", e.ID)
 	}
 	return s.fail(ctx, err)

@@ -28,6 +28,15 @@
 // the replicas and the other sentinels. KillMaster ends the master with
 // SIGKILL and WaitFailover waits for a replica to be promoted.
 //
+// # Network faults
+//
+// [StartFaultProxy] puts a TCP proxy on 127.0.0.1 in front of a server
+// for one test. It forwards bytes both ways and, when told, lets a chosen
+// request through and resets its connection before the answer comes back
+// (an insert that was carried out but whose answer was lost, as in a
+// primary's step-down), refuses new connections for a while, or resets
+// every open connection at once.
+//
 // # SMTP
 //
 // [StartSMTP] runs an SMTP server (github.com/emersion/go-smtp) inside the
