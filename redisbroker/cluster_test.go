@@ -214,3 +214,214 @@ func TestClusterPrimaryKilled(t *testing.T) {
 		subRec.WaitFor(t, wait, "after in "+r, has(r, "after"))
 	}
 }
+
+// stream publishes on pub every 5ms until stopped: every other message in
+// rooms[0], the others round robin over the other rooms, numbered in
+// their data. It keeps the messages Redis acknowledged, each with whether
+// restored said, before it was published, that its room was restored.
+type stream struct {
+	mu     sync.Mutex
+	acked  []streamed
+	failed int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+type streamed struct {
+	m     broker.Message
+	after bool // published once restored(m.Room) held
+}
+
+func startStream(pub broker.Broker, rooms []string, restored func(room string) bool) *stream {
+	s := &stream{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for i := 0; ; i++ {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			room := rooms[0]
+			if i%2 == 1 && len(rooms) > 1 {
+				room = rooms[1+(i/2)%(len(rooms)-1)]
+			}
+			m := ev(room, fmt.Sprint(i))
+			after := restored(room)
+			err := pub.Publish(context.Background(), m)
+			s.mu.Lock()
+			if err == nil {
+				s.acked = append(s.acked, streamed{m, after})
+			} else {
+				s.failed++
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *stream) end() {
+	close(s.stop)
+	<-s.done
+}
+
+// endStream publishes a last message in each room and waits until every
+// recorder has it: then they have all the stream they will get.
+func endStream(t *testing.T, pub broker.Broker, rooms []string, recs ...*brokertest.Recorder) {
+	t.Helper()
+	for _, r := range rooms {
+		publishEventually(t, pub, ev(r, "end"))
+	}
+	for _, rec := range recs {
+		for _, r := range rooms {
+			rec.WaitFor(t, wait, "the end of the stream in "+r, has(r, "end"))
+		}
+	}
+}
+
+// checkStream checks what rec received of the stream: in each room the
+// messages in the order published, none twice, and every acknowledged
+// message published after its room's restoration. It returns how many
+// acknowledged messages were not received (lost before the restoration).
+func checkStream(t *testing.T, s *stream, rec *brokertest.Recorder) (missing int) {
+	t.Helper()
+	last := map[string]int{}
+	got := map[string]bool{}
+	for _, m := range rec.Messages() {
+		var n int
+		if _, err := fmt.Sscan(string(m.Data), &n); err != nil {
+			continue // not of the stream
+		}
+		if prev, ok := last[m.Room]; ok && n <= prev {
+			t.Errorf("in room %s message %d came after %d", m.Room, n, prev)
+		}
+		last[m.Room] = n
+		got[m.Room+"/"+string(m.Data)] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	after := 0
+	for _, a := range s.acked {
+		switch {
+		case got[a.m.Room+"/"+string(a.m.Data)]:
+		case a.after:
+			t.Errorf("message %s in %s, published after its room was restored, not received", a.m.Data, a.m.Room)
+		default:
+			missing++
+		}
+		if a.after {
+			after++
+		}
+	}
+	t.Logf("%d messages acknowledged (%d after their room's restoration), %d failed, %d not received",
+		len(s.acked), after, s.failed, missing)
+	return missing
+}
+
+// waitLive publishes in room until rec receives a message published
+// there, and fails the test if that takes past deadline. It returns when
+// the message that arrived was published.
+func waitLive(t *testing.T, pub broker.Broker, rec *brokertest.Recorder, room string, deadline time.Time) time.Time {
+	t.Helper()
+	for i := 0; ; i++ {
+		data := fmt.Sprintf("live-%d", i)
+		sent := time.Now()
+		err := pub.Publish(context.Background(), ev(room, data))
+		if err != nil && i%20 == 0 {
+			t.Logf("publishing to %s: %v", room, err)
+		}
+		if err == nil {
+			// Published before the subscriber was back, it may be lost:
+			// publish another after a while.
+			for again := time.Now().Add(100 * time.Millisecond); time.Now().Before(again); {
+				if has(room, data)(rec.Messages()) {
+					return sent
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if time.Now().After(deadline) {
+			lost, restored := rec.Counts()
+			t.Fatalf("no live delivery in room %s by the deadline (FeedLost %d, FeedRestored %d)", room, lost, restored)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A room's slot moved to another primary during a stream of publishes,
+// the way an operator reshards: the old owner tells its subscribers with
+// an unasked SUNSUBSCRIBE, the subscribers report the loss, subscribe the
+// room on its new owner and report the restoration; the publisher follows
+// the MOVED answers. Live delivery is back within 10 seconds, and every
+// message published after the restoration arrives, once and in order.
+func TestClusterSlotMoved(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	ctx := ctxT(t)
+	p := prefix(t)
+	pub := open(t, c.URL(), brokertest.NewRecorder(), redisbroker.WithPrefix(p))
+	recs := []*brokertest.Recorder{brokertest.NewRecorder(), brokertest.NewRecorder()}
+	var subs []*redisbroker.Broker
+	for _, r := range recs {
+		subs = append(subs, open(t, c.URL(), r, redisbroker.WithPrefix(p)))
+	}
+	rooms := []string{"r0", "r1", "r2", "r3", "r4", "r5"}
+	for _, s := range subs {
+		for _, r := range rooms {
+			require.NoError(t, s.Subscribe(ctx, r))
+		}
+	}
+	rdb := clusterClient(t, c)
+	slot, err := rdb.ClusterKeySlot(ctx, p+"room:{r0}").Result()
+	require.NoError(t, err)
+	from := c.SlotOwner(int(slot))
+	var to string
+	for _, a := range c.Primaries() {
+		if a != from {
+			to = a
+			break
+		}
+	}
+
+	restored := func(string) bool {
+		for _, r := range recs {
+			if _, n := r.Counts(); n == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	s := startStream(pub, rooms, restored)
+	time.Sleep(300 * time.Millisecond)
+	t.Logf("moving slot %d (room r0) from %s to %s", slot, from, to)
+	moved := time.Now()
+	c.MoveSlot(int(slot), to)
+	t.Logf("the cluster agrees on the new owner %s after the move began", time.Since(moved).Round(time.Millisecond))
+
+	for i, r := range recs {
+		back := waitLive(t, pub, r, "r0", moved.Add(10*time.Second))
+		t.Logf("subscriber %d: live delivery in r0 back %s after the move began", i, back.Sub(moved).Round(time.Millisecond))
+	}
+	time.Sleep(300 * time.Millisecond) // more of the stream after the restoration
+	s.end()
+	endStream(t, pub, rooms, recs...)
+
+	for i, r := range recs {
+		lost, restored := r.Counts()
+		assert.Equal(t, 1, lost, "subscriber %d: FeedLost", i)
+		assert.Equal(t, 1, restored, "subscriber %d: FeedRestored", i)
+		checkStream(t, s, r)
+		require.NoError(t, subs[i].Ping(ctx))
+	}
+
+	// The room's channel lives on its new owner only.
+	for _, a := range c.Primaries() {
+		chans, err := raw(t, a).PubSubShardChannels(ctx, p+"*").Result()
+		require.NoError(t, err)
+		if a == to {
+			assert.Contains(t, chans, p+"room:{r0}", "the new owner %s", a)
+		} else {
+			assert.NotContains(t, chans, p+"room:{r0}", "%s", a)
+		}
+	}
+}

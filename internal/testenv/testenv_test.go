@@ -561,3 +561,40 @@ func TestRedisCluster(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond)
 	c.WaitOK(20 * time.Second)
 }
+
+// A slot moved to another primary takes its keys along, and every client
+// is sent there.
+func TestRedisClusterMoveSlot(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	for i := range 5 {
+		require.NoError(t, rdb.Set(ctx, fmt.Sprintf("{moved}:%d", i), i, 0).Err())
+	}
+	slot, err := rdb.ClusterKeySlot(ctx, "moved").Result()
+	require.NoError(t, err)
+	from := c.SlotOwner(int(slot))
+	var to string
+	for _, p := range c.Primaries() {
+		if p != from {
+			to = p
+			break
+		}
+	}
+	c.MoveSlot(int(slot), to)
+	assert.Equal(t, to, c.SlotOwner(int(slot)))
+
+	// The new owner holds the keys; the old one sends the client there.
+	target := redis.NewClient(&redis.Options{Addr: to})
+	defer target.Close()
+	n, err := target.ClusterCountKeysInSlot(ctx, int(slot)).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 5, n)
+	old := redis.NewClient(&redis.Options{Addr: from})
+	defer old.Close()
+	assert.ErrorContains(t, old.Get(ctx, "{moved}:0").Err(), "MOVED")
+	v, err := rdb.Get(ctx, "{moved}:3").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "3", v)
+}
