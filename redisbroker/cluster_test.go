@@ -3,6 +3,7 @@ package redisbroker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,132 +87,99 @@ func TestClusterURL(t *testing.T) {
 	assert.ErrorContains(t, err, "cannot reach Redis at 127.0.0.1:1,127.0.0.1:2")
 }
 
+// roomsOn returns, of rooms, those whose channel's slot the primary at
+// addr serves, and the others.
+func roomsOn(t *testing.T, rdb *redis.ClusterClient, p, addr string, rooms []string) (on, off []string) {
+	t.Helper()
+	for _, r := range rooms {
+		n, err := rdb.MasterForKey(context.Background(), p+"room:{"+r+"}")
+		require.NoError(t, err)
+		if n.Options().Addr == addr {
+			on = append(on, r)
+		} else {
+			off = append(off, r)
+		}
+	}
+	return on, off
+}
+
 // A primary killed with SIGKILL during a stream of publishes: its replica
-// takes over, the subscriber reports the loss and the restoration, and
-// every message published and acknowledged is either received or covered
-// by that loss; live delivery in the failed shard's rooms is back within
-// 10 seconds of the kill.
+// takes over. A subscriber whose handler is a broker.RoomsHandler is told
+// that the rooms of that shard were lost, and then restored, and no other
+// room: those keep receiving every message. One whose handler is not
+// gets FeedLost and FeedRestored once. Live delivery in the failed
+// shard's rooms is back within 10 seconds of the kill, and every message
+// published after a room's restoration arrives, once and in order.
 func TestClusterPrimaryKilled(t *testing.T) {
 	c := testenv.StartRedisCluster(t)
 	ctx := ctxT(t)
 	p := prefix(t)
-	pubRec, subRec := brokertest.NewRecorder(), brokertest.NewRecorder()
-	pub := open(t, c.URL(), pubRec, redisbroker.WithPrefix(p))
-	sub := open(t, c.URL(), subRec, redisbroker.WithPrefix(p))
-
-	rdb := clusterClient(t, c)
-	var rooms []string
-	owners := map[string]string{}
-	for i := range 12 {
-		room := fmt.Sprintf("r%d", i)
-		rooms = append(rooms, room)
-		require.NoError(t, sub.Subscribe(ctx, room))
-		n, err := rdb.MasterForKey(ctx, p+"room:{"+room+"}")
-		require.NoError(t, err)
-		owners[room] = n.Options().Addr
+	pub := open(t, c.URL(), brokertest.NewRecorder(), redisbroker.WithPrefix(p))
+	rec, plainRec := brokertest.NewRecorder(), brokertest.NewRecorder()
+	subs := []*redisbroker.Broker{
+		open(t, c.URL(), rec, redisbroker.WithPrefix(p)),
+		open(t, c.URL(), plainRec.Plain(), redisbroker.WithPrefix(p)),
 	}
-	victim := owners["r0"]
-	var victimRooms []string
-	for _, r := range rooms {
-		if owners[r] == victim {
-			victimRooms = append(victimRooms, r)
+	var rooms []string
+	for i := range 12 {
+		rooms = append(rooms, fmt.Sprintf("r%d", i))
+	}
+	for _, s := range subs {
+		for _, r := range rooms {
+			require.NoError(t, s.Subscribe(ctx, r))
 		}
 	}
+	rdb := clusterClient(t, c)
+	n, err := rdb.MasterForKey(ctx, p+"room:{r0}")
+	require.NoError(t, err)
+	victim := n.Options().Addr
+	victimRooms, otherRooms := roomsOn(t, rdb, p, victim, rooms)
+	require.NotEmpty(t, otherRooms)
 	t.Logf("killing %s, the primary of rooms %v", victim, victimRooms)
 
-	// A stream of publishes, round robin over the rooms, every 5ms.
-	var mu sync.Mutex
-	var acked []broker.Message
-	var ackedAfter []broker.Message // published once the subscriber was restored
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			m := ev(rooms[i%len(rooms)], fmt.Sprint(i))
-			_, restored := subRec.Counts()
-			if pub.Publish(context.Background(), m) == nil {
-				mu.Lock()
-				acked = append(acked, m)
-				if restored > 0 {
-					ackedAfter = append(ackedAfter, m)
-				}
-				mu.Unlock()
-			}
+	restored := func(room string) bool {
+		if !slices.Contains(victimRooms, room) {
+			return true // never lost
 		}
-	}()
+		_, plainRestored := plainRec.Counts()
+		return rec.RoomRestored(room) && plainRestored > 0
+	}
+	s := startStream(pub, rooms, restored)
 	time.Sleep(500 * time.Millisecond)
 	c.Kill(victim)
 	killed := time.Now()
 
-	// Live delivery back in the failed shard: a new message in its room
-	// arrives within 10 seconds of the kill.
-	deadline := killed.Add(10 * time.Second)
-	for i := 0; ; i++ {
-		data := fmt.Sprintf("live-%d", i)
-		err := pub.Publish(context.Background(), ev("r0", data))
-		if err != nil && i%20 == 0 {
-			t.Logf("publishing to r0: %v", err)
-		}
-		if err == nil {
-			// Published before the subscriber was back, it may be lost:
-			// publish another after a while.
-			ok := false
-			for again := time.Now().Add(300 * time.Millisecond); time.Now().Before(again) && !ok; {
-				ok = has("r0", data)(subRec.Messages())
-				time.Sleep(20 * time.Millisecond)
-			}
-			if ok {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			lost, restored := subRec.Counts()
-			t.Fatalf("no live delivery in room r0 within 10s of the kill (FeedLost %d, FeedRestored %d)", lost, restored)
-		}
-		time.Sleep(50 * time.Millisecond)
+	for i, r := range []*brokertest.Recorder{rec, plainRec} {
+		back := waitLive(t, pub, r, "r0", killed.Add(10*time.Second))
+		t.Logf("subscriber %d: live delivery in the failed shard back %s after the kill", i, back.Sub(killed).Round(time.Millisecond))
 	}
-	t.Logf("live delivery in the failed shard back %s after the kill", time.Since(killed).Round(time.Millisecond))
-	close(stop)
-	<-done
+	time.Sleep(300 * time.Millisecond) // more of the stream after the restoration
+	s.end()
+	endStream(t, pub, rooms, rec, plainRec)
 
-	// The subscriber noticed: it lost its feed and got it back.
-	lost, restored := subRec.Counts()
-	assert.Equal(t, 1, lost, "FeedLost")
-	assert.Equal(t, 1, restored, "FeedRestored")
-	require.NoError(t, sub.Ping(ctx))
+	lost, back := rec.RoomCounts()
+	for _, r := range victimRooms {
+		assert.Equal(t, 1, lost[r], "room %s of the failed shard: RoomsLost", r)
+		assert.Equal(t, 1, back[r], "room %s of the failed shard: RoomsRestored", r)
+	}
+	for _, r := range otherRooms {
+		assert.Zero(t, lost[r], "room %s of a healthy shard: RoomsLost", r)
+	}
+	feedLost, feedRestored := rec.Counts()
+	assert.Zero(t, feedLost+feedRestored, "FeedLost or FeedRestored called on a RoomsHandler")
+	feedLost, feedRestored = plainRec.Counts()
+	assert.Equal(t, 1, feedLost, "FeedLost of the plain handler")
+	assert.Equal(t, 1, feedRestored, "FeedRestored of the plain handler")
+	lost, _ = plainRec.RoomCounts()
+	assert.Empty(t, lost, "RoomsLost called on a plain handler")
 
-	// Every acknowledged message published after the restoration was
-	// received; any missing one lies before it, which the loss covers.
-	mu.Lock()
-	defer mu.Unlock()
-	got := map[string]bool{}
-	for _, m := range subRec.Messages() {
-		got[m.Room+"/"+string(m.Data)] = true
-	}
-	missing := 0
-	for _, m := range acked {
-		if !got[m.Room+"/"+string(m.Data)] {
-			missing++
-		}
-	}
-	t.Logf("%d messages acknowledged during the run, %d of them not received (covered by FeedLost)", len(acked), missing)
-	for _, m := range ackedAfter {
-		assert.True(t, got[m.Room+"/"+string(m.Data)], "message %s in %s, published after FeedRestored, not received", m.Data, m.Room)
-	}
-	t.Logf("%d messages acknowledged after FeedRestored, every one received", len(ackedAfter))
-
-	// And every room, of every shard, delivers again.
-	for _, r := range rooms {
-		publishEventually(t, pub, ev(r, "after"))
-	}
-	for _, r := range rooms {
-		subRec.WaitFor(t, wait, "after in "+r, has(r, "after"))
+	// Every message in the healthy shards' rooms arrived (checkStream
+	// counts them as published after their restoration), and every one
+	// published after the failed shard's restoration.
+	checkStream(t, s, rec)
+	checkStream(t, s, plainRec)
+	for _, b := range subs {
+		require.NoError(t, b.Ping(ctx))
 	}
 }
 
@@ -314,7 +282,7 @@ func checkStream(t *testing.T, s *stream, rec *brokertest.Recorder) (missing int
 			after++
 		}
 	}
-	t.Logf("%d messages acknowledged (%d after their room's restoration), %d failed, %d not received",
+	t.Logf("%d messages acknowledged (%d of them in a room never lost or after its restoration), %d failed, %d not received",
 		len(s.acked), after, s.failed, missing)
 	return missing
 }
@@ -351,10 +319,12 @@ func waitLive(t *testing.T, pub broker.Broker, rec *brokertest.Recorder, room st
 
 // A room's slot moved to another primary during a stream of publishes,
 // the way an operator reshards: the old owner tells its subscribers with
-// an unasked SUNSUBSCRIBE, the subscribers report the loss, subscribe the
-// room on its new owner and report the restoration; the publisher follows
-// the MOVED answers. Live delivery is back within 10 seconds, and every
-// message published after the restoration arrives, once and in order.
+// an unasked SUNSUBSCRIBE; each subscriber reports that room lost (and no
+// other, not even the rooms of the same primary, which keep receiving),
+// subscribes it on its new owner and reports it restored; the publisher
+// follows the MOVED answers. Live delivery is back within 10 seconds, and
+// every message published after the restoration arrives, once and in
+// order.
 func TestClusterSlotMoved(t *testing.T) {
 	c := testenv.StartRedisCluster(t)
 	ctx := ctxT(t)
@@ -364,12 +334,6 @@ func TestClusterSlotMoved(t *testing.T) {
 	var subs []*redisbroker.Broker
 	for _, r := range recs {
 		subs = append(subs, open(t, c.URL(), r, redisbroker.WithPrefix(p)))
-	}
-	rooms := []string{"r0", "r1", "r2", "r3", "r4", "r5"}
-	for _, s := range subs {
-		for _, r := range rooms {
-			require.NoError(t, s.Subscribe(ctx, r))
-		}
 	}
 	rdb := clusterClient(t, c)
 	slot, err := rdb.ClusterKeySlot(ctx, p+"room:{r0}").Result()
@@ -382,10 +346,26 @@ func TestClusterSlotMoved(t *testing.T) {
 			break
 		}
 	}
+	// r0, a room of the same primary and rooms of others.
+	var candidates []string
+	for i := 1; i < 40; i++ {
+		candidates = append(candidates, fmt.Sprintf("r%d", i))
+	}
+	same, others := roomsOn(t, rdb, p, from, candidates)
+	require.NotEmpty(t, same)
+	rooms := append([]string{"r0", same[0]}, others[:4]...)
+	for _, s := range subs {
+		for _, r := range rooms {
+			require.NoError(t, s.Subscribe(ctx, r))
+		}
+	}
 
-	restored := func(string) bool {
+	restored := func(room string) bool {
+		if room != "r0" {
+			return true // never lost
+		}
 		for _, r := range recs {
-			if _, n := r.Counts(); n == 0 {
+			if !r.RoomRestored(room) {
 				return false
 			}
 		}
@@ -393,7 +373,7 @@ func TestClusterSlotMoved(t *testing.T) {
 	}
 	s := startStream(pub, rooms, restored)
 	time.Sleep(300 * time.Millisecond)
-	t.Logf("moving slot %d (room r0) from %s to %s", slot, from, to)
+	t.Logf("moving slot %d (room r0) from %s (also serving %s) to %s", slot, from, same[0], to)
 	moved := time.Now()
 	c.MoveSlot(int(slot), to)
 	t.Logf("the cluster agrees on the new owner %s after the move began", time.Since(moved).Round(time.Millisecond))
@@ -407,9 +387,9 @@ func TestClusterSlotMoved(t *testing.T) {
 	endStream(t, pub, rooms, recs...)
 
 	for i, r := range recs {
-		lost, restored := r.Counts()
-		assert.Equal(t, 1, lost, "subscriber %d: FeedLost", i)
-		assert.Equal(t, 1, restored, "subscriber %d: FeedRestored", i)
+		lost, back := r.RoomCounts()
+		assert.Equal(t, map[string]int{"r0": 1}, lost, "subscriber %d: RoomsLost", i)
+		assert.Equal(t, map[string]int{"r0": 1}, back, "subscriber %d: RoomsRestored", i)
 		checkStream(t, s, r)
 		require.NoError(t, subs[i].Ping(ctx))
 	}
