@@ -405,3 +405,49 @@ func TestClusterSlotMoved(t *testing.T) {
 		}
 	}
 }
+
+// A room subscribed after its slot moved, which the broker was not told
+// of: its SSUBSCRIBE goes to the old owner, which answers MOVED; the
+// broker subscribes it on the new owner, and the other rooms of the old
+// owner's connection lose nothing.
+func TestClusterSubscribeAfterSlotMoved(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	ctx := ctxT(t)
+	p := prefix(t)
+	pub := open(t, c.URL(), brokertest.NewRecorder(), redisbroker.WithPrefix(p))
+	rec := brokertest.NewRecorder()
+	sub := open(t, c.URL(), rec, redisbroker.WithPrefix(p))
+	rdb := clusterClient(t, c)
+	slot, err := rdb.ClusterKeySlot(ctx, p+"room:{late}").Result()
+	require.NoError(t, err)
+	from := c.SlotOwner(int(slot))
+	var candidates []string
+	for i := range 40 {
+		candidates = append(candidates, fmt.Sprintf("r%d", i))
+	}
+	same, _ := roomsOn(t, rdb, p, from, candidates)
+	require.NotEmpty(t, same)
+	require.NoError(t, sub.Subscribe(ctx, same[0]))
+
+	var to string
+	for _, a := range c.Primaries() {
+		if a != from {
+			to = a
+			break
+		}
+	}
+	c.MoveSlot(int(slot), to)
+	require.NoError(t, sub.Subscribe(ctx, "late"))
+	chans, err := raw(t, to).PubSubShardChannels(ctx, p+"*").Result()
+	require.NoError(t, err)
+	assert.Contains(t, chans, p+"room:{late}", "the room is subscribed on the slot's new owner")
+
+	publishEventually(t, pub, ev("late", "hello"))
+	publishEventually(t, pub, ev(same[0], "still"))
+	rec.WaitFor(t, wait, "the late room's message", has("late", "hello"))
+	rec.WaitFor(t, wait, "the other room's message", has(same[0], "still"))
+	lost, _ := rec.RoomCounts()
+	assert.Empty(t, lost, "rooms reported lost")
+	feedLost, _ := rec.Counts()
+	assert.Zero(t, feedLost)
+}

@@ -92,6 +92,7 @@
 package redisbroker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -836,7 +837,7 @@ func (b *Broker) repair() {
 			placed, err := b.place(b.ctx)
 			if err == nil {
 				if attempt > 1 || placed > 0 {
-					b.log.Info("redisbroker: subscriber connections re-established",
+					b.log.Info("redisbroker: subscribed the rooms that waited for a connection",
 						"addr", b.addr, "attempts", attempt, "rooms", placed)
 				}
 				break
@@ -885,10 +886,13 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 		}
 	}
 	b.mu.Unlock()
+	var dialErr error
 	for addr := range need {
 		l, err := b.dial(ctx, addr)
 		if err != nil {
-			return 0, err
+			// The channels of the other nodes need not wait for this one.
+			dialErr = cmp.Or(dialErr, err)
+			continue
 		}
 		b.start(l)
 	}
@@ -938,7 +942,10 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if waiting > 0 {
+	switch {
+	case dialErr != nil:
+		return placed, dialErr
+	case waiting > 0:
 		return placed, fmt.Errorf("%d rooms wait for a connection", waiting)
 	}
 	return placed, nil
