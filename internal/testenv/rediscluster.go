@@ -52,6 +52,10 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		return nil
 	}
 	c := &RedisCluster{tb: tb}
+	// The directory first: cleanups run last-registered first, and the
+	// nodes, which rewrite their configuration files when the cluster
+	// changes, must be stopped before it is removed.
+	dir := tb.TempDir()
 	tb.Cleanup(func() {
 		var wg sync.WaitGroup
 		for _, n := range c.nodes {
@@ -63,7 +67,6 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		}
 		wg.Wait()
 	})
-	dir := tb.TempDir()
 	for i := range 6 {
 		n, err := startClusterNode(bin, dir, i)
 		if err != nil {
