@@ -111,6 +111,17 @@ func roomsOn(t *testing.T, rdb *redis.ClusterClient, p, addr string, rooms []str
 // shard's rooms is back within 10 seconds of the kill, and every message
 // published after a room's restoration arrives, once and in order.
 func TestClusterPrimaryKilled(t *testing.T) {
+	testShardFails(t, "the kill", func(c *testenv.RedisCluster, primary string) { c.Kill(primary) })
+}
+
+// The same when an operator hands a primary's slots to its replica
+// (CLUSTER FAILOVER): the old primary, alive, tells its subscribers with
+// an unasked SUNSUBSCRIBE of every channel.
+func TestClusterManualFailover(t *testing.T) {
+	testShardFails(t, "the failover", func(c *testenv.RedisCluster, primary string) { c.Failover(primary) })
+}
+
+func testShardFails(t *testing.T, what string, fail func(c *testenv.RedisCluster, primary string)) {
 	c := testenv.StartRedisCluster(t)
 	ctx := ctxT(t)
 	p := prefix(t)
@@ -135,7 +146,7 @@ func TestClusterPrimaryKilled(t *testing.T) {
 	victim := n.Options().Addr
 	victimRooms, otherRooms := roomsOn(t, rdb, p, victim, rooms)
 	require.NotEmpty(t, otherRooms)
-	t.Logf("killing %s, the primary of rooms %v", victim, victimRooms)
+	t.Logf("%s of %s, the primary of rooms %v", what, victim, victimRooms)
 
 	restored := func(room string) bool {
 		if !slices.Contains(victimRooms, room) {
@@ -146,12 +157,12 @@ func TestClusterPrimaryKilled(t *testing.T) {
 	}
 	s := startStream(pub, rooms, restored)
 	time.Sleep(500 * time.Millisecond)
-	c.Kill(victim)
-	killed := time.Now()
+	failed := time.Now()
+	fail(c, victim)
 
 	for i, r := range []*brokertest.Recorder{rec, plainRec} {
-		back := waitLive(t, pub, r, "r0", killed.Add(10*time.Second))
-		t.Logf("subscriber %d: live delivery in the failed shard back %s after the kill", i, back.Sub(killed).Round(time.Millisecond))
+		back := waitLive(t, pub, r, "r0", failed.Add(10*time.Second))
+		t.Logf("subscriber %d: live delivery in the failed shard back %s after %s began", i, back.Sub(failed).Round(time.Millisecond), what)
 	}
 	time.Sleep(300 * time.Millisecond) // more of the stream after the restoration
 	s.end()

@@ -255,6 +255,9 @@ type link struct {
 	// active is the number of channels Redis confirmed on ps, which Redis
 	// repeats in every confirmation. Guarded by Broker.mu.
 	active int
+	// movedLogged is when the node last told of a slot it no longer
+	// serves with a warning in the log. Guarded by Broker.mu.
+	movedLogged time.Time
 	// reads counts what the reader received; waiting tells it is blocked
 	// in Receive. The health check reads both.
 	reads   atomic.Uint64
@@ -1081,7 +1084,13 @@ func (b *Broker) confirm(l *link, s *redis.Subscription) error {
 		if s.Count != l.active {
 			return fmt.Errorf("Redis counts %d subscriptions on the connection, the broker %d", s.Count, l.active)
 		}
-		b.log.Warn("redisbroker: a room's slot moved to another primary; resubscribing",
+		// One line per channel would be thousands when a primary hands
+		// all its slots to its replica (a manual failover).
+		level := slog.LevelDebug
+		if now := time.Now(); now.Sub(l.movedLogged) > 10*time.Second {
+			level, l.movedLogged = slog.LevelWarn, now
+		}
+		b.log.Log(b.ctx, level, "redisbroker: a room's slot is no longer served by this primary (a slot moved, a failover); resubscribing its rooms where it is served now",
 			"addr", l.addr, "channel", s.Channel)
 		if b.resetLocked(s.Channel, c) {
 			b.lostLocked([]string{s.Channel})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -441,4 +442,52 @@ func redisCLIOK(addr string, args ...string) error {
 		return fmt.Errorf("%s on %s: %v: %s", strings.Join(args, " "), addr, err, strings.TrimSpace(out))
 	}
 	return nil
+}
+
+// Failover has the replica of the primary at addr take its place, the way
+// an operator does before maintenance (CLUSTER FAILOVER on the replica:
+// the primary stops taking writes, the replica catches up and is
+// promoted, the old primary becomes its replica). It returns the new
+// primary's address once every running node sees it as the primary, and
+// fails the test if that takes more than ten seconds.
+func (c *RedisCluster) Failover(addr string) string {
+	c.tb.Helper()
+	replica, err := c.replicaOf(addr)
+	if err != nil {
+		c.tb.Fatalf("testenv: %v", err)
+	}
+	if err := redisCLIOK(replica, "CLUSTER", "FAILOVER"); err != nil {
+		c.tb.Fatalf("testenv: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		primaries := c.Primaries()
+		if slices.Contains(primaries, replica) && !slices.Contains(primaries, addr) {
+			return replica
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("testenv: %s did not take over from %s within 10s (primaries %v)", replica, addr, primaries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replicaOf returns the address of a replica of the primary at addr.
+func (c *RedisCluster) replicaOf(addr string) (string, error) {
+	id, err := c.nodeID(addr)
+	if err != nil {
+		return "", err
+	}
+	out, err := redisCLI(addr, "CLUSTER", "NODES")
+	if err != nil {
+		return "", fmt.Errorf("CLUSTER NODES on %s: %v: %s", addr, err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == id && strings.Contains(f[2], "slave") && !strings.Contains(f[2], "fail") {
+			replica, _, _ := strings.Cut(f[1], "@")
+			return replica, nil
+		}
+	}
+	return "", fmt.Errorf("the primary %s has no replica", addr)
 }
