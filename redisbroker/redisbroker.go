@@ -25,8 +25,10 @@
 // promoted replica, at another address), connects there and subscribes
 // them again. When a slot moves to another primary (resharding), its old
 // owner tells its subscribers with an unasked SUNSUBSCRIBE of each of the
-// slot's channels: those rooms alone are lost and subscribed on the new
-// owner. A SUBSCRIBE that reaches a primary no longer serving the slot is
+// slot's channels (while the slot migrates, the old owner still serves
+// them): those rooms alone are lost and subscribed on the new owner. A
+// primary that hands its slots to its replica (CLUSTER FAILOVER) does the
+// same for all its channels. A SUBSCRIBE that reaches a primary no longer serving the slot is
 // answered MOVED; its rooms wait for the next look at the slots. A handler
 // that is a broker.RoomsHandler is told which rooms were lost and restored
 // (RoomsLost, RoomsRestored), so that only those are repaired; another

@@ -553,6 +553,12 @@ func TestRedisCluster(t *testing.T) {
 		assert.Contains(t, info, "cluster_known_nodes:6")
 	}
 
+	// A primary handed over to its replica.
+	promoted := c.Failover(primaries[1])
+	assert.NotContains(t, primaries, promoted)
+	assert.Contains(t, c.Primaries(), promoted)
+	c.WaitOK(20 * time.Second)
+
 	// A killed primary's replica takes over.
 	c.Kill(primaries[0])
 	require.Eventually(t, func() bool {
