@@ -204,11 +204,15 @@ func (s *Server) createServiceAccount(c echo.Context) error {
 	if err := onlyAdmin(actor(c)); err != nil {
 		return err // before the body is read
 	}
+	idem, err := idemKey(c)
+	if err != nil {
+		return err
+	}
 	var in newAccount
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	acct, key, err := st.Create(c.Request().Context(), actor(c), in.Name, in.Scopes)
+	acct, key, err := st.Create(c.Request().Context(), actor(c), in.Name, in.Scopes, idem)
 	if err != nil {
 		return err
 	}

@@ -289,3 +289,18 @@ func TestExportJSONL(t *testing.T) {
 	_, readKey := cs.newKey(t, "rooms:read")
 	assert.Equal(t, http.StatusForbidden, cs.do(t, "GET", "/rooms/"+roomID+"/export.jsonl", readKey, nil).Status)
 }
+
+// TestServiceAccountIdempotencyKey: a retried create makes no second
+// account (and so no second live key); the retry is told which account
+// the first request made.
+func TestServiceAccountIdempotencyKey(t *testing.T) {
+	cs := newCRMServer(t)
+	body := map[string]any{"name": "Salesforce", "scopes": []string{"rooms:read"}}
+	first := cs.must(t, http.StatusCreated, "POST", "/admin/service-accounts", admin, body, idem("sa-create-1")).object(t)
+	again := cs.must(t, http.StatusConflict, "POST", "/admin/service-accounts", admin, body, idem("sa-create-1"))
+	assert.Contains(t, again.String(), first["id"].(string), "the conflict names the account made first")
+	assert.NotContains(t, again.String(), first["key"].(string), "the key is not shown again")
+	require.Len(t, cs.must(t, http.StatusOK, "GET", "/admin/service-accounts", admin, nil).items(t), 1)
+	cs.must(t, http.StatusCreated, "POST", "/admin/service-accounts", admin, body, idem("sa-create-2"))
+	require.Len(t, cs.must(t, http.StatusOK, "GET", "/admin/service-accounts", admin, nil).items(t), 2)
+}

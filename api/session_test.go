@@ -14,6 +14,7 @@ import (
 
 	"dealroom"
 	"dealroom/api"
+	"dealroom/internal/testclock"
 	"dealroom/ws"
 )
 
@@ -384,19 +385,34 @@ func TestSessionWebsocketOrigin(t *testing.T) {
 }
 
 // TestEndedSessionLostNews: an instance that missed the news of an ended
-// session (the broker lost it) closes the session's socket at its next
-// command.
+// session (the broker lost it) closes the session's socket at its first
+// command once the sign-in's last check is older than the recheck window
+// (5 s), and at once when it was never checked.
 func TestEndedSessionLostNews(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
+	clock := testclock.New(time.Now())
+	c := newCluster(t, 2, withRealtime(ws.Config{Now: clock.Now}))
 	n0, n1 := c.Nodes[0], c.Nodes[1]
 	walter := dealroom.Actor{ID: "walter", Name: "Walter", Kind: dealroom.Staff, Role: dealroom.Rep}
 	b := c.signInOn(n0, walter)
 	cl := b.dial(t, n1)
+	fresh := b.dial(t, n1)
+	cmd := func(id string) map[string]any {
+		return map[string]any{"type": "command", "id": id, "room": "r_none", "op": "message.post", "data": map[string]any{"body": "hello"}}
+	}
+	post := map[string]any{"body": "hello"}
+	assert.Equal(t, "not_found", cl.command("before-sign-out", "r_none", "message.post", post).Error.Code, "carried out")
 	n1.Broker.Close() // n1 hears nothing more from the others
 
 	require.Equal(t, http.StatusNoContent, b.send(t, n0, "DELETE", "/session"))
-	cl.send(map[string]any{"type": "command", "id": "after-sign-out", "room": "r_none", "op": "message.post", "data": map[string]any{"body": "hello"}})
-	code, _ := closeOf(t, cl)
+	fresh.send(cmd("never-checked"))
+	code, _ := closeOf(t, fresh)
+	assert.Equal(t, ws.StatusSignedOut, code, "a socket whose sign-in was never checked")
+
+	assert.Equal(t, "not_found", cl.command("within-the-window", "r_none", "message.post", post).Error.Code,
+		"checked a moment ago: trusted")
+	clock.Advance(5 * time.Second)
+	cl.send(cmd("after-the-window"))
+	code, _ = closeOf(t, cl)
 	assert.Equal(t, ws.StatusSignedOut, code)
 }

@@ -66,11 +66,15 @@ func (s *Server) createWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	key, err := idemKey(c)
+	if err != nil {
+		return err
+	}
 	var in webhook.Input
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	e, secret, err := w.Create(c.Request().Context(), actor(c), in)
+	e, secret, _, err := w.Create(c.Request().Context(), actor(c), in, key)
 	if err != nil {
 		return err
 	}

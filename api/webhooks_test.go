@@ -85,3 +85,26 @@ func TestWebhookRefusals(t *testing.T) {
 	r = ts.do(t, "GET", "/admin/webhooks/"+id+"/deliveries?limit=0", ts.tok(t, admin), nil)
 	assert.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r)
 }
+
+// TestWebhookCreateIdempotencyKey: an admin's client that retries a
+// create whose answer was lost gets the endpoint made the first time,
+// secret included, and no second endpoint; the key with other settings
+// is a conflict.
+func TestWebhookCreateIdempotencyKey(t *testing.T) {
+	ts := newWebhookServer(t)
+	body := map[string]any{"url": "https://10.1.2.3/hooks", "events": []string{"task.updated"}}
+	first := ts.must(t, http.StatusCreated, "POST", "/admin/webhooks", admin, body, idem("crm-hook-1")).object(t)
+	again := ts.must(t, http.StatusCreated, "POST", "/admin/webhooks", admin, body, idem("crm-hook-1")).object(t)
+	assert.Equal(t, first["id"], again["id"])
+	assert.Equal(t, first["secret"], again["secret"], "the retry can sign-check like the first answer")
+	require.Len(t, ts.must(t, http.StatusOK, "GET", "/admin/webhooks", admin, nil).items(t), 1, "one endpoint")
+
+	other := map[string]any{"url": "https://10.9.9.9/hooks"}
+	r := ts.must(t, http.StatusConflict, "POST", "/admin/webhooks", admin, other, idem("crm-hook-1"))
+	assert.Contains(t, r.String(), "Idempotency-Key")
+	ts.must(t, http.StatusCreated, "POST", "/admin/webhooks", admin, other, idem("crm-hook-2"))
+	ts.must(t, http.StatusCreated, "POST", "/admin/webhooks", admin, other)
+	require.Len(t, ts.must(t, http.StatusOK, "GET", "/admin/webhooks", admin, nil).items(t), 3)
+	ts.must(t, http.StatusBadRequest, "POST", "/admin/webhooks", admin, other, idem("has space"))
+	require.Len(t, ts.must(t, http.StatusOK, "GET", "/admin/webhooks", admin, nil).items(t), 3, "a bad key makes nothing")
+}

@@ -77,7 +77,8 @@ func (h *Hub) signedOut(ev room.Event) {
 // in the store by the caller first, so that a device cannot connect again
 // with them. The other instances are told through the broker; one that
 // misses the message (the broker lost it) closes such a device at its
-// next command, which checks the session (ws.Service.Authorize).
+// first command once the session was last checked 5 s ago or more
+// (ws.Service.Authorize).
 func (h *Hub) EndSignIns(signIns []string, user string) {
 	so := signOut{SignIns: signIns, User: user}
 	if so.empty() {

@@ -38,6 +38,15 @@
 // a publish is followed by go-redis. The single-node channel names stay
 // as they were.
 //
+// # Redis Sentinel
+//
+// With a redis-sentinel:// URL (see [New]) the broker works on the master
+// the sentinels name, with the single node's channels and commands. A
+// failover breaks the subscriber connection, or the sentinels announce it
+// (+switch-master): either way the broker calls Handler.FeedLost, connects
+// to the master the sentinels name then, and calls FeedRestored, as after
+// a restart (see sentinel.go).
+//
 // # Wire format
 //
 // A message's payload is binary-safe and compact:
@@ -202,9 +211,10 @@ type Broker struct {
 	cfg        config
 	h          broker.Handler
 	log        *slog.Logger
-	addr       string // for messages: the address, or a cluster's seeds
+	addr       string // for messages: the address, a cluster's seeds, or a Sentinel master
 	roomPrefix string
 	cluster    bool
+	sentinel   *sentinels // nil unless on Redis Sentinel (sentinel.go)
 
 	pub    redis.UniversalClient // PUBLISH or SPUBLISH, PING, CLUSTER SLOTS
 	subOpt redis.Options         // the subscriber clients' options, but Addr
@@ -302,7 +312,11 @@ const (
 // (rediss-cluster:// for TLS): the seed nodes, the first in the URL's host
 // and more in addr parameters, and go-redis's other cluster options as
 // parameters (see redis.ParseClusterURL, which reads it once the scheme is
-// redis:// or rediss://).
+// redis:// or rediss://). A master watched by Redis Sentinel is
+// redis-sentinel://[user:password@]host:port?addr=host:port&master=NAME
+// (rediss-sentinel:// for TLS), the sentinels being the host and the addr
+// parameters, or go-redis's form, redis://...?master_name=NAME&addr=...
+// (see parseSentinelURL). With a wrong master name New fails.
 func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Broker, error) {
 	if h == nil {
 		return nil, errors.New("redisbroker: nil handler")
@@ -348,10 +362,17 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 		b.cancel()
 		b.pub.Close()
 		b.closeNodes()
+		b.sentinel.close()
 		return nil, fmt.Errorf("redisbroker: cannot reach Redis at %s: %w", b.addr, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	if b.sentinel != nil {
+		// Before the publisher's PING, whose error would not say why.
+		if _, err := b.sentinel.master(pctx); err != nil {
+			return fail(err)
+		}
+	}
 	if err := b.pub.Ping(pctx).Err(); err != nil {
 		return fail(err)
 	}
@@ -362,12 +383,23 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 	go b.repair()
 	go b.report()
 	go b.watch()
+	if b.sentinel != nil {
+		b.wg.Add(1)
+		go b.followSentinels()
+	}
 	return b, nil
 }
 
 // parse reads url into the publishing client and the subscriber clients'
 // options.
 func (b *Broker) parse(url string) error {
+	if fo, ok, err := parseSentinelURL(url); ok {
+		if err != nil {
+			return err
+		}
+		b.useSentinel(fo)
+		return nil
+	}
 	scheme, rest, _ := strings.Cut(url, "://")
 	if scheme != clusterScheme && scheme != clusterTLSScheme {
 		// Two option sets, parsed separately: they are adjusted differently.
@@ -428,7 +460,7 @@ func (b *Broker) nodeLocked(addr string) *node {
 	}
 	n := &node{}
 	o := b.subOpt
-	if b.cluster {
+	if b.cluster || b.sentinel != nil {
 		o.Addr = addr
 	}
 	o.ContextTimeoutEnabled = true
@@ -567,12 +599,25 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 }
 
 // ownerLocked returns the address of the node a channel belongs on: the
-// single node, or the primary of the channel's slot as last learned.
+// primary of the channel's slot as last learned on a cluster, or else the
+// node of the one connection ("" while it is down).
 func (b *Broker) ownerLocked(name string) string {
-	if !b.cluster {
-		return b.subOpt.Addr
+	if b.cluster {
+		return b.owners[slot(name)]
 	}
-	return b.owners[slot(name)]
+	for addr := range b.links {
+		return addr
+	}
+	return ""
+}
+
+// nodeAddr returns the address of the node off a cluster: the URL's, or
+// the master the sentinels name now.
+func (b *Broker) nodeAddr(ctx context.Context) (string, error) {
+	if b.sentinel != nil {
+		return b.sentinel.master(ctx)
+	}
+	return b.subOpt.Addr, nil
 }
 
 // Unsubscribe counts one subscription of room less; the last one sends
@@ -700,6 +745,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	err := ignoreClosed(b.pub.Close())
 	b.closeNodes()
+	b.sentinel.close()
 	return err
 }
 
@@ -716,13 +762,19 @@ func (b *Broker) isClosed() bool {
 	return b.closed
 }
 
-// connect opens the first subscriber connections: to the node, or to
-// every primary of a cluster.
+// connect opens the first subscriber connections: to the node (the
+// master the sentinels name), or to every primary of a cluster.
 func (b *Broker) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	addrs := []string{b.subOpt.Addr}
-	if b.cluster {
+	var addrs []string
+	if !b.cluster {
+		addr, err := b.nodeAddr(ctx)
+		if err != nil {
+			return err
+		}
+		addrs = []string{addr}
+	} else {
 		owners, primaries, err := b.slotOwners(ctx)
 		if err != nil {
 			return err
@@ -882,15 +934,20 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 	// The nodes that lack a connection.
 	b.mu.Lock()
 	need := map[string]bool{}
-	if !b.cluster && len(b.links) == 0 {
-		need[b.subOpt.Addr] = true
-	}
+	down := !b.cluster && len(b.links) == 0
 	for name, c := range b.chans {
-		if addr := b.ownerLocked(name); c.n > 0 && c.link == nil && b.links[addr] == nil {
+		if addr := b.ownerLocked(name); b.cluster && c.n > 0 && c.link == nil && b.links[addr] == nil {
 			need[addr] = true
 		}
 	}
 	b.mu.Unlock()
+	if down {
+		addr, err := b.nodeAddr(ctx)
+		if err != nil {
+			return 0, err
+		}
+		need[addr] = true
+	}
 	var dialErr error
 	for addr := range need {
 		l, err := b.dial(ctx, addr)

@@ -2,6 +2,8 @@ package staff
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"log/slog"
 	"slices"
 	"strings"
@@ -59,7 +61,13 @@ func onlyAdmins(a dealroom.Actor) error {
 // Create makes a service account with the scopes named and returns it
 // with its key, which is shown this once: only its hash is kept. Admins
 // only. Errors: EFORBIDDEN, EINVALID (name, scopes).
-func (s *Service) Create(ctx context.Context, admin dealroom.Actor, name string, scopes []Scope) (Account, string, error) {
+//
+// idem is the request's Idempotency-Key, or empty. With one, the
+// account's id is derived from the admin and the key, so a retry never
+// makes a second account; since the first key cannot be shown again,
+// the retry is ECONFLICT naming the account made the first time (to be
+// revoked if its key was lost).
+func (s *Service) Create(ctx context.Context, admin dealroom.Actor, name string, scopes []Scope, idem string) (Account, string, error) {
 	if err := onlyAdmins(admin); err != nil {
 		return Account{}, "", err
 	}
@@ -81,13 +89,29 @@ func (s *Service) Create(ctx context.Context, admin dealroom.Actor, name string,
 			return Account{}, "", dealroom.Invalid("scopes", "scopes are among %v, not %q", Scopes, dealroom.Clip(string(want)))
 		}
 	}
+	id := newID()
+	if idem != "" {
+		id = keyedID(admin.ID, idem)
+	}
 	key := newKey()
-	a := Account{ID: newID(), Name: name, Scopes: kept, KeyStart: key[:len(KeyPrefix)+6], KeyHash: HashKey(key),
+	a := Account{ID: id, Name: name, Scopes: kept, KeyStart: key[:len(KeyPrefix)+6], KeyHash: HashKey(key),
 		CreatedBy: admin.ID, CreatedAt: s.now()}
 	if err := s.Store.CreateAccount(ctx, a); err != nil {
+		if idem != "" && dealroom.ErrorCode(err) == dealroom.ECONFLICT {
+			return Account{}, "", dealroom.Errorf(dealroom.ECONFLICT,
+				"service account %s was made with this Idempotency-Key; its key was shown once and cannot be shown again "+
+					"(if that answer was lost, revoke %s and create another with a new key)", id, id)
+		}
 		return Account{}, "", err
 	}
 	return a, key, nil
+}
+
+// keyedID is the id of the account an admin creates with an
+// Idempotency-Key: a hash of both, in the form of newID's.
+func keyedID(admin, idem string) string {
+	h := sha256.Sum256([]byte("service-account-create\x00" + admin + "\x00" + idem))
+	return "sa_" + base64.RawURLEncoding.EncodeToString(h[:12])
 }
 
 // Accounts lists every service account, revoked ones included. Admins

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -147,44 +148,48 @@ func (s *Sender) Send(ctx context.Context) error {
 
 // sendEndpoint walks the endpoint's pending deliveries in (room, seq)
 // order and posts each room's in order, up to the first that fails or is
-// not due.
+// not due; the rest of that room is skipped with one seek, so a pass
+// reads a page per room that waits, however many deliveries wait in it.
 func (s *Sender) sendEndpoint(ctx context.Context, e Endpoint) error {
 	afterRoom, afterSeq := "", int64(0)
-	blocked := "" // the room whose earlier delivery did not pass
 	for {
 		page, err := s.Service.Store.PendingDeliveries(ctx, e.ID, afterRoom, afterSeq, pendingPage)
 		if err != nil {
 			return err
 		}
+		skipped := false
 		for _, d := range page {
 			afterRoom, afterSeq = d.RoomID, d.Seq
-			if d.RoomID == blocked {
-				continue
-			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			now := s.Service.now()
-			if d.Due.After(now) && !e.ResumedAt.After(d.At) {
-				blocked = d.RoomID
-				continue
-			}
-			passed, paused, err := s.attempt(ctx, &e, d)
-			if err != nil {
-				return err
-			}
-			if paused {
-				return nil
+			passed := false
+			if !d.Due.After(now) || e.ResumedAt.After(d.At) {
+				var paused bool
+				passed, paused, err = s.attempt(ctx, &e, d)
+				if err != nil {
+					return err
+				}
+				if paused {
+					return nil
+				}
 			}
 			if !passed {
-				blocked = d.RoomID
+				// The room's later deliveries wait for this one.
+				afterSeq, skipped = pastRoom, true
+				break
 			}
 		}
-		if len(page) < pendingPage {
+		if !skipped && len(page) < pendingPage {
 			return nil
 		}
 	}
 }
+
+// pastRoom as a seq to continue after is beyond every seq of its room
+// (the stores look from afterSeq+1 on).
+const pastRoom = math.MaxInt64 - 1
 
 // attempt posts d once and saves the outcome; after a day of failures it
 // pauses the endpoint.

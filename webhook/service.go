@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"net"
 	"net/netip"
@@ -146,36 +147,84 @@ func newID() string {
 // Create makes an endpoint and returns it with its secret, shown this
 // once. EINVALID for a URL that is not https, names or resolves to a
 // refused address, unknown event types, bad tags.
-func (s *Service) Create(ctx context.Context, a dealroom.Actor, in Input) (Endpoint, string, error) {
+//
+// key is the request's Idempotency-Key, or empty. With a key, the
+// endpoint's id is derived from the admin and the key, so a retry of a
+// create whose answer was lost finds the endpoint made the first time,
+// on any instance, and answers it again, secret included (replayed
+// true); the same key with other settings is ECONFLICT.
+func (s *Service) Create(ctx context.Context, a dealroom.Actor, in Input, key string) (e Endpoint, secret string, replayed bool, err error) {
 	if err := onlyAdmin(a); err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, "", false, err
 	}
+	id := newID()
+	if key != "" {
+		id = keyedID(a.ID, key)
+		if e, err := s.Store.Endpoint(ctx, id); err == nil {
+			return sameCreate(e, in)
+		} else if dealroom.ErrorCode(err) != dealroom.ENOTFOUND {
+			return Endpoint{}, "", false, err
+		}
+	}
+	e, err = s.create(ctx, a, in, id)
+	if key != "" && dealroom.ErrorCode(err) == dealroom.ECONFLICT {
+		// Another request with the key made it meanwhile.
+		if first, ferr := s.Store.Endpoint(ctx, id); ferr == nil {
+			return sameCreate(first, in)
+		}
+	}
+	if err != nil {
+		return Endpoint{}, "", false, err
+	}
+	return e, e.Secret, false, nil
+}
+
+// keyedID is the id of the endpoint an admin creates with an
+// Idempotency-Key: a hash of both, in the form of newID's.
+func keyedID(admin, key string) string {
+	h := sha256.Sum256([]byte("webhook-create\x00" + admin + "\x00" + key))
+	return "wh_" + hex.EncodeToString(h[:12])
+}
+
+// sameCreate answers a create repeated with its key: the endpoint made
+// the first time if the settings asked for are the ones it was made
+// with, else ECONFLICT.
+func sameCreate(e Endpoint, in Input) (Endpoint, string, bool, error) {
+	if e.URL != in.URL || !slices.Equal(e.Events, nonNil(in.Events)) || !slices.Equal(e.RoomTags, nonNil(in.RoomTags)) ||
+		e.Internal != in.Internal {
+		return Endpoint{}, "", false, dealroom.Errorf(dealroom.ECONFLICT,
+			"this Idempotency-Key was used for another endpoint (%s); use a new key for a new endpoint", e.ID)
+	}
+	return e, e.Secret, true, nil
+}
+
+func (s *Service) create(ctx context.Context, a dealroom.Actor, in Input, id string) (Endpoint, error) {
 	if err := checkEvents(in.Events); err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, err
 	}
 	if err := checkTags(in.RoomTags); err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, err
 	}
 	if err := s.checkURL(ctx, in.URL); err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, err
 	}
 	all, err := s.Store.Endpoints(ctx)
 	if err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, err
 	}
 	if len(all) >= MaxEndpoints {
-		return Endpoint{}, "", dealroom.Errorf(dealroom.ECONFLICT, "at most %d endpoints", MaxEndpoints)
+		return Endpoint{}, dealroom.Errorf(dealroom.ECONFLICT, "at most %d endpoints", MaxEndpoints)
 	}
 	now := s.now()
-	e := Endpoint{ID: newID(), URL: in.URL, Events: nonNil(in.Events), RoomTags: nonNil(in.RoomTags), Internal: in.Internal,
+	e := Endpoint{ID: id, URL: in.URL, Events: nonNil(in.Events), RoomTags: nonNil(in.RoomTags), Internal: in.Internal,
 		Secret: NewSecret(), Paused: in.Paused, CreatedBy: a.ID, CreatedByEmail: a.Email, CreatedAt: now, UpdatedAt: now}
 	if e.Paused {
 		e.PausedAt = now
 	}
 	if err := s.Store.CreateEndpoint(ctx, e); err != nil {
-		return Endpoint{}, "", err
+		return Endpoint{}, err
 	}
-	return e, e.Secret, nil
+	return e, nil
 }
 
 func nonNil(s []string) []string {

@@ -89,7 +89,7 @@ func (e *env) pump() {
 func (e *env) endpoint(r *wt.Receiver, in webhook.Input) webhook.Endpoint {
 	e.t.Helper()
 	in.URL = r.URL + "/hook"
-	ep, secret, err := e.svc.Create(e.ctx, admin, in)
+	ep, secret, _, err := e.svc.Create(e.ctx, admin, in, "")
 	require.NoError(e.t, err)
 	r.SetSecret("/hook", secret)
 	return ep
@@ -252,20 +252,20 @@ func TestPrivateAddressRefused(t *testing.T) {
 	}
 	for _, u := range []string{r.URL + "/hook", "https://localhost/x", "https://10.0.0.7/x", "https://169.254.169.254/latest",
 		"https://[::1]/x", "https://inside.example.com/x", "http://hooks.example.com/x", "https://nowhere.example.com/x"} {
-		_, _, err := e.svc.Create(e.ctx, admin, webhook.Input{URL: u})
+		_, _, _, err := e.svc.Create(e.ctx, admin, webhook.Input{URL: u}, "")
 		assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err), u)
 	}
-	_, _, err := e.svc.Create(e.ctx, admin, webhook.Input{URL: "https://hooks.example.com/x", Paused: true})
+	_, _, _, err := e.svc.Create(e.ctx, admin, webhook.Input{URL: "https://hooks.example.com/x", Paused: true}, "")
 	assert.NoError(t, err, "a public address")
-	_, _, err = e.svc.Create(e.ctx, rep, webhook.Input{URL: "https://hooks.example.com/x"})
+	_, _, _, err = e.svc.Create(e.ctx, rep, webhook.Input{URL: "https://hooks.example.com/x"}, "")
 	assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err), "admins only")
 
 	allowed := &webhook.Service{Store: e.store, Rooms: e.store, Guard: r.Guard(time.Second), Now: e.clock.Now}
-	ep, secret, err := allowed.Create(e.ctx, admin, webhook.Input{URL: r.URL + "/hook"})
+	ep, secret, _, err := allowed.Create(e.ctx, admin, webhook.Input{URL: r.URL + "/hook"}, "")
 	require.NoError(t, err, "allowed by the list")
 	r.SetSecret("/hook", secret)
 	// A name, resolved when it is dialled.
-	byName, _, err := allowed.Create(e.ctx, admin, webhook.Input{URL: strings.Replace(r.URL, "127.0.0.1", "localhost", 1) + "/hook"})
+	byName, _, _, err := allowed.Create(e.ctx, admin, webhook.Input{URL: strings.Replace(r.URL, "127.0.0.1", "localhost", 1) + "/hook"}, "")
 	require.NoError(t, err, "allowed by the list")
 	// The server's own sender keeps the strict guard: the deliveries are
 	// refused before they connect.
@@ -355,4 +355,87 @@ func TestRotatedSecret(t *testing.T) {
 	e.clock.Advance(time.Hour)
 	e.pump()
 	assert.NotEmpty(t, r.Got())
+}
+
+// TestCreateWithKeyConcurrently: requests racing with one Idempotency-Key
+// (a client retrying while its first request is still running) make one
+// endpoint, and every one of them is answered its secret.
+func TestCreateWithKeyConcurrently(t *testing.T) {
+	e := newEnv(t, netguard.New(netguard.Config{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}))
+	in := webhook.Input{URL: "https://10.1.2.3/hook", Events: []string{room.TaskUpdated}}
+	type answer struct {
+		id, secret string
+		err        error
+	}
+	answers := make(chan answer, 8)
+	for range 8 {
+		go func() {
+			ep, secret, _, err := e.svc.Create(e.ctx, admin, in, "retry-key")
+			answers <- answer{ep.ID, secret, err}
+		}()
+	}
+	var first answer
+	for i := range 8 {
+		a := <-answers
+		require.NoError(t, a.err)
+		if i == 0 {
+			first = a
+		}
+		assert.Equal(t, first, a)
+	}
+	all, err := e.svc.List(e.ctx, admin)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+
+	// Another admin's same key is another request.
+	other := dealroom.Actor{ID: "bea", Name: "Bea", Kind: dealroom.Staff, Role: dealroom.Admin}
+	ep, _, replayed, err := e.svc.Create(e.ctx, other, in, "retry-key")
+	require.NoError(t, err)
+	assert.False(t, replayed)
+	assert.NotEqual(t, first.id, ep.ID)
+}
+
+// countingStore counts the pending deliveries read.
+type countingStore struct {
+	webhook.Store
+	calls, rows int
+}
+
+func (c *countingStore) PendingDeliveries(ctx context.Context, endpoint, afterRoom string, afterSeq int64, limit int) ([]webhook.Delivery, error) {
+	ds, err := c.Store.PendingDeliveries(ctx, endpoint, afterRoom, afterSeq, limit)
+	c.calls++
+	c.rows += len(ds)
+	return ds, err
+}
+
+// TestWaitingRoomReadOnce: a pass does not read through all the
+// deliveries waiting behind a room's failed one: it moves on to the next
+// room after the first (an endpoint failing for hours can have thousands
+// queued).
+func TestWaitingRoomReadOnce(t *testing.T) {
+	r := wt.StartReceiver(t)
+	e := newEnv(t, r.Guard(time.Second))
+	e.endpoint(r, webhook.Input{})
+	a, b := e.room("A"), e.room("B")
+	r.FailRoom(a, true)
+	const n = 450
+	for i := range n {
+		e.post(a, fmt.Sprint("a", i), dealroom.Shared)
+	}
+	e.post(b, "b", dealroom.Shared)
+	e.until(func() bool { return len(wt.Arrived(t, r)[b]) == len(e.events(b, false)) })
+
+	cs := &countingStore{Store: e.store}
+	e.svc.Store = cs
+	e.clock.Advance(2 * time.Hour) // every retry due
+	attempts := r.Attempts()
+	require.NoError(t, e.sender.Send(e.ctx))
+	assert.Equal(t, attempts+1, r.Attempts(), "one attempt: the room's first delivery; the others wait for it")
+	assert.LessOrEqual(t, cs.calls, 2, "a page for the waiting room, one for what is after it")
+	assert.Less(t, cs.rows, n, "the waiting room's deliveries are not all read")
+
+	r.FailRoom(a, false)
+	e.svc.Store = e.store
+	e.until(func() bool { return len(wt.Arrived(t, r)[a]) == len(e.events(a, false)) })
+	assert.Equal(t, e.events(a, false), wt.Arrived(t, r)[a], "then all of them, in order")
 }

@@ -37,8 +37,8 @@ type Config struct {
 	// is refused with rate_limited.
 	FrameRate  float64
 	FrameBurst int
-	// Now is the clock that ends a connection when its token expires
-	// (time.Now).
+	// Now is the clock that ends a connection when its token expires,
+	// and that times the recheck of its sign-in (time.Now).
 	Now func() time.Time
 }
 

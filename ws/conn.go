@@ -33,6 +33,9 @@ type conn struct {
 	cmds   lazy.Queue[hub.Frame]
 	bad    int         // malformed frames so far; owned by the frames goroutine
 	limits frameLimits // owned by the frames goroutine
+	// checked is when the sign-in was last found valid by
+	// Service.Authorize; owned by the commands goroutine.
+	checked time.Time
 
 	pingSlot int         // the pinger's slot; guarded by the pinger's mu
 	pinging  atomic.Bool // a ping waits for its pong
@@ -181,6 +184,14 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	}
 }
 
+// authRecheck is how long a connection's sign-in, once found valid, is
+// trusted for its commands without asking the store again. An ended
+// session or a revoked invite closes its sockets at once on every
+// instance (hub's sign-out news); this check is the backstop for news
+// lost with the broker, and costs a store read (two on MongoDB for a
+// customer's browser session) per command without the window.
+const authRecheck = 5 * time.Second
+
 // runCommand carries out a command, on the commands goroutine. A command
 // that waited past the token's expiry is not carried out: the connection
 // ends, and the client sends it again (same id) with a fresh token.
@@ -189,9 +200,15 @@ func (c *conn) runCommand(ctx context.Context, f hub.Frame) {
 		c.endExpired()
 		return
 	}
-	if err := c.s.svc.Authorize(ctx, c.sess.Actor(), c.sess.SignIn()); dealroom.ErrorCode(err) == dealroom.EUNAUTH {
-		c.End(hub.ErrSignedOut) // the command waits for the device's next sign-in
-		return
+	if now := c.s.cfg.Now(); now.Sub(c.checked) >= authRecheck {
+		err := c.s.svc.Authorize(ctx, c.sess.Actor(), c.sess.SignIn())
+		if dealroom.ErrorCode(err) == dealroom.EUNAUTH {
+			c.End(hub.ErrSignedOut) // the command waits for the device's next sign-in
+			return
+		}
+		if err == nil {
+			c.checked = now
+		}
 	}
 	if f.Type == hub.Read {
 		if err := c.s.svc.Read(ctx, c.sess.Actor(), f.Room, f.Seq); err != nil {

@@ -491,12 +491,23 @@ func (c Config) Masked() []any {
 }
 
 // mask hides a secret; for a URL it keeps the scheme and host, which help
-// to debug, and hides the credentials.
+// to debug, and hides the credentials: the user information and the
+// values of parameters named like a password (a Redis Sentinel URL gives
+// the master's password as a parameter).
 func mask(v string) string {
 	if i := strings.Index(v, "://"); i >= 0 {
 		rest := v[i+3:]
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			rest = "***@" + rest[at+1:]
+		}
+		if base, query, ok := strings.Cut(rest, "?"); ok {
+			params := strings.Split(query, "&")
+			for j, p := range params {
+				if k, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(k), "password") {
+					params[j] = k + "=***"
+				}
+			}
+			rest = base + "?" + strings.Join(params, "&")
 		}
 		return v[:i+3] + rest
 	}

@@ -229,6 +229,13 @@ func TestConfigMasked(t *testing.T) {
 			assert.NotContains(t, s, secret)
 		}
 	}
+	sentinel := Config{RedisURL: "redis-sentinel://:s3nt@s1:26379?addr=s2:26379&master=dealroom&password=m4ster&sentinel_password=x"}.Masked()
+	for i := 0; i+1 < len(sentinel); i += 2 {
+		if sentinel[i] == "redis-url" {
+			assert.Equal(t, "redis-sentinel://***@s1:26379?addr=s2:26379&master=dealroom&password=***&sentinel_password=***", sentinel[i+1],
+				"a Sentinel URL's passwords are hidden, the parameter's too")
+		}
+	}
 	empty := Config{}.Masked()
 	for i := 0; i+1 < len(empty); i += 2 {
 		if empty[i] == "jwt-secret" {

@@ -20,6 +20,7 @@ import { pipelineView } from './views/pipeline.js';
 import { myTasksView, inboxView, settingsView } from './views/me.js';
 import { roomView } from './views/room.js';
 import { webhooksView } from './views/webhooks.js';
+import { apiKeysView } from './views/apikeys.js';
 
 // Where the page kept the bearer token before sessions: a page that
 // finds one exchanges it for a session once and deletes it.
@@ -47,6 +48,7 @@ const ROUTES = [
   [/^\/$/, () => ({ name: 'rooms' })],
   [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
   [/^\/admin\/webhooks\/?$/, () => ({ name: 'webhooks' })],
+  [/^\/admin\/api-keys\/?$/, () => ({ name: 'apikeys' })],
   [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
   [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
   [/^\/me\/settings\/?$/, () => ({ name: 'settings' })],
@@ -90,6 +92,7 @@ function route() {
     case 'rooms': v = roomsView(ctx); break;
     case 'pipeline': v = pipelineView(ctx); break;
     case 'webhooks': v = ctx.me?.role === 'admin' ? webhooksView(ctx) : null; break;
+    case 'apikeys': v = ctx.me?.role === 'admin' ? apiKeysView(ctx) : null; break;
     case 'mytasks': v = myTasksView(ctx); break;
     case 'inbox': v = inboxView(ctx); break;
     case 'settings': v = settingsView(ctx); break;
@@ -228,7 +231,7 @@ const NAV = [
   ['pipeline', '/pipeline', 'Pipeline', 'chart'],
   ['mytasks', '/me/tasks', 'My tasks', 'check'],
   ['inbox', '/inbox', 'Inbox', 'at'],
-  ['webhooks', '/admin/webhooks', 'Webhooks', 'refresh'],
+  ['webhooks', '/admin/webhooks', 'Integrations', 'refresh'],
 ];
 const navLinks = [];
 const badges = [];
@@ -287,7 +290,7 @@ function accountMenu(who) {
 }
 
 function updateNav(r) {
-  const key = r.name === 'room' ? 'rooms' : r.name;
+  const key = { room: 'rooms', apikeys: 'webhooks' }[r.name] || r.name;
   for (const a of navLinks) {
     if (a.dataset.nav === key) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');

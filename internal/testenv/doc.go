@@ -22,6 +22,12 @@
 // --cluster create), ready once every node reports cluster_state:ok. Its
 // Kill ends a node with SIGKILL, for failover tests.
 //
+// [StartRedisSentinel] starts a Redis Sentinel setup for one test: a
+// master, two replicas and three sentinels (quorum two, a master down
+// after one second), ready once every sentinel names the master and knows
+// the replicas and the other sentinels. KillMaster ends the master with
+// SIGKILL and WaitFailover waits for a replica to be promoted.
+//
 // # SMTP
 //
 // [StartSMTP] runs an SMTP server (github.com/emersion/go-smtp) inside the

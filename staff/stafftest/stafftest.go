@@ -53,7 +53,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) staff.Store) {
 
 	t.Run("KeyLifecycle", func(t *testing.T) {
 		svc, st, c := setup(t)
-		acct, key, err := svc.Create(ctx, Ada, "Salesforce", []staff.Scope{staff.RoomsWrite, staff.RoomsRead})
+		acct, key, err := svc.Create(ctx, Ada, "Salesforce", []staff.Scope{staff.RoomsWrite, staff.RoomsRead}, "")
 		require.NoError(t, err)
 		assert.True(t, strings.HasPrefix(key, "drk_"), "the key is recognisable: %s", key)
 		assert.GreaterOrEqual(t, len(key), 40)
@@ -109,12 +109,12 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) staff.Store) {
 
 	t.Run("OnlyAdmins", func(t *testing.T) {
 		svc, _, _ := setup(t)
-		_, key, err := svc.Create(ctx, Ada, "HubSpot", []staff.Scope{staff.RoomsRead})
+		_, key, err := svc.Create(ctx, Ada, "HubSpot", []staff.Scope{staff.RoomsRead}, "")
 		require.NoError(t, err)
 		bot, err := svc.Authenticate(ctx, key)
 		require.NoError(t, err)
 		for _, a := range []dealroom.Actor{Rex, Cat, bot, {ID: "mia", Kind: dealroom.Staff, Role: dealroom.Manager}} {
-			_, _, err := svc.Create(ctx, a, "x", []staff.Scope{staff.RoomsRead})
+			_, _, err := svc.Create(ctx, a, "x", []staff.Scope{staff.RoomsRead}, "")
 			assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err), a.ID)
 			_, err = svc.Accounts(ctx, a)
 			assert.Equal(t, dealroom.EFORBIDDEN, dealroom.ErrorCode(err), a.ID)
@@ -134,7 +134,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) staff.Store) {
 			"no scopes":     {"CRM", nil},
 			"unknown scope": {"CRM", []staff.Scope{staff.RoomsRead, "rooms:delete"}},
 		} {
-			_, _, err := svc.Create(ctx, Ada, in.name, in.scopes)
+			_, _, err := svc.Create(ctx, Ada, in.name, in.scopes, "")
 			assert.Equal(t, dealroom.EINVALID, dealroom.ErrorCode(err), name)
 		}
 		all, err := st.Accounts(ctx)
@@ -146,7 +146,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) staff.Store) {
 		svc, st, _ := setup(t)
 		keys := map[string]string{}
 		for i := range 5 {
-			a, key, err := svc.Create(ctx, Ada, "CRM", []staff.Scope{staff.Scopes[i%3]})
+			a, key, err := svc.Create(ctx, Ada, "CRM", []staff.Scope{staff.Scopes[i%3]}, "")
 			require.NoError(t, err)
 			keys[a.ID] = key
 		}

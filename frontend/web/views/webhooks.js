@@ -5,6 +5,7 @@
 
 import { h, field, fill, toast, errorText, fmtAgo, plural, copyText } from '../dom.js';
 import { enc } from '../api.js';
+import { integrationsNav } from './apikeys.js';
 
 export function webhooksView(ctx) {
   ctx.setTitle('Webhooks');
@@ -117,6 +118,7 @@ export function webhooksView(ctx) {
 
   const el = h('div', { class: 'page webhooks' },
     h('h1', { text: 'Webhooks' }),
+    integrationsNav('/admin/webhooks'),
     h('p', { class: 'muted', text: 'Endpoints that receive the rooms\u2019 events, signed per Standard Webhooks.' }),
     secretBox, status, list, form, log);
   return { el, destroy: () => { destroyed = true; } };
