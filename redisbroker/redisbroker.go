@@ -28,15 +28,15 @@
 // slot's channels (while the slot migrates, the old owner still serves
 // them): those rooms alone are lost and subscribed on the new owner. A
 // primary that hands its slots to its replica (CLUSTER FAILOVER) does the
-// same for all its channels. A SUBSCRIBE that reaches a primary no longer serving the slot is
-// answered MOVED; its rooms wait for the next look at the slots. A handler
-// that is a broker.RoomsHandler is told which rooms were lost and restored
-// (RoomsLost, RoomsRestored), so that only those are repaired; another
-// handler gets FeedLost when a first room is lost and FeedRestored when
-// none is. After a failed publish the publishing client reloads the
-// slots, so that publishes reach the promoted replica; a MOVED answer to
-// a publish is followed by go-redis. The single-node channel names stay
-// as they were.
+// same for all its channels. A SUBSCRIBE that reaches a primary no longer
+// serving the slot is answered MOVED; its rooms wait for the next look at
+// the slots. A handler that is a broker.RoomsHandler is told which rooms
+// were lost and restored (RoomsLost, RoomsRestored), so that only those
+// are repaired; another handler gets FeedLost when a first room is lost
+// and FeedRestored when none is. After a failed publish the publishing
+// client reloads the slots, so that publishes reach the promoted replica;
+// a MOVED answer to a publish is followed by go-redis. The single-node
+// channel names stay as they were.
 //
 // # Redis Sentinel
 //
@@ -930,8 +930,28 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 		b.owners = owners
 		b.mu.Unlock()
 	}
+	dialErr := b.connectMissing(ctx)
 
-	// The nodes that lack a connection.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, broker.ErrClosed
+	}
+	placed, waiting := b.subscribeWaitingLocked()
+	switch {
+	case dialErr != nil:
+		return placed, dialErr
+	case waiting > 0:
+		return placed, fmt.Errorf("%d rooms wait for a connection", waiting)
+	}
+	return placed, nil
+}
+
+// connectMissing connects to the nodes that waiting channels need (off a
+// cluster, to the node if the connection is down). It returns the first
+// error, having tried every node: the channels of the others need not
+// wait for one.
+func (b *Broker) connectMissing(ctx context.Context) error {
 	b.mu.Lock()
 	need := map[string]bool{}
 	down := !b.cluster && len(b.links) == 0
@@ -944,30 +964,29 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 	if down {
 		addr, err := b.nodeAddr(ctx)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		need[addr] = true
 	}
-	var dialErr error
+	var first error
 	for addr := range need {
 		l, err := b.dial(ctx, addr)
 		if err != nil {
-			// The channels of the other nodes need not wait for this one.
-			dialErr = cmp.Or(dialErr, err)
+			first = cmp.Or(first, err)
 			continue
 		}
 		b.start(l)
 	}
+	return first
+}
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, broker.ErrClosed
-	}
+// subscribeWaitingLocked subscribes every channel without a connection on
+// its node's connection, if there is one. It returns the number of
+// channels subscribed and of those still waiting.
+func (b *Broker) subscribeWaitingLocked() (placed, waiting int) {
 	// Channels grouped by connection, and on a cluster by slot: one
 	// SSUBSCRIBE names channels of one slot only.
 	groups := map[*link]map[int][]string{}
-	placed, waiting := 0, 0
 	for name, c := range b.chans {
 		if c.n == 0 || c.link != nil {
 			continue
@@ -992,8 +1011,8 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 	send:
 		for _, names := range bySlot {
 			for chunk := range slices.Chunk(names, subscribeChunk) {
-				wctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
-				err := b.subscribe(wctx, l.ps, chunk...)
+				ctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
+				err := b.subscribe(ctx, l.ps, chunk...)
 				cancel()
 				if err != nil {
 					// The reader drops the connection and its channels
@@ -1004,13 +1023,7 @@ func (b *Broker) place(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	switch {
-	case dialErr != nil:
-		return placed, dialErr
-	case waiting > 0:
-		return placed, fmt.Errorf("%d rooms wait for a connection", waiting)
-	}
-	return placed, nil
+	return placed, waiting
 }
 
 // read delivers what l receives until it fails.
