@@ -54,6 +54,28 @@ type Handler interface {
 	FeedRestored()
 }
 
+// RoomsHandler is a Handler that can also be told of a loss that touched
+// some rooms only. A backend in parts (a Redis Cluster, where each shard
+// carries some rooms' channels) loses one part at a time: a broker on such
+// a backend calls RoomsLost and RoomsRestored with the rooms of the part
+// when its handler is a RoomsHandler, so that the rooms of the healthy
+// parts are not repaired for nothing. With a plain Handler it calls
+// FeedLost when a first part is lost and FeedRestored when every part is
+// back. A broker on one connection (one Redis node, the Bus) only ever
+// calls FeedLost and FeedRestored.
+type RoomsHandler interface {
+	Handler
+	// RoomsLost is called when messages of these rooms may have been lost
+	// since the last one received; the other rooms lost nothing. A room
+	// is named again only after its RoomsRestored.
+	RoomsLost(rooms []string)
+	// RoomsRestored is called once these rooms, named by an earlier
+	// RoomsLost, are subscribed again: everything published in them from
+	// now on is received. A room whose last subscription ended in between
+	// may be left out.
+	RoomsRestored(rooms []string)
+}
+
 // Broker is an instance's connection to the fan-out backend.
 type Broker interface {
 	// Publish sends m to every instance subscribed to m.Room, this one

@@ -373,3 +373,62 @@ func TestLiveOverflowLeavesNoHole(t *testing.T) {
 	assert.Equal(t, []int64{12}, readEvents(t, ctx, s, 1), "live again")
 	assert.EqualValues(t, 1, h.Stats.Resyncs.Load())
 }
+
+// roomsStore keeps a log per room, and counts the head checks (reads of
+// one event) made in each.
+type roomsStore struct {
+	logs   map[string]*logStore
+	mu     sync.Mutex
+	checks map[string]int
+}
+
+func (s *roomsStore) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
+	if limit == 1 {
+		s.mu.Lock()
+		s.checks[roomID]++
+		s.mu.Unlock()
+	}
+	return s.logs[roomID].Events(ctx, roomID, after, limit, sharedOnly)
+}
+
+func (s *roomsStore) Room(ctx context.Context, id string) (*room.Room, error) {
+	return s.logs[id].Room(ctx, id)
+}
+
+func (s *roomsStore) headChecks(roomID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks[roomID]
+}
+
+// TestRoomsRestoredRepairsThoseRooms: when the broker says that only some
+// rooms lost messages (a Redis Cluster shard failed over), those rooms
+// read what they missed from the store, and the others are left alone.
+func TestRoomsRestoredRepairsThoseRooms(t *testing.T) {
+	st := &roomsStore{logs: map[string]*logStore{"r1": {}, "r2": {}}, checks: map[string]int{}}
+	h := newTestHub(t, Config{HeadCheck: time.Hour}, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sessions := map[string]*Session{}
+	for _, r := range []string{"r1", "r2"} {
+		s := h.NewSession(dealroom.Actor{ID: "u-" + r, Kind: dealroom.Staff})
+		defer s.Close()
+		s.Subscribe(r, 0)
+		require.Empty(t, readUntilSubscribed(t, ctx, s))
+		sessions[r] = s
+	}
+
+	// One event in each room whose broker message was lost.
+	st.logs["r1"].commit("r1", 100)
+	st.logs["r2"].commit("r2", 100)
+	h.RoomsLost([]string{"r1"})
+	h.RoomsRestored([]string{"r1", "r-not-followed"})
+	assert.Equal(t, []int64{1}, readEvents(t, ctx, sessions["r1"], 1), "the lost room is repaired")
+	assert.Positive(t, st.headChecks("r1"))
+	assert.Zero(t, st.headChecks("r2"), "a room that lost nothing is not checked")
+	assert.Zero(t, st.headChecks("r-not-followed"))
+
+	// The whole feed restored: every room is repaired.
+	h.FeedRestored()
+	assert.Equal(t, []int64{1}, readEvents(t, ctx, sessions["r2"], 1))
+}

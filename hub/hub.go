@@ -276,15 +276,41 @@ func (h *Hub) Receive(m broker.Message) {
 	}
 }
 
+var _ broker.RoomsHandler = (*Hub)(nil)
+
 // FeedLost implements broker.Handler: messages may be missing.
 func (h *Hub) FeedLost() {
 	h.log.Warn("broker feed lost; rooms will be repaired from the store")
 }
 
-// FeedRestored implements broker.Handler: every followed room compares its
-// head with the store's, and presence is announced again.
+// FeedRestored implements broker.Handler: every followed room is repaired.
 func (h *Hub) FeedRestored() {
-	for _, f := range h.allFeeds() {
+	h.repair(h.allFeeds())
+}
+
+// RoomsLost implements broker.RoomsHandler: messages of these rooms may be
+// missing (a Redis Cluster shard failed over, or a slot moved).
+func (h *Hub) RoomsLost(rooms []string) {
+	h.log.Warn("broker feed lost for some rooms; they will be repaired from the store", "rooms", len(rooms))
+}
+
+// RoomsRestored implements broker.RoomsHandler: these rooms, if followed,
+// are repaired; the others lost nothing.
+func (h *Hub) RoomsRestored(rooms []string) {
+	feeds := make([]*feed, 0, len(rooms))
+	for _, r := range rooms {
+		if f := h.lookup(r); f != nil {
+			feeds = append(feeds, f)
+		}
+	}
+	h.repair(feeds)
+}
+
+// repair has each feed compare its head with the store's, reading what
+// the broker lost, and announces this instance's presence again, which
+// the other instances may have missed too.
+func (h *Hub) repair(feeds []*feed) {
+	for _, f := range feeds {
 		f.checkHead()
 		f.announce(true)
 	}

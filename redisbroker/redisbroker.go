@@ -16,16 +16,27 @@
 // room's ID being its hash tag, and a message is an SPUBLISH that only the
 // primary owning the channel's slot (and its replicas) carries. The
 // broker keeps one subscriber connection per primary, asks the cluster
-// (CLUSTER SLOTS) which primary serves which slot when it connects, and
-// sends each room's SSUBSCRIBE to its slot's primary. The connections are
-// up or down together: when one breaks (its primary killed, a failover,
-// a slot moved away, which Redis tells with an unasked SUNSUBSCRIBE), the
-// broker closes them all, calls Handler.FeedLost, and reconnects to the
-// primaries the cluster names then; FeedRestored follows once every room
-// is confirmed again. Rooms of a healthy shard are thus resubscribed too,
-// which the hub's repair from the store covers. After a failed publish the
-// publishing client reloads the slots, so that publishes reach the
-// promoted replica. The single-node channel names stay as they were.
+// (CLUSTER SLOTS) which primary serves which slot, and sends each room's
+// SSUBSCRIBE to its slot's primary.
+//
+// Each connection fails alone, and only its rooms are lost: when one
+// breaks (its primary killed, a failover), its rooms wait while the broker
+// asks the cluster again who serves their slots (after a failover, the
+// promoted replica, at another address), connects there and subscribes
+// them again. When a slot moves to another primary (resharding), its old
+// owner tells its subscribers with an unasked SUNSUBSCRIBE of each of the
+// slot's channels (while the slot migrates, the old owner still serves
+// them): those rooms alone are lost and subscribed on the new owner. A
+// primary that hands its slots to its replica (CLUSTER FAILOVER) does the
+// same for all its channels. A SUBSCRIBE that reaches a primary no longer
+// serving the slot is answered MOVED; its rooms wait for the next look at
+// the slots. A handler that is a broker.RoomsHandler is told which rooms
+// were lost and restored (RoomsLost, RoomsRestored), so that only those
+// are repaired; another handler gets FeedLost when a first room is lost
+// and FeedRestored when none is. After a failed publish the publishing
+// client reloads the slots, so that publishes reach the promoted replica;
+// a MOVED answer to a publish is followed by go-redis. The single-node
+// channel names stay as they were.
 //
 // # Redis Sentinel
 //
@@ -52,8 +63,10 @@
 // # Subscriptions
 //
 // An instance has one subscriber connection (a go-redis PubSub; one per
-// primary on a cluster) and one goroutine reading each, which calls the Handler, in the order Redis sent
-// the messages. Subscriptions are counted per room: the first Subscribe of
+// primary on a cluster) and one goroutine reading each, which calls the
+// Handler's Receive in the order Redis sent the messages; the Handler's
+// loss and restoration calls are made, in order, by a goroutine of their
+// own. Subscriptions are counted per room: the first Subscribe of
 // a room sends SUBSCRIBE, the last Unsubscribe sends UNSUBSCRIBE. Subscribe
 // returns once Redis confirmed the subscription, so whatever is published
 // afterwards is received: the reader matches Redis's confirmations, which
@@ -62,17 +75,21 @@
 // Concurrent Subscribe calls of many rooms each wait for their own
 // confirmation only. While the connection is down, Subscribe waits for it
 // to come back (up to its context, and at most [WithSubscribeTimeout]).
+// A repairer goroutine connects and subscribes whatever waits for a
+// connection.
 //
 // # Loss and restore
 //
-// When the subscriber connection breaks (Redis stopped or restarted, the
+// When a subscriber connection breaks (Redis stopped or restarted, the
 // connection killed, a write failing, or no answer to a health-check PING
 // on an idle connection, see [WithHealthCheck]), messages may have been
-// lost: the reader calls Handler.FeedLost once, then reconnects with
-// backoff (at most a second apart by default), subscribes every room still
-// counted on the fresh connection, and once Redis confirmed all of them
-// calls Handler.FeedRestored. The hub then reads what it missed from the
-// store; this broker, like Redis pub/sub, only carries news.
+// lost: the broker calls Handler.FeedLost once (on a single node), then
+// reconnects with backoff (at most a second apart by default), subscribes
+// every room still counted on the fresh connection, and once Redis
+// confirmed every room it had before calls Handler.FeedRestored. The hub
+// then reads what it missed from the store; this broker, like Redis
+// pub/sub, only carries news. On a cluster the same happens per
+// connection, see above.
 //
 // go-redis's PubSub would reconnect and resubscribe on its own after some
 // errors, silently, and then nobody would know that messages were lost in
@@ -86,6 +103,7 @@
 package redisbroker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +113,7 @@ import (
 	"net"
 	neturl "net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,9 +203,10 @@ const (
 
 // Broker is a broker.Broker on Redis pub/sub, on one node or a Redis
 // Cluster. Its methods are safe for concurrent use. Handler methods run on
-// the broker's reader goroutines (one per subscriber connection): they may
-// Publish, but must not call Subscribe (it waits for a reader) or Close
-// (it waits for the readers to end).
+// the broker's goroutines (Receive on the reader of each subscriber
+// connection, the others on the reporter): they may Publish, but must not
+// call Subscribe (it waits for a reader) or Close (it waits for the
+// broker's goroutines to end).
 type Broker struct {
 	cfg        config
 	h          broker.Handler
@@ -199,27 +219,36 @@ type Broker struct {
 	pub    redis.UniversalClient // PUBLISH or SPUBLISH, PING, CLUSTER SLOTS
 	subOpt redis.Options         // the subscriber clients' options, but Addr
 
-	// up is false between FeedLost and FeedRestored.
-	up atomic.Bool
+	// rooms is the handler as a RoomsHandler, on a cluster only: it is
+	// told which rooms a loss touched.
+	rooms broker.RoomsHandler
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// wake tells the repairer that channels wait for a connection;
+	// reported tells the reporter that reports wait.
+	wake, reported chan struct{}
+
 	mu     sync.Mutex
 	closed bool
 	nodes  map[string]*node // subscriber clients by node address
-	// links are the live subscriber connections by node address: one
-	// on a single node, one per primary on a cluster; nil while down.
-	// They are up or down together.
+	// links are the live subscriber connections by node address: the
+	// one of a single node, or one per primary that the channels need
+	// on a cluster. Each lives and fails on its own.
 	links map[string]*link
 	// owners is the address of each slot's primary, as the cluster said
-	// when links were made; nil on a single node.
+	// last; nil on a single node.
 	owners []string
 	chans  map[string]*channel
-	// initial is the number of confirmations of the SUBSCRIBEs that
-	// opened links still to come; the feed is restored when it reaches 0.
-	initial int
+	// lost is the number of channels lost and not restored yet; down
+	// tells whether the feed is down (a channel lost, or the one
+	// connection of a single node down).
+	lost int
+	down bool
+	// reports are the handler's loss and restoration calls still to make.
+	reports []report
 }
 
 // node is the subscriber client of one Redis node. Its dialer refuses
@@ -231,13 +260,16 @@ type node struct {
 	dials atomic.Int32
 }
 
-// link is one subscriber connection.
+// link is one subscriber connection, to one node.
 type link struct {
 	addr string
 	ps   *redis.PubSub
 	// active is the number of channels Redis confirmed on ps, which Redis
 	// repeats in every confirmation. Guarded by Broker.mu.
 	active int
+	// movedLogged is when the node last told of a slot it no longer
+	// serves with a warning in the log. Guarded by Broker.mu.
+	movedLogged time.Time
 	// reads counts what the reader received; waiting tells it is blocked
 	// in Receive. The health check reads both.
 	reads   atomic.Uint64
@@ -258,6 +290,9 @@ type channel struct {
 	// ready is closed once the last SUBSCRIBE sent is confirmed.
 	ready       chan struct{}
 	readyClosed bool
+	// lost tells that the channel was subscribed, its connection lost
+	// (or its slot moved), and that it is not subscribed again yet.
+	lost bool
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -306,7 +341,10 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 		log:        cfg.log,
 		roomPrefix: cfg.prefix + "room:",
 		nodes:      map[string]*node{},
+		links:      map[string]*link{},
 		chans:      map[string]*channel{},
+		wake:       make(chan struct{}, 1),
+		reported:   make(chan struct{}, 1),
 	}
 	if err := b.parse(url); err != nil {
 		// A *url.Error repeats the URL, password included.
@@ -314,6 +352,9 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("redisbroker: invalid Redis URL: %w", err)
+	}
+	if rh, ok := h.(broker.RoomsHandler); ok && b.cluster {
+		b.rooms = rh
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
@@ -335,13 +376,12 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 	if err := b.pub.Ping(pctx).Err(); err != nil {
 		return fail(err)
 	}
-	links, _, err := b.connect(ctx)
-	if err != nil {
+	if err := b.connect(ctx); err != nil {
 		return fail(err)
 	}
-	b.up.Store(true)
-	b.wg.Add(2)
-	go b.run(links)
+	b.wg.Add(3)
+	go b.repair()
+	go b.report()
 	go b.watch()
 	if b.sentinel != nil {
 		b.wg.Add(1)
@@ -521,15 +561,16 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 		b.chans[name] = c
 	}
 	c.n++
-	if b.links != nil && c.sent%2 == 0 {
+	if c.sent%2 == 0 {
 		if c.link == nil {
-			c.link = b.linkForLocked(name)
+			c.link = b.links[b.ownerLocked(name)]
 		}
-		if c.link == nil {
-			// The slot moved since the links were made: make them again.
-			b.killLocked(fmt.Errorf("the slot of channel %s is no longer served by the connected primaries", name))
-		} else {
+		if c.link != nil {
 			b.sendLocked(name, c, true)
+		} else {
+			// Its node's connection is down, or its slot's primary not
+			// connected yet: the repairer subscribes it.
+			b.wakeLocked()
 		}
 	}
 	ready := c.ready
@@ -557,16 +598,26 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	return fmt.Errorf("redisbroker: subscribe to room %s: %w", room, err)
 }
 
-// linkForLocked returns the connection a channel belongs on: the one link
-// of a single node, or the link to the primary of the channel's slot.
-func (b *Broker) linkForLocked(name string) *link {
-	if !b.cluster {
-		for _, l := range b.links {
-			return l
-		}
-		return nil
+// ownerLocked returns the address of the node a channel belongs on: the
+// primary of the channel's slot as last learned on a cluster, or else the
+// node of the one connection ("" while it is down).
+func (b *Broker) ownerLocked(name string) string {
+	if b.cluster {
+		return b.owners[slot(name)]
 	}
-	return b.links[b.owners[slot(name)]]
+	for addr := range b.links {
+		return addr
+	}
+	return ""
+}
+
+// nodeAddr returns the address of the node off a cluster: the URL's, or
+// the master the sentinels name now.
+func (b *Broker) nodeAddr(ctx context.Context) (string, error) {
+	if b.sentinel != nil {
+		return b.sentinel.master(ctx)
+	}
+	return b.subOpt.Addr, nil
 }
 
 // Unsubscribe counts one subscription of room less; the last one sends
@@ -587,17 +638,28 @@ func (b *Broker) Unsubscribe(room string) {
 	if c.n > 0 {
 		return
 	}
-	if b.links != nil && c.sent%2 == 1 {
+	if c.link != nil && c.sent%2 == 1 {
 		b.sendLocked(name, c, false)
 	}
-	if c.n == 0 && c.acked == c.sent {
-		delete(b.chans, name)
+	if c.acked == c.sent {
+		b.forgetLocked(name, c)
+	}
+}
+
+// forgetLocked removes a channel nobody subscribes and Redis owes no
+// confirmation for. A lost room that is forgotten is not restored.
+func (b *Broker) forgetLocked(name string, c *channel) {
+	delete(b.chans, name)
+	if c.lost {
+		c.lost = false
+		b.lost--
+		b.updateFeedLocked()
 	}
 }
 
 // sendLocked sends SUBSCRIBE or UNSUBSCRIBE (SSUBSCRIBE or SUNSUBSCRIBE on
 // a cluster) for one channel on its connection; a failed write ends the
-// connections.
+// connection.
 func (b *Broker) sendLocked(name string, c *channel, subscribe bool) {
 	c.sent++
 	ctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
@@ -615,7 +677,7 @@ func (b *Broker) sendLocked(name string, c *channel, subscribe bool) {
 		err = c.link.ps.Unsubscribe(ctx, name)
 	}
 	if err != nil {
-		b.killLocked(fmt.Errorf("writing to the subscriber connection: %w", err))
+		b.killLocked(c.link, fmt.Errorf("writing to the subscriber connection: %w", err))
 	}
 }
 
@@ -628,39 +690,19 @@ func (b *Broker) subscribe(ctx context.Context, ps *redis.PubSub, names ...strin
 	return ps.Subscribe(ctx, names...)
 }
 
-// killLocked ends the current connections; the readers notice and the
-// broker reconnects.
-func (b *Broker) killLocked(reason error) {
-	links := b.links
-	if links == nil {
+// killLocked ends a connection if it is still a current one; its reader
+// notices and drops it.
+func (b *Broker) killLocked(l *link, reason error) {
+	if b.links[l.addr] != l {
 		return
 	}
-	b.markDownLocked()
 	if !b.closed {
-		b.log.Warn("redisbroker: dropping the subscriber connections", "addr", b.addr, "err", reason)
+		b.log.Warn("redisbroker: dropping a subscriber connection", "addr", l.addr, "err", reason)
 	}
-	for _, l := range links {
-		l.ps.Close()
-	}
+	l.ps.Close()
 }
 
-// markDownLocked forgets the current connections: the channels still
-// counted wait for the next ones.
-func (b *Broker) markDownLocked() {
-	b.links, b.owners, b.initial = nil, nil, 0
-	for name, c := range b.chans {
-		if c.n == 0 {
-			delete(b.chans, name)
-			continue
-		}
-		c.link, c.sent, c.acked, c.subOp = nil, 0, 0, 0
-		if c.readyClosed {
-			c.ready, c.readyClosed = make(chan struct{}), false
-		}
-	}
-}
-
-// Ping checks Redis, and that the subscriber connections are up.
+// Ping checks Redis, and that no subscription waits for its connection.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.isClosed() {
 		return broker.ErrClosed
@@ -670,14 +712,20 @@ func (b *Broker) Ping(ctx context.Context) error {
 	if err := b.pub.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redisbroker: ping %s: %w", b.addr, err)
 	}
-	if !b.up.Load() {
+	b.mu.Lock()
+	down, lost := b.down, b.lost
+	b.mu.Unlock()
+	if down {
+		if b.cluster {
+			return fmt.Errorf("redisbroker: %d rooms wait for their shard's subscriber connection at %s, reconnecting", lost, b.addr)
+		}
 		return fmt.Errorf("redisbroker: the subscriber connection to %s is down, reconnecting", b.addr)
 	}
 	return nil
 }
 
 // Close ends the subscriptions and the connections. It waits for the
-// readers, so no Handler method runs once it returned.
+// broker's goroutines, so no Handler method runs once it returned.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -686,8 +734,9 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	links := b.links
-	b.markDownLocked()
+	b.links = map[string]*link{}
 	clear(b.chans)
+	b.reports = nil
 	b.mu.Unlock()
 	b.cancel()
 	for _, l := range links {
@@ -713,93 +762,77 @@ func (b *Broker) isClosed() bool {
 	return b.closed
 }
 
-// connect opens the subscriber connections (one, or one per primary of a
-// cluster) and subscribes every counted room on them. It returns the
-// number of confirmations to wait for.
-func (b *Broker) connect(ctx context.Context) (map[string]*link, int, error) {
+// connect opens the first subscriber connections: to the node (the
+// master the sentinels name), or to every primary of a cluster.
+func (b *Broker) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	stop := context.AfterFunc(b.ctx, cancel)
-	defer stop()
-
-	addrs := []string{b.subOpt.Addr}
-	var owners []string
-	if b.cluster {
-		b.reloadSlots()
-		var err error
-		if owners, addrs, err = b.slotOwners(ctx); err != nil {
-			return nil, 0, err
-		}
-	} else if b.sentinel != nil {
-		master, err := b.sentinel.master(ctx)
+	var addrs []string
+	if !b.cluster {
+		addr, err := b.nodeAddr(ctx)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
-		addrs = []string{master}
-	}
-	links := make(map[string]*link, len(addrs))
-	closeAll := func() {
-		for _, l := range links {
-			l.ps.Close()
+		addrs = []string{addr}
+	} else {
+		owners, primaries, err := b.slotOwners(ctx)
+		if err != nil {
+			return err
 		}
-	}
-	for _, addr := range addrs {
 		b.mu.Lock()
-		n := b.nodeLocked(addr)
+		b.owners = owners
 		b.mu.Unlock()
-		ps := n.client.Subscribe(ctx) // no channels: does not dial yet
-		n.dials.Store(1)
-		err := ps.Ping(ctx) // dials, and the PONG is the first reply
-		n.dials.Store(0)
-		if err != nil {
-			ps.Close()
-			closeAll()
-			return nil, 0, fmt.Errorf("%s: %w", addr, err)
-		}
-		links[addr] = &link{addr: addr, ps: ps}
+		addrs = primaries
 	}
+	var links []*link
+	for _, addr := range addrs {
+		l, err := b.dial(ctx, addr)
+		if err != nil {
+			for _, l := range links {
+				l.ps.Close()
+			}
+			return err
+		}
+		links = append(links, l)
+	}
+	for _, l := range links {
+		b.start(l)
+	}
+	return nil
+}
 
+// dial opens a subscriber connection to the node at addr.
+func (b *Broker) dial(ctx context.Context, addr string) (*link, error) {
+	b.mu.Lock()
+	n := b.nodeLocked(addr)
+	b.mu.Unlock()
+	ps := n.client.Subscribe(ctx) // no channels: does not dial yet
+	n.dials.Store(1)
+	err := ps.Ping(ctx) // dials, and the PONG is the first reply
+	n.dials.Store(0)
+	if err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("%s: %w", addr, err)
+	}
+	return &link{addr: addr, ps: ps}, nil
+}
+
+// start makes l the connection to its node and starts its reader, unless
+// the broker is closed or has a connection there already.
+func (b *Broker) start(l *link) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		closeAll()
-		return nil, 0, broker.ErrClosed
+	if b.closed || b.links[l.addr] != nil {
+		l.ps.Close()
+		return
 	}
-	b.links, b.owners = links, owners
-	// Channels grouped by connection, and on a cluster by slot: one
-	// SSUBSCRIBE names channels of one slot only.
-	groups := map[*link]map[int][]string{}
-	count := 0
-	for name, c := range b.chans {
-		if c.n == 0 {
-			delete(b.chans, name)
-			continue
-		}
-		l := b.linkForLocked(name)
-		c.link, c.sent, c.acked, c.subOp = l, 1, 0, 1
-		k := 0
-		if b.cluster {
-			k = slot(name)
-		}
-		if groups[l] == nil {
-			groups[l] = map[int][]string{}
-		}
-		groups[l][k] = append(groups[l][k], name)
-		count++
-	}
-	for l, bySlot := range groups {
-		for _, names := range bySlot {
-			for chunk := range slices.Chunk(names, subscribeChunk) {
-				if err := b.subscribe(ctx, l.ps, chunk...); err != nil {
-					b.markDownLocked()
-					closeAll()
-					return nil, 0, err
-				}
-			}
-		}
-	}
-	b.initial = count
-	return links, count, nil
+	b.links[l.addr] = l
+	b.updateFeedLocked()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.read(l)
+	}()
 }
 
 // slotOwners asks the cluster which primary serves each slot. It fails
@@ -828,72 +861,169 @@ func (b *Broker) slotOwners(ctx context.Context) (owners, primaries []string, er
 	return owners, primaries, nil
 }
 
-// run reads the connections until one fails, reports the loss,
-// reconnects and reads again, until Close.
-func (b *Broker) run(links map[string]*link) {
+// wakeLocked tells the repairer that a subscription waits for a
+// connection.
+func (b *Broker) wakeLocked() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// repair subscribes the channels that wait for a connection, connecting
+// to their nodes first, with backoff, whenever it is woken, until Close.
+func (b *Broker) repair() {
 	defer b.wg.Done()
 	for {
-		var readers sync.WaitGroup
-		for _, l := range links {
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				b.read(l)
-			}()
-		}
-		readers.Wait()
-		if b.ctx.Err() != nil || b.isClosed() {
-			return
-		}
-		if b.up.Swap(false) {
-			b.h.FeedLost()
-		}
-		var pending int
-		links, pending = b.reconnect()
-		if links == nil {
-			return
-		}
-		if pending == 0 {
-			b.restored()
-		}
-	}
-}
-
-func (b *Broker) restored() {
-	b.up.Store(true)
-	b.log.Info("redisbroker: subscriptions restored", "addr", b.addr)
-	b.h.FeedRestored()
-}
-
-// reconnect connects again, with backoff, until it succeeds or the broker
-// is closed (then it returns nil).
-func (b *Broker) reconnect() (map[string]*link, int) {
-	delay := b.cfg.minBackoff
-	for attempt := 1; ; attempt++ {
-		// Full jitter between half the delay and the delay.
-		wait := delay/2 + rand.N(delay/2+1)
 		select {
 		case <-b.ctx.Done():
-			return nil, 0
-		case <-time.After(wait):
+			return
+		case <-b.wake:
 		}
-		links, pending, err := b.connect(b.ctx)
-		if err == nil {
-			b.log.Info("redisbroker: subscriber connection re-established",
-				"addr", b.addr, "attempts", attempt, "rooms", pending)
-			return links, pending
+		delay := b.cfg.minBackoff
+		for attempt := 1; ; attempt++ {
+			// Full jitter between half the delay and the delay: several
+			// instances do not come back at once, and what breaks together
+			// (the channels of one slot) is repaired together.
+			wait := delay/2 + rand.N(delay/2+1)
+			select {
+			case <-b.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			placed, err := b.place(b.ctx)
+			if err == nil {
+				if attempt > 1 || placed > 0 {
+					b.log.Info("redisbroker: subscribed the rooms that waited for a connection",
+						"addr", b.addr, "attempts", attempt, "rooms", placed)
+				}
+				break
+			}
+			if b.ctx.Err() != nil {
+				return
+			}
+			level := slog.LevelDebug
+			if attempt == 1 || attempt%30 == 0 {
+				level = slog.LevelWarn
+			}
+			b.log.Log(b.ctx, level, "redisbroker: cannot reconnect a subscriber connection",
+				"addr", b.addr, "attempt", attempt, "err", err)
+			delay = min(2*delay, b.cfg.maxBackoff)
 		}
-		if b.ctx.Err() != nil {
-			return nil, 0
-		}
-		level := slog.LevelDebug
-		if attempt == 1 || attempt%30 == 0 {
-			level = slog.LevelWarn
-		}
-		b.log.Log(b.ctx, level, "redisbroker: cannot reconnect the subscriber connection",
-			"addr", b.addr, "attempt", attempt, "err", err)
-		delay = min(2*delay, b.cfg.maxBackoff)
 	}
+}
+
+// place subscribes every channel that has no connection on the node that
+// serves it now (on a cluster, asking the cluster which primary serves
+// which slot), connecting to the nodes it lacks. It returns the number of
+// channels it subscribed, and an error if some still wait.
+func (b *Broker) place(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if b.cluster {
+		b.reloadSlots()
+		owners, _, err := b.slotOwners(ctx)
+		if err != nil {
+			return 0, err
+		}
+		b.mu.Lock()
+		b.owners = owners
+		b.mu.Unlock()
+	}
+	dialErr := b.connectMissing(ctx)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, broker.ErrClosed
+	}
+	placed, waiting := b.subscribeWaitingLocked()
+	switch {
+	case dialErr != nil:
+		return placed, dialErr
+	case waiting > 0:
+		return placed, fmt.Errorf("%d rooms wait for a connection", waiting)
+	}
+	return placed, nil
+}
+
+// connectMissing connects to the nodes that waiting channels need (off a
+// cluster, to the node if the connection is down). It returns the first
+// error, having tried every node: the channels of the others need not
+// wait for one.
+func (b *Broker) connectMissing(ctx context.Context) error {
+	b.mu.Lock()
+	need := map[string]bool{}
+	down := !b.cluster && len(b.links) == 0
+	for name, c := range b.chans {
+		if addr := b.ownerLocked(name); b.cluster && c.n > 0 && c.link == nil && b.links[addr] == nil {
+			need[addr] = true
+		}
+	}
+	b.mu.Unlock()
+	if down {
+		addr, err := b.nodeAddr(ctx)
+		if err != nil {
+			return err
+		}
+		need[addr] = true
+	}
+	var first error
+	for addr := range need {
+		l, err := b.dial(ctx, addr)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		b.start(l)
+	}
+	return first
+}
+
+// subscribeWaitingLocked subscribes every channel without a connection on
+// its node's connection, if there is one. It returns the number of
+// channels subscribed and of those still waiting.
+func (b *Broker) subscribeWaitingLocked() (placed, waiting int) {
+	// Channels grouped by connection, and on a cluster by slot: one
+	// SSUBSCRIBE names channels of one slot only.
+	groups := map[*link]map[int][]string{}
+	for name, c := range b.chans {
+		if c.n == 0 || c.link != nil {
+			continue
+		}
+		l := b.links[b.ownerLocked(name)]
+		if l == nil { // connection lost again meanwhile
+			waiting++
+			continue
+		}
+		c.link, c.sent, c.acked, c.subOp = l, 1, 0, 1
+		k := 0
+		if b.cluster {
+			k = slot(name)
+		}
+		if groups[l] == nil {
+			groups[l] = map[int][]string{}
+		}
+		groups[l][k] = append(groups[l][k], name)
+		placed++
+	}
+	for l, bySlot := range groups {
+	send:
+		for _, names := range bySlot {
+			for chunk := range slices.Chunk(names, subscribeChunk) {
+				ctx, cancel := context.WithTimeout(b.ctx, writeTimeout)
+				err := b.subscribe(ctx, l.ps, chunk...)
+				cancel()
+				if err != nil {
+					// The reader drops the connection and its channels
+					// wait again.
+					b.killLocked(l, fmt.Errorf("writing to the subscriber connection: %w", err))
+					break send
+				}
+			}
+		}
+	}
+	return placed, waiting
 }
 
 // read delivers what l receives until it fails.
@@ -904,6 +1034,9 @@ func (b *Broker) read(l *link) {
 		l.waiting.Store(false)
 		l.reads.Add(1)
 		if err != nil {
+			if b.moved(l, err) {
+				continue
+			}
 			b.drop(l, err)
 			return
 		}
@@ -911,13 +1044,9 @@ func (b *Broker) read(l *link) {
 		case *redis.Message:
 			b.deliver(m)
 		case *redis.Subscription:
-			restored, err := b.confirm(l, m)
-			if err != nil {
+			if err := b.confirm(l, m); err != nil {
 				b.drop(l, err)
 				return
-			}
-			if restored {
-				b.restored()
 			}
 		case *redis.Pong:
 		default:
@@ -926,43 +1055,124 @@ func (b *Broker) read(l *link) {
 	}
 }
 
-// drop closes a failed connection, and the others with it: the feed is
-// lost as a whole and restored as a whole.
+// drop forgets a failed connection: its channels are lost and wait for
+// the repairer. Other connections are left alone.
 func (b *Broker) drop(l *link, err error) {
 	b.mu.Lock()
-	current := b.links[l.addr] == l
-	var links map[string]*link
-	if current {
-		links = b.links
-		b.markDownLocked()
+	if b.links[l.addr] == l {
+		delete(b.links, l.addr)
+		var lost []string
+		for name, c := range b.chans {
+			if c.link == l && b.resetLocked(name, c) {
+				lost = append(lost, name)
+			}
+		}
+		if !b.closed {
+			b.log.Warn("redisbroker: subscriber connection lost", "addr", l.addr, "rooms", len(lost), "err", err)
+		}
+		b.lostLocked(lost)
+		b.updateFeedLocked()
+		b.wakeLocked()
 	}
-	closed := b.closed
 	b.mu.Unlock()
 	l.ps.Close()
-	for _, o := range links {
-		o.ps.Close()
+}
+
+// resetLocked takes a channel off its connection, to wait for the
+// repairer. It reports whether the channel is newly lost: subscribed and
+// confirmed before, so that messages may have been missed.
+func (b *Broker) resetLocked(name string, c *channel) (lost bool) {
+	if c.n == 0 {
+		b.forgetLocked(name, c)
+		return false
 	}
-	if current && !closed {
-		b.log.Warn("redisbroker: subscriber connection lost", "addr", l.addr, "err", err)
+	if c.readyClosed && !c.lost {
+		c.lost = true
+		b.lost++
+		lost = true
 	}
+	c.link, c.sent, c.acked, c.subOp = nil, 0, 0, 0
+	if c.readyClosed {
+		c.ready, c.readyClosed = make(chan struct{}), false
+	}
+	return lost
+}
+
+// moved takes a MOVED error from l: a SUBSCRIBE sent to a primary that no
+// longer serves the slot (the broker's map of slots was older than the
+// move). The channels of that slot waiting for a confirmation on l wait
+// for the repairer instead, which asks the cluster again. It reports
+// whether err was such an error.
+func (b *Broker) moved(l *link, err error) bool {
+	var rerr redis.Error
+	if !b.cluster || !errors.As(err, &rerr) {
+		return false
+	}
+	f := strings.Fields(rerr.Error())
+	if len(f) != 3 || f[0] != "MOVED" {
+		return false
+	}
+	s, perr := strconv.Atoi(f[1])
+	if perr != nil || s < 0 || s >= slotCount {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.links[l.addr] != l {
+		return true // dropped already
+	}
+	var lost []string
+	for name, c := range b.chans {
+		if c.link == l && c.acked < c.sent && slot(name) == s {
+			if b.resetLocked(name, c) {
+				lost = append(lost, name)
+			}
+		}
+	}
+	b.log.Debug("redisbroker: a subscription was sent to a primary that no longer serves its slot",
+		"addr", l.addr, "slot", s, "owner", f[2])
+	b.lostLocked(lost)
+	b.updateFeedLocked()
+	b.wakeLocked()
+	return true
 }
 
 var errStale = errors.New("connection replaced")
 
-// confirm takes Redis's confirmation of a SUBSCRIBE or UNSUBSCRIBE. It
-// reports whether the feed is restored by it. An error means the
-// connection is not what the broker thinks it is, and must be dropped: a
-// cluster node that lost a slot tells its subscribers with an unasked
-// SUNSUBSCRIBE, which lands here.
-func (b *Broker) confirm(l *link, s *redis.Subscription) (restored bool, err error) {
+// confirm takes Redis's confirmation of a SUBSCRIBE or UNSUBSCRIBE, and a
+// cluster node's unasked SUNSUBSCRIBE of a channel whose slot it no
+// longer serves (the slot moved to another primary): that channel is
+// lost and waits for the repairer. An error means the connection is not
+// what the broker thinks it is, and must be dropped.
+func (b *Broker) confirm(l *link, s *redis.Subscription) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.links[l.addr] != l {
-		return false, errStale
+		return errStale
 	}
 	c := b.chans[s.Channel]
+	if b.cluster && s.Kind == "sunsubscribe" && c != nil && c.link == l && c.sent%2 == 1 && c.acked == c.sent {
+		l.active--
+		if s.Count != l.active {
+			return fmt.Errorf("Redis counts %d subscriptions on the connection, the broker %d", s.Count, l.active)
+		}
+		// One line per channel would be thousands when a primary hands
+		// all its slots to its replica (a manual failover).
+		level := slog.LevelDebug
+		if now := time.Now(); now.Sub(l.movedLogged) > 10*time.Second {
+			level, l.movedLogged = slog.LevelWarn, now
+		}
+		b.log.Log(b.ctx, level, "redisbroker: a room's slot is no longer served by this primary (a slot moved, a failover); resubscribing its rooms where it is served now",
+			"addr", l.addr, "channel", s.Channel)
+		if b.resetLocked(s.Channel, c) {
+			b.lostLocked([]string{s.Channel})
+		}
+		b.updateFeedLocked()
+		b.wakeLocked()
+		return nil
+	}
 	if c == nil || c.link != l || c.acked >= c.sent {
-		return false, fmt.Errorf("unexpected confirmation %q of channel %q", s.Kind, s.Channel)
+		return fmt.Errorf("unexpected confirmation %q of channel %q", s.Kind, s.Channel)
 	}
 	c.acked++
 	subscribed := c.acked%2 == 1
@@ -974,28 +1184,30 @@ func (b *Broker) confirm(l *link, s *redis.Subscription) (restored bool, err err
 		want = "s" + want
 	}
 	if s.Kind != want {
-		return false, fmt.Errorf("confirmation %q of channel %q where %q was expected", s.Kind, s.Channel, want)
+		return fmt.Errorf("confirmation %q of channel %q where %q was expected", s.Kind, s.Channel, want)
 	}
 	if subscribed {
 		l.active++
 		if c.acked == c.subOp && !c.readyClosed {
 			close(c.ready)
 			c.readyClosed = true
+			if c.lost {
+				c.lost = false
+				b.lost--
+				b.queueLocked(roomsRestored, s.Channel)
+				b.updateFeedLocked()
+			}
 		}
 	} else {
 		l.active--
 	}
 	if s.Count != l.active {
-		return false, fmt.Errorf("Redis counts %d subscriptions on the connection, the broker %d", s.Count, l.active)
+		return fmt.Errorf("Redis counts %d subscriptions on the connection, the broker %d", s.Count, l.active)
 	}
 	if c.n == 0 && c.acked == c.sent {
-		delete(b.chans, s.Channel)
+		b.forgetLocked(s.Channel, c)
 	}
-	if b.initial > 0 {
-		b.initial--
-		return b.initial == 0 && !b.up.Load(), nil
-	}
-	return false, nil
+	return nil
 }
 
 // deliver decodes a message and hands it to the handler if its room is
@@ -1017,6 +1229,111 @@ func (b *Broker) deliver(msg *redis.Message) {
 	b.mu.Unlock()
 	if on {
 		b.h.Receive(m)
+	}
+}
+
+// A report is a call of the handler about loss and restoration, made by
+// the reporter goroutine in the order the broker decided them.
+type report struct {
+	kind     reportKind
+	channels []string // for roomsLost and roomsRestored
+}
+
+type reportKind int
+
+const (
+	feedLost reportKind = iota
+	feedRestored
+	roomsLost
+	roomsRestored
+)
+
+// lostLocked reports newly lost channels to a RoomsHandler; for another
+// handler, updateFeedLocked reports the feed lost.
+func (b *Broker) lostLocked(channels []string) {
+	if len(channels) > 0 {
+		b.queueLocked(roomsLost, channels...)
+	}
+}
+
+// updateFeedLocked notes whether the feed is down (a lost channel waits,
+// or the one connection of a single node is down) and, for a handler
+// that is not a RoomsHandler, reports the change.
+func (b *Broker) updateFeedLocked() {
+	down := b.lost > 0 || !b.cluster && len(b.links) == 0
+	if down == b.down {
+		return
+	}
+	b.down = down
+	if down {
+		b.queueLocked(feedLost)
+	} else {
+		b.queueLocked(feedRestored)
+	}
+}
+
+// queueLocked queues a report for the reporter; the rooms reports go to
+// a RoomsHandler only, the feed reports to another handler only. Channels
+// join the last report if it is of the same kind.
+func (b *Broker) queueLocked(kind reportKind, channels ...string) {
+	forRooms := kind == roomsLost || kind == roomsRestored
+	if b.closed || forRooms != (b.rooms != nil) {
+		return
+	}
+	if n := len(b.reports); n > 0 && forRooms && b.reports[n-1].kind == kind {
+		b.reports[n-1].channels = append(b.reports[n-1].channels, channels...)
+	} else {
+		b.reports = append(b.reports, report{kind: kind, channels: channels})
+	}
+	select {
+	case b.reported <- struct{}{}:
+	default:
+	}
+}
+
+// report makes the handler's loss and restoration calls, in order, until
+// Close.
+func (b *Broker) report() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.reported:
+		}
+		b.mu.Lock()
+		reports := b.reports
+		b.reports = nil
+		b.mu.Unlock()
+		for _, r := range reports {
+			if b.ctx.Err() != nil {
+				return
+			}
+			b.call(r)
+		}
+	}
+}
+
+func (b *Broker) call(r report) {
+	switch r.kind {
+	case feedLost:
+		b.h.FeedLost()
+	case feedRestored:
+		b.log.Info("redisbroker: subscriptions restored", "addr", b.addr)
+		b.h.FeedRestored()
+	case roomsLost, roomsRestored:
+		rooms := make([]string, 0, len(r.channels))
+		for _, name := range r.channels {
+			if room, ok := b.roomOf(name); ok {
+				rooms = append(rooms, room)
+			}
+		}
+		if r.kind == roomsLost {
+			b.rooms.RoomsLost(rooms)
+		} else {
+			b.log.Info("redisbroker: subscriptions restored", "addr", b.addr, "rooms", len(rooms))
+			b.rooms.RoomsRestored(rooms)
+		}
 	}
 }
 
@@ -1070,11 +1387,9 @@ func (b *Broker) watch() {
 	}
 }
 
-// killLink ends the connections if l is still one of them.
+// killLink ends l if it is still a current connection.
 func (b *Broker) killLink(l *link, reason error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.links[l.addr] == l {
-		b.killLocked(reason)
-	}
+	b.killLocked(l, reason)
 }

@@ -362,7 +362,7 @@ func (b *Broker) checkMaster(c *redis.SentinelClient) error {
 	}
 	addr := net.JoinHostPort(a[0], a[1])
 	b.mu.Lock()
-	on := b.links == nil || b.links[addr] != nil
+	on := len(b.links) == 0 || b.links[addr] != nil
 	b.mu.Unlock()
 	if on {
 		return nil
@@ -386,8 +386,10 @@ func (b *Broker) checkMaster(c *redis.SentinelClient) error {
 func (b *Broker) masterIs(addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.links == nil || b.links[addr] != nil {
+	if len(b.links) == 0 || b.links[addr] != nil {
 		return // down, reconnecting; or on that master
 	}
-	b.killLocked(fmt.Errorf("the sentinels name %s the master %q", addr, b.sentinel.opt.MasterName))
+	for _, l := range b.links {
+		b.killLocked(l, fmt.Errorf("the sentinels name %s the master %q", addr, b.sentinel.opt.MasterName))
+	}
 }

@@ -5,6 +5,7 @@ package brokertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -21,17 +22,25 @@ import (
 // closes the brokers it connects.
 type Backend func(t *testing.T) (connect func(h broker.Handler) broker.Broker)
 
-// Recorder is a Handler that keeps what it receives.
+// Recorder is a Handler that keeps what it receives. It is a
+// broker.RoomsHandler too, which counts how often each room was lost and
+// restored; [Recorder.Plain] hides that.
 type Recorder struct {
-	mu       sync.Mutex
-	msgs     []broker.Message
-	lost     int
-	restored int
-	changed  chan struct{}
+	mu            sync.Mutex
+	msgs          []broker.Message
+	lost          int
+	restored      int
+	lostRooms     map[string]int
+	restoredRooms map[string]int
+	changed       chan struct{}
 }
 
+var _ broker.RoomsHandler = (*Recorder)(nil)
+
 // NewRecorder returns an empty recorder.
-func NewRecorder() *Recorder { return &Recorder{changed: make(chan struct{}, 1)} }
+func NewRecorder() *Recorder {
+	return &Recorder{changed: make(chan struct{}, 1), lostRooms: map[string]int{}, restoredRooms: map[string]int{}}
+}
 
 func (r *Recorder) Receive(m broker.Message) {
 	m.Data = slices.Clone(m.Data)
@@ -55,6 +64,34 @@ func (r *Recorder) FeedRestored() {
 	r.poke()
 }
 
+func (r *Recorder) RoomsLost(rooms []string) {
+	r.mu.Lock()
+	for _, room := range rooms {
+		r.lostRooms[room]++
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *Recorder) RoomsRestored(rooms []string) {
+	r.mu.Lock()
+	for _, room := range rooms {
+		r.restoredRooms[room]++
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// Plain returns the recorder as a Handler that is not a RoomsHandler: a
+// broker then tells it of every loss with FeedLost and FeedRestored.
+func (r *Recorder) Plain() broker.Handler { return plain{r} }
+
+type plain struct{ r *Recorder }
+
+func (p plain) Receive(m broker.Message) { p.r.Receive(m) }
+func (p plain) FeedLost()                { p.r.FeedLost() }
+func (p plain) FeedRestored()            { p.r.FeedRestored() }
+
 func (r *Recorder) poke() {
 	select {
 	case r.changed <- struct{}{}:
@@ -69,11 +106,28 @@ func (r *Recorder) Messages() []broker.Message {
 	return slices.Clone(r.msgs)
 }
 
-// Counts returns how often the feed was lost and restored.
+// Counts returns how often the feed was lost and restored (FeedLost,
+// FeedRestored).
 func (r *Recorder) Counts() (lost, restored int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lost, r.restored
+}
+
+// RoomCounts returns how often each room was named by RoomsLost and by
+// RoomsRestored.
+func (r *Recorder) RoomCounts() (lost, restored map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.lostRooms), maps.Clone(r.restoredRooms)
+}
+
+// RoomRestored tells whether every loss of room was followed by its
+// restoration, and there was one at least.
+func (r *Recorder) RoomRestored(room string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restoredRooms[room] > 0 && r.restoredRooms[room] == r.lostRooms[room]
 }
 
 // WaitFor waits until cond holds for the received messages.

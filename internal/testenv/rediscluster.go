@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,10 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		return nil
 	}
 	c := &RedisCluster{tb: tb}
+	// The directory first: cleanups run last-registered first, and the
+	// nodes, which rewrite their configuration files when the cluster
+	// changes, must be stopped before it is removed.
+	dir := tb.TempDir()
 	tb.Cleanup(func() {
 		var wg sync.WaitGroup
 		for _, n := range c.nodes {
@@ -63,7 +68,6 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		}
 		wg.Wait()
 	})
-	dir := tb.TempDir()
 	for i := range 6 {
 		n, err := startClusterNode(bin, dir, i)
 		if err != nil {
@@ -279,4 +283,211 @@ func redisCLI(addr string, args ...string) (string, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// MoveSlot moves a hash slot from the primary that owns it to the primary
+// at to, the way an operator resharding the cluster does: the target is
+// told it imports the slot and the owner that it migrates it, the slot's
+// keys are moved with MIGRATE, and then every primary is told the slot's
+// new owner (the target first, then the old owner, which then drops the
+// slot and tells the slot's shard channel subscribers with SUNSUBSCRIBE).
+// It returns once every running node names the target as the slot's
+// owner, and fails the test if that takes more than ten seconds.
+func (c *RedisCluster) MoveSlot(slot int, to string) {
+	c.tb.Helper()
+	if err := c.moveSlot(slot, to); err != nil {
+		c.tb.Fatalf("testenv: moving slot %d to %s: %v", slot, to, err)
+	}
+}
+
+func (c *RedisCluster) moveSlot(slot int, to string) error {
+	from, err := c.slotOwner(c.nodeAt(to), slot)
+	if err != nil {
+		return err
+	}
+	if from == to {
+		return fmt.Errorf("%s owns the slot already", to)
+	}
+	fromID, err := c.nodeID(from)
+	if err != nil {
+		return err
+	}
+	toID, err := c.nodeID(to)
+	if err != nil {
+		return err
+	}
+	s := strconv.Itoa(slot)
+	if err := redisCLIOK(to, "CLUSTER", "SETSLOT", s, "IMPORTING", fromID); err != nil {
+		return err
+	}
+	if err := redisCLIOK(from, "CLUSTER", "SETSLOT", s, "MIGRATING", toID); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(to)
+	for {
+		out, err := redisCLI(from, "CLUSTER", "GETKEYSINSLOT", s, "100")
+		if err != nil {
+			return fmt.Errorf("CLUSTER GETKEYSINSLOT on %s: %v: %s", from, err, out)
+		}
+		keys := strings.Fields(out)
+		if len(keys) == 0 {
+			break
+		}
+		args := append([]string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}, keys...)
+		if err := redisCLIOK(from, args...); err != nil {
+			return err
+		}
+	}
+	// The target first, so that the slot is never without an owner that
+	// accepts it; then the old owner; then the other primaries, which
+	// would also learn it from the cluster bus.
+	order := []string{to, from}
+	for _, p := range c.Primaries() {
+		if p != to && p != from {
+			order = append(order, p)
+		}
+	}
+	for _, addr := range order {
+		if err := redisCLIOK(addr, "CLUSTER", "SETSLOT", s, "NODE", toID); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range c.nodes {
+		for n.running() {
+			owner, err := c.slotOwner(n, slot)
+			if err == nil && owner == to {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s still names %q as the owner (%v)", n.addr(), owner, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// SlotOwner returns the address of the primary that owns slot, as the
+// first running node sees it.
+func (c *RedisCluster) SlotOwner(slot int) string {
+	c.tb.Helper()
+	for _, n := range c.nodes {
+		if n.running() {
+			owner, err := c.slotOwner(n, slot)
+			if err != nil {
+				c.tb.Fatalf("testenv: %v", err)
+			}
+			return owner
+		}
+	}
+	c.tb.Fatalf("testenv: no cluster node is running")
+	return ""
+}
+
+func (c *RedisCluster) nodeAt(addr string) *clusterNode {
+	for _, n := range c.nodes {
+		if n.addr() == addr {
+			return n
+		}
+	}
+	c.tb.Fatalf("testenv: no cluster node at %s", addr)
+	return nil
+}
+
+// slotOwner asks n (CLUSTER NODES) which primary owns slot.
+func (c *RedisCluster) slotOwner(n *clusterNode, slot int) (string, error) {
+	out, err := redisCLI(n.addr(), "CLUSTER", "NODES")
+	if err != nil {
+		return "", fmt.Errorf("CLUSTER NODES on %s: %v: %s", n.addr(), err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being migrated or imported
+			}
+			lo, hi, ok := strings.Cut(r, "-")
+			if !ok {
+				hi = lo
+			}
+			l, err1 := strconv.Atoi(lo)
+			h, err2 := strconv.Atoi(hi)
+			if err1 == nil && err2 == nil && l <= slot && slot <= h {
+				addr, _, _ := strings.Cut(f[1], "@")
+				return addr, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s names no owner of slot %d", n.addr(), slot)
+}
+
+// nodeID returns the cluster node ID of the node at addr.
+func (c *RedisCluster) nodeID(addr string) (string, error) {
+	out, err := redisCLI(addr, "CLUSTER", "MYID")
+	if err != nil {
+		return "", fmt.Errorf("CLUSTER MYID on %s: %v: %s", addr, err, out)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// redisCLIOK runs one command with redis-cli against addr and fails unless
+// Redis answers OK.
+func redisCLIOK(addr string, args ...string) error {
+	out, err := redisCLI(addr, args...)
+	if err != nil || strings.TrimSpace(out) != "OK" {
+		return fmt.Errorf("%s on %s: %v: %s", strings.Join(args, " "), addr, err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// Failover has the replica of the primary at addr take its place, the way
+// an operator does before maintenance (CLUSTER FAILOVER on the replica:
+// the primary stops taking writes, the replica catches up and is
+// promoted, the old primary becomes its replica). It returns the new
+// primary's address once every running node sees it as the primary, and
+// fails the test if that takes more than ten seconds.
+func (c *RedisCluster) Failover(addr string) string {
+	c.tb.Helper()
+	replica, err := c.replicaOf(addr)
+	if err != nil {
+		c.tb.Fatalf("testenv: %v", err)
+	}
+	if err := redisCLIOK(replica, "CLUSTER", "FAILOVER"); err != nil {
+		c.tb.Fatalf("testenv: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		primaries := c.Primaries()
+		if slices.Contains(primaries, replica) && !slices.Contains(primaries, addr) {
+			return replica
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("testenv: %s did not take over from %s within 10s (primaries %v)", replica, addr, primaries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replicaOf returns the address of a replica of the primary at addr.
+func (c *RedisCluster) replicaOf(addr string) (string, error) {
+	id, err := c.nodeID(addr)
+	if err != nil {
+		return "", err
+	}
+	out, err := redisCLI(addr, "CLUSTER", "NODES")
+	if err != nil {
+		return "", fmt.Errorf("CLUSTER NODES on %s: %v: %s", addr, err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == id && strings.Contains(f[2], "slave") && !strings.Contains(f[2], "fail") {
+			replica, _, _ := strings.Cut(f[1], "@")
+			return replica, nil
+		}
+	}
+	return "", fmt.Errorf("the primary %s has no replica", addr)
 }

@@ -553,6 +553,12 @@ func TestRedisCluster(t *testing.T) {
 		assert.Contains(t, info, "cluster_known_nodes:6")
 	}
 
+	// A primary handed over to its replica.
+	promoted := c.Failover(primaries[1])
+	assert.NotContains(t, primaries, promoted)
+	assert.Contains(t, c.Primaries(), promoted)
+	c.WaitOK(20 * time.Second)
+
 	// A killed primary's replica takes over.
 	c.Kill(primaries[0])
 	require.Eventually(t, func() bool {
@@ -560,4 +566,41 @@ func TestRedisCluster(t *testing.T) {
 		return len(p) == 3 && !slices.Contains(p, primaries[0])
 	}, 20*time.Second, 100*time.Millisecond)
 	c.WaitOK(20 * time.Second)
+}
+
+// A slot moved to another primary takes its keys along, and every client
+// is sent there.
+func TestRedisClusterMoveSlot(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	for i := range 5 {
+		require.NoError(t, rdb.Set(ctx, fmt.Sprintf("{moved}:%d", i), i, 0).Err())
+	}
+	slot, err := rdb.ClusterKeySlot(ctx, "moved").Result()
+	require.NoError(t, err)
+	from := c.SlotOwner(int(slot))
+	var to string
+	for _, p := range c.Primaries() {
+		if p != from {
+			to = p
+			break
+		}
+	}
+	c.MoveSlot(int(slot), to)
+	assert.Equal(t, to, c.SlotOwner(int(slot)))
+
+	// The new owner holds the keys; the old one sends the client there.
+	target := redis.NewClient(&redis.Options{Addr: to})
+	defer target.Close()
+	n, err := target.ClusterCountKeysInSlot(ctx, int(slot)).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 5, n)
+	old := redis.NewClient(&redis.Options{Addr: from})
+	defer old.Close()
+	assert.ErrorContains(t, old.Get(ctx, "{moved}:0").Err(), "MOVED")
+	v, err := rdb.Get(ctx, "{moved}:3").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "3", v)
 }
