@@ -92,7 +92,11 @@ type Store interface {
 	// Replayed, without deciding anything (unless the key expired:
 	// KeyRetention). Errors: those of Decide;
 	// ECONFLICT when the key was used for another request; EUNAVAILABLE
-	// when the backend fails (nothing is written then).
+	// when the backend fails: nothing is written then, except when the
+	// answer of a write the backend may have carried out was lost and
+	// could not be settled by reading it back (MongoDB during a failover:
+	// the outcome is unknown, and a retry with the same key finds the
+	// event if it was written; the message says so).
 	Execute(ctx context.Context, cmd Command) (Executed, error)
 
 	// Events returns up to limit events of the room with seq > after, in
