@@ -153,10 +153,16 @@ else
 	go build -o "$work/dealroom" ./cmd/dealroom
 fi
 go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
-if [[ " $* " == *" cf-"* ]] || [[ " $* " == *" vs"* ]]; then
-	log "building the reference server on Centrifuge (its own module: cmd/dealroom-bench/centrifuge)"
-	(cd cmd/dealroom-bench/centrifuge && go build -o "$work/centrifuge-ref" .)
-fi
+for s in "$@"; do
+	case "$s" in
+	vs-cluster) ;;
+	cf-* | vs | vs-*)
+		log "building the reference server on Centrifuge (its own module: cmd/dealroom-bench/centrifuge)"
+		(cd cmd/dealroom-bench/centrifuge && go build -o "$work/centrifuge-ref" .)
+		break
+		;;
+	esac
+done
 if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]] || [[ " $* " == *-trace* ]]; then
 	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
 	go build -overlay "$work/overlay.json" -o "$work/dealroom-pprof" ./cmd/dealroom
