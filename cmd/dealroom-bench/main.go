@@ -7,6 +7,7 @@
 //	dealroom-bench freeport    print a free TCP port on 127.0.0.1 (for run.sh)
 //	dealroom-bench summary RESULT.json...   markdown tables of results (median of repeated runs)
 //	dealroom-bench compare RESULT.json...   Dealroom's runs NAME beside the reference server's cf-NAME, with ratios
+//	dealroom-bench compare-cluster RESULT.json...   runs on one Redis node (mNAME) beside their twins on a Redis Cluster (kNAME)
 //
 // It creates its own rooms and members through the REST API, signing
 // tokens with the server's HS256 secret. Scenarios (flags given override
@@ -66,10 +67,13 @@ func main() {
 		}
 		return
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "summary" || os.Args[1] == "compare") {
+	if len(os.Args) > 1 && (os.Args[1] == "summary" || os.Args[1] == "compare" || os.Args[1] == "compare-cluster") {
 		sum := runSummary
-		if os.Args[1] == "compare" {
+		switch os.Args[1] {
+		case "compare":
 			sum = runCompare
+		case "compare-cluster":
+			sum = runCompareCluster
 		}
 		if err := sum(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "dealroom-bench:", err)

@@ -8,12 +8,15 @@
 #   NAME.*.log        the logs of the servers, mongo-java-server and redis
 #   summary.md        the tables of docs/benchmarks.md: the median of the runs
 #   compare.md        with runs of the reference server: both side by side
+#   cluster.md        with runs on a Redis Cluster: each beside its twin on
+#                     one Redis node
 #   machine.txt       the machine, the date and the commit
 #
 #   cmd/dealroom-bench/run.sh                   # every scenario
 #   cmd/dealroom-bench/run.sh b1000 c           # only these
 #   OUT=/tmp/bench REPEAT=1 PROFILE=1 cmd/dealroom-bench/run.sh b1000-prof
 #   cmd/dealroom-bench/run.sh vs                # side by side with Centrifuge
+#   cmd/dealroom-bench/run.sh vk-me200 vk-mc    # one Redis node, then a Redis Cluster
 #
 # Scenarios, on the embedded store (bbolt in a temporary data directory):
 #   a1k a5k a10k     idle devices, server memory per connection
@@ -35,6 +38,15 @@
 #   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
 #                    devices on the other
 #   mc               c with the writer on one instance, the devices on the other
+# and the same with the broker on a Redis Cluster that run.sh starts for the
+# run (three primaries and three replicas, redis-server in cluster mode on
+# 127.0.0.1, joined by `redis-cli --cluster create`, as internal/testenv
+# starts one for the tests; sharded pub/sub):
+#   ke200 ke500 ke kc  as me200, me500, me, mc
+#   vk-S             S (me200, me500, me or mc) and its twin on the Cluster
+#                    (ke200 ...) in turn, each REPEAT times (S, kS, S.r2,
+#                    kS.r2, ...); cluster.md has both side by side
+#   vs-cluster       vk-me200 vk-me500 vk-me vk-mc
 # Side by side with the reference server on Centrifuge
 # (cmd/dealroom-bench/centrifuge, a module of its own: the fan-out alone,
 # in memory, storing nothing), measured by the same client:
@@ -141,10 +153,16 @@ else
 	go build -o "$work/dealroom" ./cmd/dealroom
 fi
 go build -o "$work/dealroom-bench" ./cmd/dealroom-bench
-if [[ " $* " == *" cf-"* ]] || [[ " $* " == *" vs"* ]]; then
-	log "building the reference server on Centrifuge (its own module: cmd/dealroom-bench/centrifuge)"
-	(cd cmd/dealroom-bench/centrifuge && go build -o "$work/centrifuge-ref" .)
-fi
+for s in "$@"; do
+	case "$s" in
+	vs-cluster) ;;
+	cf-* | vs | vs-*)
+		log "building the reference server on Centrifuge (its own module: cmd/dealroom-bench/centrifuge)"
+		(cd cmd/dealroom-bench/centrifuge && go build -o "$work/centrifuge-ref" .)
+		break
+		;;
+	esac
+done
 if [ "${PPROF:-}" = 1 ] || [[ " $* " == *-pprof* ]] || [[ " $* " == *-trace* ]]; then
 	printf '{"Replace":{"%s":"%s"}}' "$root/cmd/dealroom/zz_bench_pprof.go" "$root/cmd/dealroom-bench/pprof.go.overlay" >"$work/overlay.json"
 	go build -overlay "$work/overlay.json" -o "$work/dealroom-pprof" ./cmd/dealroom
@@ -230,10 +248,97 @@ start_reference() {
 }
 
 # start_backends NAME: a redis-server and a mongo-java-server on free
-# ports; sets redis_url, mongo_uri, redis_pid and mongo_pid.
+# ports; sets redis_url, mongo_uri, redis_aux and mongo_pid.
 start_backends() {
-	local name="$1" port jar="$root/testenv/mongo-java-server/target/mongo-java-server-testenv.jar"
+	start_redis "$1"
+	start_mongo "$1"
+}
+
+# start_cluster_backends NAME: a Redis Cluster (start_cluster) and a
+# mongo-java-server.
+start_cluster_backends() {
+	start_cluster "$1"
+	start_mongo "$1"
+}
+
+# start_redis NAME: one redis-server on a free port; sets redis_url and
+# redis_aux.
+start_redis() {
+	local name="$1" port pid
 	command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+	port="$("$bench" freeport)"
+	redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --daemonize no --save '' --appendonly no \
+		--dir "$work" --loglevel warning >"$out/$name.redis.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	redis_url="redis://127.0.0.1:$port"
+	redis_aux="redis=$pid"
+	wait_redis "$port" "$pid" "$out/$name.redis.log"
+}
+
+# wait_redis PORT PID LOG: waits up to 10s for the redis-server PID to
+# answer PING on PORT.
+wait_redis() {
+	local port="$1" pid="$2" log="$3"
+	for _ in $(seq 100); do
+		if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || die "redis-server did not start: $(tail -5 "$log")"
+		sleep 0.1
+	done
+	die "redis-server on port $port did not answer in 10s: $(tail -5 "$log")"
+}
+
+# start_cluster NAME: a Redis Cluster of three primaries and three replicas,
+# redis-server in cluster mode on free ports of 127.0.0.1 (client and
+# cluster bus ports), nothing kept on disk but each node's cluster file,
+# joined by `redis-cli --cluster create`; returns once every node reports
+# cluster_state:ok. Sets redis_url (redis-cluster://, three nodes as seeds:
+# the client learns the rest from them) and redis_aux (redis1=PID, ...,
+# redis6=PID: each node's CPU is reported apart). The node timeout is 5s,
+# not the tests' 1s: on a busy machine a node that is slow to answer must
+# not be failed over in the middle of a measurement.
+start_cluster() {
+	local name="$1" dir i port bus pid ports=() addrs=()
+	command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+	command -v redis-cli >/dev/null || die "redis-cli is not installed (apt-get install redis-tools)"
+	dir="$(mktemp -d "$work/cluster.XXXXXX")"
+	redis_aux=""
+	for i in 1 2 3 4 5 6; do
+		port="$("$bench" freeport)"
+		bus="$("$bench" freeport)"
+		redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 --protected-mode yes --daemonize no \
+			--cluster-enabled yes --cluster-config-file "nodes-$i.conf" --cluster-node-timeout 5000 \
+			--save '' --appendonly no --dir "$dir" --dbfilename "dump-$i.rdb" --loglevel warning \
+			>"$out/$name.redis$i.log" 2>&1 &
+		pid=$!
+		pids+=("$pid")
+		wait_redis "$port" "$pid" "$out/$name.redis$i.log"
+		ports+=("$port")
+		addrs+=("127.0.0.1:$port")
+		redis_aux+="${redis_aux:+,}redis$i=$pid"
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$out/$name.cluster.log" 2>&1 ||
+		die "redis-cli --cluster create failed: $(tail -5 "$out/$name.cluster.log")"
+	for _ in $(seq 300); do
+		local ok=0
+		for port in "${ports[@]}"; do
+			redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+		done
+		if [ "$ok" = 6 ]; then
+			redis_url="redis-cluster://${addrs[0]}?addr=${addrs[1]}&addr=${addrs[2]}"
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "the Redis Cluster is not ok after 30s: $(redis-cli -p "${ports[0]}" cluster info | head -3 | tr '\r\n' '  ')"
+}
+
+# start_mongo NAME: a mongo-java-server on a free port (or a database of
+# MONGO_URI); sets mongo_uri and mongo_pid.
+start_mongo() {
+	local name="$1" jar="$root/testenv/mongo-java-server/target/mongo-java-server-testenv.jar"
 	if [ -z "${MONGO_URI:-}" ] && ! command -v java >/dev/null; then
 		die "java is not installed (or set MONGO_URI)"
 	fi
@@ -241,44 +346,31 @@ start_backends() {
 		log "building mongo-java-server with Maven"
 		(cd "$root/testenv/mongo-java-server" && mvn -B -q package) || die "mvn package failed"
 	fi
-	port="$("$bench" freeport)"
-	redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --daemonize no --save '' --appendonly no \
-		--dir "$work" --loglevel warning >"$out/$name.redis.log" 2>&1 &
-	redis_pid=$!
-	pids+=("$redis_pid")
-	redis_url="redis://127.0.0.1:$port"
 	if [ -n "${MONGO_URI:-}" ]; then
 		mongo_uri="${MONGO_URI%/}/dealroom_bench_$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)_$RANDOM"
 		mongo_pid=""
-	else
-		rm -f "$work/mongo.out"
-		java ${JAVA_OPTS:--Xmx4g} -jar "$jar" --host 127.0.0.1 --port 0 --ignore-stdin >"$work/mongo.out" 2>"$out/$name.mongo.log" &
-		mongo_pid=$!
-		pids+=("$mongo_pid")
-		for _ in $(seq 300); do
-			if grep -q '^LISTENING ' "$work/mongo.out" 2>/dev/null; then
-				break
-			fi
-			kill -0 "$mongo_pid" 2>/dev/null || die "mongo-java-server did not start: $(tail -5 "$out/$name.mongo.log")"
-			sleep 0.1
-		done
-		local addr
-		addr="$(sed -n 's/^LISTENING //p' "$work/mongo.out" | head -1)"
-		[ -n "$addr" ] || die "mongo-java-server did not say where it listens"
-		mongo_uri="mongodb://$addr/dealroom_bench"
+		return 0
 	fi
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
+	rm -f "$work/mongo.out"
+	java ${JAVA_OPTS:--Xmx4g} -jar "$jar" --host 127.0.0.1 --port 0 --ignore-stdin >"$work/mongo.out" 2>"$out/$name.mongo.log" &
+	mongo_pid=$!
+	pids+=("$mongo_pid")
+	for _ in $(seq 300); do
+		if grep -q '^LISTENING ' "$work/mongo.out" 2>/dev/null; then
+			break
 		fi
+		kill -0 "$mongo_pid" 2>/dev/null || die "mongo-java-server did not start: $(tail -5 "$out/$name.mongo.log")"
 		sleep 0.1
 	done
-	die "redis-server did not start: $(tail -5 "$out/$name.redis.log")"
+	local addr
+	addr="$(sed -n 's/^LISTENING //p' "$work/mongo.out" | head -1)"
+	[ -n "$addr" ] || die "mongo-java-server did not say where it listens"
+	mongo_uri="mongodb://$addr/dealroom_bench"
 }
 
 # aux_pids: the -aux-pid value for the backends this script started.
 aux_pids() {
-	echo "redis=$redis_pid${mongo_pid:+,mongo=$mongo_pid}"
+	echo "$redis_aux${mongo_pid:+,mongo=$mongo_pid}"
 }
 
 start_mongo_redis() {
@@ -509,16 +601,20 @@ scenario() {
 		start_mongo_redis "$n.server"
 		run_bench "$n" -scenario d -url "$server_url" -pid "$server_pid" -aux-pid "$(aux_pids)" -target-catchup 1s
 		;;
-	me | me200 | me500 | me-prof | mc)
-		start_backends "$n"
+	me | me200 | me500 | me-prof | mc | ke | ke200 | ke500 | kc)
+		# k...: the same, with the broker on a Redis Cluster.
+		case "$s" in
+		k*) start_cluster_backends "$n" ;;
+		*) start_backends "$n" ;;
+		esac
 		start_mongo_redis "$n.server1"
 		local url1="$server_url" pid1="$server_pid"
 		start_mongo_redis "$n.server2"
 		rate=1000
-		case "$s" in me200 | me500) rate=${s#me} ;; esac
+		case "$s" in me200 | me500 | ke200 | ke500) rate=${s#?e} ;; esac
 		args=(-scenario e -url "$url1,$server_url" -pid "$pid1,$server_pid"
 			-aux-pid "$(aux_pids)" -duration "$duration")
-		if [ "$s" = mc ]; then
+		if [ "$s" = mc ] || [ "$s" = kc ]; then
 			args+=(-conns 2000 -rooms 1 -rate 20 -target-p99 "$(twice c 200)ms")
 		else
 			args+=(-rate "$rate" -target-p99 "$(twice "b$rate" 10)ms")
@@ -542,12 +638,25 @@ all=(a1k a5k a10k b200 b500 b1000 c d mb200 mb500 mb1000 md me200 me500 me mc)
 if [ "${all[*]}" = vs ]; then
 	all=(vs-b1000 vs-c vs-a10k)
 fi
+expanded=()
+for s in "${all[@]}"; do
+	case "$s" in
+	vs-cluster) expanded+=(vk-me200 vk-me500 vk-me vk-mc) ;;
+	*) expanded+=("$s") ;;
+	esac
+done
+all=("${expanded[@]}")
 for s in "${all[@]}"; do
 	runs="$repeat"
 	case "$s" in *-prof | *-fsync | *-pprof | *-trace) runs=1 ;; esac
 	# vs-S runs S and the reference server's cf-S in turn.
 	turns=("$s")
-	case "$s" in vs-*) turns=("${s#vs-}" "cf-${s#vs-}") ;; esac
+	# vk-mS runs mS and its twin on a Redis Cluster, kS.
+	case "$s" in
+	vs-*) turns=("${s#vs-}" "cf-${s#vs-}") ;;
+	vk-m*) turns=("${s#vk-}" "k${s#vk-m}") ;;
+	vk-*) die "$s: vk- pairs a single-node scenario (me200, me500, me, mc) with its Cluster twin" ;;
+	esac
 	for r in $(seq "$runs"); do
 		for t in "${turns[@]}"; do
 			name="$t"
@@ -572,5 +681,9 @@ cat "$out/summary.md" >&2
 if compgen -G "$out/cf-*.json" >/dev/null; then
 	"$bench" compare "$out"/*.json >"$out/compare.md" || true
 	cat "$out/compare.md" >&2
+fi
+if compgen -G "$out/k*.json" >/dev/null; then
+	"$bench" compare-cluster "$out"/*.json >"$out/cluster.md" || true
+	cat "$out/cluster.md" >&2
 fi
 log "results in $out"
