@@ -21,15 +21,7 @@ import (
 // The conformance suite on a Redis Cluster, with sharded pub/sub.
 func TestClusterConformance(t *testing.T) {
 	c := testenv.StartRedisCluster(t)
-	for _, proto := range []string{"3", "2"} {
-		t.Run("RESP"+proto, func(t *testing.T) {
-			brokertest.Run(t, func(t *testing.T) func(h broker.Handler) broker.Broker {
-				url := c.URL() + "&protocol=" + proto
-				p := prefix(t)
-				return func(h broker.Handler) broker.Broker { return open(t, url, h, redisbroker.WithPrefix(p)) }
-			})
-		})
-	}
+	conformance(t, func(*testing.T) string { return c.URL() + "&" })
 }
 
 func clusterClient(t testing.TB, c *testenv.RedisCluster) *redis.ClusterClient {

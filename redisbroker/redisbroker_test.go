@@ -128,10 +128,17 @@ func numsub(t testing.TB, rdb *redis.Client, channels ...string) map[string]int6
 // --- conformance ---
 
 func TestConformance(t *testing.T) {
+	conformance(t, func(t *testing.T) string { return urlOf(testenv.Redis(t)) + "?" })
+}
+
+// conformance runs the broker suite over RESP3 and RESP2 on the Redis
+// that base's URL names; base ends with "?" or "&", where the protocol
+// parameter is added.
+func conformance(t *testing.T, base func(t *testing.T) string) {
 	for _, proto := range []string{"3", "2"} {
 		t.Run("RESP"+proto, func(t *testing.T) {
 			brokertest.Run(t, func(t *testing.T) func(h broker.Handler) broker.Broker {
-				url := urlOf(testenv.Redis(t)) + "?protocol=" + proto
+				url := base(t) + "protocol=" + proto
 				p := prefix(t)
 				return func(h broker.Handler) broker.Broker { return open(t, url, h, redisbroker.WithPrefix(p)) }
 			})

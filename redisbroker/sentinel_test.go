@@ -22,15 +22,7 @@ import (
 // The conformance suite on the master of a Redis Sentinel setup.
 func TestSentinelConformance(t *testing.T) {
 	s := testenv.StartRedisSentinel(t)
-	for _, proto := range []string{"3", "2"} {
-		t.Run("RESP"+proto, func(t *testing.T) {
-			brokertest.Run(t, func(t *testing.T) func(h broker.Handler) broker.Broker {
-				url := s.URL() + "&protocol=" + proto
-				p := prefix(t)
-				return func(h broker.Handler) broker.Broker { return open(t, url, h, redisbroker.WithPrefix(p)) }
-			})
-		})
-	}
+	conformance(t, func(*testing.T) string { return s.URL() + "&" })
 }
 
 func TestSentinelURL(t *testing.T) {
