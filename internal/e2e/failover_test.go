@@ -30,15 +30,19 @@ import (
 // to kill the one that carries a room. A Redis Cluster has three
 // primaries, a Sentinel setup one.
 type redisSetup struct {
-	url string
+	cluster *testenv.RedisCluster // nil for Sentinel
+	url     string
 	// primaries is how many primaries share the rooms' channels.
 	primaries int
 	// owner returns the address of the primary that holds a room's
 	// channel now.
 	owner func(t *testing.T, room string) string
 	// killOwner ends the primary that holds a room's channel with SIGKILL
-	// and returns once it has exited.
+	// and returns once it has exited (or, for a slot move, takes the
+	// room's channel away from it).
 	killOwner func(t *testing.T, room string)
+	// failure says what killOwner does, for the log.
+	failure string
 }
 
 // clusterSetup starts a Redis Cluster of three primaries and three
@@ -57,11 +61,39 @@ func clusterSetup(t *testing.T) redisSetup {
 		return n.Options().Addr
 	}
 	return redisSetup{
+		cluster:   c,
 		url:       c.URL(),
 		primaries: 3,
 		owner:     owner,
 		killOwner: func(t *testing.T, room string) { c.Kill(owner(t, room)) },
+		failure:   "killing",
 	}
+}
+
+// slotMoveSetup is clusterSetup, where the failure is the move of the
+// room's slot to another primary, as an operator resharding the cluster
+// does, with no node failing.
+func slotMoveSetup(t *testing.T) redisSetup {
+	rs := clusterSetup(t)
+	c := rs.cluster
+	rs.killOwner = func(t *testing.T, room string) {
+		from := rs.owner(t, room)
+		to := ""
+		for _, p := range c.Primaries() {
+			if p != from {
+				to = p
+				break
+			}
+		}
+		require.NotEmpty(t, to, "another primary")
+		rdb := redis.NewClient(&redis.Options{Addr: from})
+		defer rdb.Close()
+		slot, err := rdb.ClusterKeySlot(context.Background(), "dealroom:room:{"+room+"}").Result()
+		require.NoError(t, err)
+		c.MoveSlot(int(slot), to)
+	}
+	rs.failure = "moving the slot away from"
+	return rs
 }
 
 // TestClusterFailoverDevices: the primary of a Redis Cluster shard is
@@ -84,7 +116,17 @@ func sentinelSetup(t *testing.T) redisSetup {
 		primaries: 1,
 		owner:     func(*testing.T, string) string { return s.Master() },
 		killOwner: func(*testing.T, string) { s.KillMaster() },
+		failure:   "killing",
 	}
+}
+
+// TestClusterSlotMoveDevices: the slot of a room's channel moves to
+// another primary during a stream of writes, with the same scenario.
+func TestClusterSlotMoveDevices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster and three server processes")
+	}
+	testFailoverDevices(t, slotMoveSetup(t))
 }
 
 // TestSentinelFailoverDevices: the Redis master that the sentinels name
@@ -217,9 +259,9 @@ func testFailoverDevices(t *testing.T, rs redisSetup) {
 		w.run(wctx)
 	}()
 	time.Sleep(beforeKill)
-	t.Logf("killing %s, the primary of room %s's channel", victimOwner, victim.id)
+	t.Logf("%s %s, the primary of room %s's channel", rs.failure, victimOwner, victim.id)
+	killed := time.Now() // the failure begins (a slot move takes a while to finish)
 	rs.killOwner(t, victim.id)
-	killed := time.Now()
 	time.Sleep(afterKill)
 	stopWriting()
 	<-writing
