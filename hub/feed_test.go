@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"dealroom"
 	"dealroom/broker"
 	"dealroom/internal/testclock"
+	"dealroom/presence"
 	"dealroom/room"
 )
 
@@ -431,4 +433,87 @@ func TestRoomsRestoredRepairsThoseRooms(t *testing.T) {
 	// The whole feed restored: every room is repaired.
 	h.FeedRestored()
 	assert.Equal(t, []int64{1}, readEvents(t, ctx, sessions["r2"], 1))
+}
+
+// stuckStore answers head checks (reads of one event) only when released,
+// and counts how many wait at once.
+type stuckStore struct {
+	*roomsStore
+	release          chan struct{}
+	mu               sync.Mutex
+	waiting, mostNow int
+}
+
+func (s *stuckStore) Events(ctx context.Context, roomID string, after int64, limit int, sharedOnly bool) ([]room.Event, error) {
+	if limit == 1 {
+		s.mu.Lock()
+		s.waiting++
+		s.mostNow = max(s.mostNow, s.waiting)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.waiting--
+			s.mu.Unlock()
+		}()
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.roomsStore.Events(ctx, roomID, after, limit, sharedOnly)
+}
+
+func (s *stuckStore) most() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mostNow
+}
+
+// countingBroker counts the presence messages published.
+type countingBroker struct {
+	broker.Broker
+	presence atomic.Int64
+}
+
+func (b *countingBroker) Publish(ctx context.Context, m broker.Message) error {
+	if m.Kind == broker.Presence {
+		b.presence.Add(1)
+	}
+	return b.Broker.Publish(ctx, m)
+}
+
+// TestHeadChecksRunBeside: the periodic head checks run several at once
+// (on MongoDB each is a round trip: one after another they would bound
+// the rooms an instance can follow), and a store that does not answer
+// them holds back neither presence renewals nor the next subscriptions.
+func TestHeadChecksRunBeside(t *testing.T) {
+	const rooms = 12
+	rs := &roomsStore{logs: map[string]*logStore{}, checks: map[string]int{}}
+	for i := range rooms {
+		rs.logs[fmt.Sprint("r", i)] = &logStore{}
+	}
+	st := &stuckStore{roomsStore: rs, release: make(chan struct{})}
+	h := New(Config{HeadCheck: 20 * time.Millisecond, HeadChecks: 4, PresenceTTL: 300 * time.Millisecond},
+		st, seeAll{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := &countingBroker{Broker: broker.NewLocal(h)}
+	h.Start(b)
+	t.Cleanup(func() { close(st.release); h.Close(); b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for i := range rooms {
+		r := fmt.Sprint("r", i)
+		s := h.NewSession(dealroom.Actor{ID: "u-" + r, Kind: dealroom.Staff})
+		defer s.Close()
+		s.Subscribe(r, 0)
+		require.Empty(t, readUntilSubscribed(t, ctx, s))
+		require.NoError(t, s.SetPresence(ctx, r, presence.Viewing, "", ""))
+	}
+	require.Eventually(t, func() bool { return st.most() == 4 }, 20*time.Second, 5*time.Millisecond,
+		"four head checks wait at once")
+	before := b.presence.Load()
+	require.Eventually(t, func() bool { return b.presence.Load() >= before+2*rooms }, 20*time.Second, 10*time.Millisecond,
+		"presence is renewed while the head checks wait")
+	assert.Equal(t, 4, st.most(), "a pass still running is not doubled")
 }

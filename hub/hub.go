@@ -84,6 +84,10 @@ type Config struct {
 	// HeadCheck is how often each followed room's head is compared with the
 	// store's, to find events whose broker message was lost (5s).
 	HeadCheck time.Duration
+	// HeadChecks is how many of those store reads run at once (8): on
+	// MongoDB each is a round trip, and one after another they would
+	// bound the rooms an instance can follow by the round trip's time.
+	HeadChecks int
 	// Linger keeps a room followed this long after its last session left,
 	// so that reconnecting devices find its recent events in memory (30s).
 	Linger time.Duration
@@ -124,6 +128,7 @@ func (c *Config) defaults() {
 	def(&c.CachedBytes, 32<<20)
 	defd(&c.GapWait, 30*time.Millisecond)
 	defd(&c.HeadCheck, 5*time.Second)
+	def(&c.HeadChecks, 8)
 	defd(&c.Linger, 30*time.Second)
 	defd(&c.PresenceTTL, 30*time.Second)
 	defd(&c.PresenceEvery, 100*time.Millisecond)
@@ -159,6 +164,10 @@ type Hub struct {
 	mu       sync.Mutex
 	feeds    map[string]*feed
 	sessions map[*Session]struct{}
+
+	// checking is true while a periodic pass of head checks runs; a tick
+	// that finds it running skips its pass.
+	checking atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -310,10 +319,31 @@ func (h *Hub) RoomsRestored(rooms []string) {
 // the broker lost, and announces this instance's presence again, which
 // the other instances may have missed too.
 func (h *Hub) repair(feeds []*feed) {
+	h.checkHeads(feeds)
 	for _, f := range feeds {
-		f.checkHead()
 		f.announce(true)
 	}
+}
+
+// checkHeads has each feed compare its head with the store's,
+// cfg.HeadChecks at a time, and returns when all have.
+func (h *Hub) checkHeads(feeds []*feed) {
+	next := make(chan *feed)
+	var wg sync.WaitGroup
+	for range min(h.cfg.HeadChecks, len(feeds)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				f.checkHead()
+			}
+		}()
+	}
+	for _, f := range feeds {
+		next <- f
+	}
+	close(next)
+	wg.Wait()
 }
 
 // allSessions returns the sessions connected now.
@@ -422,9 +452,20 @@ func (h *Hub) tick() {
 		case <-h.ctx.Done():
 			return
 		case <-heads.C:
-			for _, f := range h.allFeeds() {
+			feeds := h.allFeeds()
+			for _, f := range feeds {
 				f.expire()
-				f.checkHead()
+			}
+			// The store reads run beside this loop, so that a slow store
+			// holds back neither presence renewals nor expiry; a pass
+			// still running when the next is due is not doubled.
+			if h.checking.CompareAndSwap(false, true) {
+				h.wg.Add(1)
+				go func() {
+					defer h.wg.Done()
+					defer h.checking.Store(false)
+					h.checkHeads(feeds)
+				}()
 			}
 		case <-renew.C:
 			for _, f := range h.allFeeds() {
