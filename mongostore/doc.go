@@ -77,7 +77,11 @@
 // a user (tasks {assignees, ...}), an invite by its id without knowing the
 // room (invites _id; shard it by {_id: "hashed"} if at all), and a user's
 // inbox (inbox {user_id, id}; shard it by {user_id: 1}). Those queries
-// are answered by every shard on a sharded cluster.
+// are answered by every shard on a sharded cluster. The collections of
+// people and of background work (sessions, tickets, outbox, webhook
+// deliveries, push subscriptions, service accounts, GridFS) are not
+// room-scoped at all; docs/capacity.md, "Sharded MongoDB", lists every
+// index and how each collection would be sharded or left unsharded.
 //
 // # Appending an event
 //
