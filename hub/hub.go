@@ -46,10 +46,10 @@ type Store interface {
 	Room(ctx context.Context, id string) (*room.Room, error)
 }
 
-// HeadsStore is a Store that checks many rooms' heads in one read. When
-// the hub's store has it, the head checks ask it for HeadBatch rooms at
-// a time instead of reading one event per room: on MongoDB a round trip
-// for hundreds of rooms rather than for each.
+// HeadsStore checks many rooms' heads in one read. When the hub's Store
+// has it too, the head checks ask it for HeadBatch rooms at a time instead
+// of reading one event per room: on MongoDB a round trip for hundreds of
+// rooms rather than for each.
 type HeadsStore interface {
 	// Ahead returns those rooms of heads whose log holds an event with a
 	// seq greater than the head given for the room (a negative head counts
