@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"dealroom/boltstore"
+	"dealroom/hub"
 	"dealroom/room"
 	"dealroom/room/roomtest"
 	"dealroom/session"
@@ -27,6 +28,10 @@ func MustOpen(tb testing.TB, dir string) *boltstore.Store {
 func TestStore(t *testing.T) {
 	roomtest.TestStore(t, func(tb testing.TB) room.Store { return MustOpen(tb, tb.TempDir()) })
 }
+
+// The store checks many rooms' heads in one read for the hub. Checked
+// here, not beside Ahead: the hub's own tests use the store.
+var _ hub.HeadsStore = (*boltstore.Store)(nil)
 
 func TestReopenKeepsEverything(t *testing.T) {
 	dir := t.TempDir()

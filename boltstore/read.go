@@ -127,6 +127,25 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 	return out, err
 }
 
+// Ahead implements hub.HeadsStore: one read transaction, a seek in the
+// log of each room given.
+func (s *Store) Ahead(ctx context.Context, heads map[string]int64) ([]string, error) {
+	if len(heads) == 0 {
+		return nil, nil
+	}
+	var ahead []string
+	err := s.read(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bEvents).Cursor()
+		for r, head := range heads {
+			if k, _ := c.Seek(seqKey(r, max(head, 0)+1)); k != nil && bytes.HasPrefix(k, prefix(r)) {
+				ahead = append(ahead, r)
+			}
+		}
+		return nil
+	})
+	return ahead, err
+}
+
 // Room implements room.Store.
 func (s *Store) Room(ctx context.Context, id string) (*room.Room, error) {
 	r, err := readTx(s, func(tx *bolt.Tx) (*room.Room, error) { return getJSON[room.Room](tx.Bucket(bRooms), []byte(id)) })

@@ -436,9 +436,7 @@ func (f *feed) stale() bool { return f.staleHead > f.head }
 // difference: the repair of broker messages lost without a later event to
 // show the gap.
 func (f *feed) checkHead() {
-	f.mu.Lock()
-	head := f.head
-	f.mu.Unlock()
+	head := f.currentHead()
 	if head < 0 {
 		return // not started
 	}
@@ -450,10 +448,23 @@ func (f *feed) checkHead() {
 	if err != nil || len(evs) == 0 {
 		return
 	}
+	f.storeHas(evs[0].Seq)
+}
+
+// currentHead returns the feed's head, -1 while it starts.
+func (f *feed) currentHead() int64 {
 	f.mu.Lock()
-	if evs[0].Seq > f.head {
-		f.staleHead = evs[0].Seq
+	defer f.mu.Unlock()
+	return f.head
+}
+
+// storeHas tells the feed that the store holds the event seq: when that
+// is past the feed's head, the feed reads up to it.
+func (f *feed) storeHas(seq int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq > f.head {
+		f.staleHead = max(f.staleHead, seq)
 		f.fillGap(0)
 	}
-	f.mu.Unlock()
 }

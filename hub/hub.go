@@ -28,6 +28,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,21 @@ import (
 type Store interface {
 	Events(ctx context.Context, room string, after int64, limit int, sharedOnly bool) ([]room.Event, error)
 	Room(ctx context.Context, id string) (*room.Room, error)
+}
+
+// HeadsStore checks many rooms' heads in one read. When the hub's Store
+// has it too, the head checks ask it for HeadBatch rooms at a time instead
+// of reading one event per room: on MongoDB a round trip for hundreds of
+// rooms rather than for each.
+type HeadsStore interface {
+	// Ahead returns those rooms of heads whose log holds an event with a
+	// seq greater than the head given for the room (a negative head counts
+	// as 0), each once, in no particular order. Rooms the store does not
+	// know, and rooms at or past their head, are not returned; no rooms
+	// given, none returned. It sees the events that Events serves, so that
+	// a room reported ahead can be read up to the event found. A failure
+	// of the backend is EUNAVAILABLE.
+	Ahead(ctx context.Context, heads map[string]int64) (rooms []string, err error)
 }
 
 // Access tells what an actor may do in a room (room.Service does).
@@ -88,6 +104,10 @@ type Config struct {
 	// MongoDB each is a round trip, and one after another they would
 	// bound the rooms an instance can follow by the round trip's time.
 	HeadChecks int
+	// HeadBatch is how many rooms one of those reads checks when the
+	// store checks many at once (HeadsStore) (500); otherwise a read
+	// checks one room.
+	HeadBatch int
 	// Linger keeps a room followed this long after its last session left,
 	// so that reconnecting devices find its recent events in memory (30s).
 	Linger time.Duration
@@ -129,6 +149,7 @@ func (c *Config) defaults() {
 	defd(&c.GapWait, 30*time.Millisecond)
 	defd(&c.HeadCheck, 5*time.Second)
 	def(&c.HeadChecks, 8)
+	def(&c.HeadBatch, 500)
 	defd(&c.Linger, 30*time.Second)
 	defd(&c.PresenceTTL, 30*time.Second)
 	defd(&c.PresenceEvery, 100*time.Millisecond)
@@ -325,22 +346,57 @@ func (h *Hub) repair(feeds []*feed) {
 	}
 }
 
-// checkHeads has each feed compare its head with the store's,
-// cfg.HeadChecks at a time, and returns when all have.
+// checkHeads has each feed compare its head with the store's, and returns
+// when all have: HeadBatch rooms a store read when the store checks many at
+// once (HeadsStore), one room a read otherwise; HeadChecks reads at once.
+// Feeds still starting are left out: they read the store as they start.
 func (h *Hub) checkHeads(feeds []*feed) {
-	next := make(chan *feed)
-	var wg sync.WaitGroup
-	for range min(h.cfg.HeadChecks, len(feeds)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range next {
-				f.checkHead()
-			}
-		}()
+	hs, ok := h.store.(HeadsStore)
+	if !ok {
+		inParallel(h.cfg.HeadChecks, feeds, (*feed).checkHead)
+		return
 	}
+	started := slices.DeleteFunc(slices.Clone(feeds), func(f *feed) bool { return f.currentHead() < 0 })
+	batches := slices.Collect(slices.Chunk(started, h.cfg.HeadBatch))
+	inParallel(h.cfg.HeadChecks, batches, func(b []*feed) { h.checkBatch(hs, b) })
+}
+
+// checkBatch asks the store which of the started feeds' rooms have an
+// event after the feed's head, in one read, and has those feeds read it.
+func (h *Hub) checkBatch(hs HeadsStore, feeds []*feed) {
+	heads := make(map[string]int64, len(feeds))
+	of := make(map[string]*feed, len(feeds))
 	for _, f := range feeds {
-		next <- f
+		heads[f.room], of[f.room] = f.currentHead(), f
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	ahead, err := hs.Ahead(ctx, heads)
+	cancel()
+	if err != nil {
+		return // the next pass checks again
+	}
+	for _, r := range ahead {
+		if f := of[r]; f != nil {
+			// Seqs have no holes: the store has the event after the head.
+			f.storeHas(heads[r] + 1)
+		}
+	}
+}
+
+// inParallel calls fn for each item, n at a time, and returns when all
+// calls have.
+func inParallel[T any](n int, items []T, fn func(T)) {
+	next := make(chan T)
+	var wg sync.WaitGroup
+	for range min(n, len(items)) {
+		wg.Go(func() {
+			for it := range next {
+				fn(it)
+			}
+		})
+	}
+	for _, it := range items {
+		next <- it
 	}
 	close(next)
 	wg.Wait()

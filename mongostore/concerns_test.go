@@ -94,3 +94,55 @@ func TestClientOptions(t *testing.T) {
 	_, err := mongostore.Open(ctxT(t), "mongodb://127.0.0.1:1/dealroom?w=1")
 	assert.ErrorContains(t, err, "w=1", "Open refuses before it connects")
 }
+
+// TestAheadOnTheWire: the hub's check of many rooms' heads is one find on
+// the events, an exact (room_id, seq) key per room, read with read concern
+// "majority" as the events served to devices are, and answered with the
+// rooms' ids alone.
+func TestAheadOnTheWire(t *testing.T) {
+	uri, db := database(t)
+	var mu sync.Mutex
+	var sent []bson.Raw
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		sent = append(sent, append(bson.Raw(nil), e.Command...))
+	}}
+	s := open(t, uri, db, mongostore.WithCommandMonitor(mon))
+	ctx := ctxT(t)
+	r := seedRoom(t, ctx, &room.Service{Store: s})
+	rm, err := s.Room(ctx, r)
+	require.NoError(t, err)
+	head := rm.Head
+	mu.Lock()
+	sent = nil
+	mu.Unlock()
+
+	ahead, err := s.Ahead(ctx, map[string]int64{r: head - 1, "r_nothere": 0, "r_nothere2": 7})
+	require.NoError(t, err)
+	assert.Equal(t, []string{r}, ahead)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, sent, 1, "one command")
+	cmd := sent[0]
+	assert.Equal(t, "events", cmd.Lookup("find").StringValue(), "%s", cmd)
+	level, err := cmd.LookupErr("readConcern", "level")
+	require.NoError(t, err, "%s", cmd)
+	assert.Equal(t, "majority", level.StringValue())
+	var q struct {
+		Filter struct {
+			Or []struct {
+				RoomID string `bson:"room_id"`
+				Seq    int64  `bson:"seq"`
+			} `bson:"$or"`
+		} `bson:"filter"`
+		Projection bson.M `bson:"projection"`
+	}
+	require.NoError(t, bson.Unmarshal(cmd, &q))
+	assert.ElementsMatch(t, []struct {
+		RoomID string `bson:"room_id"`
+		Seq    int64  `bson:"seq"`
+	}{{r, head}, {"r_nothere", 1}, {"r_nothere2", 8}}, q.Filter.Or, "the seq after each head")
+	assert.Equal(t, bson.M{"room_id": int32(1), "_id": int32(0)}, q.Projection)
+}

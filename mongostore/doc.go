@@ -16,7 +16,8 @@
 // any room whose read models lag behind its events (see Repair). Reads go
 // to the primary (a readPreference in the URI is overridden), decisions'
 // with read concern "local" (the latest) and those of events served to
-// devices (Events) with "majority". Writes use w:"majority" unless the URI
+// devices (Events, and Ahead, the hub's check of many rooms' heads in one
+// find) with "majority". Writes use w:"majority" unless the URI
 // asks for more nodes; a URI with w=0 or w=1 is refused, since an event
 // acknowledged by the primary alone may be rolled back by a failover. Every
 // backend failure (server unreachable, connection lost, server error) is

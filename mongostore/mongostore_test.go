@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"dealroom"
+	"dealroom/hub"
 	"dealroom/internal/testenv"
 	"dealroom/mongostore"
 	"dealroom/room"
@@ -52,6 +53,10 @@ func TestStore(t *testing.T) {
 		return open(tb, uri, db)
 	})
 }
+
+// The store checks many rooms' heads in one read for the hub. Checked
+// here, not beside Ahead: the hub's own tests use the store.
+var _ hub.HeadsStore = (*mongostore.Store)(nil)
 
 // --- Open, indexes, URI ---
 

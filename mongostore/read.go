@@ -253,8 +253,8 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 		// A room's seqs have no holes: the event after `after` is
 		// after+1, an exact key of the {room_id, seq} index (a range is
 		// a scan on servers that use a unique index only for exact keys,
-		// such as mongo-java-server). The hub asks this of every room it
-		// follows, every few seconds.
+		// such as mongo-java-server). The hub's head checks read many
+		// rooms' next events at once instead (Ahead).
 		seq = after + 1
 	}
 	if sharedOnly {
@@ -279,6 +279,38 @@ func (s *Store) Events(ctx context.Context, roomID string, after int64, limit in
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// Ahead implements hub.HeadsStore in one find: an $or of exact keys of the
+// {room_id, seq} index, the seq after each room's head, projected to the
+// room. A room's seqs have no holes (an event is inserted at seq n+1 only
+// once n is in the log, and a rollback takes a room's later events with
+// the earlier ones), so the room is ahead exactly when that event is
+// there. Read with read concern "majority", as Events: a room reported
+// ahead can be read up to the event found.
+func (s *Store) Ahead(ctx context.Context, heads map[string]int64) ([]string, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	if len(heads) == 0 {
+		return nil, nil
+	}
+	or := make(bson.A, 0, len(heads))
+	for r, head := range heads {
+		or = append(or, inRoom(r, bson.E{Key: "seq", Value: max(head, 0) + 1}))
+	}
+	docs, err := findAll[struct {
+		RoomID string `bson:"room_id"`
+	}](ctx, s.committedEvents, bson.D{{Key: "$or", Value: or}},
+		options.Find().SetProjection(bson.D{{Key: "room_id", Value: 1}, {Key: "_id", Value: 0}}))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	ahead := make([]string, len(docs))
+	for i, d := range docs {
+		ahead[i] = d.RoomID
+	}
+	return ahead, nil
 }
 
 // Room implements room.Store.

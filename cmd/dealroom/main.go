@@ -254,7 +254,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
 	svc := &room.Service{Store: be.store, Blobs: be.blobs}
-	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, room.Redactor{Store: be.store}, svc, a.Log)
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, hubStore(be.store), svc, a.Log)
 	b, err := be.broker(ctx, h)
 	if err != nil {
 		return err
@@ -378,6 +378,20 @@ func (a *App) openSignIn(ctx context.Context, cfg Config, tickets session.Ticket
 		return signIn{}, fmt.Errorf("-oidc-issuer / DEALROOM_OIDC_ISSUER %s: %w", cfg.OIDCIssuer, err)
 	}
 	return signIn{rp: rp, cookieKey: mac.Sum(nil)}, nil
+}
+
+// hubStore is the store as the hub reads it: events with the text of
+// deleted messages removed, and many rooms' heads checked in one read when
+// the store can (both stores can).
+func hubStore(st room.Store) hub.Store {
+	r := room.Redactor{Store: st}
+	if hs, ok := st.(hub.HeadsStore); ok {
+		return struct {
+			room.Redactor
+			hub.HeadsStore
+		}{r, hs}
+	}
+	return r
 }
 
 // backend is what a mode gives the app: the store and the blobs, the

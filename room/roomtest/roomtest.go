@@ -51,6 +51,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"DecisionsSeeCommittedState", testDecisionsSerialize},
 		{"EventsPaging", testEventsPaging},
 		{"SharedEventsScanIsBounded", testSharedScanBounded},
+		{"RoomsAheadOfHeads", testAhead},
 		{"Tasks", testTasks},
 		{"Messages", testMessages},
 		{"MembersAndRooms", testMembersAndRooms},
@@ -429,6 +430,54 @@ func testEventsPaging(t *testing.T, open Opener) {
 		assert.False(t, e.At.IsZero())
 		assert.NotEmpty(t, e.Actor.ID)
 	}
+}
+
+// aheadStore checks many rooms' heads in one read: the shape of
+// hub.HeadsStore, which every store implements.
+type aheadStore interface {
+	Ahead(ctx context.Context, heads map[string]int64) ([]string, error)
+}
+
+// testAhead: of the rooms given with a head, those whose log has an event
+// after it are reported, each once; rooms at their head or past it and
+// rooms the store does not know are not, even among many.
+func testAhead(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	as, ok := f.store.(aheadStore)
+	require.True(t, ok, "the store does not check rooms' heads in one read (hub.HeadsStore)")
+	ahead := func(heads map[string]int64) []string {
+		t.Helper()
+		rooms, err := as.Ahead(f.ctx, heads)
+		require.NoError(t, err)
+		return rooms
+	}
+	a, b, c := f.room(t), f.room(t), f.room(t) // 3 events each
+	_, err := f.svc.CreateTask(f.ctx, Alice, c, task.Draft{Title: "x"}, "")
+	require.NoError(t, err)
+
+	assert.Empty(t, ahead(nil), "no rooms")
+	assert.Empty(t, ahead(map[string]int64{}), "no rooms")
+	assert.ElementsMatch(t, []string{a, c}, ahead(map[string]int64{
+		a:            2, // one behind
+		b:            3, // at its head
+		c:            0, // four behind
+		"r_nothere":  0, // unknown
+		a[:len(a)-1]: 0, // unknown, the beginning of a room's id
+	}))
+	assert.Empty(t, ahead(map[string]int64{a: 3, b: 10, c: 4}), "at or past their heads")
+	assert.Equal(t, []string{b}, ahead(map[string]int64{b: -1}), "a head before the first event")
+
+	// Among many rooms, most of them unknown.
+	many := map[string]int64{a: 3, b: 2, c: 4}
+	for i := range 500 {
+		many[fmt.Sprint("r_nothere", i)] = int64(i % 3)
+	}
+	assert.Equal(t, []string{b}, ahead(many))
+
+	// A new event puts its room ahead of the head it had.
+	_, err = f.svc.CreateTask(f.ctx, Alice, a, task.Draft{Title: "y"}, "")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{a, b}, ahead(many))
 }
 
 // testSharedScanBounded: a customer's read of a room of many internal
