@@ -30,8 +30,10 @@
 #                    written by `dealroom-bench seed` before the server
 #                    starts (rooms: into its data directory, or a copy of
 #                    ROOMS_SEED, a directory with data/ and manifest.json
-#                    from an earlier seed; mrooms: MongoDB + Redis), one
-#                    device each: heap per followed room
+#                    from an earlier seed, or moved from it with
+#                    ROOMS_SEED_MOVE=1, for seeds the disk cannot hold
+#                    twice; mrooms: MongoDB + Redis), one device each:
+#                    heap per followed room
 #   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
 #                    devices on the other
 #   mc               c with the writer on one instance, the devices on the other
@@ -487,7 +489,9 @@ scenario() {
 	rooms)
 		local data
 		data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
-		if [ -n "${ROOMS_SEED:-}" ]; then
+		if [ -n "${ROOMS_SEED:-}" ] && [ "${ROOMS_SEED_MOVE:-}" = 1 ]; then
+			mv "$ROOMS_SEED/data/"* "$data/" && cp "$ROOMS_SEED/manifest.json" "$out/$n.manifest.json"
+		elif [ -n "${ROOMS_SEED:-}" ]; then
 			cp -a "$ROOMS_SEED/data/." "$data/" && cp "$ROOMS_SEED/manifest.json" "$out/$n.manifest.json"
 		else
 			"$bench" seed -data "$data" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
@@ -497,7 +501,10 @@ scenario() {
 		;;
 	mrooms)
 		start_backends "$n"
-		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
+		# One writer per room: concurrent appends to one room clash on
+		# MongoDB and are tried again.
+		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -room-writers 1 \
+			-manifest "$out/$n.manifest.json"
 		start_mongo_redis "$n.server"
 		# mongo-java-server scans a collection for each query: devices
 		# subscribe ten at a time, so that each one's reads end in time.
