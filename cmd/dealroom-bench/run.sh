@@ -33,8 +33,11 @@
 #                    written by `dealroom-bench seed` before the server
 #                    starts (rooms: into its data directory, or a copy of
 #                    ROOMS_SEED, a directory with data/ and manifest.json
-#                    from an earlier seed; mrooms: MongoDB + Redis), one
-#                    device each: heap per followed room
+#                    from an earlier seed, or with ROOMS_SEED_LINK=1 a
+#                    hard link to its file, for a seed the disk cannot
+#                    hold twice: the run then writes into the seed; mrooms:
+#                    MongoDB + Redis), one device each: heap per followed
+#                    room
 #   me200 me500 me   as b200, b500, b1000 on two instances: writers on one,
 #                    devices on the other
 #   mc               c with the writer on one instance, the devices on the other
@@ -210,18 +213,19 @@ start_server() {
 	wait_ready "the server $name" "$out/$name.log"
 }
 
-# wait_ready WHAT LOG: waits up to 30s for $server_url/readyz, and stops
-# the run when the process $server_pid exits or is not ready by then.
+# wait_ready WHAT LOG: waits up to ready_within seconds (30) for
+# $server_url/readyz, and stops the run when the process $server_pid exits
+# or is not ready by then.
 wait_ready() {
-	local what="$1" log="$2"
-	for _ in $(seq 300); do
+	local what="$1" log="$2" within="${ready_within:-30}"
+	for _ in $(seq $((within * 10))); do
 		if curl -fsS "$server_url/readyz" >/dev/null 2>&1; then
 			return 0
 		fi
 		kill -0 "$server_pid" 2>/dev/null || die "$what did not start: $(tail -5 "$log")"
 		sleep 0.1
 	done
-	die "$what is not ready after 30s"
+	die "$what is not ready after ${within}s"
 }
 
 # start_embedded NAME [VAR=VALUE ...]: a server on the embedded store, in a
@@ -579,17 +583,24 @@ scenario() {
 	rooms)
 		local data
 		data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
-		if [ -n "${ROOMS_SEED:-}" ]; then
+		if [ -n "${ROOMS_SEED:-}" ] && [ "${ROOMS_SEED_LINK:-}" = 1 ]; then
+			cp -al "$ROOMS_SEED/data/." "$data/" && cp "$ROOMS_SEED/manifest.json" "$out/$n.manifest.json"
+		elif [ -n "${ROOMS_SEED:-}" ]; then
 			cp -a "$ROOMS_SEED/data/." "$data/" && cp "$ROOMS_SEED/manifest.json" "$out/$n.manifest.json"
 		else
 			"$bench" seed -data "$data" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
 		fi
-		start_server "$n.server" DEALROOM_DATA_DIR="$data"
+		# Opening a file of millions of events takes minutes: bbolt
+		# walks it to find its free pages.
+		ready_within=900 start_server "$n.server" DEALROOM_DATA_DIR="$data"
 		run_bench "$n" -scenario rooms -manifest "$out/$n.manifest.json" -url "$server_url" -pid "$server_pid" -settle 75s
 		;;
 	mrooms)
 		start_backends "$n"
-		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
+		# One writer per room: concurrent appends to one room clash on
+		# MongoDB and are tried again.
+		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -room-writers 1 \
+			-manifest "$out/$n.manifest.json"
 		start_mongo_redis "$n.server"
 		# mongo-java-server scans a collection for each query: devices
 		# subscribe ten at a time, so that each one's reads end in time.

@@ -58,13 +58,14 @@ func runSeed(ctx context.Context, args []string, stderr io.Writer) error {
 	rooms := fs.Int("rooms", 10000, "rooms to make")
 	events := fs.Int("events", 2000, "messages of each room's history")
 	body := fs.Int("body-bytes", 450, "size of a message's body")
-	conc := fs.Int("concurrency", 256, "rooms written at once (the embedded store commits up to 256 commands together)")
+	conc := fs.Int("concurrency", 256, "messages written at once (the embedded store commits up to 256 commands together)")
+	perRoom := fs.Int("room-writers", 32, "of those, messages written at once to the same room")
 	manifest := fs.String("manifest", "", "where to write the rooms made (JSON), for -scenario rooms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if (*dataDir == "") == (*mongoURI == "") || *manifest == "" || *rooms < 1 || *events < 0 {
-		return errors.New("seed needs one of -data or -mongo, -manifest, -rooms >= 1 and -events >= 0")
+	if (*dataDir == "") == (*mongoURI == "") || *manifest == "" || *rooms < 1 || *events < 0 || *perRoom < 1 || *conc < *perRoom {
+		return errors.New("seed needs one of -data or -mongo, -manifest, -rooms >= 1, -events >= 0 and -concurrency >= -room-writers >= 1")
 	}
 	var store room.Store
 	m := seedManifest{Events: *events, BodyBytes: max(*body, 40)}
@@ -104,8 +105,8 @@ func runSeed(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	err := parallel(ctx, *rooms, *conc, func(ctx context.Context, i int) error {
-		r, err := seedOne(ctx, svc, run, i, *events, m.BodyBytes, &written)
+	err := parallel(ctx, *rooms, *conc / *perRoom, func(ctx context.Context, i int) error {
+		r, err := seedOne(ctx, svc, run, i, *events, m.BodyBytes, *perRoom, &written)
 		m.Rooms[i] = r
 		return err
 	})
@@ -122,8 +123,10 @@ func runSeed(ctx context.Context, args []string, stderr io.Writer) error {
 	return os.WriteFile(*manifest, b, 0o644)
 }
 
-// seedOne makes room i: its owner, one reader, and events messages.
-func seedOne(ctx context.Context, svc *room.Service, run string, i, events, body int, written *atomic.Int64) (seedRoom, error) {
+// seedOne makes room i: its owner, one reader, and events messages,
+// writers of them at once, as an owner posting from several devices
+// would. The store gives them their seqs in the order it commits them.
+func seedOne(ctx context.Context, svc *room.Service, run string, i, events, body, writers int, written *atomic.Int64) (seedRoom, error) {
 	sr := seedRoom{Owner: fmt.Sprintf("seed-%s-r%d-owner", run, i), Device: fmt.Sprintf("seed-%s-r%d-reader", run, i)}
 	owner := dealroom.Actor{ID: sr.Owner, Name: sr.Owner, Kind: dealroom.Staff, Role: dealroom.Rep}
 	rm, err := svc.CreateRoom(ctx, owner, room.Draft{Name: fmt.Sprintf("Seeded %s room %d", run, i), Company: "Bench Corp"}, "")
@@ -136,12 +139,16 @@ func seedOne(ctx context.Context, svc *room.Service, run string, i, events, body
 	}
 	written.Add(2)
 	text := strings.Repeat("History of the deal, as it was written. ", body/40+1)
-	for k := range events {
+	err = parallel(ctx, events, writers, func(ctx context.Context, k int) error {
 		head := fmt.Sprintf("%d/%d ", i, k)
 		if _, err := svc.PostMessage(ctx, owner, rm.ID, room.MessageDraft{Body: head + text[:body-len(head)]}, ""); err != nil {
-			return sr, fmt.Errorf("room %d, message %d: %w", i, k, err)
+			return fmt.Errorf("room %d, message %d: %w", i, k, err)
 		}
 		written.Add(1)
+		return nil
+	})
+	if err != nil {
+		return sr, err
 	}
 	r, err := svc.Store.Room(ctx, rm.ID)
 	if err != nil {
