@@ -49,6 +49,9 @@ type Config struct {
 	AllowedOrigins []string
 	WSPing         time.Duration
 	PresenceTTL    time.Duration
+	// MongoHeadBatch makes the hub's head checks on MongoDB one find for
+	// many rooms (hub.HeadsStore) instead of one per room.
+	MongoHeadBatch bool
 	// The websocket's caps (ws.Config).
 	WSMaxSockets        int
 	WSMaxSocketsPerUser int
@@ -203,6 +206,14 @@ func (c *Config) settings() []setting {
 				return errors.New("must be a duration between 1s and 10m, like 30s")
 			}
 			c.PresenceTTL = d
+			return nil
+		}},
+		{"mongo-head-batch", "DEALROOM_MONGO_HEAD_BATCH", "false", "on MongoDB, check the heads of up to 500 followed rooms in one find (an $or of exact {room_id, seq} keys) instead of one find per room; off by default until measured on a real MongoDB (mongo-java-server scans the collection for it)", false, func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.MongoHeadBatch = b
 			return nil
 		}},
 		{"ws-max-sockets", "DEALROOM_WS_MAX_SOCKETS", "10000", "most websockets this instance holds; one more is refused with 503 before the upgrade", false, positiveInt(&c.WSMaxSockets)},

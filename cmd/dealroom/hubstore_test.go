@@ -27,7 +27,10 @@ func TestHubStore(t *testing.T) {
 	_, err = svc.DeleteMessage(ctx, alice, r.ID, m.ID, "")
 	require.NoError(t, err)
 
-	hs := hubStore(st)
+	if _, ok := hubStore(st, false).(hub.HeadsStore); ok {
+		t.Error("heads batched when not asked to")
+	}
+	hs := hubStore(st, true)
 	evs, err := hs.Events(ctx, r.ID, m.Seq-1, 1, false)
 	require.NoError(t, err)
 	require.Len(t, evs, 1)

@@ -254,7 +254,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	appended := metrics.Counter("dealroom_events_appended_total", "Events appended to room logs by this instance.")
 	svc := &room.Service{Store: be.store, Blobs: be.blobs}
-	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, hubStore(be.store), svc, a.Log)
+	h := hub.New(hub.Config{PresenceTTL: cfg.PresenceTTL}, hubStore(be.store, cfg.MongoURI == "" || cfg.MongoHeadBatch), svc, a.Log)
 	b, err := be.broker(ctx, h)
 	if err != nil {
 		return err
@@ -381,11 +381,19 @@ func (a *App) openSignIn(ctx context.Context, cfg Config, tickets session.Ticket
 }
 
 // hubStore is the store as the hub reads it: events with the text of
-// deleted messages removed, and many rooms' heads checked in one read when
-// the store can (both stores can).
-func hubStore(st room.Store) hub.Store {
+// deleted messages removed, and, with batch, many rooms' heads checked in
+// one read when the store can (both stores can).
+//
+// On MongoDB batching is off unless DEALROOM_MONGO_HEAD_BATCH asks for
+// it: MongoDB answers an $or whose clauses each match an index with an
+// index seek per clause, but the only MongoDB server our machines run,
+// mongo-java-server, scans the collection for it, and there the batched
+// check made me500's p99 17 ms → 66 ms, with a stall every 5 s growing
+// with the log (docs/benchmarks.md). It stays off until measured on a
+// real MongoDB.
+func hubStore(st room.Store, batch bool) hub.Store {
 	r := room.Redactor{Store: st}
-	if hs, ok := st.(hub.HeadsStore); ok {
+	if hs, ok := st.(hub.HeadsStore); ok && batch {
 		return struct {
 			room.Redactor
 			hub.HeadsStore
