@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -516,4 +517,59 @@ func TestHeadChecksRunBeside(t *testing.T) {
 	require.Eventually(t, func() bool { return b.presence.Load() >= before+2*rooms }, 20*time.Second, 10*time.Millisecond,
 		"presence is renewed while the head checks wait")
 	assert.Equal(t, 4, st.most(), "a pass still running is not doubled")
+}
+
+// failingBroker refuses every publish, as a broker whose backend is down.
+type failingBroker struct{ broker.Broker }
+
+func (failingBroker) Publish(context.Context, broker.Message) error {
+	return errors.New("redis: connection refused")
+}
+
+// TestPublishFailuresLoggedPaced: during a broker outage every write's
+// publish fails; the log says so once per period, with a count, instead
+// of a line per write.
+func TestPublishFailuresLoggedPaced(t *testing.T) {
+	var buf syncBuffer
+	st := &logStore{}
+	h := New(Config{HeadCheck: time.Hour}, st, seeAll{}, slog.New(slog.NewTextHandler(&buf, nil)))
+	b := failingBroker{broker.NewLocal(h)}
+	h.Start(b)
+	t.Cleanup(func() { h.Close(); b.Close() })
+	for range 50 {
+		h.Committed(st.commit("r1", 20))
+	}
+	assert.Equal(t, 1, strings.Count(buf.String(), "cannot publish an event"), buf.String())
+
+	// A period later the next failure is logged, with the count of those
+	// that were not.
+	var l logEvery
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ok, _ := l.allow(t0)
+	assert.True(t, ok)
+	for i := range 3 {
+		ok, _ = l.allow(t0.Add(time.Duration(i+1) * time.Second))
+		assert.False(t, ok)
+	}
+	ok, skipped := l.allow(t0.Add(publishLogPeriod))
+	assert.True(t, ok)
+	assert.Equal(t, 3, skipped)
+}
+
+// syncBuffer is a log destination safe for the hub's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -189,6 +189,8 @@ type Hub struct {
 	// checking is true while a periodic pass of head checks runs; a tick
 	// that finds it running skips its pass.
 	checking atomic.Bool
+	// publishFailures paces the log of failed event publishes.
+	publishFailures logEvery
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -257,10 +259,35 @@ func (h *Hub) Committed(ev room.Event) {
 	if err := h.broker.Publish(ctx, broker.Message{Room: ev.RoomID, Kind: broker.Event, Origin: h.cfg.Instance, Data: data}); err != nil {
 		// Not lost: followers find it by seq (the next event, or the
 		// periodic head check).
-		h.log.Warn("cannot publish an event; followers will read it from the store",
-			"room", ev.RoomID, "seq", ev.Seq, "err", err)
+		if ok, skipped := h.publishFailures.allow(time.Now()); ok {
+			h.log.Warn("cannot publish an event; followers will read it from the store",
+				"room", ev.RoomID, "seq", ev.Seq, "err", err, "not_logged_since_last", skipped)
+		}
 	}
 	h.signedOut(ev)
+}
+
+// logEvery lets a repeated log line through at most once per period (a
+// broker outage fails every write's publish: one line a period says so,
+// with how many were not logged).
+type logEvery struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// publishLogPeriod is how often, at most, a failed publish is logged.
+const publishLogPeriod = 10 * time.Second
+
+func (l *logEvery) allow(now time.Time) (ok bool, skipped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < publishLogPeriod {
+		l.skipped++
+		return false, 0
+	}
+	l.last, skipped, l.skipped = now, l.skipped, 0
+	return true, skipped
 }
 
 // Receive implements broker.Handler.
