@@ -38,6 +38,13 @@ type Runner struct {
 	// Interval is the time between full passes over every room (2 s): the
 	// repair path when no Wake came, or a handler failed.
 	Interval time.Duration
+	// WakeGap is the least time between the starts of two passes made for
+	// Wake (100 ms): the first Wake after a quiet spell is handled at
+	// once, those that follow within the gap together. Each pass writes
+	// the cursors it moved (on the embedded store a durable commit of its
+	// own, beside the rooms' writes); without the gap a busy instance
+	// made a pass, and a commit, for nearly every event.
+	WakeGap time.Duration
 	// LeaseTTL is how long the lease lasts unless renewed (15 s): how long
 	// the work waits after its holder died. It is
 	// renewed every third of that; when a renewal fails the runner stops
@@ -60,6 +67,7 @@ const (
 	eventsPage     = 200
 	pagesPerRoom   = 5
 	defaultEvery   = 2 * time.Second
+	defaultWakeGap = 100 * time.Millisecond
 	defaultTTL     = 15 * time.Second
 	releaseTimeout = 5 * time.Second
 )
@@ -83,6 +91,13 @@ func (r *Runner) every() time.Duration {
 		return r.Interval
 	}
 	return defaultEvery
+}
+
+func (r *Runner) wakeGap() time.Duration {
+	if r.WakeGap > 0 {
+		return r.WakeGap
+	}
+	return defaultWakeGap
 }
 
 func (r *Runner) ttl() time.Duration {
@@ -214,8 +229,22 @@ func (r *Runner) hold(ctx context.Context) {
 			r.pass(hctx, nil)
 			full.Reset(r.every())
 		case <-wake:
-			if rooms := r.takeWoken(); len(rooms) > 0 {
-				r.pass(hctx, rooms)
+			rooms := r.takeWoken()
+			if len(rooms) == 0 {
+				continue
+			}
+			began := time.Now()
+			r.pass(hctx, rooms)
+			// The wakes of the rest of the gap wait for one pass. A pass
+			// longer than the gap (a backlog) is followed at once.
+			if rest := r.wakeGap() - time.Since(began); rest > 0 {
+				gap := time.NewTimer(rest)
+				select {
+				case <-hctx.Done():
+					gap.Stop()
+					return
+				case <-gap.C:
+				}
 			}
 		}
 	}

@@ -50,6 +50,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 		{"RunnerStartsAtTheHeads", testRunnerStart},
 		{"RunnerRetriesAFailedEvent", testRunnerRetry},
 		{"TwoRunnersOneLease", testTwoRunners},
+		{"RunnerGathersWakesOfAGap", testRunnerWakeGap},
 		{"RunnerStopsWhenTheLeaseIsLost", testLeaseLost},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -351,6 +352,67 @@ func testTwoRunners(t *testing.T, st Store) {
 	cancel()
 	wg.Wait()
 	assert.Equal(t, seqs(1, 21), rec.of(id), "every event once, in order, with two instances")
+}
+
+// advances counts a store's Advance calls.
+type advances struct {
+	Store
+	mu sync.Mutex
+	n  int
+}
+
+func (a *advances) Advance(ctx context.Context, consumer string, seqs map[string]int64) error {
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+	return a.Store.Advance(ctx, consumer, seqs)
+}
+
+func (a *advances) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+// testRunnerWakeGap: the first Wake after a quiet spell is handled at
+// once; the wakes that follow within the gap are handled together, with
+// one write of the cursors, not one each (each a durable commit on the
+// embedded store).
+func testRunnerWakeGap(t *testing.T, st Store) {
+	e := newEnv(st)
+	require.NoError(t, runner(st, &recorder{}, "x").Pass(context.Background(), nil))
+	id := e.room(t, "A")
+	counted := &advances{Store: st}
+	rec := &recorder{}
+	const gap = 2 * time.Second
+	r := &consume.Runner{Store: counted, Events: st, Lease: "test", Holder: "a",
+		Consumers: []consume.Consumer{{Name: "test", Handle: rec.handle}},
+		Interval:  time.Hour, WakeGap: gap, LeaseTTL: 30 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	// The lease's first full pass reads the room's first event.
+	require.Eventually(t, func() bool { return len(rec.of(id)) == 1 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(gap) // a quiet spell
+
+	woken := time.Now()
+	e.post(t, id, "first")
+	r.Wake(id)
+	require.Eventually(t, func() bool { return len(rec.of(id)) == 2 }, gap/2, time.Millisecond,
+		"the first wake after a quiet spell is handled at once, not after the gap")
+	before := counted.count()
+	for i := range 30 {
+		e.post(t, id, fmt.Sprint(i))
+		r.Wake(id)
+	}
+	require.Eventually(t, func() bool { return len(rec.of(id)) == 32 }, 3*gap, 5*time.Millisecond)
+	elapsed := time.Since(woken)
+	assert.Equal(t, seqs(1, 32), rec.of(id), "every event once, in order")
+	// One pass per gap at most, and one for the first wake.
+	most := 1 + int(elapsed/gap) + 1
+	assert.LessOrEqual(t, counted.count()-before, most,
+		"30 wakes in %v move the cursors in at most one write per gap", elapsed)
 }
 
 // logBuffer is a log a test reads while a runner writes it.
