@@ -94,6 +94,11 @@
 #   JAVA_OPTS    the JVM options of mongo-java-server (-Xmx4g)
 #   SERVER_BIN   a dealroom binary to measure instead of building one from
 #                the tree (another commit's, built in a worktree of its own)
+#   STORE_TMPFS=1  every embedded store on tmpfs (/dev/shm), where
+#                fdatasync costs nothing: any diagnostic without the disk
+#                (b1000-trace, b1000-pprof)
+#   SERVER_ENV   more VAR=VALUE settings for every Dealroom server, space
+#                separated (SERVER_ENV="GOMAXPROCS=1 GOGC=200")
 #   RATE_LIMIT   the servers' DEALROOM_RATE_LIMIT (default: the server's
 #                own, 50/s per user; the bench keeps each user under 40/s)
 set -euo pipefail
@@ -205,7 +210,7 @@ start_server() {
 	# commands faster than a person's device would.
 	env DEALROOM_ADDR="127.0.0.1:$port" DEALROOM_JWT_SECRET="$secret" \
 		DEALROOM_WS_MAX_SOCKETS=1000000 DEALROOM_WS_MAX_SOCKETS_PER_USER=1000000 DEALROOM_WS_FRAME_RATE=100000 \
-		${RATE_LIMIT:+DEALROOM_RATE_LIMIT="$RATE_LIMIT"} "${pprof_env[@]}" "$@" \
+		${RATE_LIMIT:+DEALROOM_RATE_LIMIT="$RATE_LIMIT"} "${pprof_env[@]}" ${SERVER_ENV:-} "$@" \
 		"$bin" serve >"$out/$name.log" 2>&1 &
 	server_pid=$!
 	pids+=("$server_pid")
@@ -234,6 +239,9 @@ wait_ready() {
 start_embedded() {
 	local name="$1" data
 	shift
+	if [ "${STORE_TMPFS:-}" = 1 ] && [ -z "$data_root" ]; then
+		data_root="$(mktemp -d /dev/shm/dealroom-bench.XXXXXX)"
+	fi
 	data="$(mktemp -d "${data_root:-$work}/data.XXXXXX")"
 	start_server "$name" DEALROOM_DATA_DIR="$data" "$@"
 	server_data="$data"
@@ -378,7 +386,9 @@ aux_pids() {
 }
 
 start_mongo_redis() {
-	start_server "$1" DEALROOM_MONGO_URI="$mongo_uri" DEALROOM_REDIS_URL="$redis_url"
+	local name="$1"
+	shift
+	start_server "$name" DEALROOM_MONGO_URI="$mongo_uri" DEALROOM_REDIS_URL="$redis_url" "$@"
 }
 
 # run_bench NAME ARGS...: runs the bench once. When other processes
@@ -481,7 +491,12 @@ scenario() {
 	a1k | a5k | a10k)
 		local conns=${s#a}
 		conns=$((${conns%k} * 1000))
-		start_embedded "$n.server"
+		# What a connection costs: the growth of RSS from before the
+		# connections to with them. The heap's headroom between collections
+		# (DEALROOM_GC_HEADROOM, a fixed cost of the instance, up to 128
+		# MiB) is left out: it would fill before the connections and hide
+		# part of their cost while the live heap is under it.
+		start_embedded "$n.server" DEALROOM_GC_HEADROOM=0
 		run_bench "$n" -scenario a -url "$server_url" -pid "$server_pid" -conns "$conns" -rooms $((conns / 10)) -target-rss-kib 18
 		;;
 	b200 | b500 | b1000)
@@ -591,8 +606,10 @@ scenario() {
 			"$bench" seed -data "$data" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -manifest "$out/$n.manifest.json"
 		fi
 		# Opening a file of millions of events takes minutes: bbolt
-		# walks it to find its free pages.
-		ready_within=900 start_server "$n.server" DEALROOM_DATA_DIR="$data"
+		# walks it to find its free pages. The heap is read after a
+		# collection, which with the headroom of DEALROOM_GC_HEADROOM
+		# could wait long on idle devices: Go's own pacing here.
+		ready_within=900 start_server "$n.server" DEALROOM_DATA_DIR="$data" DEALROOM_GC_HEADROOM=0
 		run_bench "$n" -scenario rooms -manifest "$out/$n.manifest.json" -url "$server_url" -pid "$server_pid" -settle 75s
 		;;
 	mrooms)
@@ -601,7 +618,7 @@ scenario() {
 		# MongoDB and are tried again.
 		"$bench" seed -mongo "$mongo_uri" -rooms "${ROOMS:-10000}" -events "${HISTORY:-2000}" -room-writers 1 \
 			-manifest "$out/$n.manifest.json"
-		start_mongo_redis "$n.server"
+		start_mongo_redis "$n.server" DEALROOM_GC_HEADROOM=0
 		# mongo-java-server scans a collection for each query: devices
 		# subscribe ten at a time, so that each one's reads end in time.
 		run_bench "$n" -scenario rooms -manifest "$out/$n.manifest.json" -url "$server_url" -pid "$server_pid" -aux-pid "$(aux_pids)" \

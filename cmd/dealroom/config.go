@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"dealroom"
+	"dealroom/internal/gcfloor"
 	"dealroom/internal/netguard"
 	"dealroom/mail"
 	"dealroom/oidc"
@@ -52,6 +53,11 @@ type Config struct {
 	// MongoHeadBatch makes the hub's head checks on MongoDB one find for
 	// many rooms (hub.HeadsStore) instead of one per room.
 	MongoHeadBatch bool
+	// GCHeadroom is how far the heap may grow between two collections at
+	// least (gcfloor); 0: the runtime's own pacing. GCHeadroomSet tells
+	// that it was configured.
+	GCHeadroom    uint64
+	GCHeadroomSet bool
 	// The websocket's caps (ws.Config).
 	WSMaxSockets        int
 	WSMaxSocketsPerUser int
@@ -214,6 +220,17 @@ func (c *Config) settings() []setting {
 				return errors.New("must be true or false")
 			}
 			c.MongoHeadBatch = b
+			return nil
+		}},
+		{"gc-headroom", "DEALROOM_GC_HEADROOM", "", "how far the heap may grow between two garbage collections at least, like 128MiB (0: Go's own pacing, GOGC); a small heap then collects less often (default: 128MiB, or an eighth of the cgroup's memory limit or GOMEMLIMIT when less; off when GOGC is set)", false, func(v string) error {
+			if v == "" {
+				return nil
+			}
+			n, ok := gcfloor.ParseSize(v)
+			if !ok || n > 64<<30 {
+				return errors.New("must be a size up to 64GiB, like 128MiB, or 0")
+			}
+			c.GCHeadroom, c.GCHeadroomSet = n, true
 			return nil
 		}},
 		{"ws-max-sockets", "DEALROOM_WS_MAX_SOCKETS", "10000", "most websockets this instance holds; one more is refused with 503 before the upgrade", false, positiveInt(&c.WSMaxSockets)},

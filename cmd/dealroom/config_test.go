@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"dealroom/internal/gcfloor"
 )
 
 // env is a fake environment for parseConfig and run.
@@ -65,8 +67,10 @@ func TestConfigFromEnvironment(t *testing.T) {
 		"DEALROOM_SESSION_MAX":        "336h",
 		"DEALROOM_LOG_FORMAT":         "json",
 		"DEALROOM_LOG_LEVEL":          "debug",
+		"DEALROOM_GC_HEADROOM":        "64MiB",
 	}
 	want := defaults(t)
+	want.GCHeadroom, want.GCHeadroomSet = 64<<20, true
 	want.Addr = "127.0.0.1:9999"
 	want.DataDir = "/var/lib/dealroom"
 	want.JWTSecret = "0123456789abcdef0123456789abcdef"
@@ -176,6 +180,10 @@ func TestConfigBadValues(t *testing.T) {
 			[]string{`unexpected argument "extra"`}},
 		{"an identity provider's key without an audience", []string{"-jwt-public-key", "idp.pem"}, nil,
 			[]string{"-jwt-public-key", "-jwt-audience", "DEALROOM_JWT_AUDIENCE"}},
+		{"a headroom with a unit of its own", nil, env{"DEALROOM_GC_HEADROOM": "128MB"},
+			[]string{"-gc-headroom", "DEALROOM_GC_HEADROOM", "like 128MiB"}},
+		{"a headroom too big", []string{"-gc-headroom=65GiB"}, nil,
+			[]string{"-gc-headroom", "up to 64GiB"}},
 		{"a proxy that is no address", nil, env{"DEALROOM_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"},
 			[]string{"-trusted-proxies", "DEALROOM_TRUSTED_PROXIES", `"proxy.internal" is not an IP address or a CIDR range`}},
 	}
@@ -196,6 +204,29 @@ func TestConfigUnknownFlag(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "-port")
 	assert.Contains(t, stderr.String(), "-addr", "the usage is shown")
+}
+
+// TestGCHeadroom: the default headroom unless configured, none when
+// configured 0, and none when GOGC chose the pacing.
+func TestGCHeadroom(t *testing.T) {
+	c := defaults(t)
+	h, on := gcHeadroom(c, env{}.get)
+	assert.True(t, on)
+	assert.Equal(t, gcfloor.DefaultHeadroom(), h)
+	assert.LessOrEqual(t, h, uint64(128<<20))
+
+	c.GCHeadroom, c.GCHeadroomSet = 32<<20, true
+	h, on = gcHeadroom(c, env{}.get)
+	assert.True(t, on)
+	assert.Equal(t, uint64(32<<20), h)
+
+	c.GCHeadroom = 0
+	_, on = gcHeadroom(c, env{}.get)
+	assert.False(t, on, "0 turns it off")
+
+	c.GCHeadroom = 32 << 20
+	_, on = gcHeadroom(c, env{"GOGC": "200"}.get)
+	assert.False(t, on, "GOGC set: the operator's pacing")
 }
 
 func TestConfigHelpListsEverySetting(t *testing.T) {

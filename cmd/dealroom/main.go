@@ -36,6 +36,7 @@ import (
 	"dealroom/diskblob"
 	"dealroom/frontend"
 	"dealroom/hub"
+	"dealroom/internal/gcfloor"
 	"dealroom/jwtauth"
 	"dealroom/mail"
 	"dealroom/mongostore"
@@ -86,6 +87,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer app.Close()
+	if headroom, on := gcHeadroom(cfg, getenv); on {
+		floor := &gcfloor.Floor{Headroom: headroom, Log: log}
+		fctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go floor.Run(fctx)
+		log.Info("garbage collection", "headroom_mib", headroom>>20)
+	}
 	url := "http://" + displayAddr(app.Addr())
 	fmt.Fprintf(stdout, "Dealroom is listening on %s (%s)\n", url, app.Mode())
 	fmt.Fprintf(stdout, "Open %s in a browser. To sign in, make a token:\n", url)
@@ -102,6 +110,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case err := <-app.Done():
 		return err
 	}
+}
+
+// gcHeadroom is the heap's headroom between collections for this process
+// (gcfloor), and whether to keep one: not when GOGC is set (the operator
+// chose the pacing) or the headroom configured is 0.
+func gcHeadroom(cfg Config, getenv func(string) string) (uint64, bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	h := cfg.GCHeadroom
+	if !cfg.GCHeadroomSet {
+		h = gcfloor.DefaultHeadroom()
+	}
+	return h, h > 0
 }
 
 // token mints a token with the configured secret, for development and for
