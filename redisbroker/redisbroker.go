@@ -1042,7 +1042,7 @@ func (b *Broker) read(l *link) {
 		}
 		switch m := msg.(type) {
 		case *redis.Message:
-			b.deliver(m)
+			b.deliver(l, m)
 		case *redis.Subscription:
 			if err := b.confirm(l, m); err != nil {
 				b.drop(l, err)
@@ -1210,9 +1210,14 @@ func (b *Broker) confirm(l *link, s *redis.Subscription) error {
 	return nil
 }
 
-// deliver decodes a message and hands it to the handler if its room is
-// subscribed.
-func (b *Broker) deliver(msg *redis.Message) {
+// deliver decodes a message that l received and hands it to the handler
+// if its room is subscribed on l, confirmed, with no UNSUBSCRIBE sent
+// since. Messages come on a connection in order with its confirmations:
+// one that arrives after an UNSUBSCRIBE was sent and before it is
+// confirmed belongs to the subscription that was ended, even when the room
+// was subscribed again meanwhile (the new subscription starts at its own
+// confirmation, and what it missed is read from the store).
+func (b *Broker) deliver(l *link, msg *redis.Message) {
 	room, ok := b.roomOf(msg.Channel)
 	if !ok {
 		b.log.Warn("redisbroker: message on an unknown channel", "channel", msg.Channel)
@@ -1225,7 +1230,7 @@ func (b *Broker) deliver(msg *redis.Message) {
 	}
 	b.mu.Lock()
 	c := b.chans[msg.Channel]
-	on := c != nil && c.n > 0 && !b.closed
+	on := c != nil && c.n > 0 && !b.closed && c.link == l && c.acked == c.sent && c.acked%2 == 1
 	b.mu.Unlock()
 	if on {
 		b.h.Receive(m)
