@@ -20,6 +20,14 @@ type Consumer struct {
 	// the event. An error leaves the cursor before ev: the event comes
 	// again on a later pass, with those after it.
 	Handle func(ctx context.Context, ev room.Event) error
+	// Idle, when set, tells whether the consumer has nothing to do with
+	// any event now (the webhooks while no endpoint is configured). An
+	// idle consumer's events are not read: a pass for woken rooms leaves
+	// it alone, and the full pass moves its cursors to the rooms' heads,
+	// so that once it has work it starts from about then (at most a full
+	// pass's Interval earlier), not from the history. It is asked once
+	// per pass; an answer it cannot give (a store failure) is false.
+	Idle func(ctx context.Context) bool
 }
 
 // Runner runs consumers over the event log while it holds its lease. The
@@ -275,14 +283,18 @@ func (r *Runner) Pass(ctx context.Context, rooms []string) error {
 			first = err
 		}
 	}
-	for _, c := range r.Consumers {
+	idle := make([]bool, len(r.Consumers))
+	for i, c := range r.Consumers {
 		if err := r.start(ctx, c.Name); err != nil {
 			return err
 		}
+		idle[i] = c.Idle != nil && c.Idle(ctx)
 	}
 	if rooms != nil {
-		for _, c := range r.Consumers {
-			keep(r.catchUp(ctx, c, rooms, nil))
+		for i, c := range r.Consumers {
+			if !idle[i] {
+				keep(r.catchUp(ctx, c, rooms, nil))
+			}
 		}
 		return first
 	}
@@ -300,8 +312,12 @@ func (r *Runner) Pass(ctx context.Context, rooms []string) error {
 		for i, h := range heads {
 			ids[i], seqs[h.Room] = h.Room, h.Seq
 		}
-		for _, c := range r.Consumers {
-			keep(r.catchUp(ctx, c, ids, seqs))
+		for i, c := range r.Consumers {
+			if idle[i] {
+				keep(r.skip(ctx, c, ids, seqs))
+			} else {
+				keep(r.catchUp(ctx, c, ids, seqs))
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -390,6 +406,25 @@ func (r *Runner) catchUp(ctx context.Context, c Consumer, rooms []string, heads 
 		}
 	}
 	return first
+}
+
+// skip moves an idle consumer's cursors of rooms to their heads, reading
+// no event.
+func (r *Runner) skip(ctx context.Context, c Consumer, rooms []string, heads map[string]int64) error {
+	cursors, err := r.Store.Cursors(ctx, c.Name, rooms)
+	if err != nil {
+		return err
+	}
+	moved := map[string]int64{}
+	for _, id := range rooms {
+		if heads[id] > cursors[id] {
+			moved[id] = heads[id]
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	return r.Store.Advance(ctx, c.Name, moved)
 }
 
 // drain hands c the room's events after the cursor, a page at a time, up

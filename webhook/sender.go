@@ -22,9 +22,14 @@ import (
 
 // Consumer returns the event log's consumer that records a delivery of
 // each event for every endpoint that wants it (paused ones included: their
-// deliveries wait).
+// deliveries wait). While no endpoint is configured it is idle: the
+// runner reads no event for it (on MongoDB a query per room and pass),
+// and a first endpoint gets the events from about its creation on.
 func (s *Service) Consumer() consume.Consumer {
-	return consume.Consumer{Name: Consumer, Handle: s.handle}
+	return consume.Consumer{Name: Consumer, Handle: s.handle, Idle: func(ctx context.Context) bool {
+		eps, err := s.Store.Endpoints(ctx)
+		return err == nil && len(eps) == 0
+	}}
 }
 
 func (s *Service) handle(ctx context.Context, ev room.Event) error {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) Store) {
 		{"RunnerRetriesAFailedEvent", testRunnerRetry},
 		{"TwoRunnersOneLease", testTwoRunners},
 		{"RunnerGathersWakesOfAGap", testRunnerWakeGap},
+		{"RunnerSkipsAnIdleConsumer", testRunnerIdle},
 		{"RunnerStopsWhenTheLeaseIsLost", testLeaseLost},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -413,6 +415,52 @@ func testRunnerWakeGap(t *testing.T, st Store) {
 	most := 1 + int(elapsed/gap) + 1
 	assert.LessOrEqual(t, counted.count()-before, most,
 		"30 wakes in %v move the cursors in at most one write per gap", elapsed)
+}
+
+// testRunnerIdle: an idle consumer is handed no event; the full pass
+// moves its cursors to the heads, so that once it has work it starts from
+// there and not from the history; a consumer beside it is not affected.
+func testRunnerIdle(t *testing.T, st Store) {
+	ctx := context.Background()
+	e := newEnv(st)
+	var idle atomic.Bool
+	idle.Store(true)
+	quiet, busy := &recorder{}, &recorder{}
+	r := &consume.Runner{Store: st, Events: st, Lease: "test", Holder: "a",
+		Consumers: []consume.Consumer{
+			{Name: "quiet", Handle: quiet.handle, Idle: func(context.Context) bool { return idle.Load() }},
+			{Name: "busy", Handle: busy.handle},
+		}}
+	require.NoError(t, r.Pass(ctx, nil), "the first pass on an empty store")
+	a, b := e.room(t, "A"), e.room(t, "B")
+	for i := range 3 {
+		e.post(t, a, fmt.Sprint("a", i))
+	}
+	require.NoError(t, r.Pass(ctx, []string{a}), "a pass for a woken room")
+	require.NoError(t, r.Pass(ctx, nil), "a full pass")
+	assert.Empty(t, quiet.of(a), "an idle consumer is handed nothing")
+	assert.Empty(t, quiet.of(b))
+	assert.Equal(t, seqs(1, 4), busy.of(a), "the other consumer is handed every event")
+	got, err := st.Cursors(ctx, "quiet", []string{a, b})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{a: 4, b: 1}, got, "the full pass moved its cursors to the heads")
+
+	// Events of a woken pass while idle wait for the next full pass.
+	e.post(t, a, "while idle")
+	require.NoError(t, r.Pass(ctx, []string{a}))
+	got, err = st.Cursors(ctx, "quiet", []string{a})
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), got[a], "a woken pass leaves an idle consumer alone")
+	require.NoError(t, r.Pass(ctx, nil))
+
+	idle.Store(false)
+	e.post(t, a, "with work")
+	e.post(t, b, "with work")
+	require.NoError(t, r.Pass(ctx, []string{a}))
+	require.NoError(t, r.Pass(ctx, nil))
+	assert.Equal(t, []int64{6}, quiet.of(a), "handed what came after it had work, not the history")
+	assert.Equal(t, []int64{2}, quiet.of(b))
+	assert.Equal(t, seqs(1, 6), busy.of(a))
 }
 
 // logBuffer is a log a test reads while a runner writes it.
