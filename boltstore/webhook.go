@@ -215,16 +215,17 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 	})
 }
 
-// AddDeliveries implements webhook.Store.
+// AddDeliveries implements webhook.Store: one transaction, which reads
+// the endpoints as DeleteEndpoint leaves them.
 func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
 	}
 	added := 0
-	err := s.writeWebhooks(ctx, func(_, log, pending, byID *bolt.Bucket) error {
+	err := s.writeWebhooks(ctx, func(eps, log, pending, byID *bolt.Bucket) error {
 		added = 0
 		for _, d := range ds {
-			if byID.Get([]byte(d.ID)) != nil {
+			if byID.Get([]byte(d.ID)) != nil || eps.Get([]byte(d.Endpoint)) == nil {
 				continue
 			}
 			if err := putDelivery(log, pending, byID, d); err != nil {

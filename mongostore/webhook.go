@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -201,8 +202,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*webhook.
 }
 
 // DeleteEndpoint implements webhook.Store: the endpoint, then its
-// deliveries (a crash between leaves deliveries no walk reads, which the
-// next delete of the same id would not find; they are few and harmless).
+// deliveries (what a crash between leaves, no walk reads, and
+// SweepDeliveries removes).
 func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 	if err := s.begin(); err != nil {
 		return err
@@ -219,7 +220,10 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 }
 
 // AddDeliveries implements webhook.Store: one unordered insert, whose
-// duplicate keys are the deliveries already there.
+// duplicate keys are the deliveries already there, then a read of the
+// endpoints. DeleteEndpoint removes the endpoint before its deliveries,
+// so an endpoint deleted before that read has its deliveries removed
+// here, and one deleted after it by DeleteEndpoint's own removal.
 func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) (int, error) {
 	if err := s.begin(); err != nil {
 		return 0, err
@@ -228,10 +232,38 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) (int, 
 		return 0, nil
 	}
 	docs := make([]any, len(ds))
+	var endpoints []string
 	for i, d := range ds {
 		docs[i] = toDeliveryDoc(d)
+		if !slices.Contains(endpoints, d.Endpoint) {
+			endpoints = append(endpoints, d.Endpoint)
+		}
 	}
-	return s.insertAbsent(ctx, colWebhookDeliveries, docs)
+	added, err := s.insertAbsent(ctx, colWebhookDeliveries, docs)
+	if err != nil {
+		return added, err
+	}
+	gone, err := s.goneEndpoints(ctx, endpoints)
+	if err != nil || len(gone) == 0 {
+		return added, err
+	}
+	res, err := s.db.Collection(colWebhookDeliveries).DeleteMany(ctx, bson.D{{Key: "endpoint", Value: bson.D{{Key: "$in", Value: gone}}}})
+	if err != nil {
+		return added, s.fail(ctx, err)
+	}
+	return max(0, added-int(res.DeletedCount)), nil
+}
+
+// goneEndpoints returns those of the endpoints ids that do not exist.
+func (s *Store) goneEndpoints(ctx context.Context, ids []string) ([]string, error) {
+	there, err := findAll[webhookDoc](ctx, s.db.Collection(colWebhooks), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return slices.DeleteFunc(ids, func(id string) bool {
+		return slices.ContainsFunc(there, func(d webhookDoc) bool { return d.ID == id })
+	}), nil
 }
 
 // SaveDelivery implements webhook.Store.
@@ -298,5 +330,19 @@ func (s *Store) SweepDeliveries(ctx context.Context, before time.Time) (int, err
 	if err != nil {
 		return 0, s.fail(ctx, err)
 	}
-	return int(res.DeletedCount), nil
+	swept := int(res.DeletedCount)
+	// What a DeleteEndpoint that stopped between its two writes left.
+	eps, err := findAll[webhookDoc](ctx, s.db.Collection(colWebhooks), bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return swept, s.fail(ctx, err)
+	}
+	ids := make([]string, len(eps))
+	for i, e := range eps {
+		ids[i] = e.ID
+	}
+	res, err = s.db.Collection(colWebhookDeliveries).DeleteMany(ctx, bson.D{{Key: "endpoint", Value: bson.D{{Key: "$nin", Value: ids}}}})
+	if err != nil {
+		return swept, s.fail(ctx, err)
+	}
+	return swept + int(res.DeletedCount), nil
 }

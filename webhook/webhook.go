@@ -184,8 +184,9 @@ type Store interface {
 	// when there is none.
 	DeleteEndpoint(ctx context.Context, id string) error
 
-	// AddDeliveries inserts those of ds whose ID no delivery has, and
-	// returns how many it inserted.
+	// AddDeliveries inserts those of ds whose ID no delivery has and
+	// whose endpoint exists, and returns how many it inserted. A delivery
+	// of an endpoint deleted while it runs does not stay.
 	AddDeliveries(ctx context.Context, ds []Delivery) (int, error)
 	// SaveDelivery writes d over the delivery of its ID. ENOTFOUND when
 	// there is none (its endpoint was deleted).
@@ -197,7 +198,8 @@ type Store interface {
 	// Deliveries returns the endpoint's latest deliveries, up to limit,
 	// by At, latest first: its delivery log.
 	Deliveries(ctx context.Context, endpoint string, limit int) ([]Delivery, error)
-	// SweepDeliveries removes the deliveries delivered before before, and
-	// returns how many. Pending ones stay.
+	// SweepDeliveries removes the deliveries delivered before before and
+	// any left of a deleted endpoint, and returns how many. Other pending
+	// ones stay.
 	SweepDeliveries(ctx context.Context, before time.Time) (int, error)
 }

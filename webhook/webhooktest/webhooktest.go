@@ -46,6 +46,7 @@ func TestStore(t *testing.T, newStore func(tb testing.TB) webhook.Store) {
 		{"PendingInOrder", testPending},
 		{"Log", testLog},
 		{"Delete", testDelete},
+		{"NoDeliveryOfAGoneEndpoint", testGoneEndpoint},
 		{"Sweep", testSweep},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -230,6 +231,52 @@ func testDelete(t *testing.T, st webhook.Store) {
 	p, err = st.PendingDeliveries(ctx, "wh2", "", 0, 10)
 	require.NoError(t, err)
 	assert.Len(t, p, 1, "another endpoint's stay")
+}
+
+// testGoneEndpoint: deliveries recorded for an endpoint that is deleted
+// before or while they are added do not stay (the consumer may have read
+// the endpoints before an admin deleted one); nothing would ever send or
+// remove them.
+func testGoneEndpoint(t *testing.T, st webhook.Store) {
+	ctx := context.Background()
+	require.NoError(t, st.CreateEndpoint(ctx, Endpoint("wh1")))
+	require.NoError(t, st.CreateEndpoint(ctx, Endpoint("wh2")))
+	require.NoError(t, st.DeleteEndpoint(ctx, "wh1"))
+	n, err := st.AddDeliveries(ctx, []webhook.Delivery{Delivery("wh1", "r1", 1), Delivery("wh2", "r1", 1)})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only the existing endpoint's delivery is added")
+	for _, e := range []string{"wh1", "wh2"} {
+		p, err := st.PendingDeliveries(ctx, e, "", 0, 10)
+		require.NoError(t, err)
+		log, err := st.Deliveries(ctx, e, 10)
+		require.NoError(t, err)
+		if e == "wh1" {
+			assert.Empty(t, p, "nothing pending for the deleted endpoint")
+			assert.Empty(t, log)
+		} else {
+			assert.Len(t, p, 1)
+		}
+	}
+
+	for i := range 20 {
+		id := fmt.Sprint("race", i)
+		require.NoError(t, st.CreateEndpoint(ctx, Endpoint(id)))
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := st.AddDeliveries(ctx, []webhook.Delivery{Delivery(id, "r1", 1), Delivery(id, "r1", 2)})
+			assert.NoError(t, err)
+		}()
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, st.DeleteEndpoint(ctx, id))
+		}()
+		wg.Wait()
+		log, err := st.Deliveries(ctx, id, 10)
+		require.NoError(t, err)
+		require.Empty(t, log, "round %d: a delivery of the deleted endpoint stayed", i)
+	}
 }
 
 func testSweep(t *testing.T, st webhook.Store) {
