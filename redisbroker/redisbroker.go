@@ -105,6 +105,7 @@ package redisbroker
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,6 +136,7 @@ type config struct {
 	healthEvery      time.Duration
 	minBackoff       time.Duration
 	maxBackoff       time.Duration
+	tls              *tls.Config
 }
 
 // WithPrefix sets the prefix of the channel names ("dealroom:" by default).
@@ -181,6 +183,15 @@ func WithHealthCheck(every time.Duration) Option {
 	}
 }
 
+// WithTLS sets what TLS connections to Redis trust and show, for URLs
+// that ask for TLS (rediss://, rediss-cluster://, rediss-sentinel://):
+// c's RootCAs (nil: the system's), and its Certificates or
+// GetClientCertificate, the client certificate for a Redis that asks for
+// one (as Redis does by default). The name checked in the server's
+// certificate stays the URL's host. New fails when the URL does not ask
+// for TLS.
+func WithTLS(c *tls.Config) Option { return func(cfg *config) { cfg.tls = c } }
+
 // WithReconnectBackoff sets the first and the longest wait between two
 // attempts to reconnect the subscriber connection (50ms and 1s by
 // default).
@@ -214,6 +225,7 @@ type Broker struct {
 	addr       string // for messages: the address, a cluster's seeds, or a Sentinel master
 	roomPrefix string
 	cluster    bool
+	tls        bool       // the URL asks for TLS
 	sentinel   *sentinels // nil unless on Redis Sentinel (sentinel.go)
 
 	pub    redis.UniversalClient // PUBLISH or SPUBLISH, PING, CLUSTER SLOTS
@@ -346,7 +358,11 @@ func New(ctx context.Context, url string, h broker.Handler, opts ...Option) (*Br
 		wake:       make(chan struct{}, 1),
 		reported:   make(chan struct{}, 1),
 	}
-	if err := b.parse(url); err != nil {
+	err := b.parse(url)
+	if err == nil && cfg.tls != nil && !b.tls {
+		err = errors.New("TLS settings are given but the URL does not ask for TLS (rediss://, rediss-cluster:// or rediss-sentinel://)")
+	}
+	if err != nil {
 		// A *url.Error repeats the URL, password included.
 		if ue, ok := errors.AsType[*neturl.Error](err); ok {
 			err = ue.Err
@@ -408,6 +424,8 @@ func (b *Broker) parse(url string) error {
 			return err
 		}
 		subOpt, _ := redis.ParseURL(url)
+		b.secure(pubOpt.TLSConfig)
+		b.secure(subOpt.TLSConfig)
 		// A publish is news: not retried (Redis may have run it already),
 		// and bounded by its context.
 		if pubOpt.MaxRetries == 0 {
@@ -430,6 +448,7 @@ func (b *Broker) parse(url string) error {
 	if err != nil {
 		return err
 	}
+	b.secure(copt.TLSConfig)
 	if copt.MaxRetries == 0 {
 		copt.MaxRetries = -1
 	}
@@ -450,6 +469,19 @@ func (b *Broker) parse(url string) error {
 	}
 	b.pub = redis.NewClusterClient(copt)
 	return nil
+}
+
+// secure notes that the URL asks for TLS when c, the TLS settings parsed
+// from it, is not nil, and puts WithTLS's roots and client certificate
+// into c.
+func (b *Broker) secure(c *tls.Config) {
+	if c == nil {
+		return
+	}
+	b.tls = true
+	if t := b.cfg.tls; t != nil {
+		c.RootCAs, c.Certificates, c.GetClientCertificate = t.RootCAs, t.Certificates, t.GetClientCertificate
+	}
 }
 
 // nodeLocked returns the subscriber client of the node at addr, made on

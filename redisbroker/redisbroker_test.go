@@ -135,13 +135,15 @@ func TestConformance(t *testing.T) {
 // conformance runs the broker suite over RESP3 and RESP2 on the Redis
 // that base's URL names; base ends with "?" or "&", where the protocol
 // parameter is added.
-func conformance(t *testing.T, base func(t *testing.T) string) {
+func conformance(t *testing.T, base func(t *testing.T) string, opts ...redisbroker.Option) {
 	for _, proto := range []string{"3", "2"} {
 		t.Run("RESP"+proto, func(t *testing.T) {
 			brokertest.Run(t, func(t *testing.T) func(h broker.Handler) broker.Broker {
 				url := base(t) + "protocol=" + proto
 				p := prefix(t)
-				return func(h broker.Handler) broker.Broker { return open(t, url, h, redisbroker.WithPrefix(p)) }
+				return func(h broker.Handler) broker.Broker {
+					return open(t, url, h, append([]redisbroker.Option{redisbroker.WithPrefix(p)}, opts...)...)
+				}
 			})
 		})
 	}

@@ -112,6 +112,7 @@ func parseSentinelURL(url string) (opt *redis.FailoverOptions, ok bool, err erro
 // useSentinel sets the broker up for the master the sentinels of fo
 // name.
 func (b *Broker) useSentinel(fo *redis.FailoverOptions) {
+	b.secure(fo.TLSConfig)
 	pubOpt := *fo
 	// As on a single node: a publish is news, not retried, and bounded by
 	// its context.

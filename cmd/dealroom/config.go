@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -29,14 +30,19 @@ import (
 // Config is everything the server reads at start, from flags and
 // DEALROOM_* environment variables (a flag wins over the environment).
 type Config struct {
-	Addr           string
-	DataDir        string
-	JWTSecret      string
-	JWTPublicKey   string // path to a PEM file
-	JWTIssuer      string
-	JWTAudience    string
-	MongoURI       string
-	RedisURL       string
+	Addr         string
+	DataDir      string
+	JWTSecret    string
+	JWTPublicKey string // path to a PEM file
+	JWTIssuer    string
+	JWTAudience  string
+	MongoURI     string
+	RedisURL     string
+	// TLS to Redis (rediss:// URLs): authorities trusted besides the
+	// system's, and a client certificate for a Redis that asks for one.
+	RedisCAFile    string
+	RedisTLSCert   string
+	RedisTLSKey    string
 	PublicURL      string
 	TrustedProxies []*net.IPNet
 	MaxUploadBytes int64
@@ -140,6 +146,9 @@ func (c *Config) settings() []setting {
 		{"jwt-audience", "DEALROOM_JWT_AUDIENCE", "", "required aud of tokens, written into issued tokens", false, str(&c.JWTAudience)},
 		{"mongo-uri", "DEALROOM_MONGO_URI", "", "MongoDB URI (with DEALROOM_REDIS_URL: the multi-instance deployment)", true, str(&c.MongoURI)},
 		{"redis-url", "DEALROOM_REDIS_URL", "", "Redis URL for fan-out and presence across instances", true, str(&c.RedisURL)},
+		{"redis-ca-file", "DEALROOM_REDIS_CA_FILE", "", "PEM file of certificate authorities trusted for the certificates of Redis (rediss:// URLs), besides the system's (a company CA)", false, str(&c.RedisCAFile)},
+		{"redis-tls-cert", "DEALROOM_REDIS_TLS_CERT", "", "PEM file of the client certificate (and chain) shown to a Redis that asks for one (rediss:// URLs; Redis asks by default), read again when it changes", false, str(&c.RedisTLSCert)},
+		{"redis-tls-key", "DEALROOM_REDIS_TLS_KEY", "", "PEM file of the private key of -redis-tls-cert", false, str(&c.RedisTLSKey)},
 		{"public-url", "DEALROOM_PUBLIC_URL", "", "address people use to reach the server, for invite links (default: from each request)", false, str(&c.PublicURL)},
 		{"trusted-proxies", "DEALROOM_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges (like 10.0.0.0/8) of the reverse proxies in front of the server: only a request from one of them has its client's address taken from X-Forwarded-For (default: none, the header is ignored)", false, func(v string) error {
 			c.TrustedProxies = nil
@@ -408,6 +417,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if _, err := c.openMail(); err != nil {
 		return c, err
 	}
+	if _, err := c.redisTLS(); err != nil {
+		return c, err
+	}
 	if err := c.checkOIDC(); err != nil {
 		return c, err
 	}
@@ -492,12 +504,52 @@ func (c Config) openMail() (mail.Sender, error) {
 	return s, err
 }
 
+// redisTLS returns the TLS settings for Redis given by -redis-ca-file,
+// -redis-tls-cert and -redis-tls-key, nil when none is set. parseConfig
+// calls it to check them at start.
+func (c Config) redisTLS() (*tls.Config, error) {
+	if c.RedisCAFile == "" && c.RedisTLSCert == "" && c.RedisTLSKey == "" {
+		return nil, nil
+	}
+	if c.RedisURL == "" {
+		return nil, errors.New("-redis-ca-file, -redis-tls-cert and -redis-tls-key (DEALROOM_REDIS_CA_FILE, ...) are for a Redis: set -redis-url (DEALROOM_REDIS_URL) too")
+	}
+	if scheme, _, _ := strings.Cut(c.RedisURL, "://"); !strings.HasPrefix(scheme, "rediss") {
+		return nil, errors.New("-redis-ca-file, -redis-tls-cert and -redis-tls-key are for TLS to Redis: the Redis URL must then start with rediss://, rediss-cluster:// or rediss-sentinel://")
+	}
+	if (c.RedisTLSCert == "") != (c.RedisTLSKey == "") {
+		return nil, errors.New("-redis-tls-cert (DEALROOM_REDIS_TLS_CERT) and -redis-tls-key (DEALROOM_REDIS_TLS_KEY) go together")
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisCAFile != "" {
+		pem, err := os.ReadFile(c.RedisCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-ca-file / DEALROOM_REDIS_CA_FILE: %w", err)
+		}
+		if t.RootCAs, err = x509.SystemCertPool(); err != nil {
+			t.RootCAs = x509.NewCertPool()
+		}
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-redis-ca-file / DEALROOM_REDIS_CA_FILE: no PEM certificate in %s", c.RedisCAFile)
+		}
+	}
+	if c.RedisTLSCert != "" {
+		files := &certFiles{cert: c.RedisTLSCert, key: c.RedisTLSKey}
+		if _, err := files.get(nil); err != nil {
+			return nil, fmt.Errorf("-redis-tls-cert / -redis-tls-key: %w", err)
+		}
+		t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return files.get(nil) }
+	}
+	return t, nil
+}
+
 // Masked returns the configuration as safe to log: secrets replaced.
 func (c Config) Masked() []any {
 	var out []any
 	vals := map[string]string{
 		"addr": c.Addr, "data-dir": c.DataDir, "jwt-secret": c.JWTSecret, "jwt-public-key": c.JWTPublicKey,
 		"jwt-issuer": c.JWTIssuer, "jwt-audience": c.JWTAudience, "mongo-uri": c.MongoURI, "redis-url": c.RedisURL,
+		"redis-ca-file": c.RedisCAFile, "redis-tls-cert": c.RedisTLSCert, "redis-tls-key": c.RedisTLSKey,
 		"public-url": c.PublicURL, "smtp-url": c.SMTPURL, "smtp-ca-file": c.SMTPCAFile, "mail-from": c.MailFrom,
 		"reply-domain": c.ReplyDomain, "smtp-listen": c.SMTPListen, "smtp-tls-cert": c.SMTPTLSCert, "smtp-tls-key": c.SMTPTLSKey,
 		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-client-secret": c.OIDCClientSecret,

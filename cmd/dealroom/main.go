@@ -485,7 +485,13 @@ func (a *App) openCluster(ctx context.Context, cfg Config) (backend, error) {
 			redis.SetLogger(redisLog{a.Log})
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			rb, err := redisbroker.New(rctx, cfg.RedisURL, h, redisbroker.WithLogger(a.Log))
+			opts := []redisbroker.Option{redisbroker.WithLogger(a.Log)}
+			if t, err := cfg.redisTLS(); err != nil {
+				return nil, err
+			} else if t != nil {
+				opts = append(opts, redisbroker.WithTLS(t))
+			}
+			rb, err := redisbroker.New(rctx, cfg.RedisURL, h, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("redis: %w", err)
 			}

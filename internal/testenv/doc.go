@@ -17,6 +17,11 @@
 // stopped by the test's cleanup. Its Stop, Kill and Start methods let fault
 // tests simulate outages; Start brings it back on the same port.
 //
+// [StartRedisTLS] starts such a server that also serves TLS, with a
+// certificate for 127.0.0.1 and localhost signed by an authority made for
+// the test, and, when asked, refuses TLS clients without a certificate of
+// that authority ([TLSFiles] has the PEM files of all three).
+//
 // [StartRedisCluster] starts a Redis Cluster for one test: three primaries
 // and three replicas (redis-server in cluster mode, made with redis-cli
 // --cluster create), ready once every node reports cluster_state:ok. Its

@@ -33,6 +33,12 @@ type RedisServer struct {
 	dbfile string
 	port   int // chosen by the first start, then fixed
 
+	// TLS, for a server made by StartRedisTLS: its files, its TLS port
+	// and whether it asks clients for a certificate.
+	tls        *TLSFiles
+	tlsPort    int
+	clientAuth bool
+
 	mu   sync.Mutex
 	proc *process
 }
@@ -109,6 +115,47 @@ func StartRedis(tb testing.TB) *RedisServer {
 	})
 	return s
 }
+
+// StartRedisTLS starts a redis-server for tb alone, as StartRedis does,
+// that also serves TLS on 127.0.0.1 ([RedisServer.TLSAddr]) with a
+// certificate for 127.0.0.1 and localhost signed by an authority made for
+// the test ([RedisServer.TLSFiles]). With clientAuth it refuses TLS
+// clients without a certificate of that authority (Redis's default). Its
+// plain port stays open, for the test's own checks.
+func StartRedisTLS(tb testing.TB, clientAuth bool) *RedisServer {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		unavailable(tb, "redis-server is not on PATH: %s", redisInstallHint)
+		return nil
+	}
+	dir := tb.TempDir()
+	files, err := writeTLSFiles(dir)
+	if err != nil {
+		tb.Fatalf("testenv: TLS files for redis-server: %v", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	s := &RedisServer{tb: tb, bin: bin, dir: dir, dbfile: "dump.rdb", tls: &files, tlsPort: port, clientAuth: clientAuth}
+	if err := s.start(); err != nil {
+		unavailable(tb, "%v", err)
+		return nil
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// TLSAddr returns the host:port of the TLS port of a server made by
+// StartRedisTLS, as localhost (the name its certificate carries).
+func (s *RedisServer) TLSAddr() string {
+	return net.JoinHostPort("localhost", strconv.Itoa(s.tlsPort))
+}
+
+// TLSFiles returns the certificate files of a server made by
+// StartRedisTLS.
+func (s *RedisServer) TLSFiles() TLSFiles { return *s.tls }
 
 // Addr returns the server's host:port, which stays the same across
 // restarts.
@@ -226,6 +273,15 @@ func (s *RedisServer) startOn(port int) (*process, error) {
 		"--logfile", "",
 		"--loglevel", "warning",
 	)
+	if s.tls != nil {
+		auth := "no"
+		if s.clientAuth {
+			auth = "yes"
+		}
+		cmd.Args = append(cmd.Args, "--tls-port", strconv.Itoa(s.tlsPort),
+			"--tls-cert-file", s.tls.ServerCert, "--tls-key-file", s.tls.ServerKey,
+			"--tls-ca-cert-file", s.tls.CA, "--tls-auth-clients", auth)
+	}
 	out := newTailBuffer(8 << 10)
 	p, err := startProcess("redis-server", cmd, out, false)
 	if err != nil {
