@@ -65,3 +65,12 @@ func TestTLSRefusals(t *testing.T) {
 	b := open(t, "rediss://"+other.TLSAddr()+"/0", rec, redisbroker.WithTLS(clientTLS(t, other.TLSFiles(), false)))
 	assert.NoError(t, b.Ping(ctxT(t)), "a server that asks for no client certificate")
 }
+
+// The conformance suite on a Redis Cluster over TLS alone: the seeds are
+// the nodes' TLS ports, the nodes tell a TLS client their TLS ports, and
+// every connection, to any node, shows the client certificate.
+func TestClusterTLSConformance(t *testing.T) {
+	c := testenv.StartRedisClusterTLS(t)
+	conformance(t, func(*testing.T) string { return c.TLSURL() + "&" },
+		redisbroker.WithTLS(clientTLS(t, c.TLSFiles(), true)))
+}

@@ -21,10 +21,12 @@ import (
 type RedisCluster struct {
 	tb    testing.TB
 	nodes []*clusterNode
+	tls   *TLSFiles // made by StartRedisClusterTLS
 }
 
 type clusterNode struct {
 	port, busPort int
+	tlsPort       int // 0 without TLS
 	mu            sync.Mutex
 	proc          *process
 }
@@ -41,6 +43,43 @@ const clusterNodeTimeout = 1000
 // cluster_state:ok. The nodes are stopped in tb's cleanup. If redis-server
 // or redis-cli cannot be had, tb is skipped (or failed when CI=true).
 func StartRedisCluster(tb testing.TB) *RedisCluster {
+	tb.Helper()
+	return startRedisCluster(tb, false)
+}
+
+// StartRedisClusterTLS starts a cluster as StartRedisCluster does whose
+// nodes also serve TLS (and speak it to each other on the cluster bus),
+// with certificates for 127.0.0.1 and localhost signed by an authority
+// made for the test, refusing TLS clients without a certificate of that
+// authority ([RedisCluster.TLSFiles]). A client connected over TLS is
+// told the nodes' TLS ports; [RedisCluster.TLSURL] names them. The other
+// methods use the plain ports.
+func StartRedisClusterTLS(tb testing.TB) *RedisCluster {
+	tb.Helper()
+	return startRedisCluster(tb, true)
+}
+
+// TLSFiles returns the certificate files of a cluster made by
+// StartRedisClusterTLS.
+func (c *RedisCluster) TLSFiles() TLSFiles { return *c.tls }
+
+// TLSURL returns the URL of a cluster made by StartRedisClusterTLS, in
+// the form DEALROOM_REDIS_URL takes: rediss-cluster://localhost:port?addr=...
+// with every node's TLS port as a seed.
+func (c *RedisCluster) TLSURL() string {
+	u := "rediss-cluster://"
+	for i, n := range c.nodes {
+		if i == 1 {
+			u += "?addr="
+		} else if i > 1 {
+			u += "&addr="
+		}
+		u += net.JoinHostPort("localhost", strconv.Itoa(n.tlsPort))
+	}
+	return u
+}
+
+func startRedisCluster(tb testing.TB, withTLS bool) *RedisCluster {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -68,8 +107,15 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		}
 		wg.Wait()
 	})
+	if withTLS {
+		files, err := writeTLSFiles(tb.TempDir())
+		if err != nil {
+			tb.Fatalf("testenv: TLS files for the cluster: %v", err)
+		}
+		c.tls = &files
+	}
 	for i := range 6 {
-		n, err := startClusterNode(bin, dir, i)
+		n, err := startClusterNode(bin, dir, i, c.tls)
 		if err != nil {
 			unavailable(tb, "starting a cluster node: %v", err)
 			return nil
@@ -94,7 +140,7 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 
 // startClusterNode starts one node on free ports (its client port and its
 // cluster bus port), retrying when a port was taken in between.
-func startClusterNode(bin, dir string, i int) (*clusterNode, error) {
+func startClusterNode(bin, dir string, i int, files *TLSFiles) (*clusterNode, error) {
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -106,6 +152,11 @@ func startClusterNode(bin, dir string, i int) (*clusterNode, error) {
 			return nil, err
 		}
 		n := &clusterNode{port: port, busPort: bus}
+		if files != nil {
+			if n.tlsPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
 		cmd := exec.Command(bin,
 			"--port", strconv.Itoa(port),
 			"--cluster-port", strconv.Itoa(bus),
@@ -125,6 +176,11 @@ func startClusterNode(bin, dir string, i int) (*clusterNode, error) {
 			"--logfile", "",
 			"--loglevel", "warning",
 		)
+		if files != nil {
+			cmd.Args = append(cmd.Args, "--tls-port", strconv.Itoa(n.tlsPort), "--tls-cluster", "yes", "--tls-replication", "yes",
+				"--tls-cert-file", files.ServerCert, "--tls-key-file", files.ServerKey,
+				"--tls-ca-cert-file", files.CA, "--tls-auth-clients", "yes")
+		}
 		out := newTailBuffer(8 << 10)
 		p, err := startProcess("redis-server (cluster)", cmd, out, false)
 		if err != nil {

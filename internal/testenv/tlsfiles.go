@@ -74,6 +74,9 @@ func writeTLSFiles(dir string) (TLSFiles, error) {
 		}
 		if usage == x509.ExtKeyUsageServerAuth {
 			tmpl.DNSNames, tmpl.IPAddresses = []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}
+			// Servers connect to each other with it too (a cluster's
+			// bus, replication).
+			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
