@@ -38,7 +38,7 @@ var (
 	bRooms       = []byte("rooms")          // room → Room
 	bEvents      = []byte("events")         // room 0 seq → Event, compressed (log.go)
 	bIdem        = []byte("idempotency")    // room 0 room.IdempotencyID(actor, key) → idemRecord (idem.go)
-	bIdemAt      = []byte("idempotency_at") // time (unix ns, 8 bytes) and a record's key → "": the records by age
+	bIdemAt      = []byte("idempotency_at") // dropped: files from before kept the records by age here (idem.go)
 	bMembers     = []byte("members")        // room 0 user → Member
 	bUserRooms   = []byte("user_rooms")     // user 0 room → ""
 	bTasks       = []byte("tasks")          // room 0 task → Task
@@ -52,7 +52,7 @@ var (
 	bRoomInvitesAt = []byte("room_invites_at")
 	bInbox         = []byte("inbox") // user 0 item → InboxItem
 
-	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bIdemAt, bMembers, bUserRooms, bTasks, bAssigned,
+	allBuckets = [][]byte{bMeta, bRooms, bEvents, bIdem, bMembers, bUserRooms, bTasks, bAssigned,
 		bMessages, bReplies, bAttachments, bInvites, bRoomInvites, bRoomInvitesAt, bInbox, bListed, bSessions, bUserSessions, bTickets, bReads, bBriefs}
 )
 
@@ -91,6 +91,9 @@ type Store struct {
 	// legacyKeys is the time of the newest idempotency record of the old
 	// rule (zero: none; see idem.go).
 	legacyKeys time.Time
+	// sweepFrom is the idempotency record the next sweep starts from
+	// (nil: the first); the writer's alone.
+	sweepFrom []byte
 	// observe, when set, is told of every commit.
 	observe atomic.Pointer[func(commands int, d time.Duration)]
 }
@@ -181,7 +184,17 @@ func prepare(tx *bolt.Tx) (legacyKeys time.Time, err error) {
 	case string(v) != schemaVersion:
 		return legacyKeys, fmt.Errorf("data directory has schema %s, this binary knows %s", v, schemaVersion)
 	}
-	return markIdemRule(tx)
+	if legacyKeys, err = markIdemRule(tx); err != nil {
+		return legacyKeys, err
+	}
+	if tx.Bucket(bIdemAt) != nil {
+		// The index of the idempotency records by age, which files from
+		// before the sweep's walk kept (idem.go).
+		if err := tx.DeleteBucket(bIdemAt); err != nil {
+			return legacyKeys, err
+		}
+	}
+	return legacyKeys, nil
 }
 
 // Close stops the writer after the commands it holds and closes the file.
@@ -288,9 +301,8 @@ const initialMmap = 1 << 30 * (strconv.IntSize / 64)
 // they split, as what is left of a page is not written to again. At
 // bbolt's default (split half full) 100 rooms written in turn left their
 // pages 42% used; packed, about 70%: 40% fewer pages, and fewer levels
-// of branches for each commit to write again. The keys by age of the
-// idempotency records only grow: their pages are 88% used.
-var appendBuckets = [][]byte{bEvents, bAttachments, bInbox, bIdemAt}
+// of branches for each commit to write again.
+var appendBuckets = [][]byte{bEvents, bAttachments, bInbox}
 
 const appendFill = 0.9
 
@@ -347,7 +359,7 @@ func (s *Store) commit(batch []*request) {
 				latest = t
 			}
 		}
-		return sweepKeys(tx, latest, sweepBatch)
+		return s.sweepKeys(tx, latest, sweepBatch)
 	})
 	if err != nil {
 		s.wc.reset() // what the transaction wrote is rolled back

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -14,9 +15,12 @@ import (
 
 // Idempotency records. A command with a key leaves a record in bIdem under
 // room 0 room.IdempotencyID(actor, key): the seq of its event, the
-// request's fingerprint and the command's time; bIdemAt indexes the
-// records by that time, so that each commit can sweep a few of those past
-// room.KeyRetention.
+// request's fingerprint and the command's time. A record past
+// room.KeyRetention is forgotten (a lookup checks its time) and removed by
+// the sweep: each commit reads the next few records of bIdem in key order
+// and removes the expired ones (sweepKeys). Files written before kept an
+// index of the records by time (bIdemAt), which cost each commit three
+// more pages to write; it is dropped when such a file is opened.
 //
 // Files written before room.IdempotencyID keyed the records room 0 actor
 // 0 key (legacyIdemKey). Such a file is marked when it is opened with the
@@ -24,8 +28,7 @@ import (
 // a key not found under the new rule is looked up under the old one too,
 // so that an upgrade cannot make a retry of an acknowledged request
 // append a second event. After that, every old record has expired and is
-// only waiting for the sweep, which finds it through bIdemAt whatever
-// its key.
+// only waiting for the sweep, which reads every record whatever its key.
 
 // idemRecord is an idempotency record. Records are stored in binary
 // (marshal); older files hold them as JSON, which unmarshal reads too.
@@ -101,11 +104,13 @@ func legacyIdemKey(cmd room.Command) []byte { return key(cmd.Room, cmd.Actor, cm
 func markIdemRule(tx *bolt.Tx) (time.Time, error) {
 	meta := tx.Bucket(bMeta)
 	if meta.Get(metaIdemRule) == nil {
-		// Records are indexed by age since they expire; older ones have
-		// no time and are forgotten already.
-		if k, _ := tx.Bucket(bIdemAt).Cursor().Last(); k != nil {
-			if err := meta.Put(metaLegacyKeys, k[:8]); err != nil {
-				return time.Time{}, err
+		// A file of the old rule indexed its records by age (they
+		// expire; older ones have no time and are forgotten already).
+		if byAge := tx.Bucket(bIdemAt); byAge != nil {
+			if k, _ := byAge.Cursor().Last(); k != nil {
+				if err := meta.Put(metaLegacyKeys, k[:8]); err != nil {
+					return time.Time{}, err
+				}
 			}
 		}
 		if err := meta.Put(metaIdemRule, []byte("1")); err != nil {
@@ -165,50 +170,48 @@ func recordKey(tx *bolt.Tx, cmd room.Command, seq int64) error {
 	at := commandTime(cmd)
 	k := idemKey(cmd)
 	raw := idemRecord{Seq: seq, Fingerprint: cmd.Fingerprint, At: at}.marshal()
-	if err := tx.Bucket(bIdem).Put(k, raw); err != nil {
-		return err
-	}
-	return packed(tx, bIdemAt).Put(idemAtKey(at, k), nil)
+	return tx.Bucket(bIdem).Put(k, raw)
 }
 
-// sweepBatch bounds the expired keys one commit removes: a backlog (after
-// a long stop) goes over many commits, none of which it slows down much.
+// sweepBatch is how many idempotency records a commit reads for the
+// sweep. It must exceed the keys a commit records, or records would pile
+// up faster than the walk goes: a commit records one key per command at
+// most, and most commits hold one or two commands.
 const sweepBatch = 64
 
-// idemAtKey is the key of a record in the index by age.
-func idemAtKey(at time.Time, idemKey []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), idemKey...)
-}
-
-// sweepKeys removes up to n idempotency records that expired at now (and
-// their index entries), oldest first. A record written again since its
-// entry (its key expired and was used anew) stays.
-func sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
+// sweepKeys reads the next n idempotency records in key order, from
+// where the last sweep stopped (s.sweepFrom), and removes those expired at
+// now. At the end of the bucket the next sweep starts over, as it does
+// after a restart (the place is kept in memory only). A record is thus
+// removed at most one walk of the bucket after it expired (at 1,000 keyed
+// commands a second, 86 million records, a walk of about 22 minutes);
+// until then a lookup finds it expired. Only the writer calls it.
+func (s *Store) sweepKeys(tx *bolt.Tx, now time.Time, n int) error {
 	if now.IsZero() {
 		return nil
 	}
-	idem, byAge := tx.Bucket(bIdem), tx.Bucket(bIdemAt)
-	c := byAge.Cursor()
-	for k, _ := c.First(); k != nil && n > 0; k, _ = c.First() {
-		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
-		if !room.KeyExpired(at, now) {
-			return nil
-		}
-		if raw := idem.Get(k[8:]); raw != nil {
-			var rec idemRecord
-			if err := rec.unmarshal(raw); err != nil {
-				return err
-			}
-			if rec.At.Equal(at) {
-				if err := idem.Delete(k[8:]); err != nil {
-					return err
-				}
-			}
-		}
-		if err := byAge.Delete(k); err != nil {
+	idem := tx.Bucket(bIdem)
+	c := idem.Cursor()
+	k, v := c.First()
+	if s.sweepFrom != nil {
+		k, v = c.Seek(s.sweepFrom)
+	}
+	var expired [][]byte
+	for ; k != nil && n > 0; n-- {
+		var rec idemRecord
+		if err := rec.unmarshal(v); err != nil {
 			return err
 		}
-		n--
+		if room.KeyExpired(rec.At, now) {
+			expired = append(expired, bytes.Clone(k))
+		}
+		k, v = c.Next()
+	}
+	s.sweepFrom = bytes.Clone(k) // nil at the end: start over
+	for _, k := range expired {
+		if err := idem.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
