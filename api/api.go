@@ -12,6 +12,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -379,14 +380,27 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz pings every backend. Those named by exclude parameters are
+// pinged and reported too, but do not make the answer 503: a readiness
+// probe may leave out the broker, whose outage every instance shares and
+// which they survive (they repair what they missed from the store).
 func (s *Server) readyz(c echo.Context) error {
+	excluded := c.QueryParams()["exclude"]
+	for _, name := range excluded {
+		if _, ok := s.ready[name]; !ok {
+			names := slices.Sorted(maps.Keys(s.ready))
+			return dealroom.Invalid("exclude", "exclude names no backend of this server (%s), not %q", strings.Join(names, ", "), dealroom.Clip(name))
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	status, code := map[string]string{}, http.StatusOK
 	for name, p := range s.ready {
 		if err := p.Ping(ctx); err != nil {
 			status[name] = "unavailable"
-			code = http.StatusServiceUnavailable
+			if !slices.Contains(excluded, name) {
+				code = http.StatusServiceUnavailable
+			}
 			s.log.Warn("readiness check failed", "backend", name, "err", err)
 		} else {
 			status[name] = "ok"
