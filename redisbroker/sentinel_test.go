@@ -103,7 +103,17 @@ type sent struct {
 // kill, and every message published after an instance's restoration
 // reaches it, once, and each publisher's messages in the order sent.
 func TestSentinelMasterKilled(t *testing.T) {
-	s := testenv.StartRedisSentinel(t)
+	sentinelMasterKilled(t, testenv.StartRedisSentinel(t))
+}
+
+// The same over TLS alone: the broker finds the promoted replica through
+// the sentinels and checks its role on TLS connections.
+func TestSentinelTLSMasterKilled(t *testing.T) {
+	s := testenv.StartRedisSentinelTLS(t)
+	sentinelMasterKilled(t, s, redisbroker.WithTLS(clientTLS(t, s.TLSFiles(), true)))
+}
+
+func sentinelMasterKilled(t *testing.T, s *testenv.RedisSentinel, opts ...redisbroker.Option) {
 	ctx := ctxT(t)
 	p := prefix(t)
 	names := []string{"A", "B"}
@@ -112,7 +122,7 @@ func TestSentinelMasterKilled(t *testing.T) {
 	for range names {
 		r := &timedRecorder{Recorder: brokertest.NewRecorder()}
 		recs = append(recs, r)
-		brokers = append(brokers, open(t, s.URL(), r, redisbroker.WithPrefix(p)))
+		brokers = append(brokers, open(t, s.URL(), r, append([]redisbroker.Option{redisbroker.WithPrefix(p)}, opts...)...))
 	}
 	var rooms []string
 	for i := range 6 {

@@ -74,3 +74,12 @@ func TestClusterTLSConformance(t *testing.T) {
 	conformance(t, func(*testing.T) string { return c.TLSURL() + "&" },
 		redisbroker.WithTLS(clientTLS(t, c.TLSFiles(), true)))
 }
+
+// The conformance suite on the master of a Sentinel setup over TLS alone:
+// the sentinels, asked over TLS, name the master's TLS port, and the
+// broker shows its client certificate to each.
+func TestSentinelTLSConformance(t *testing.T) {
+	s := testenv.StartRedisSentinelTLS(t)
+	conformance(t, func(*testing.T) string { return s.URL() + "&" },
+		redisbroker.WithTLS(clientTLS(t, s.TLSFiles(), true)))
+}

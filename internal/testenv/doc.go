@@ -21,6 +21,9 @@
 // certificate for 127.0.0.1 and localhost signed by an authority made for
 // the test, and, when asked, refuses TLS clients without a certificate of
 // that authority ([TLSFiles] has the PEM files of all three).
+// [StartRedisClusterTLS] and [StartRedisSentinelTLS] do the same for a
+// Cluster and a Sentinel setup, whose servers also speak TLS to each
+// other.
 //
 // [StartRedisCluster] starts a Redis Cluster for one test: three primaries
 // and three replicas (redis-server in cluster mode, made with redis-cli

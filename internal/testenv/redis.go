@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -305,8 +306,17 @@ func (s *RedisServer) startOn(port int) (*process, error) {
 
 // redisCheck asks the redis-server at addr for INFO and checks that it is
 // the process pid (and not, after a port clash, someone else's server).
-func redisCheck(addr string, pid int) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func redisCheck(addr string, pid int) error { return redisCheckTLS(addr, pid, nil) }
+
+// redisCheckTLS is redisCheck over TLS with t (plain when t is nil).
+func redisCheckTLS(addr string, pid int, t *tls.Config) error {
+	var c net.Conn
+	var err error
+	if t != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, t)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,10 @@ type RedisSentinel struct {
 	dir       string
 	nodes     []*sentinelProc // the master first, then the replicas
 	sentinels []*sentinelProc
+	// With TLS (StartRedisSentinelTLS): the files, and the settings of
+	// the setup's own clients.
+	tls       *TLSFiles
+	clientTLS *tls.Config
 }
 
 // sentinelProc is one process of the setup: a Redis node or a sentinel.
@@ -91,8 +96,49 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 	return s
 }
 
+// StartRedisSentinelTLS starts the same setup speaking TLS alone: every
+// node and sentinel listens on a TLS port only, with a certificate for
+// 127.0.0.1 and localhost signed by an authority made for the test, asks
+// clients for a certificate of that authority, and speaks TLS to the
+// others (replication, the sentinels' links). [RedisSentinel.URL] is then
+// a rediss-sentinel:// URL, and [RedisSentinel.TLSFiles] has the files.
+func StartRedisSentinelTLS(tb testing.TB) *RedisSentinel {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		unavailable(tb, "redis-server is not on PATH: %s", redisInstallHint)
+		return nil
+	}
+	s := &RedisSentinel{tb: tb, dir: tb.TempDir()}
+	files, err := writeTLSFiles(tb.TempDir())
+	if err == nil {
+		s.clientTLS, err = files.ClientConfig()
+	}
+	if err != nil {
+		tb.Fatalf("testenv: TLS files for the sentinel setup: %v", err)
+	}
+	s.tls = &files
+	tb.Cleanup(s.stop)
+	if err := s.start(bin); err != nil {
+		unavailable(tb, "%v", err)
+		return nil
+	}
+	return s
+}
+
+// TLSFiles returns the certificate files of a setup made by
+// StartRedisSentinelTLS.
+func (s *RedisSentinel) TLSFiles() TLSFiles { return *s.tls }
+
+// tlsArgs are the TLS settings of a node or sentinel listening on port.
+func (s *RedisSentinel) tlsArgs(port int) []string {
+	return []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-replication", "yes",
+		"--tls-cert-file", s.tls.ServerCert, "--tls-key-file", s.tls.ServerKey,
+		"--tls-ca-cert-file", s.tls.CA, "--tls-auth-clients", "yes"}
+}
+
 func (s *RedisSentinel) start(bin string) error {
-	master, err := startSentinelProc(bin, "redis-server (master)", func(port int) ([]string, error) {
+	master, err := startSentinelProc(bin, s.clientTLS, "redis-server (master)", func(port int) ([]string, error) {
 		return s.nodeArgs(port, 0, ""), nil
 	})
 	if err != nil {
@@ -100,7 +146,7 @@ func (s *RedisSentinel) start(bin string) error {
 	}
 	s.nodes = append(s.nodes, master)
 	for i := 1; i <= 2; i++ {
-		replica, err := startSentinelProc(bin, "redis-server (replica)", func(port int) ([]string, error) {
+		replica, err := startSentinelProc(bin, s.clientTLS, "redis-server (replica)", func(port int) ([]string, error) {
 			return s.nodeArgs(port, i, master.addr()), nil
 		})
 		if err != nil {
@@ -111,14 +157,17 @@ func (s *RedisSentinel) start(bin string) error {
 	// The sentinels learn the replicas from the master's INFO, which they
 	// ask for at once and then every ten seconds: start them once both
 	// replicas are there.
-	if err := waitReplicas(master.addr(), 2, 30*time.Second); err != nil {
+	if err := waitReplicas(master.addr(), s.clientTLS, 2, 30*time.Second); err != nil {
 		return err
 	}
 	for i := range 3 {
-		sentinel, err := startSentinelProc(bin, "redis-server (sentinel)", func(port int) ([]string, error) {
+		sentinel, err := startSentinelProc(bin, s.clientTLS, "redis-server (sentinel)", func(port int) ([]string, error) {
 			conf := filepath.Join(s.dir, fmt.Sprintf("sentinel-%d.conf", i))
 			if err := os.WriteFile(conf, []byte(sentinelConf(port, s.dir, master.port)), 0o600); err != nil {
 				return nil, err
+			}
+			if s.tls != nil {
+				return append([]string{conf, "--sentinel"}, s.tlsArgs(port)...), nil
 			}
 			return []string{conf, "--sentinel"}, nil
 		})
@@ -153,6 +202,9 @@ func (s *RedisSentinel) nodeArgs(port, i int, master string) []string {
 		host, port, _ := net.SplitHostPort(master)
 		args = append(args, "--replicaof", host, port)
 	}
+	if s.tls != nil {
+		args = append(args, s.tlsArgs(port)...)
+	}
 	return args
 }
 
@@ -179,7 +231,7 @@ func sentinelConf(port int, dir string, masterPort int) string {
 
 // startSentinelProc starts one process on a free port, with the arguments
 // args makes for it, retrying when the port was taken in between.
-func startSentinelProc(bin, name string, args func(port int) ([]string, error)) (*sentinelProc, error) {
+func startSentinelProc(bin string, t *tls.Config, name string, args func(port int) ([]string, error)) (*sentinelProc, error) {
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -203,7 +255,7 @@ func startSentinelProc(bin, name string, args func(port int) ([]string, error)) 
 				lastErr = p.exitError()
 				break
 			}
-			if err := redisCheck(sp.addr(), cmd.Process.Pid); err == nil {
+			if err := redisCheckTLS(sp.addr(), cmd.Process.Pid, t); err == nil {
 				sp.proc = p
 				return sp, nil
 			} else if time.Now().After(deadline) {
@@ -220,8 +272,8 @@ func startSentinelProc(bin, name string, args func(port int) ([]string, error)) 
 }
 
 // waitReplicas waits until the master at addr has n replicas online.
-func waitReplicas(addr string, n int, d time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+func waitReplicas(addr string, t *tls.Config, n int, d time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, TLSConfig: t})
 	defer c.Close()
 	deadline := time.Now().Add(d)
 	for {
@@ -258,7 +310,7 @@ func (s *RedisSentinel) ready(master string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, sp := range s.sentinels {
-		c := sentinelClient(sp.addr())
+		c := s.sentinelClient(sp.addr())
 		m, err := c.Master(ctx, sentinelMasterName).Result()
 		if err != nil {
 			c.Close()
@@ -286,8 +338,8 @@ func (s *RedisSentinel) ready(master string) error {
 	return nil
 }
 
-func sentinelClient(addr string) *redis.SentinelClient {
-	return redis.NewSentinelClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+func (s *RedisSentinel) sentinelClient(addr string) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, TLSConfig: s.clientTLS})
 }
 
 func (s *RedisSentinel) stop() {
@@ -330,6 +382,9 @@ func (s *RedisSentinel) Addrs() []string {
 func (s *RedisSentinel) URL() string {
 	addrs := s.SentinelAddrs()
 	u := "redis-sentinel://" + addrs[0] + "?"
+	if s.tls != nil {
+		u = "rediss-sentinel://" + addrs[0] + "?"
+	}
 	for _, a := range addrs[1:] {
 		u += "addr=" + a + "&"
 	}
@@ -356,7 +411,7 @@ func (s *RedisSentinel) master() (string, error) {
 		if !sp.running() {
 			continue
 		}
-		c := sentinelClient(sp.addr())
+		c := s.sentinelClient(sp.addr())
 		a, err := c.GetMasterAddrByName(ctx, sentinelMasterName).Result()
 		c.Close()
 		if err != nil {
@@ -416,7 +471,7 @@ func (s *RedisSentinel) failedOver(old string) (string, error) {
 		if !sp.running() {
 			continue
 		}
-		c := sentinelClient(sp.addr())
+		c := s.sentinelClient(sp.addr())
 		a, err := c.GetMasterAddrByName(ctx, sentinelMasterName).Result()
 		c.Close()
 		if err != nil {
@@ -434,7 +489,7 @@ func (s *RedisSentinel) failedOver(old string) (string, error) {
 	if named == "" {
 		return "", errors.New("no sentinel runs")
 	}
-	c := redis.NewClient(&redis.Options{Addr: named, MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: named, MaxRetries: -1, DialTimeout: time.Second, TLSConfig: s.clientTLS})
 	defer c.Close()
 	if err := c.Set(ctx, "testenv:failover", old, 0).Err(); err != nil {
 		return "", fmt.Errorf("the new master %s: %w", named, err)

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -98,6 +99,24 @@ func writeTLSFiles(dir string) (TLSFiles, error) {
 		return f, fmt.Errorf("client certificate: %w", err)
 	}
 	return f, nil
+}
+
+// ClientConfig returns TLS settings that trust the authority and show the
+// client certificate.
+func (f TLSFiles) ClientConfig() (*tls.Config, error) {
+	pem, err := os.ReadFile(f.CA)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", f.CA)
+	}
+	cert, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}, nil
 }
 
 func writePEM(file, typ string, der []byte) error {
