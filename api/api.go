@@ -26,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"dealroom"
+	"dealroom/backup"
 	"dealroom/hub"
 	"dealroom/jwtauth"
 	"dealroom/mail"
@@ -101,6 +102,10 @@ type Config struct {
 	Staff *staff.Service
 	// Push, when set, serves the push routes (push.go).
 	Push *PushDevices
+	// Backup, when set, serves GET /admin/backup: the embedded store and
+	// the attachments as one tar stream (nil on MongoDB, whose own tools
+	// take its backups).
+	Backup *backup.Source
 	// Webhooks, when set, serves the admins' webhook routes
 	// (webhooks.go); nil: they answer 503.
 	Webhooks *webhook.Service

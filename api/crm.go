@@ -32,6 +32,7 @@ func (s *Server) registerCRM(a *echo.Group) {
 	a.GET("/admin/service-accounts", s.listServiceAccounts)
 	a.POST("/admin/service-accounts", s.createServiceAccount)
 	a.DELETE("/admin/service-accounts/:id", s.revokeServiceAccount)
+	a.GET("/admin/backup", s.backup)
 }
 
 // scopes are the routes a service account may call, each with the scope
@@ -51,6 +52,7 @@ var scopes = map[string]staff.Scope{
 	"PATCH /api/v1/rooms/:room":                     staff.RoomsWrite,
 	"PUT /api/v1/rooms/by-external-id/:external_id": staff.RoomsWrite,
 	"GET /api/v1/rooms/:room/export.jsonl":          staff.ExportRead,
+	"GET /api/v1/admin/backup":                      staff.BackupRead,
 }
 
 // checkScope refuses a service account a route its scopes do not name.

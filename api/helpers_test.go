@@ -23,6 +23,7 @@ import (
 
 	"dealroom"
 	"dealroom/api"
+	"dealroom/backup"
 	"dealroom/boltstore"
 	"dealroom/diskblob"
 	"dealroom/frontend"
@@ -47,9 +48,14 @@ type testServer struct {
 
 // serverConfig is what options of newTestServer can change.
 type serverConfig struct {
-	api api.Config
-	jwt jwtauth.Config
+	api    api.Config
+	jwt    jwtauth.Config
+	backup bool
 }
+
+// withBackup serves GET /admin/backup of the server's own data directory,
+// as cmd/dealroom does for the embedded store.
+func withBackup() serverOption { return func(c *serverConfig) { c.backup = true } }
 
 type serverOption func(*serverConfig)
 
@@ -92,6 +98,9 @@ func newTestServer(tb testing.TB, opts ...serverOption) *testServer {
 	svc := &room.Service{Store: store, Blobs: blobs, Committed: func(room.Event) { appended.Add(1) }}
 	if cfg.api.Sessions == nil {
 		cfg.api.Sessions = store
+	}
+	if cfg.backup {
+		cfg.api.Backup = &backup.Source{Store: store, StoreFile: boltstore.File, Files: blobs, FilesDir: "attachments", Spool: dir}
 	}
 	srv := api.New(cfg.api, svc, keys, log, metrics, map[string]api.Pinger{"store": store})
 	frontend.Register(srv.Echo())

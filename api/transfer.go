@@ -46,7 +46,7 @@ func (s *Server) deadlines(next echo.HandlerFunc) echo.HandlerFunc {
 type transfer struct {
 	rc   *http.ResponseController
 	idle time.Duration
-	end  time.Time
+	end  time.Time // zero: no bound in all
 }
 
 func (s *Server) transfer(c echo.Context) *transfer {
@@ -57,7 +57,7 @@ func (s *Server) transfer(c echo.Context) *transfer {
 // next is the deadline of the next read or write.
 func (t *transfer) next() time.Time {
 	d := time.Now().Add(t.idle)
-	if d.After(t.end) {
+	if !t.end.IsZero() && d.After(t.end) {
 		return t.end
 	}
 	return d

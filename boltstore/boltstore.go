@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,7 +126,7 @@ func Open(dir string) (*Store, error) {
 	// commit) but found again when the file is opened, by a walk of the
 	// file; the hashmap list is the quick one to search when the file is
 	// big and fragmented.
-	db, err := bolt.Open(filepath.Join(dir, "dealroom.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second,
+	db, err := bolt.Open(filepath.Join(dir, File), 0o600, &bolt.Options{Timeout: 5 * time.Second,
 		InitialMmapSize: initialMmap, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w (is another dealroom running on this data directory?)", dir, err)
@@ -210,6 +211,45 @@ func (s *Store) Close() error {
 		err = s.db.Close()
 	})
 	return err
+}
+
+// File is the name of the store's file in its directory.
+const File = "dealroom.db"
+
+// Snapshot writes to w a copy of the store's file as one read transaction
+// sees it: every commit acknowledged before the call, whole, and nothing
+// half written; opened as a file of its own (named File in a directory),
+// it is the store as of that moment. It returns the bytes written. The
+// writer goes on committing meanwhile; only a file that outgrows its
+// mapping (1 GiB, then each further GiB) waits for the copy to end before
+// it is mapped anew, so copy to a local disk, not to a slow client.
+func (s *Store) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	if err := s.Ping(ctx); err != nil {
+		return 0, err
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return 0, dealroom.Unavailable(err)
+	}
+	defer tx.Rollback()
+	n, err := tx.WriteTo(ctxWriter{ctx, w})
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err() // bbolt's message keeps its text only
+	}
+	return n, err
+}
+
+// ctxWriter stops writing once its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // Ping reports whether the store is open.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,6 +135,18 @@ func (d *Dir) Open(ctx context.Context, sum string) (io.ReadSeekCloser, error) {
 // StoredBefore implements room.BlobCollector: a file's time is when it was
 // last stored.
 func (d *Dir) StoredBefore(ctx context.Context, cutoff time.Time, fn func(string) error) error {
+	return d.Each(ctx, func(sum string, info fs.FileInfo) error {
+		if !info.ModTime().Before(cutoff) {
+			return nil // recent
+		}
+		return fn(sum)
+	})
+}
+
+// Each calls fn with the SHA256 of every blob stored and its file's
+// information (its size, and its time: when it was last stored), in the
+// order of the sums. A blob removed during the walk may be left out.
+func (d *Dir) Each(ctx context.Context, fn func(sum string, info fs.FileInfo) error) error {
 	fans, err := os.ReadDir(d.root)
 	if err != nil {
 		return dealroom.Unavailable(err)
@@ -151,10 +164,10 @@ func (d *Dir) StoredBefore(ctx context.Context, cutoff time.Time, fn func(string
 				return err
 			}
 			info, err := f.Info()
-			if err != nil || !shaRE.MatchString(f.Name()) || !info.ModTime().Before(cutoff) {
-				continue // gone meanwhile, not a blob, or recent
+			if err != nil || !shaRE.MatchString(f.Name()) || !info.Mode().IsRegular() {
+				continue // gone meanwhile, or not a blob
 			}
-			if err := fn(f.Name()); err != nil {
+			if err := fn(f.Name(), info); err != nil {
 				return err
 			}
 		}

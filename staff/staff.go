@@ -34,10 +34,11 @@ const (
 	RoomsRead  Scope = "rooms:read"  // read rooms and their timelines
 	RoomsWrite Scope = "rooms:write" // create and update rooms (the CRM's upsert)
 	ExportRead Scope = "export:read" // export a room's timeline
+	BackupRead Scope = "backup:read" // take a backup of the embedded store (all of it)
 )
 
 // Scopes are every scope, in the order they are shown.
-var Scopes = []Scope{RoomsRead, RoomsWrite, ExportRead}
+var Scopes = []Scope{RoomsRead, RoomsWrite, ExportRead, BackupRead}
 
 // KeyPrefix starts every API key, so that a key is recognised on sight
 // (by people and by secret scanners) and told from a JWT.

@@ -31,6 +31,7 @@ import (
 
 	"dealroom"
 	"dealroom/api"
+	"dealroom/backup"
 	"dealroom/boltstore"
 	"dealroom/broker"
 	"dealroom/diskblob"
@@ -318,7 +319,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		CustomerTokenTTL: cfg.CustomerTTL, RateLimit: cfg.RateLimit, RateBurst: int(2 * cfg.RateLimit),
 		Sessions: be.sessions, SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax,
 		OIDC: signIn.rp, OIDCName: cfg.OIDCName, CookieKey: signIn.cookieKey, Mail: a.mail, Notifier: notifier, Staff: staffOf(be.store, a.Log),
-		Push: a.push, Webhooks: hooks,
+		Push: a.push, Webhooks: hooks, Backup: be.backup,
 		Hub: h, Realtime: ws.Config{AllowedOrigins: cfg.AllowedOrigins, PingEvery: cfg.WSPing, PingTimeout: cfg.WSPing,
 			MaxSockets: cfg.WSMaxSockets, MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 			MaxSubscriptions: cfg.WSMaxSubscriptions, FrameRate: cfg.WSFrameRate}},
@@ -434,7 +435,9 @@ type backend struct {
 	sessions session.Store
 	ready    map[string]api.Pinger
 	broker   func(ctx context.Context, h *hub.Hub) (broker.Broker, error)
-	mode     string
+	// backup takes the embedded mode's backups (nil on MongoDB).
+	backup *backup.Source
+	mode   string
 	// instance: the mode runs several instances, named in the log.
 	instance bool
 }
@@ -460,6 +463,7 @@ func (a *App) openEmbedded(cfg Config, metrics *api.Metrics) (backend, error) {
 	}
 	return backend{store: bs, sessions: bs, blobs: blobs, ready: map[string]api.Pinger{"store": bs},
 		broker: func(_ context.Context, h *hub.Hub) (broker.Broker, error) { return broker.NewLocal(h), nil },
+		backup: &backup.Source{Store: bs, StoreFile: boltstore.File, Files: blobs, FilesDir: "attachments", Spool: cfg.DataDir},
 		mode:   "embedded store in " + cfg.DataDir}, nil
 }
 

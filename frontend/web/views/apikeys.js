@@ -11,6 +11,7 @@ const SCOPES = [
   ['rooms:read', 'Read rooms, their timelines, members and steps'],
   ['rooms:write', 'Open and update rooms by the CRM\u2019s id'],
   ['export:read', 'Export a room\u2019s timeline (JSON lines)'],
+  ['backup:read', 'Take a backup of the whole server (embedded store)'],
 ];
 
 export function integrationsNav(current) {
