@@ -82,18 +82,7 @@ const (
 // cannot be had, tb is skipped (or failed when CI=true).
 func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		unavailable(tb, "redis-server is not on PATH: %s", redisInstallHint)
-		return nil
-	}
-	s := &RedisSentinel{tb: tb, dir: tb.TempDir()}
-	tb.Cleanup(s.stop)
-	if err := s.start(bin); err != nil {
-		unavailable(tb, "%v", err)
-		return nil
-	}
-	return s
+	return startRedisSentinel(tb, false)
 }
 
 // StartRedisSentinelTLS starts the same setup speaking TLS alone: every
@@ -104,20 +93,27 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 // a rediss-sentinel:// URL, and [RedisSentinel.TLSFiles] has the files.
 func StartRedisSentinelTLS(tb testing.TB) *RedisSentinel {
 	tb.Helper()
+	return startRedisSentinel(tb, true)
+}
+
+func startRedisSentinel(tb testing.TB, withTLS bool) *RedisSentinel {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		unavailable(tb, "redis-server is not on PATH: %s", redisInstallHint)
 		return nil
 	}
 	s := &RedisSentinel{tb: tb, dir: tb.TempDir()}
-	files, err := writeTLSFiles(tb.TempDir())
-	if err == nil {
-		s.clientTLS, err = files.ClientConfig()
+	if withTLS {
+		files, err := writeTLSFiles(tb.TempDir())
+		if err == nil {
+			s.clientTLS, err = files.ClientConfig()
+		}
+		if err != nil {
+			tb.Fatalf("testenv: TLS files for the sentinel setup: %v", err)
+		}
+		s.tls = &files
 	}
-	if err != nil {
-		tb.Fatalf("testenv: TLS files for the sentinel setup: %v", err)
-	}
-	s.tls = &files
 	tb.Cleanup(s.stop)
 	if err := s.start(bin); err != nil {
 		unavailable(tb, "%v", err)
