@@ -480,15 +480,9 @@ func (c Config) openMail() (mail.Sender, error) {
 	}
 	mc := mail.Config{URL: c.SMTPURL, From: c.MailFrom, Rate: c.MailRate}
 	if c.SMTPCAFile != "" {
-		pem, err := os.ReadFile(c.SMTPCAFile)
-		if err != nil {
+		var err error
+		if mc.RootCAs, err = trusted(c.SMTPCAFile); err != nil {
 			return nil, fmt.Errorf("-smtp-ca-file / DEALROOM_SMTP_CA_FILE: %w", err)
-		}
-		if mc.RootCAs, err = x509.SystemCertPool(); err != nil {
-			mc.RootCAs = x509.NewCertPool()
-		}
-		if !mc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-smtp-ca-file / DEALROOM_SMTP_CA_FILE: no PEM certificate in %s", c.SMTPCAFile)
 		}
 	}
 	s, err := mail.Open(mc)
@@ -522,15 +516,9 @@ func (c Config) redisTLS() (*tls.Config, error) {
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.RedisCAFile != "" {
-		pem, err := os.ReadFile(c.RedisCAFile)
-		if err != nil {
+		var err error
+		if t.RootCAs, err = trusted(c.RedisCAFile); err != nil {
 			return nil, fmt.Errorf("-redis-ca-file / DEALROOM_REDIS_CA_FILE: %w", err)
-		}
-		if t.RootCAs, err = x509.SystemCertPool(); err != nil {
-			t.RootCAs = x509.NewCertPool()
-		}
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-redis-ca-file / DEALROOM_REDIS_CA_FILE: no PEM certificate in %s", c.RedisCAFile)
 		}
 	}
 	if c.RedisTLSCert != "" {
@@ -541,6 +529,23 @@ func (c Config) redisTLS() (*tls.Config, error) {
 		t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return files.get(nil) }
 	}
 	return t, nil
+}
+
+// trusted returns the system's certificate authorities and those of the
+// PEM file.
+func trusted(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", file)
+	}
+	return pool, nil
 }
 
 // Masked returns the configuration as safe to log: secrets replaced.
