@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync/atomic"
 	"time"
 
 	"dealroom"
@@ -61,20 +62,34 @@ type Source struct {
 	Spool string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	// taking is set while a backup is taken: one at a time, since each
+	// holds a copy of the store on the disk.
+	taking atomic.Bool
 }
 
 // Backup is a backup being taken: the store's copy, ready to stream.
 type Backup struct {
-	src   *Source
-	spool *os.File
-	size  int64
+	src    *Source
+	spool  *os.File
+	size   int64
+	closed bool
 	// At is when the store was copied.
 	At time.Time
 }
 
 // Prepare copies the store to a file in the spool directory. Close the
-// Backup once done with it.
-func (s *Source) Prepare(ctx context.Context) (*Backup, error) {
+// Backup once done with it. While one is taken, another is refused
+// (ECONFLICT): each holds a copy of the store on the disk.
+func (s *Source) Prepare(ctx context.Context) (b *Backup, err error) {
+	if !s.taking.CompareAndSwap(false, true) {
+		return nil, dealroom.Errorf(dealroom.ECONFLICT, "a backup is being taken; take yours once it is done")
+	}
+	defer func() {
+		if err != nil {
+			s.taking.Store(false)
+		}
+	}()
 	f, err := os.CreateTemp(s.Spool, ".backup-*.db")
 	if err != nil {
 		return nil, dealroom.Unavailable(fmt.Errorf("backup: the store's copy: %w", err))
@@ -86,7 +101,7 @@ func (s *Source) Prepare(ctx context.Context) (*Backup, error) {
 	if s.Now != nil {
 		now = s.Now
 	}
-	b := &Backup{src: s, spool: f, At: now().UTC()}
+	b = &Backup{src: s, spool: f, At: now().UTC()}
 	if b.size, err = s.Store.Snapshot(ctx, f); err != nil {
 		f.Close()
 		if dealroom.ErrorCode(err) == dealroom.EINTERNAL && ctx.Err() == nil {
@@ -97,10 +112,16 @@ func (s *Source) Prepare(ctx context.Context) (*Backup, error) {
 	return b, nil
 }
 
-// Close removes the store's copy.
+// Close removes the store's copy; another backup may then be taken.
+// Calling it twice is safe.
 func (b *Backup) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
 	err := b.spool.Close()
 	os.Remove(b.spool.Name())
+	b.src.taking.Store(false)
 	return err
 }
 

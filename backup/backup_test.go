@@ -223,3 +223,26 @@ func TestCutBackupIsNotWhole(t *testing.T) {
 	_, err = d.source().Prepare(cancelled)
 	assert.ErrorIs(t, err, context.Canceled)
 }
+
+// TestOneBackupAtATime: while a backup is taken another is refused (each
+// holds a copy of the store on the disk); once it is closed, or failed,
+// the next one goes.
+func TestOneBackupAtATime(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	src := d.source()
+	first, err := src.Prepare(ctx)
+	require.NoError(t, err)
+	_, err = src.Prepare(ctx)
+	assert.Equal(t, dealroom.ECONFLICT, dealroom.ErrorCode(err), "%v", err)
+	require.NoError(t, first.Close())
+	require.NoError(t, first.Close(), "twice is safe")
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = src.Prepare(cancelled)
+	require.Error(t, err)
+	second, err := src.Prepare(ctx)
+	require.NoError(t, err, "a failed one does not hold the next")
+	require.NoError(t, second.Close())
+}
