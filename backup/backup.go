@@ -101,7 +101,7 @@ func (s *Source) Prepare(ctx context.Context) (b *Backup, err error) {
 	if s.Now != nil {
 		now = s.Now
 	}
-	b = &Backup{src: s, spool: f, At: now().UTC()}
+	b = &Backup{src: s, spool: f, At: now().UTC().Truncate(time.Second)}
 	if b.size, err = s.Store.Snapshot(ctx, f); err != nil {
 		f.Close()
 		if dealroom.ErrorCode(err) == dealroom.EINTERNAL && ctx.Err() == nil {
@@ -133,13 +133,13 @@ func (b *Backup) WriteTo(ctx context.Context, w io.Writer) error {
 	if _, err := b.spool.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: b.src.StoreFile, Mode: 0o600, Size: b.size, ModTime: b.At, Format: tar.FormatPAX}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: b.src.StoreFile, Mode: 0o600, Size: b.size, ModTime: b.At}); err != nil {
 		return err
 	}
 	if _, err := io.CopyN(tw, b.spool, b.size); err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: b.src.FilesDir + "/", Mode: 0o700, ModTime: b.At, Format: tar.FormatPAX}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: b.src.FilesDir + "/", Mode: 0o700, ModTime: b.At}); err != nil {
 		return err
 	}
 	dirs := map[string]bool{}
@@ -162,11 +162,11 @@ func (b *Backup) WriteTo(ctx context.Context, w io.Writer) error {
 		dir := path.Join(b.src.FilesDir, sum[:2])
 		if !dirs[dir] {
 			dirs[dir] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o700, ModTime: b.At, Format: tar.FormatPAX}); err != nil {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o700, ModTime: b.At}); err != nil {
 				return err
 			}
 		}
-		h := &tar.Header{Name: path.Join(dir, sum), Mode: 0o600, Size: size, ModTime: info.ModTime(), Format: tar.FormatPAX}
+		h := &tar.Header{Name: path.Join(dir, sum), Mode: 0o600, Size: size, ModTime: info.ModTime().Truncate(time.Second)}
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}

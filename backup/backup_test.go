@@ -138,6 +138,8 @@ func TestBackupWhileWriting(t *testing.T) {
 	restored := filepath.Join(t.TempDir(), "data")
 	names := extract(t, stream.Bytes(), restored)
 	assert.Equal(t, boltstore.File, names[0], "the store's file first")
+	assert.Equal(t, boltstore.File, strings.TrimRight(string(stream.Bytes()[:100]), "\x00"),
+		"a plain ustar header first, which every tar reads, no PAX records")
 	assert.Contains(t, names, "attachments/"+att.SHA256[:2]+"/"+att.SHA256)
 	assert.NotContains(t, names, "jwt-secret", "the secret is not in a backup")
 

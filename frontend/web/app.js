@@ -21,6 +21,7 @@ import { myTasksView, inboxView, settingsView } from './views/me.js';
 import { roomView } from './views/room.js';
 import { webhooksView } from './views/webhooks.js';
 import { apiKeysView } from './views/apikeys.js';
+import { backupView } from './views/backup.js';
 
 // Where the page kept the bearer token before sessions: a page that
 // finds one exchanges it for a session once and deletes it.
@@ -49,6 +50,7 @@ const ROUTES = [
   [/^\/pipeline\/?$/, () => ({ name: 'pipeline' })],
   [/^\/admin\/webhooks\/?$/, () => ({ name: 'webhooks' })],
   [/^\/admin\/api-keys\/?$/, () => ({ name: 'apikeys' })],
+  [/^\/admin\/backup\/?$/, () => ({ name: 'backup' })],
   [/^\/me\/tasks\/?$/, () => ({ name: 'mytasks' })],
   [/^\/inbox\/?$/, () => ({ name: 'inbox' })],
   [/^\/me\/settings\/?$/, () => ({ name: 'settings' })],
@@ -93,6 +95,7 @@ function route() {
     case 'pipeline': v = pipelineView(ctx); break;
     case 'webhooks': v = ctx.me?.role === 'admin' ? webhooksView(ctx) : null; break;
     case 'apikeys': v = ctx.me?.role === 'admin' ? apiKeysView(ctx) : null; break;
+    case 'backup': v = ctx.me?.role === 'admin' ? backupView(ctx) : null; break;
     case 'mytasks': v = myTasksView(ctx); break;
     case 'inbox': v = inboxView(ctx); break;
     case 'settings': v = settingsView(ctx); break;
@@ -290,7 +293,7 @@ function accountMenu(who) {
 }
 
 function updateNav(r) {
-  const key = { room: 'rooms', apikeys: 'webhooks' }[r.name] || r.name;
+  const key = { room: 'rooms', apikeys: 'webhooks', backup: 'webhooks' }[r.name] || r.name;
   for (const a of navLinks) {
     if (a.dataset.nav === key) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');

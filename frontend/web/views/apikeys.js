@@ -16,7 +16,7 @@ const SCOPES = [
 
 export function integrationsNav(current) {
   return h('nav', { class: 'subnav', 'aria-label': 'Integrations' },
-    [['/admin/webhooks', 'Webhooks'], ['/admin/api-keys', 'API keys']].map(([href, label]) =>
+    [['/admin/webhooks', 'Webhooks'], ['/admin/api-keys', 'API keys'], ['/admin/backup', 'Backup']].map(([href, label]) =>
       h('a', { href, class: ['subnav-link', href === current && 'is-current'], 'aria-current': href === current ? 'page' : null, text: label })));
 }
 
