@@ -211,8 +211,10 @@ func (f *feed) start() {
 	}
 	f.drainPending()
 	f.mu.Unlock()
-	// Learn who is here from the other instances.
-	f.h.publishPresence(f.room, presence.Announcement{Devices: []presence.Device{}, Query: true})
+	// Learn who is here from the other instances (telling them who is
+	// here, in order with this instance's other announcements).
+	devices, seq := f.h.presence.Snapshot(f.room)
+	f.h.publishPresence(f.room, presence.Announcement{Devices: devices, Seq: seq, Query: true})
 }
 
 // offer takes an event from the broker.

@@ -59,11 +59,11 @@ func (f *feed) flushPresence() {
 // room. Renewals (renew) are sent only while there are some; a change is
 // always sent, so that the last device's leaving is heard at once.
 func (f *feed) announce(renew bool) {
-	devices := f.h.presence.Local(f.room)
+	devices, seq := f.h.presence.Snapshot(f.room)
 	if renew && len(devices) == 0 {
 		return
 	}
-	f.h.publishPresence(f.room, presence.Announcement{Devices: devices})
+	f.h.publishPresence(f.room, presence.Announcement{Devices: devices, Seq: seq})
 }
 
 func (h *Hub) publishPresence(room string, a presence.Announcement) {

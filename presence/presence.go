@@ -78,6 +78,12 @@ type Member struct {
 type Announcement struct {
 	Devices []Device `json:"devices"`
 	TTL     int64    `json:"ttl_ms"`
+	// Seq orders one instance's announcements (Tracker.Snapshot): they
+	// are published from several goroutines over several connections and
+	// may arrive in another order than they were made, and an older one
+	// must not undo a newer one. 0 (from an instance from before it):
+	// unordered.
+	Seq uint64 `json:"seq,omitempty"`
 	// Query asks the other instances to announce theirs at once (sent by an
 	// instance that starts following the room).
 	Query bool `json:"query,omitempty"`
@@ -101,6 +107,7 @@ func DecodeAnnouncement(b []byte) (Announcement, error) {
 type Tracker struct {
 	mu    sync.Mutex
 	rooms map[string]*roomState
+	seq   uint64 // the last Snapshot's
 }
 
 type roomState struct {
@@ -108,13 +115,21 @@ type roomState struct {
 	remote map[string]remote // by instance
 }
 
+// remote is another instance's last announcement for a room. One of no
+// devices is kept too, until it expires, for its seq: an older one that
+// arrives after it is then known for what it is.
 type remote struct {
 	devices []Device
+	seq     uint64
 	expires time.Time
 }
 
-// NewTracker returns an empty tracker.
-func NewTracker() *Tracker { return &Tracker{rooms: map[string]*roomState{}} }
+// NewTracker returns an empty tracker. Its snapshots' Seq starts from the
+// clock, so that an instance started again under the same name is not
+// taken for an old one.
+func NewTracker() *Tracker {
+	return &Tracker{rooms: map[string]*roomState{}, seq: uint64(time.Now().UnixNano())}
+}
 
 func (t *Tracker) room(id string) *roomState {
 	r := t.rooms[id]
@@ -156,10 +171,24 @@ func (t *Tracker) Remove(room, session string) bool {
 	return ok
 }
 
-// Local returns the local devices of a room, for announcing them.
+// Local returns the local devices of a room.
 func (t *Tracker) Local(room string) []Device {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.local(room)
+}
+
+// Snapshot returns the local devices of a room, for announcing them, and
+// the announcement's Seq: a later snapshot has a larger one, so that the
+// other instances keep the latest of those they receive.
+func (t *Tracker) Snapshot(room string) ([]Device, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	return t.local(room), t.seq
+}
+
+func (t *Tracker) local(room string) []Device {
 	r := t.rooms[room]
 	if r == nil {
 		return []Device{}
@@ -186,19 +215,27 @@ func (t *Tracker) LocalRooms() []string {
 }
 
 // Merge records another instance's announcement for a room, valid until
-// now+TTL, and reports whether the room's presence changed.
+// now+TTL, and reports whether the room's presence changed. An
+// announcement older than the last one merged from the same instance
+// (by Seq) changes nothing.
 func (t *Tracker) Merge(room, instance string, a Announcement, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.room(room)
 	old, had := r.remote[instance]
-	if len(a.Devices) == 0 {
-		delete(r.remote, instance)
-		t.gc(room)
-		return had && len(old.devices) > 0
+	if had && a.Seq != 0 && a.Seq <= old.seq {
+		return false
 	}
 	ttl := time.Duration(a.TTL) * time.Millisecond
-	r.remote[instance] = remote{devices: a.Devices, expires: now.Add(ttl)}
+	r.remote[instance] = remote{devices: a.Devices, seq: a.Seq, expires: now.Add(ttl)}
+	if len(a.Devices) == 0 {
+		if a.Seq == 0 {
+			// Unordered: nothing to remember it for.
+			delete(r.remote, instance)
+			t.gc(room)
+		}
+		return had && len(old.devices) > 0
+	}
 	return !had || !slices.Equal(old.devices, a.Devices)
 }
 
@@ -209,14 +246,18 @@ func (t *Tracker) Expire(now time.Time) []string {
 	defer t.mu.Unlock()
 	var changed []string
 	for id, r := range t.rooms {
-		n := len(r.remote)
+		lost, gone := false, false
 		for inst, rm := range r.remote {
 			if !now.Before(rm.expires) {
 				delete(r.remote, inst)
+				gone = true
+				lost = lost || len(rm.devices) > 0
 			}
 		}
-		if len(r.remote) != n {
+		if lost {
 			changed = append(changed, id)
+		}
+		if gone {
 			t.gc(id)
 		}
 	}

@@ -307,3 +307,41 @@ func TestAnnouncementWire(t *testing.T) {
 	_, err = presence.DecodeAnnouncement([]byte(`{"devices":`))
 	assert.Error(t, err)
 }
+
+// TestAnnouncementsOutOfOrder: an instance's announcements may arrive in
+// another order than it made them (they go out from several goroutines
+// over several connections); the older one (by Seq) does not undo the
+// newer, also when the newer said the instance holds no device any more.
+// An announcement without Seq (an instance from before it) is taken as
+// it comes.
+func TestAnnouncementsOutOfOrder(t *testing.T) {
+	now := time.Now()
+	sender, tr := presence.NewTracker(), presence.NewTracker()
+	none, first := sender.Snapshot("r")
+	sender.Set("r", bob1)
+	devices, second := sender.Snapshot("r")
+	require.Greater(t, second, first, "a later snapshot has a larger seq")
+	require.Equal(t, []presence.Device{bob1}, devices)
+
+	assert.True(t, tr.Merge("r", "node2", presence.Announcement{Devices: devices, Seq: second, TTL: 30_000}, now))
+	assert.False(t, tr.Merge("r", "node2", presence.Announcement{Devices: none, Seq: first, TTL: 30_000}, now),
+		"the older announcement, arriving last, changes nothing")
+	assert.Len(t, tr.Members("r", false), 1, "Bob stays")
+
+	sender.Remove("r", bob1.Session)
+	gone, third := sender.Snapshot("r")
+	assert.True(t, tr.Merge("r", "node2", presence.Announcement{Devices: gone, Seq: third, TTL: 30_000}, now))
+	assert.Empty(t, tr.Members("r", false))
+	assert.False(t, tr.Merge("r", "node2", presence.Announcement{Devices: devices, Seq: second, TTL: 30_000}, now),
+		"after the instance said it holds none, its older announcement does not bring Bob back")
+	assert.Empty(t, tr.Members("r", false))
+	assert.Empty(t, tr.Expire(now.Add(time.Minute)), "what is remembered of an empty announcement expires without a change")
+
+	assert.True(t, tr.Merge("r", "old", presence.Announcement{Devices: devices, TTL: 30_000}, now))
+	assert.True(t, tr.Merge("r", "old", presence.Announcement{Devices: []presence.Device{}, TTL: 30_000}, now), "no seq: taken as it comes")
+	assert.True(t, tr.Merge("r", "old", presence.Announcement{Devices: devices, TTL: 30_000}, now))
+
+	restarted := presence.NewTracker()
+	_, later := restarted.Snapshot("r")
+	assert.Greater(t, later, third, "an instance started again under the same name counts on from the clock")
+}
