@@ -2,8 +2,6 @@ package redisbroker_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,15 +16,10 @@ import (
 // client certificate.
 func clientTLS(t *testing.T, f testenv.TLSFiles, cert bool) *tls.Config {
 	t.Helper()
-	pem, err := os.ReadFile(f.CA)
+	c, err := f.ClientConfig()
 	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	require.True(t, roots.AppendCertsFromPEM(pem))
-	c := &tls.Config{RootCAs: roots}
-	if cert {
-		kp, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
-		require.NoError(t, err)
-		c.Certificates = []tls.Certificate{kp}
+	if !cert {
+		c.Certificates = nil
 	}
 	return c
 }
