@@ -284,3 +284,31 @@ func TestSweepGoesOverManyTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepPassesAnUnreadableRecord: an idempotency record the code
+// cannot read is left where it is by the sweep, and the commits the sweep
+// rides on go on.
+func TestSweepPassesAnUnreadableRecord(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	clock, advance := testClock()
+	svc := &room.Service{Store: s, Now: clock}
+	ctx := context.Background()
+	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
+	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "room-key")
+	require.NoError(t, err)
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bIdem).Put([]byte("\x00garbage"), []byte{9, 9, 9})
+	}))
+	advance(room.KeyRetention + time.Hour)
+	for i := range 3 {
+		_, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: fmt.Sprint("m", i)}, fmt.Sprint("k", i))
+		require.NoError(t, err, "commit %d", i)
+	}
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.NotNil(t, tx.Bucket(bIdem).Get([]byte("\x00garbage")), "left alone")
+		assert.Nil(t, tx.Bucket(bIdem).Get(idemKey(room.Command{Room: r.ID, Actor: alice.ID, Key: "room-key"})), "the expired one swept")
+		return nil
+	}))
+}
