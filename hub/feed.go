@@ -161,6 +161,10 @@ type feed struct {
 	// staleHead is a head the store showed beyond ours (head check).
 	staleHead int64
 	live      map[*sub]struct{}
+	// reads is the highest read marker passed on, by person (nil until
+	// the first): markers only move forward, and two of one person may
+	// arrive out of order (hub/read.go).
+	reads map[string]int64
 	// presence broadcast pacing
 	presenceDirty bool
 	presenceTimer *time.Timer

@@ -39,7 +39,9 @@ func (h *Hub) ReadMoved(r room.RoomRead) {
 // receiveRead hands a read frame to the room's live subscriptions. Each
 // queue keeps one read frame per person and room: a newer one takes the
 // place of one not yet sent, so a burst of reads costs a slow device one
-// frame.
+// frame. Markers only move forward, and two of one person, published
+// concurrently, may arrive out of order: one not past the highest passed
+// on is dropped, so that it cannot take the place of the newer one.
 func (h *Hub) receiveRead(m broker.Message) {
 	f := h.lookup(m.Room)
 	if f == nil {
@@ -53,6 +55,13 @@ func (h *Hub) receiveRead(m broker.Message) {
 	slot := m.Room + "\x00read\x00" + fr.UserID
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if fr.Seq <= f.reads[fr.UserID] {
+		return
+	}
+	if f.reads == nil {
+		f.reads = map[string]int64{}
+	}
+	f.reads[fr.UserID] = fr.Seq
 	for s := range f.live {
 		if !s.sess.q.pushEphemeral(slot, m.Data) {
 			h.Stats.Dropped.Add(1)
