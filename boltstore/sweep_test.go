@@ -18,20 +18,28 @@ import (
 	"dealroom/task"
 )
 
-// TestExpiredKeysAreSwept: idempotency records do not pile up: those past
-// room.KeyRetention are removed by later commits, each reading at most
-// sweepBatch records, with the clock of the commands (no waiting); a key
-// used anew stays, and a retry of it still gets its first answer.
-func TestExpiredKeysAreSwept(t *testing.T) {
+// sweepRoom opens a store with a service on a test clock, as Alice, and
+// a room she made with the key "room-key".
+func sweepRoom(t *testing.T) (*Store, *room.Service, func(time.Duration), *room.Room) {
+	t.Helper()
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	clock, advance := testClock()
 	svc := &room.Service{Store: s, Now: clock}
-	ctx := context.Background()
-	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
-	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "room-key")
+	r, err := svc.CreateRoom(context.Background(), testAlice, room.Draft{Name: "Acme", Company: "Acme"}, "room-key")
 	require.NoError(t, err)
+	return s, svc, advance, r
+}
+
+// TestExpiredKeysAreSwept: idempotency records do not pile up: those past
+// room.KeyRetention are removed by later commits, each reading at most
+// sweepBatch records, with the clock of the commands (no waiting); a key
+// used anew stays, and a retry of it still gets its first answer.
+func TestExpiredKeysAreSwept(t *testing.T) {
+	s, svc, advance, r := sweepRoom(t)
+	ctx, alice := context.Background(), testAlice
+	var err error
 	keys := sweepBatch + 10
 	for i := range keys {
 		_, err := svc.PostMessage(ctx, alice, r.ID, room.MessageDraft{Body: fmt.Sprint("m", i)}, fmt.Sprint("k", i))
@@ -289,15 +297,8 @@ func TestSweepGoesOverManyTransactions(t *testing.T) {
 // cannot read is left where it is by the sweep, and the commits the sweep
 // rides on go on.
 func TestSweepPassesAnUnreadableRecord(t *testing.T) {
-	s, err := Open(t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	clock, advance := testClock()
-	svc := &room.Service{Store: s, Now: clock}
-	ctx := context.Background()
-	alice := dealroom.Actor{ID: "alice", Name: "Alice Rep", Kind: dealroom.Staff, Role: dealroom.Rep}
-	r, err := svc.CreateRoom(ctx, alice, room.Draft{Name: "Acme", Company: "Acme"}, "room-key")
-	require.NoError(t, err)
+	s, svc, advance, r := sweepRoom(t)
+	ctx, alice := context.Background(), testAlice
 	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bIdem).Put([]byte("\x00garbage"), []byte{9, 9, 9})
 	}))
