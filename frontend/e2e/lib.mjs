@@ -187,6 +187,11 @@ export async function waitLive(page, timeout = 10000) {
   await page.locator('body[data-conn="live"]').waitFor({ timeout });
 }
 
+/** sideScroll is how far the page scrolls sideways (at most 1 px is none). */
+export async function sideScroll(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}
+
 /** waitUntil polls fn until it returns a truthy value. */
 export async function waitUntil(fn, { timeout = 10000, interval = 100, what = 'condition' } = {}) {
   const end = Date.now() + timeout;

@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, DESKTOP, PHONE, token, shot, unique, useToken, noPageErrors, waitUntil, BASE } from '../lib.mjs';
+import { launch, newPage, DESKTOP, PHONE, token, shot, unique, useToken, noPageErrors, sideScroll, waitUntil, BASE } from '../lib.mjs';
 
 const id = unique();
 const adminToken = token({ sub: `adm-${id}`, name: 'Ada Admin', role: 'admin' });
@@ -65,7 +65,7 @@ test('the page on a phone', async () => {
   await useToken(page, adminToken);
   await page.goto('/admin/api-keys');
   await page.getByRole('button', { name: 'Make key' }).waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = await sideScroll(page);
   assert.ok(overflow <= 1, `no sideways scrolling (${overflow}px)`);
   await shot(page, 'api-keys-phone');
   noPageErrors(page);

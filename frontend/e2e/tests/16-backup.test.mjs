@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { launch, newPage, DESKTOP, PHONE, token, shot, unique, useToken, noPageErrors, BASE } from '../lib.mjs';
+import { launch, newPage, DESKTOP, PHONE, token, shot, unique, useToken, noPageErrors, sideScroll, BASE } from '../lib.mjs';
 
 const id = unique();
 const adminToken = token({ sub: `adm-${id}`, name: 'Ada Admin', role: 'admin' });
@@ -44,7 +44,7 @@ test('the page on a phone', async () => {
   await useToken(page, adminToken);
   await page.goto('/admin/backup');
   await page.getByRole('link', { name: 'Download a backup' }).waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = await sideScroll(page);
   assert.ok(overflow <= 1, `no sideways scrolling (${overflow}px)`);
   await shot(page, 'backup-phone');
   noPageErrors(page);
