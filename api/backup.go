@@ -19,11 +19,11 @@ import (
 // data directory takes long over a slow link.
 func (s *Server) backup(c echo.Context) error {
 	a := actor(c)
-	if !a.IsService() {
-		if a.Kind != dealroom.Staff || a.Role != dealroom.Admin {
-			return dealroom.Errorf(dealroom.EFORBIDDEN, "only admins take backups")
+	if !a.IsService() { // an API key's scope was checked with the route
+		if err := onlyAdmin(a, "take backups"); err != nil {
+			return err
 		}
-	} // an API key's scope was checked with the route
+	}
 	src := s.cfg.Backup
 	if src == nil {
 		return dealroom.Errorf(dealroom.ENOTFOUND, "this server keeps its data in MongoDB: back it up with MongoDB's own tools (mongodump, or snapshots of the replica set's disks)")

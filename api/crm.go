@@ -203,7 +203,7 @@ func (s *Server) createServiceAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := onlyAdmin(actor(c)); err != nil {
+	if err := onlyAdmin(actor(c), "manage service accounts"); err != nil {
 		return err // before the body is read
 	}
 	idem, err := idemKey(c)
@@ -237,9 +237,9 @@ func (s *Server) revokeServiceAccount(c echo.Context) error {
 }
 
 // onlyAdmin refuses everyone but admins who are people.
-func onlyAdmin(a dealroom.Actor) error {
+func onlyAdmin(a dealroom.Actor, what string) error {
 	if a.Kind != dealroom.Staff || a.Role != dealroom.Admin || a.IsService() {
-		return dealroom.Errorf(dealroom.EFORBIDDEN, "only admins manage service accounts")
+		return dealroom.Errorf(dealroom.EFORBIDDEN, "only admins %s", what)
 	}
 	return nil
 }
